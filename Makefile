@@ -1,0 +1,40 @@
+# The two commands the README opens with: `make demo` and `make test`.
+# Everything else here is what they need.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+HOTLINE := $(VENV)/bin/hotline
+DEMO_DB ?= demo.db
+
+# pjsua2-python has wheels for CPython 3.8-3.12 only; the project needs 3.11 or 3.12.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,12)))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+
+.PHONY: demo test venv bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "hotline needs Python 3.11 or 3.12 (pjsua2-python has no wheels for other versions)."; \
+		echo "Install python3.11 (Debian: apt-get install python3.11 python3.11-venv) and run make again."; \
+		exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(HOTLINE) --db $(DEMO_DB) db seed --residents 5000 --seed 7
+	$(HOTLINE) --db $(DEMO_DB) db info
+
+test: venv
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) bench/records.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
