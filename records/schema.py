@@ -1,0 +1,253 @@
+"""The records schema, as sqlite-utils migrations (applied in order, each once).
+
+Times are epoch seconds (REAL, UTC) everywhere, as in Asterisk's queue_log, so the
+switch, the simulator and the reports compare them without parsing. Money is integer
+cents. Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATION_SET = "hotline"
+migrations = Migrations(MIGRATION_SET)
+
+RESIDENT_KINDS = ("owner", "tenant", "shop_tenant")
+SEGMENTS = ("standard", "vip")
+ROLES = ("agent", "supervisor", "admin")
+DIRECTIONS = ("inbound", "outbound")
+OUTCOMES = ("answered", "abandoned", "timeout", "voicemail", "interrupted")
+WORK_ORDER_STATUSES = ("open", "dispatched", "on_site", "resolved", "called_back", "closed", "cancelled")
+CALLBACK_KINDS = ("repair_callback", "complaint_feedback", "voicemail", "survey_care", "other")
+CALLBACK_STATUSES = ("pending", "done", "failed", "cancelled")
+
+
+def _check(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"CHECK ({column} IN ({quoted}))"
+
+
+@migrations(transactional=False)
+def m001_wal(db: Database) -> None:
+    # journal_mode cannot change inside a transaction; WAL lets readers (seats,
+    # wallboards) read while the switch writes.
+    db.enable_wal()
+
+
+@migrations()
+def m002_property(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE estates (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            address TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("""
+        CREATE TABLE buildings (
+            id INTEGER PRIMARY KEY,
+            estate_id INTEGER NOT NULL REFERENCES estates(id),
+            name TEXT NOT NULL,
+            UNIQUE (estate_id, name)
+        )""")
+    db.execute("""
+        CREATE TABLE units (
+            id INTEGER PRIMARY KEY,
+            building_id INTEGER NOT NULL REFERENCES buildings(id),
+            number TEXT NOT NULL,
+            floor INTEGER,
+            kind TEXT NOT NULL DEFAULT 'flat' CHECK (kind IN ('flat', 'shop', 'office', 'carpark')),
+            label TEXT NOT NULL,
+            UNIQUE (building_id, number)
+        )""")
+    db.execute(f"""
+        CREATE TABLE residents (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            name_alt TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL {_check('kind', RESIDENT_KINDS)},
+            unit_id INTEGER REFERENCES units(id),
+            language TEXT NOT NULL DEFAULT 'en',
+            segment TEXT NOT NULL DEFAULT 'standard' {_check('segment', SEGMENTS)},
+            arrears_cents INTEGER NOT NULL DEFAULT 0,
+            notes TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            -- denormalised for the search index: phones and unit label of this resident
+            search_phones TEXT NOT NULL DEFAULT '',
+            search_unit TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX residents_unit ON residents(unit_id)")
+    db.execute("""
+        CREATE TABLE resident_phones (
+            id INTEGER PRIMARY KEY,
+            resident_id INTEGER NOT NULL REFERENCES residents(id) ON DELETE CASCADE,
+            number TEXT NOT NULL UNIQUE,   -- E.164; one number belongs to one resident
+            label TEXT NOT NULL DEFAULT 'mobile'
+        )""")
+    db.execute("CREATE INDEX resident_phones_resident ON resident_phones(resident_id)")
+    # Trigram: substring search on names in any script, on phone digits and unit labels.
+    db["residents"].enable_fts(["name", "name_alt", "search_phones", "search_unit"],
+                               tokenize="trigram", create_triggers=True)
+
+
+@migrations()
+def m003_agents(db: Database) -> None:
+    db.execute(f"""
+        CREATE TABLE agents (
+            id INTEGER PRIMARY KEY,
+            ext TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'agent' {_check('role', ROLES)},
+            pin_hash TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE agent_skills (
+            agent_id INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+            skill TEXT NOT NULL,
+            proficiency INTEGER NOT NULL CHECK (proficiency BETWEEN 1 AND 5),
+            PRIMARY KEY (agent_id, skill)
+        )""")
+    db.execute("""
+        CREATE TABLE agent_states (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            agent_id INTEGER REFERENCES agents(id),
+            ext TEXT NOT NULL,
+            status TEXT NOT NULL,        -- set by people: logged_out, available, on_break
+            state TEXT NOT NULL,         -- set by the system: idle, ringing, in_call, on_hold, wrap_up
+            reason TEXT NOT NULL DEFAULT '',
+            node TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX agent_states_agent_at ON agent_states(agent_id, at)")
+
+
+@migrations()
+def m004_contacts(db: Database) -> None:
+    db.execute(f"""
+        CREATE TABLE interactions (
+            id INTEGER PRIMARY KEY,
+            uid TEXT NOT NULL UNIQUE,          -- the queue_log callid
+            node TEXT NOT NULL DEFAULT '',     -- which switch took it
+            direction TEXT NOT NULL {_check('direction', DIRECTIONS)},
+            caller_number TEXT NOT NULL DEFAULT '',
+            dialled_number TEXT NOT NULL DEFAULT '',
+            resident_id INTEGER REFERENCES residents(id),
+            queue TEXT NOT NULL DEFAULT '',
+            call_type TEXT NOT NULL DEFAULT '',
+            entered_at REAL NOT NULL,
+            offered_at REAL,
+            answered_at REAL,
+            ended_at REAL,
+            wait_s REAL,
+            talk_s REAL,
+            hold_s REAL,
+            wrapup_s REAL,
+            agent_id INTEGER REFERENCES agents(id),
+            outcome TEXT {_check('outcome', OUTCOMES)},
+            disposition TEXT NOT NULL DEFAULT '',
+            notes TEXT NOT NULL DEFAULT '',
+            recording_path TEXT,
+            survey_score INTEGER CHECK (survey_score BETWEEN 1 AND 5),
+            transferred_from INTEGER REFERENCES interactions(id)
+        )""")
+    db.execute("CREATE INDEX interactions_resident_entered ON interactions(resident_id, entered_at)")
+    db.execute("CREATE INDEX interactions_caller ON interactions(caller_number)")
+    db.execute("CREATE INDEX interactions_entered ON interactions(entered_at)")
+    db.execute("CREATE INDEX interactions_open ON interactions(ended_at) WHERE ended_at IS NULL")
+    # Asterisk's realtime queue_log layout: time, callid, queuename, agent, event, data1..5.
+    db.execute("""
+        CREATE TABLE queue_log (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            callid TEXT NOT NULL DEFAULT 'NONE',
+            queuename TEXT NOT NULL DEFAULT 'NONE',
+            agent TEXT NOT NULL DEFAULT 'NONE',
+            event TEXT NOT NULL,
+            data1 TEXT NOT NULL DEFAULT '',
+            data2 TEXT NOT NULL DEFAULT '',
+            data3 TEXT NOT NULL DEFAULT '',
+            data4 TEXT NOT NULL DEFAULT '',
+            data5 TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX queue_log_time ON queue_log(time)")
+    db.execute("CREATE INDEX queue_log_callid ON queue_log(callid)")
+    db.execute("""
+        CREATE TABLE surveys (
+            id INTEGER PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id),
+            at REAL NOT NULL,
+            score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+            comment TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX surveys_interaction ON surveys(interaction_id)")
+
+
+@migrations()
+def m005_work_orders(db: Database) -> None:
+    db.execute(f"""
+        CREATE TABLE work_orders (
+            id INTEGER PRIMARY KEY,
+            type TEXT NOT NULL,
+            department TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open' {_check('status', WORK_ORDER_STATUSES)},
+            resident_id INTEGER REFERENCES residents(id),
+            unit_id INTEGER REFERENCES units(id),
+            interaction_id INTEGER REFERENCES interactions(id),
+            owner_agent_id INTEGER REFERENCES agents(id),   -- first-contact responsibility
+            description TEXT NOT NULL,
+            opened_at REAL NOT NULL,
+            dispatch_due REAL NOT NULL,
+            on_site_due REAL,
+            resolve_due REAL,
+            feedback_due REAL,
+            reply_due REAL,
+            callback_due REAL,
+            dispatched_at REAL,
+            on_site_at REAL,
+            resolved_at REAL,
+            feedback_at REAL,
+            called_back_at REAL,
+            closed_at REAL,
+            cancelled_at REAL,
+            postponements INTEGER NOT NULL DEFAULT 0
+        )""")
+    db.execute("CREATE INDEX work_orders_resident_status ON work_orders(resident_id, status)")
+    db.execute("CREATE INDEX work_orders_owner_status ON work_orders(owner_agent_id, status)")
+    db.execute("CREATE INDEX work_orders_status ON work_orders(status)")
+    db.execute("""
+        CREATE TABLE work_order_events (
+            id INTEGER PRIMARY KEY,
+            work_order_id INTEGER NOT NULL REFERENCES work_orders(id),
+            at REAL NOT NULL,
+            agent_id INTEGER REFERENCES agents(id),
+            field TEXT NOT NULL,
+            from_value TEXT,
+            to_value TEXT,
+            reason TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX work_order_events_order ON work_order_events(work_order_id, at)")
+    db.execute(f"""
+        CREATE TABLE callbacks (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL {_check('kind', CALLBACK_KINDS)},
+            status TEXT NOT NULL DEFAULT 'pending' {_check('status', CALLBACK_STATUSES)},
+            work_order_id INTEGER REFERENCES work_orders(id),
+            resident_id INTEGER REFERENCES residents(id),
+            interaction_id INTEGER REFERENCES interactions(id),
+            number TEXT NOT NULL DEFAULT '',
+            owner_agent_id INTEGER REFERENCES agents(id),
+            created_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            done_at REAL,
+            outcome TEXT NOT NULL DEFAULT '',
+            notes TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX callbacks_owner_status_due ON callbacks(owner_agent_id, status, due_at)")
+    db.execute("CREATE INDEX callbacks_order ON callbacks(work_order_id)")
+
+
+# Everything pending on an empty database is every migration this version knows.
+MIGRATION_NAMES = tuple(m.name for m in migrations.pending(Database(memory=True)))
+SCHEMA_VERSION = len(MIGRATION_NAMES)

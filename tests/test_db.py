@@ -1,0 +1,90 @@
+import sqlite3
+
+import pytest
+
+from records.db import APPLICATION_ID, DatabaseError, connect
+from records.schema import SCHEMA_VERSION
+
+
+def test_new_database_is_wal_with_foreign_keys(tmp_path):
+    path = tmp_path / "h.db"
+    with connect(path, create=True) as db:
+        assert db.journal_mode == "wal"
+        assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute("INSERT INTO resident_phones (resident_id, number) VALUES (99, '+85291234567')")
+    with connect(path) as db:  # reopening migrates nothing and keeps working
+        assert len(db.execute("SELECT * FROM _sqlite_migrations").fetchall()) == SCHEMA_VERSION
+
+
+def test_missing_file_is_not_created_by_accident(tmp_path):
+    with pytest.raises(DatabaseError, match="no such database .*hotline --db .* db init"):
+        connect(tmp_path / "typo.db")
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"shopping list: milk, eggs\n" * 100)
+    with pytest.raises(DatabaseError, match="is not a SQLite database"):
+        connect(path, create=True)
+    assert path.read_bytes() == b"shopping list: milk, eggs\n" * 100
+    with pytest.raises(DatabaseError, match="is a directory"):
+        connect(tmp_path, create=True)
+
+
+def test_another_applications_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError, match="not a hotline one .*invoices"):
+        connect(path, create=True)
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "h.db"
+    connect(path, create=True).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError, match=f"schema version {SCHEMA_VERSION + 1}, written by a newer hotline"):
+        connect(path)
+    # The same when only the migrations table knows of a newer step.
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('hotline', 'm999_future', 'x')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer hotline"):
+        connect(path)
+
+
+def test_a_damaged_database_gets_a_clear_message(tmp_path):
+    path = tmp_path / "h.db"
+    with connect(path, create=True) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = bytearray(path.read_bytes())
+    raw[100:4096] = b"\xff" * (4096 - 100)  # overwrite the schema page after the header
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatabaseError, match="damaged"):
+        connect(path)
+
+
+def test_an_older_schema_is_migrated(tmp_path):
+    from records.schema import migrations
+    from sqlite_utils import Database
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    old = Database(conn)
+    migrations.apply(old, stop_before="m005_work_orders")
+    assert "work_orders" not in old.table_names()
+    conn.close()
+    with connect(path) as db:
+        assert "work_orders" in db.table_names()
