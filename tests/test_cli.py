@@ -1,0 +1,94 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from console.cli import main
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HOTLINE_PIN", raising=False)
+    monkeypatch.setenv("HOTLINE_DB", str(tmp_path / "cli.db"))
+
+    def invoke(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return invoke
+
+
+def test_help_lists_only_working_commands():
+    result = subprocess.run([sys.executable, "-m", "console", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    listed = [line.split()[0] for line in result.stdout.split("COMMAND ...", 1)[1].splitlines()
+              if line.startswith("    ") and line.split()[0].isalpha()]
+    assert listed == ["db", "agents"]
+    for sub in (["db", "--help"], ["agents", "--help"], ["db", "seed", "--help"], ["agents", "add", "--help"]):
+        assert subprocess.run([sys.executable, "-m", "console", *sub], capture_output=True).returncode == 0
+
+
+def test_init_then_agents(run, monkeypatch, tmp_path):
+    assert run("db", "init")[0] == 0
+    code, out, _ = run("db", "init")
+    assert code == 0 and "up to date" in out
+    monkeypatch.setenv("HOTLINE_PIN", "4321")
+    code, out, _ = run("agents", "add", "--ext", "1001", "--name", "Ann Lee", "--skills", "repair:3,complaint:2")
+    assert code == 0, out
+    code, out, _ = run("agents", "list")
+    assert "1001" in out and "Ann Lee" in out and "complaint:2,repair:3" in out
+    assert "4321" not in open(tmp_path / "cli.db", "rb").read().decode("latin-1")
+    assert run("agents", "set", "--ext", "1001", "--role", "supervisor")[0] == 0
+    code, _, err = run("agents", "set", "--ext", "1001")
+    assert code == 2 and "nothing to change" in err
+    monkeypatch.setenv("HOTLINE_PIN", "12")
+    code, _, err = run("agents", "set-pin", "--ext", "1001")
+    assert code == 2 and "4 to 8 digits" in err
+    code, _, err = run("agents", "add", "--ext", "1001", "--name", "Dup")
+    assert code == 2 and "already taken" in err
+    code, _, err = run("agents", "add", "--ext", "1002", "--name", "Bad", "--skills", "plumbing:2")
+    assert code == 2 and "unknown skill 'plumbing'" in err
+    assert run("agents", "remove", "--ext", "1001")[0] == 0
+    code, _, err = run("agents", "remove", "--ext", "1001")
+    assert code == 2 and "no agent with extension 1001" in err
+
+
+def test_pin_without_a_terminal_asks_for_hotline_pin(tmp_path):
+    env = {**os.environ, "HOTLINE_DB": str(tmp_path / "x.db")}
+    env.pop("HOTLINE_PIN", None)
+    subprocess.run([sys.executable, "-m", "console", "db", "init"], env=env, check=True, capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "console", "agents", "add", "--ext", "1001", "--name", "A"],
+                            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "hotline: no terminal to read the PIN from; set HOTLINE_PIN for unattended use"
+
+
+def test_db_option_works_before_and_after_the_subcommand(run, tmp_path):
+    assert run("--db", str(tmp_path / "a.db"), "db", "init")[0] == 0
+    assert run("db", "init", "--db", str(tmp_path / "b.db"))[0] == 0
+    assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
+
+
+def test_user_errors_are_one_clear_line(run, tmp_path):
+    (tmp_path / "junk.db").write_text("hello")
+    code, _, err = run("--db", str(tmp_path / "junk.db"), "db", "info")
+    assert code == 2 and err.startswith("hotline: ") and "not a SQLite database" in err
+    code, _, err = run("--db", str(tmp_path / "none.db"), "agents", "list")
+    assert code == 2 and "no such database" in err
+    bad = tmp_path / "sla.yaml"
+    bad.write_text("timezone: Asia/Hong_Kong\ntypes:\n  repair: {department: plumbing}\n")
+    code, _, err = run("db", "seed", "--residents", "10", "--sla", str(bad))
+    assert code == 2 and f"{bad}:2: types: unknown key" not in err and "sla.yaml:" in err
+    code, _, err = run("db", "seed", "--residents", "10", "--as-of", "yesterday")
+    assert code == 2 and "--as-of" in err
+
+
+def test_seed_prints_what_it_made_and_refuses_to_seed_twice(run):
+    code, out, _ = run("db", "seed", "--residents", "200", "--seed", "3", "--as-of", "2026-11-22T09:00")
+    assert code == 0
+    assert "residents" in out and "200" in out and "2001   supervisor" in out
+    code, _, err = run("db", "seed", "--residents", "200")
+    assert code == 2 and "already holds residents" in err
+    code, out, _ = run("db", "info")
+    assert code == 0 and "open work orders" in out and "overdue now" in out
