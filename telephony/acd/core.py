@@ -1,0 +1,502 @@
+"""The ACD routing core: queues, agents and who gets which call. Pure.
+
+No I/O, no threads, no wall clock: every method takes `now`, and what happened is
+appended to `self.events` for the driver (the switch or the simulator) to act on and
+log. Time-driven changes (ring timeouts, tier widening, ownership expiry, max wait,
+end of wrap-up) are timers inside the core: the driver asks `next_timer()` and calls
+`advance(now)` when that time comes.
+
+Invariant after every public call: no idle, available agent is eligible for a
+waiting caller. So a new caller only needs the idle agents, and an agent who becomes
+free only needs the heads of the queues they serve.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from typing import Iterable
+
+from telephony.acd.config import PRIORITIES, QueueConfig
+from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, CallAbandoned, CallbackAccepted,
+                                  CallbackDue, CallbackOffered, CallCompleted, CallConnected, CallOffered,
+                                  CallOfferWithdrawn, CallQueued, CallRejectedFull, CallTimedOut,
+                                  CallToVoicemail, PriorityChanged, RingNoAnswer)
+
+RETRY_S = 5.0  # an agent who let a call ring out is not offered the same call again for this long
+NO_ANSWER_REASON = "no_answer"
+
+
+class AcdError(ValueError):
+    """A request that does not fit the current state (unknown call, wrong agent...)."""
+
+
+class Agent:
+    __slots__ = ("id", "skills", "status", "reason", "state", "idle_since", "calls", "talk_s", "missed",
+                 "call", "version", "order", "queues")
+
+    def __init__(self, agent_id: str, skills: dict[str, int], order: int):
+        self.id, self.skills, self.order = agent_id, dict(skills), order
+        self.status, self.reason, self.state = "logged_out", "", "idle"
+        self.idle_since = 0.0
+        self.calls, self.talk_s, self.missed = 0, 0.0, 0
+        self.call: Call | None = None
+        self.version = 0
+        self.queues: tuple[str, ...] = ()
+
+
+class Call:
+    __slots__ = ("id", "queue", "number", "priority", "owner", "owner_until", "entered", "first_entered",
+                 "key", "entry", "state", "ringing", "offered_at", "answered_at", "hold_started", "hold_s",
+                 "declined", "original_position", "callback", "ring_version", "max_wait_at", "tier", "agent",
+                 "hops")
+
+    def __init__(self, call_id: str, queue: str, number: str, priority: str, now: float):
+        self.id, self.queue, self.number, self.priority = call_id, queue, number, priority
+        self.owner: str | None = None
+        self.owner_until = 0.0
+        self.entered = self.first_entered = now
+        self.key = 0.0
+        self.entry: list | None = None
+        self.state = "waiting"           # waiting, offered, connected, callback_offer
+        self.ringing: list[str] = []
+        self.offered_at = self.answered_at = 0.0
+        self.hold_started: float | None = None
+        self.hold_s = 0.0
+        self.declined: dict[str, float] = {}
+        self.original_position = 0
+        self.callback = False
+        self.ring_version = 0
+        self.max_wait_at: float | None = None
+        self.tier = 0
+        self.agent: Agent | None = None
+        self.hops = 0  # queues joined: overflow chains end in voicemail, never loop
+
+
+class Acd:
+    def __init__(self, queues: Iterable[QueueConfig], rng: random.Random | None = None):
+        self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
+        for config in self.queues.values():
+            for action in (config.on_full, config.on_max_wait):
+                if action.startswith("overflow:") and action[9:] not in self.queues:
+                    raise ValueError(f"queue {config.name}: overflow to unknown queue '{action[9:]}'")
+        self.rng = rng or random.Random(0)
+        self.agents: dict[str, Agent] = {}
+        self.calls: dict[str, Call] = {}
+        self.events: list = []
+        self._heaps: dict[str, list] = {name: [] for name in self.queues}
+        self._waiting: dict[str, int] = {name: 0 for name in self.queues}
+        self._idle: dict[str, Agent] = {}    # available and idle, in idle-since order
+        self._timers: list = []
+        self._seq = itertools.count()
+        self._round_robin: dict[str, int] = {name: -1 for name in self.queues}
+
+    # --- reading -------------------------------------------------------------------
+    def waiting(self, queue: str) -> int:
+        return self._waiting[queue]
+
+    def waiting_calls(self, queue: str) -> list[Call]:
+        """Waiting callers of a queue in the order they will be served."""
+        return [entry[2] for entry in sorted(e for e in self._heaps[queue] if e[3])]
+
+    def next_timer(self) -> float:
+        return self._timers[0][0] if self._timers else float("inf")
+
+    def drain(self) -> list:
+        events, self.events = self.events, []
+        return events
+
+    # --- agents --------------------------------------------------------------------
+    def add_agent(self, agent_id: str, skills: dict[str, int]) -> None:
+        if agent_id in self.agents:
+            raise AcdError(f"agent {agent_id} already exists")
+        agent = Agent(agent_id, skills, len(self.agents))
+        agent.queues = tuple(name for name, q in self.queues.items()
+                             if any(s in agent.skills for tier in q.tiers for s in tier.skills))
+        self.agents[agent_id] = agent
+
+    def set_skills(self, agent_id: str, skills: dict[str, int], now: float) -> None:
+        agent = self._agent(agent_id)
+        agent.skills = dict(skills)
+        agent.queues = tuple(name for name, q in self.queues.items()
+                             if any(s in agent.skills for tier in q.tiers for s in tier.skills))
+        if agent.id in self._idle:
+            self._route_agent(agent, now)
+
+    def set_status(self, agent_id: str, status: str, now: float, reason: str = "") -> None:
+        """logged_out, available or on_break (with a reason). A call in progress goes on."""
+        agent = self._agent(agent_id)
+        if status not in ("logged_out", "available", "on_break"):
+            raise AcdError(f"unknown status '{status}' (expected logged_out, available or on_break)")
+        if status == agent.status and reason == agent.reason:
+            return
+        previous = agent.status
+        agent.status, agent.reason = status, reason if status == "on_break" else ""
+        if status == "available":
+            agent.missed = 0
+        self.events.append(AgentStatusChanged(now, agent.id, status, agent.reason, previous))
+        if status == "available" and agent.state == "idle":
+            agent.idle_since = now
+            self._idle[agent.id] = agent
+            self._route_agent(agent, now)
+        else:
+            self._idle.pop(agent.id, None)
+
+    def end_wrap_up(self, agent_id: str, now: float) -> None:
+        agent = self._agent(agent_id)
+        if agent.state != "wrap_up":
+            raise AcdError(f"agent {agent_id} is not in wrap-up")
+        self._become_idle(agent, now)
+
+    # --- callers -------------------------------------------------------------------
+    def enqueue(self, call_id: str, queue: str, now: float, *, number: str = "", priority: str = "normal",
+                owner: str | None = None) -> None:
+        if call_id in self.calls:
+            raise AcdError(f"call {call_id} is already in the system")
+        if queue not in self.queues:
+            raise AcdError(f"unknown queue '{queue}'")
+        if priority not in PRIORITIES:
+            raise AcdError(f"unknown priority '{priority}' (expected one of: {', '.join(PRIORITIES)})")
+        call = Call(call_id, queue, number, priority, now)
+        self.calls[call_id] = call
+        if owner is not None and owner in self.agents:
+            call.owner = owner
+        self._join(call, queue, now)
+
+    def _join(self, call: Call, queue: str, now: float) -> None:
+        config = self.queues[queue]
+        call.queue, call.entered, call.tier, call.declined = queue, now, 0, {}
+        call.hops += 1
+        if call.hops > len(self.queues):
+            self._exit(call, "voicemail", now)
+            return
+        if config.max_length is not None and self._waiting[queue] >= config.max_length:
+            self.events.append(CallRejectedFull(now, call.id, queue, config.on_full))
+            self._exit(call, config.on_full, now)
+            return
+        call.key = call.first_entered - config.priority_credit_s[call.priority]
+        self._push(call)
+        call.original_position = self._position(call)
+        self.events.append(CallQueued(now, call.id, queue, call.original_position, call.number, call.priority))
+        owner = self.agents.get(call.owner) if call.owner else None
+        if owner is not None and owner.status == "available" and config.owner_wait_s > 0:
+            call.owner_until = now + config.owner_wait_s
+            self._timer(call.owner_until, "reroute", call)
+        if config.max_wait_s is not None:
+            call.max_wait_at = now + config.max_wait_s
+            self._timer(call.max_wait_at, "max_wait", call)
+        if len(config.tiers) > 1:
+            self._timer(now + config.tiers[1].after_s, "tier", call, (now, 0))
+        self._route_call(call, now)
+
+    def abandon(self, call_id: str, now: float) -> None:
+        """The caller hung up before being connected."""
+        call = self._call(call_id)
+        if call.state == "connected":
+            raise AcdError(f"call {call_id} is connected; use hangup")
+        position = self._position(call) if call.state == "waiting" else 1
+        self._leave(call)
+        for agent_id in call.ringing:
+            self._withdraw(call, self.agents[agent_id], now)
+        self.events.append(CallAbandoned(now, call.id, call.queue, position, call.original_position,
+                                         now - call.first_entered))
+
+    def answer(self, call_id: str, agent_id: str, now: float) -> None:
+        call = self._call(call_id)
+        if call.state != "offered" or agent_id not in call.ringing:
+            raise AcdError(f"call {call_id} is not ringing at agent {agent_id}")
+        agent = self.agents[agent_id]
+        for other in call.ringing:
+            if other != agent_id:
+                self._withdraw(call, self.agents[other], now)
+        call.ringing = []
+        call.ring_version += 1
+        call.state, call.answered_at, call.agent = "connected", now, agent
+        agent.state, agent.call, agent.missed = "in_call", call, 0
+        self.events.append(AgentStateChanged(now, agent.id, "in_call"))
+        self.events.append(CallConnected(now, call.id, call.queue, agent.id, now - call.first_entered,
+                                         now - call.offered_at))
+
+    def ring_no_answer(self, call_id: str, agent_id: str, now: float, *, counts: bool = True) -> None:
+        """The agent did not answer (counts=True) or declined/was busy (counts=False)."""
+        call = self._call(call_id)
+        if call.state != "offered" or agent_id not in call.ringing:
+            raise AcdError(f"call {call_id} is not ringing at agent {agent_id}")
+        agent = self.agents[agent_id]
+        call.ringing.remove(agent_id)
+        self.events.append(RingNoAnswer(now, call.id, call.queue, agent.id, now - call.offered_at))
+        call.declined[agent.id] = now + RETRY_S
+        if not call.ringing:
+            call.ring_version += 1
+            call.state = "waiting"
+            self._push(call)  # same key: back where it was, at the head unless someone outranks it
+            self._timer(now + RETRY_S, "reroute", call)
+        agent.call = None
+        if counts:
+            agent.missed += 1
+            if agent.missed >= self.queues[call.queue].max_no_answer and agent.status == "available":
+                agent.status, agent.reason = "on_break", NO_ANSWER_REASON
+                self.events.append(AgentStatusChanged(now, agent.id, "on_break", NO_ANSWER_REASON, "available"))
+        self._become_idle(agent, now)
+        if call.state == "waiting":
+            if call.max_wait_at is not None and call.max_wait_at <= now:
+                self._timed_out(call, now)
+            else:
+                self._route_call(call, now)
+
+    def hangup(self, call_id: str, now: float, *, by: str = "caller", wrap_up_s: float | None = None) -> None:
+        """End a connected call; the agent goes to wrap-up (queue default or `wrap_up_s`)."""
+        call = self._call(call_id)
+        if call.state != "connected":
+            if by == "caller":
+                return self.abandon(call_id, now)
+            raise AcdError(f"call {call_id} is not connected")
+        agent = call.agent
+        if call.hold_started is not None:
+            call.hold_s += now - call.hold_started
+        talk = now - call.answered_at
+        del self.calls[call.id]
+        agent.call = None
+        agent.calls += 1
+        agent.talk_s += talk
+        self.events.append(CallCompleted(now, call.id, call.queue, agent.id, by, call.answered_at - call.first_entered,
+                                         talk, call.hold_s, call.original_position))
+        wrap = self.queues[call.queue].wrap_up_s if wrap_up_s is None else wrap_up_s
+        if wrap > 0:
+            agent.state = "wrap_up"
+            agent.version += 1
+            self.events.append(AgentStateChanged(now, agent.id, "wrap_up"))
+            self._timer(now + wrap, "wrap", agent, agent.version)
+        else:
+            self._become_idle(agent, now)
+
+    def hold(self, call_id: str, now: float) -> None:
+        call = self._call(call_id)
+        if call.state != "connected" or call.hold_started is not None:
+            raise AcdError(f"call {call_id} cannot be held now")
+        call.hold_started = now
+        agent = call.agent
+        agent.state = "on_hold"
+        self.events.append(AgentStateChanged(now, agent.id, "on_hold"))
+
+    def unhold(self, call_id: str, now: float) -> None:
+        call = self._call(call_id)
+        if call.hold_started is None:
+            raise AcdError(f"call {call_id} is not on hold")
+        call.hold_s += now - call.hold_started
+        call.hold_started = None
+        agent = call.agent
+        agent.state = "in_call"
+        self.events.append(AgentStateChanged(now, agent.id, "in_call"))
+
+    def set_priority(self, call_id: str, priority: str, now: float) -> None:
+        call = self._call(call_id)
+        if priority not in PRIORITIES:
+            raise AcdError(f"unknown priority '{priority}' (expected one of: {', '.join(PRIORITIES)})")
+        call.priority = priority
+        call.key = call.first_entered - self.queues[call.queue].priority_credit_s[priority]
+        if call.state == "waiting":
+            self._leave_heap(call)
+            self._push(call)  # re-ordered at once
+        self.events.append(PriorityChanged(now, call.id, call.queue, priority))
+
+    def accept_callback(self, call_id: str, now: float) -> None:
+        """The caller takes a callback: they hang up but keep their place."""
+        call = self._call(call_id)
+        if call.state not in ("waiting", "callback_offer"):
+            raise AcdError(f"call {call_id} is not waiting")
+        call.callback = True
+        if call.state == "callback_offer":  # offered because the queue was full
+            call.state = "waiting"
+            self._push(call)
+            call.original_position = self._position(call)
+        self.events.append(CallbackAccepted(now, call.id, call.queue, call.number))
+        self._route_call(call, now)
+
+    def decline_callback(self, call_id: str, now: float) -> None:
+        """Only for a caller offered a callback because the queue was full: voicemail instead."""
+        call = self._call(call_id)
+        if call.state == "callback_offer":
+            del self.calls[call.id]
+            self.events.append(CallToVoicemail(now, call.id, call.queue, now - call.first_entered))
+
+    # --- time ----------------------------------------------------------------------
+    def advance(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, _, kind, target, version = heapq.heappop(timers)
+            if kind == "wrap":
+                if target.version == version and target.state == "wrap_up":
+                    self._become_idle(target, at)
+                continue
+            if self.calls.get(target.id) is not target:
+                continue  # the call is gone
+            if kind == "ring":
+                if target.ring_version == version and target.state == "offered":
+                    for agent_id in list(target.ringing):
+                        self.ring_no_answer(target.id, agent_id, at)
+            elif kind == "max_wait":
+                if target.state == "waiting":
+                    self._timed_out(target, at)
+            elif kind == "tier":
+                tiers = self.queues[target.queue].tiers
+                if version == (target.entered, target.tier) and target.state == "waiting":
+                    target.tier += 1
+                    if target.tier + 1 < len(tiers):
+                        self._timer(target.entered + tiers[target.tier + 1].after_s, "tier", target,
+                                    (target.entered, target.tier))
+                    self._route_call(target, at)
+            elif target.state == "waiting":  # reroute: ownership or a retry ban ended
+                self._route_call(target, at)
+
+    # --- internals -------------------------------------------------------------------
+    def _agent(self, agent_id: str) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise AcdError(f"unknown agent {agent_id}") from None
+
+    def _call(self, call_id: str) -> Call:
+        try:
+            return self.calls[call_id]
+        except KeyError:
+            raise AcdError(f"unknown call {call_id}") from None
+
+    def _timer(self, at: float, kind: str, target, version: int = 0) -> None:
+        heapq.heappush(self._timers, (at, next(self._seq), kind, target, version))
+
+    def _push(self, call: Call) -> None:
+        entry = [call.key, next(self._seq), call, True]
+        call.entry = entry
+        heapq.heappush(self._heaps[call.queue], entry)
+        self._waiting[call.queue] += 1
+
+    def _leave_heap(self, call: Call) -> None:
+        if call.entry is not None and call.entry[3]:
+            call.entry[3] = False
+            self._waiting[call.queue] -= 1
+        call.entry = None
+
+    def _leave(self, call: Call) -> None:
+        self._leave_heap(call)
+        self.calls.pop(call.id, None)
+
+    def _position(self, call: Call) -> int:
+        if call.entry is None:
+            return 0
+        mine = call.entry[:2]
+        return 1 + sum(1 for e in self._heaps[call.queue] if e[3] and e[:2] < mine)
+
+    def _eligible(self, agent: Agent, call: Call, now: float) -> bool:
+        if call.declined and call.declined.get(agent.id, 0.0) > now:
+            return False
+        if call.owner is not None and agent.id != call.owner and now < call.owner_until:
+            owner = self.agents[call.owner]
+            if owner.status == "available":
+                return False  # reserved for the agent who owns the caller's open work order
+        skills = agent.skills
+        for tier in self.queues[call.queue].tiers[: call.tier + 1]:
+            for skill in tier.skills:
+                if skills.get(skill, 0) >= tier.min_proficiency:
+                    return True
+        return False
+
+    def _route_call(self, call: Call, now: float) -> None:
+        if not self._idle:
+            return
+        strategy = self.queues[call.queue].strategy
+        if strategy == "longest_idle":
+            for agent in self._idle.values():
+                if self._eligible(agent, call, now):
+                    self._offer(call, [agent], now)
+                    return
+            return
+        candidates = [a for a in self._idle.values() if self._eligible(a, call, now)]
+        if not candidates:
+            return
+        if strategy == "ring_all":
+            chosen = candidates
+        elif strategy == "round_robin":
+            last = self._round_robin[call.queue]
+            chosen = [min(candidates, key=lambda a: (a.order <= last, a.order))]
+            self._round_robin[call.queue] = chosen[0].order
+        elif strategy == "fewest_calls":
+            chosen = [min(candidates, key=lambda a: (a.calls, a.idle_since))]
+        elif strategy == "least_talk_time":
+            chosen = [min(candidates, key=lambda a: (a.talk_s, a.idle_since))]
+        else:  # random
+            chosen = [self.rng.choice(candidates)]
+        self._offer(call, chosen, now)
+
+    def _route_agent(self, agent: Agent, now: float) -> None:
+        best: Call | None = None
+        for queue in agent.queues:
+            if not self._waiting[queue]:
+                continue
+            heap = self._heaps[queue]
+            while heap and not heap[0][3]:
+                heapq.heappop(heap)  # drop entries of calls that left
+            head = heap[0][2]
+            if self._eligible(agent, head, now):
+                candidate = head
+            else:  # the head is reserved or needs a wider tier: look further down
+                candidate = next((e[2] for e in sorted(heap) if e[3] and self._eligible(agent, e[2], now)), None)
+            if candidate is not None and (best is None or candidate.entry[:2] < best.entry[:2]):
+                best = candidate
+        if best is not None:
+            if self.queues[best.queue].strategy == "round_robin":
+                self._round_robin[best.queue] = agent.order
+            self._offer(best, [agent], now)
+
+    def _offer(self, call: Call, agents: list[Agent], now: float) -> None:
+        self._leave_heap(call)
+        call.state, call.offered_at = "offered", now
+        call.ringing = [a.id for a in agents]
+        call.ring_version += 1
+        config = self.queues[call.queue]
+        for agent in agents:
+            del self._idle[agent.id]
+            agent.state, agent.call = "ringing", call
+            self.events.append(AgentStateChanged(now, agent.id, "ringing"))
+            if call.callback:
+                self.events.append(CallbackDue(now, call.id, call.queue, agent.id, call.number))
+            else:
+                self.events.append(CallOffered(now, call.id, call.queue, agent.id))
+        self._timer(now + config.ring_timeout_s, "ring", call, call.ring_version)
+
+    def _withdraw(self, call: Call, agent: Agent, now: float) -> None:
+        agent.call = None
+        self.events.append(CallOfferWithdrawn(now, call.id, call.queue, agent.id))
+        self._become_idle(agent, now)
+
+    def _become_idle(self, agent: Agent, now: float) -> None:
+        agent.state, agent.idle_since = "idle", now
+        agent.version += 1
+        self.events.append(AgentStateChanged(now, agent.id, "idle"))
+        if agent.status == "available":
+            self._idle[agent.id] = agent
+            self._route_agent(agent, now)
+
+    def _timed_out(self, call: Call, now: float) -> None:
+        action = self.queues[call.queue].on_max_wait
+        if action == "callback":
+            if not call.callback:
+                self.events.append(CallbackOffered(now, call.id, call.queue))
+            return  # the caller stays in the queue either way
+        position = self._position(call)
+        self._leave_heap(call)
+        self.events.append(CallTimedOut(now, call.id, call.queue, position, call.original_position,
+                                        now - call.first_entered, action))
+        self._exit(call, action, now)
+
+    def _exit(self, call: Call, action: str, now: float) -> None:
+        """Where a caller goes when the queue is full or they waited too long."""
+        if action.startswith("overflow:"):
+            self._join(call, action[9:], now)
+        elif action == "callback" and not call.callback:
+            call.state = "callback_offer"
+            self.events.append(CallbackOffered(now, call.id, call.queue))
+        else:
+            del self.calls[call.id]
+            self.events.append(CallToVoicemail(now, call.id, call.queue, now - call.first_entered))
