@@ -181,6 +181,102 @@ def cmd_agents_remove(args) -> int:
     return 0
 
 
+# --- simulate --------------------------------------------------------------------
+
+EXIT_EXPECTATION_FAILED = 1
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int | None, horizon: float | None):
+        self.total, self.horizon = total, horizon
+        self.started = __import__("time").perf_counter()
+
+    def __call__(self, arrived: int, now: float) -> None:
+        import time
+        share = arrived / self.total if self.total else (now / self.horizon if self.horizon else 0.0)
+        share = min(share, 1.0)
+        bar = "#" * int(share * 30)
+        rate = arrived / max(time.perf_counter() - self.started, 1e-9)
+        sys.stderr.write(f"\r[{bar:<30}] {share:6.1%} {arrived:>10,} calls {rate:>9,.0f} calls/s")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\r" + " " * 78 + "\r")
+        sys.stderr.flush()
+
+
+def cmd_simulate(args) -> int:
+    import json
+
+    from records.contacts import InteractionRecorder, QueueLogWriter
+    from scenarios.schema import load_scenario
+    from scenarios.simulator import Simulation
+
+    scenario = load_scenario(args.file)
+    if args.calls is not None and args.calls < 1:
+        raise UserError("--calls must be at least 1")
+    simulation = Simulation(scenario, seed=args.seed, calls=args.calls)
+    sinks, closers = [], []
+    db = None
+    if args.db_given:
+        db = _open(args, create=True)
+        run = f"{scenario.name}-seed{simulation.seed}"
+        if db.execute("SELECT 1 FROM interactions WHERE run = ? LIMIT 1", [run]).fetchone():
+            db.close()
+            raise UserError(f"{args.db} already holds run '{run}'; use another --seed or database")
+        recorder = InteractionRecorder(db, offset=scenario.start, node="simulator", run=run)
+        sinks.append(recorder)
+        closers.append(lambda: recorder.close(simulation.now))
+    if args.queue_log or db is not None:
+        writer = QueueLogWriter(args.queue_log, db, offset=scenario.start)
+        sinks.append(writer)
+        closers.append(writer.close)
+    simulation.sinks = tuple(sinks)
+    progress = _Progress(simulation.max_calls, scenario.horizon_s) if sys.stderr.isatty() else None
+    try:
+        report = simulation.run(progress)
+    finally:
+        if progress:
+            progress.done()
+        for close in closers:
+            close()
+        if db is not None:
+            db.close()
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+            handle.write("\n")
+    _print_report(report, scenario)
+    failed = [e for e in report["expectations"] if not e["passed"]]
+    for item in report["expectations"]:
+        mark = "ok  " if item["passed"] else "FAIL"
+        print(f"  {mark} {item['expect']}  (got {item['actual']:.4g})")
+    if failed:
+        print(f"hotline: {len(failed)} expectation(s) failed: " + "; ".join(e["expect"] for e in failed),
+              file=sys.stderr)
+        return EXIT_EXPECTATION_FAILED
+    return 0
+
+
+def _print_report(report: dict, scenario) -> None:
+    sl = report["service_level"]
+    print(f"{scenario.name} (seed {report['seed']}): {report['offered']:,} calls in "
+          f"{report['simulated_s'] / 3600:.1f} simulated hours, {report['calls_per_second']:,.0f} calls/s")
+    print(f"  answered {report['answered']:,}  abandoned {report['abandoned']:,}  "
+          f"timed out {report['timed_out']:,}  voicemail {report['voicemail']:,}")
+    print(f"  service level {sl['answered_within_over_offered']:.2%} within {sl['threshold_s']:g} s "
+          f"(of answered {sl['answered_within_over_answered']:.2%})   ASA {report['asa_s']:.1f} s   "
+          f"P(wait) {report['p_wait']:.2%}")
+    print(f"  abandon rate {report['abandon_rate']:.2%}   AHT {report['aht_s']:.0f} s   occupancy "
+          f"{report['occupancy']:.1%}   max queue {report['max_queue']}   longest wait {report['longest_wait_s']:.0f} s")
+    if len(report["queues"]) > 1:
+        for name, q in report["queues"].items():
+            print(f"    {name:<10} offered {q['offered']:>8,}  SL {q['service_level']['answered_within_over_offered']:6.1%}"
+                  f"  ASA {q['asa_s']:6.1f} s  abandoned {q['abandon_rate']:6.2%}")
+
+
 # --- parser ----------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,12 +329,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ag_commands.add_parser("remove", parents=[common], help="remove an agent (history is kept)")
     sub.add_argument("--ext", required=True)
     sub.set_defaults(handler=cmd_agents_remove)
+
+    sub = commands.add_parser("simulate", parents=[common],
+                              help="run a call scenario in virtual time with the real routing core")
+    sub.add_argument("file", metavar="FILE", help="scenario YAML (see scenarios/library/)")
+    sub.add_argument("--seed", type=int, help="override the scenario's seed")
+    sub.add_argument("--calls", type=int, help="override how many callers arrive")
+    sub.add_argument("--report", metavar="FILE", help="write the report as JSON")
+    sub.add_argument("--queue-log", metavar="FILE", help="append Asterisk queue_log lines to FILE")
+    sub.epilog = "--db PATH writes the interactions and queue_log into that records database."
+    sub.set_defaults(handler=cmd_simulate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.db_given = hasattr(args, "db")
     if not hasattr(args, "db"):
         args.db = default_path()
     handler: Callable = args.handler

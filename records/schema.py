@@ -248,6 +248,14 @@ def m005_work_orders(db: Database) -> None:
     db.execute("CREATE INDEX callbacks_order ON callbacks(work_order_id)")
 
 
+@migrations()
+def m006_interaction_agent_ext(db: Database) -> None:
+    # The extension that took the call, as the switch and queue_log know it; agent_id
+    # stays the link to agents for people who exist in this database.
+    db.execute("ALTER TABLE interactions ADD COLUMN agent_ext TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE interactions ADD COLUMN run TEXT NOT NULL DEFAULT ''")  # simulation run id
+
+
 # Everything pending on an empty database is every migration this version knows.
 MIGRATION_NAMES = tuple(m.name for m in migrations.pending(Database(memory=True)))
 SCHEMA_VERSION = len(MIGRATION_NAMES)

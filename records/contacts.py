@@ -1,0 +1,127 @@
+"""Routing events -> records: Asterisk queue_log (text file and table) and interaction rows.
+
+Both are event sinks (callables taking one routing event), shared by the simulator and
+the switch. Rows are written in batches inside one transaction each; `close()` flushes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from sqlite_utils import Database
+
+from telephony.acd import events as ev
+from telephony.acd.queue_log import format_line, rows_for
+
+_QUEUE_LOG_COLUMNS = ("time", "callid", "queuename", "agent", "event", "data1", "data2", "data3", "data4", "data5")
+_INTERACTION_COLUMNS = ("uid", "node", "run", "direction", "caller_number", "queue", "call_type", "entered_at",
+                        "offered_at", "answered_at", "ended_at", "wait_s", "talk_s", "hold_s", "agent_ext",
+                        "outcome")
+
+
+class QueueLogWriter:
+    """Writes queue_log lines to a text file and/or the queue_log table.
+
+    `offset` turns the driver's clock into epoch seconds (the simulator's virtual time
+    starts at 0 at the scenario's start).
+    """
+
+    def __init__(self, path: str | Path | None = None, db: Database | None = None, *, offset: float = 0.0,
+                 batch: int = 5000):
+        self.offset, self.db, self.batch = offset, db, batch
+        self._file: TextIO | None = open(path, "a", encoding="utf-8") if path else None
+        self._rows: list[tuple] = []
+
+    def __call__(self, event) -> None:
+        for row in rows_for(event):
+            if self.offset:
+                row = (int(row[0] + self.offset), *row[1:])
+            if self._file:
+                self._file.write(format_line(row) + "\n")
+            if self.db is not None:
+                self._rows.append(row)
+                if len(self._rows) >= self.batch:
+                    self.flush()
+
+    def flush(self) -> None:
+        if self._file:
+            self._file.flush()
+        if self.db is not None and self._rows:
+            marks = ", ".join("?" * len(_QUEUE_LOG_COLUMNS))
+            with self.db.atomic():
+                self.db.conn.executemany(f"INSERT INTO queue_log ({', '.join(_QUEUE_LOG_COLUMNS)}) VALUES ({marks})",
+                                         self._rows)
+            self._rows = []
+
+    def close(self) -> None:
+        self.flush()
+        if self._file:
+            self._file.close()
+            self._file = None
+
+
+class InteractionRecorder:
+    """One interactions row per caller, written when the caller's contact ends."""
+
+    def __init__(self, db: Database, *, offset: float = 0.0, node: str = "", run: str = "", batch: int = 5000):
+        self.db, self.offset, self.node, self.run, self.batch = db, offset, node, run, batch
+        self._open: dict[str, dict] = {}
+        self._rows: list[tuple] = []
+
+    def __call__(self, event) -> None:
+        kind = type(event)
+        t = event.t + self.offset
+        if kind is ev.CallQueued or kind is ev.CallRejectedFull:
+            if event.call_id not in self._open:
+                self._open[event.call_id] = {
+                    "uid": f"{self.run}-{event.call_id}" if self.run else event.call_id, "node": self.node,
+                    "run": self.run, "direction": "inbound", "caller_number": getattr(event, "number", ""),
+                    "queue": event.queue, "call_type": event.queue, "entered_at": t, "offered_at": None,
+                    "answered_at": None, "ended_at": None, "wait_s": None, "talk_s": None, "hold_s": None,
+                    "agent_ext": "", "outcome": None}
+            else:
+                self._open[event.call_id]["queue"] = event.queue
+        elif kind is ev.CallOffered or kind is ev.CallbackDue:
+            row = self._open.get(event.call_id)
+            if row is not None and row["offered_at"] is None:
+                row["offered_at"] = t
+        elif kind is ev.CallConnected:
+            row = self._open.get(event.call_id)
+            if row is not None:
+                row.update(answered_at=t, agent_ext=event.agent_id, wait_s=event.wait_s)
+        elif kind is ev.CallCompleted:
+            self._end(event.call_id, t, "answered", talk_s=event.talk_s, hold_s=event.hold_s)
+        elif kind is ev.CallAbandoned:
+            self._end(event.call_id, t, "abandoned", wait_s=event.wait_s)
+        elif kind is ev.CallTimedOut:
+            row = self._open.get(event.call_id)
+            if row is not None:
+                row["outcome"] = "timeout"
+        elif kind is ev.CallToVoicemail:
+            row = self._open.get(event.call_id)
+            outcome = "timeout" if row is not None and row["outcome"] == "timeout" else "voicemail"
+            self._end(event.call_id, t, outcome, wait_s=event.wait_s)
+
+    def _end(self, call_id: str, t: float, outcome: str, **values) -> None:
+        row = self._open.pop(call_id, None)
+        if row is None:
+            return
+        row.update(values, ended_at=t, outcome=outcome)
+        self._rows.append(tuple(row[c] for c in _INTERACTION_COLUMNS))
+        if len(self._rows) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            marks = ", ".join("?" * len(_INTERACTION_COLUMNS))
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    f"INSERT INTO interactions ({', '.join(_INTERACTION_COLUMNS)}) VALUES ({marks})", self._rows)
+            self._rows = []
+
+    def close(self, now: float | None = None) -> None:
+        """Flush; callers still in the system when the run ends are written as interrupted."""
+        for call_id in list(self._open):
+            self._end(call_id, (now if now is not None else 0.0) + self.offset, "interrupted")
+        self.flush()

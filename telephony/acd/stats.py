@@ -1,0 +1,268 @@
+"""Contact-centre statistics from routing events, streamed: nothing per finished call is kept.
+
+The simulator's report and (later) the wallboard both read these. Definitions (also in
+the README):
+- offered: callers who entered a queue (an overflow to another queue is the same call);
+- answered / abandoned / timed_out (left at max wait) / voicemail (queue full or timed
+  out to the mailbox);
+- p_wait: share of offered callers not offered to an agent at the moment they arrived;
+- asa_s: mean wait (arrival to answer) of answered calls;
+- service_level: answered within the threshold over offered, and over answered;
+- abandon_rate: abandoned over offered;
+- aht_s: mean talk plus wrap-up of answered calls; talk_s alone is reported too;
+- occupancy: agents' handling time (ringing, talking, wrap-up) over their time logged
+  in and not on break;
+- max_queue: most callers waiting at once; longest_wait_s: longest wait of any caller.
+Each call counts in the interval and the batch in which it arrived.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from telephony.acd import events as ev
+
+# Student t quantiles t(0.995, df) for 99% two-sided confidence intervals.
+_T995 = {9: 3.2498, 19: 2.8609, 29: 2.7564, 39: 2.7079, 49: 2.6800}
+
+
+class Counters:
+    __slots__ = ("offered", "answered", "abandoned", "timed_out", "voicemail", "waited", "within",
+                 "wait_answered", "wait_abandoned", "talk", "wrap", "longest_wait", "max_queue")
+
+    def __init__(self):
+        self.offered = self.answered = self.abandoned = self.timed_out = self.voicemail = 0
+        self.waited = self.within = 0
+        self.wait_answered = self.wait_abandoned = self.talk = self.wrap = 0.0
+        self.longest_wait = 0.0
+        self.max_queue = 0
+
+    def metrics(self, threshold_s: float) -> dict:
+        offered, answered = self.offered, self.answered
+        ratio = lambda a, b: a / b if b else 0.0  # noqa: E731
+        return {
+            "offered": offered, "answered": answered, "abandoned": self.abandoned,
+            "timed_out": self.timed_out, "voicemail": self.voicemail,
+            "p_wait": ratio(self.waited, offered),
+            "asa_s": ratio(self.wait_answered, answered),
+            "abandon_rate": ratio(self.abandoned, offered),
+            "aht_s": ratio(self.talk + self.wrap, answered),
+            "talk_s": ratio(self.talk, answered),
+            "max_queue": self.max_queue, "longest_wait_s": self.longest_wait,
+            "service_level": {"threshold_s": threshold_s,
+                              "answered_within_over_offered": ratio(self.within, offered),
+                              "answered_within_over_answered": ratio(self.within, answered)},
+        }
+
+
+class _Active:
+    __slots__ = ("entered", "queue", "waited", "interval", "batch")
+
+    def __init__(self, entered, queue, interval, batch):
+        self.entered, self.queue, self.waited, self.interval, self.batch = entered, queue, True, interval, batch
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: float
+    length: float
+
+
+class Statistics:
+    """Feed events with `add(event)`; read `report()`."""
+
+    def __init__(self, thresholds: dict[str, float], *, start: float = 0.0, interval_s: float = 1800.0,
+                 default_threshold_s: float = 20.0, batches: int = 50, expected_calls: int | None = None,
+                 horizon_s: float | None = None):
+        self.thresholds, self.default_threshold = thresholds, default_threshold_s
+        self.start, self.interval_s = start, interval_s
+        self.total = Counters()
+        self.queues: dict[str, Counters] = {}
+        self.intervals: dict[int, Counters] = {}
+        self.batches = [Counters() for _ in range(batches)]
+        self._expected, self._horizon = expected_calls, horizon_s
+        self._active: dict[str, _Active] = {}
+        self._arrivals = 0
+        self._queue_now: dict[str, int] = {}
+        self._wrap_started: dict[str, tuple[float, str]] = {}
+        self._last_queue: dict[str, str] = {}  # agent -> queue of their last call (for wrap-up)
+        self._staffed_since: dict[str, float] = {}
+        self.staffed_s = 0.0
+        self.ring_s = 0.0
+        self._handlers = {
+            ev.CallQueued: self._queued, ev.CallOffered: self._offered, ev.CallbackDue: self._offered,
+            ev.CallConnected: self._connected, ev.CallCompleted: self._completed,
+            ev.CallAbandoned: self._abandoned, ev.CallTimedOut: self._timed_out,
+            ev.CallToVoicemail: self._voicemail, ev.CallRejectedFull: self._rejected,
+            ev.AgentStatusChanged: self._status, ev.AgentStateChanged: self._state,
+        }
+
+    def add(self, event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def queue_length(self, queue: str, length: int, total: int) -> None:
+        """The driver reports queue lengths after arrivals (events do not carry them)."""
+        counters = self.queues.get(queue)
+        if counters is not None and length > counters.max_queue:
+            counters.max_queue = length
+        if total > self.total.max_queue:
+            self.total.max_queue = total
+
+    # --- handlers -----------------------------------------------------------------
+    def _counters_for(self, active: _Active):
+        yield self.total
+        yield self.queues[active.queue]
+        yield self.intervals[active.interval]
+        if active.batch is not None:
+            yield self.batches[active.batch]
+
+    def _queued(self, event: ev.CallQueued) -> None:
+        if event.call_id in self._active:
+            self._active[event.call_id].queue = event.queue  # overflow: same call, new queue
+            if event.queue not in self.queues:
+                self.queues[event.queue] = Counters()
+            return
+        self._arrive(event.call_id, event.queue, event.t)
+
+    def _rejected(self, event: ev.CallRejectedFull) -> None:
+        if event.call_id not in self._active:
+            self._arrive(event.call_id, event.queue, event.t)
+
+    def _arrive(self, call_id: str, queue: str, t: float) -> None:
+        interval = int((t - self.start) // self.interval_s)
+        if self._expected:
+            batch = min(self._arrivals * len(self.batches) // self._expected, len(self.batches) - 1)
+        elif self._horizon:
+            batch = min(int((t - self.start) * len(self.batches) / self._horizon), len(self.batches) - 1)
+        else:
+            batch = None
+        self._arrivals += 1
+        active = _Active(t, queue, interval, batch)
+        self._active[call_id] = active
+        if queue not in self.queues:
+            self.queues[queue] = Counters()
+        if interval not in self.intervals:
+            self.intervals[interval] = Counters()
+        for counters in self._counters_for(active):
+            counters.offered += 1
+
+    def _offered(self, event) -> None:
+        active = self._active.get(event.call_id)
+        if active is not None and active.waited and event.t == active.entered:
+            active.waited = False
+
+    def _connected(self, event: ev.CallConnected) -> None:
+        self.ring_s += event.ring_s
+
+    def _finish(self, call_id: str):
+        active = self._active.pop(call_id, None)
+        if active is not None and active.waited:
+            for counters in self._counters_for(active):
+                counters.waited += 1
+        return active
+
+    def _completed(self, event: ev.CallCompleted) -> None:
+        active = self._finish(event.call_id)
+        if active is None:
+            return
+        self._last_queue[event.agent_id] = active.queue
+        threshold = self.thresholds.get(active.queue, self.default_threshold)
+        within = event.wait_s <= threshold
+        for counters in self._counters_for(active):
+            counters.answered += 1
+            counters.wait_answered += event.wait_s
+            counters.talk += event.talk_s
+            if within:
+                counters.within += 1
+            if event.wait_s > counters.longest_wait:
+                counters.longest_wait = event.wait_s
+
+    def _abandoned(self, event: ev.CallAbandoned) -> None:
+        active = self._finish(event.call_id)
+        if active is None:
+            return
+        for counters in self._counters_for(active):
+            counters.abandoned += 1
+            counters.wait_abandoned += event.wait_s
+            if event.wait_s > counters.longest_wait:
+                counters.longest_wait = event.wait_s
+
+    def _timed_out(self, event: ev.CallTimedOut) -> None:
+        active = self._active.get(event.call_id)
+        if active is None:
+            return
+        for counters in self._counters_for(active):
+            counters.timed_out += 1
+            if event.wait_s > counters.longest_wait:
+                counters.longest_wait = event.wait_s
+
+    def _voicemail(self, event: ev.CallToVoicemail) -> None:
+        active = self._finish(event.call_id)
+        if active is None:
+            return
+        for counters in self._counters_for(active):
+            counters.voicemail += 1
+
+    def _status(self, event: ev.AgentStatusChanged) -> None:
+        since = self._staffed_since.pop(event.agent_id, None)
+        if since is not None:
+            self.staffed_s += event.t - since
+        if event.status == "available":
+            self._staffed_since[event.agent_id] = event.t
+
+    def _state(self, event: ev.AgentStateChanged) -> None:
+        started = self._wrap_started.pop(event.agent_id, None)
+        if started is not None:
+            since, queue = started
+            self.total.wrap += event.t - since
+            self.queues[queue].wrap += event.t - since
+        if event.state == "wrap_up":
+            self._wrap_started[event.agent_id] = (event.t, self._last_queue.get(event.agent_id, ""))
+
+    # --- results ------------------------------------------------------------------
+    def close(self, now: float) -> None:
+        """End of the run: count staffed time up to `now`."""
+        for agent_id, since in list(self._staffed_since.items()):
+            self.staffed_s += now - since
+            self._staffed_since[agent_id] = now
+
+    def report(self) -> dict:
+        threshold = self.default_threshold
+        total = self.total.metrics(threshold)
+        busy = self.total.talk + self.total.wrap + self.ring_s
+        total["occupancy"] = busy / self.staffed_s if self.staffed_s else 0.0
+        total["queues"] = {name: c.metrics(self.thresholds.get(name, threshold))
+                           for name, c in sorted(self.queues.items())}
+        total["intervals"] = [{"start": self.start + index * self.interval_s, **c.metrics(threshold)}
+                              for index, c in sorted(self.intervals.items())]
+        total["confidence_99"] = self.confidence()
+        return total
+
+    def confidence(self) -> dict:
+        """99% batch-means confidence half-widths of the main ratios.
+
+        Calls are split in arrival order into consecutive batches; with batches of
+        thousands of calls, batch means are close to independent and normal, so
+        mean +- t(0.995, B-1) * sd / sqrt(B) covers the long-run value 99% of the time.
+        """
+        used = [b for b in self.batches if b.offered]
+        if len(used) < 10:
+            return {}
+        t = _T995.get(len(used) - 1) or _T995[min(_T995, key=lambda k: abs(k - (len(used) - 1)))]
+        out = {}
+        values = {
+            "p_wait": [b.waited / b.offered for b in used],
+            "abandon_rate": [b.abandoned / b.offered for b in used],
+            "service_level_over_offered": [b.within / b.offered for b in used],
+            "asa_s": [b.wait_answered / b.answered for b in used if b.answered],
+        }
+        for name, samples in values.items():
+            if len(samples) < 2:
+                continue
+            mean = sum(samples) / len(samples)
+            sd = math.sqrt(sum((x - mean) ** 2 for x in samples) / (len(samples) - 1))
+            out[name] = {"mean": mean, "half_width": t * sd / math.sqrt(len(samples)), "batches": len(samples)}
+        return out
