@@ -216,7 +216,7 @@ def test_wrap_up_timer_and_early_end():
     acd.unhold("c1", 25)
     acd.hangup("c1", 100, by="agent")
     events = acd.drain()
-    assert ev.CallCompleted(100, "c1", "repair", "a", "agent", 1, 99, 15, 1) in events
+    assert ev.CallCompleted(100, "c1", "repair", "a", "agent", 1, 99, 15, 1, 30) in events
     assert acd.agents["a"].state == "wrap_up"
     acd.enqueue("c2", "repair", 110)
     assert offers(acd) == []
@@ -308,3 +308,17 @@ def test_an_agent_who_let_a_call_ring_out_gets_it_again_after_the_retry_pause():
     assert offers(acd) == []
     acd.advance(15)
     assert offers(acd) == [("c", "a")]
+
+
+def test_agent_state_is_implied_by_call_events():
+    acd = make(QueueConfig("repair", wrap_up_s=10), agents=[("a", {"repair": 3})])
+    login(acd, "a")
+    acd.enqueue("c", "repair", 0)
+    acd.answer("c", "a", 1)
+    acd.hold("c", 2)
+    acd.unhold("c", 3)
+    acd.hangup("c", 9)
+    acd.advance(19)
+    states = [s for e in acd.drain() if (s := ev.agent_state_after(e))]
+    assert states == [("a", "ringing"), ("a", "in_call"), ("a", "on_hold"), ("a", "in_call"), ("a", "wrap_up"),
+                      ("a", "idle")]

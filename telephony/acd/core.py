@@ -89,6 +89,9 @@ class Acd:
         self._waiting: dict[str, int] = {name: 0 for name in self.queues}
         self._idle: dict[str, Agent] = {}    # available and idle, in idle-since order
         self._timers: list = []
+        # Ring timeouts are armed when the driver next looks at the clock: most offers
+        # are answered (or refused) before that, and need no timer at all.
+        self._unarmed_rings: list[tuple[float, Call, int]] = []
         self._seq = itertools.count()
         self._round_robin: dict[str, int] = {name: -1 for name in self.queues}
 
@@ -101,7 +104,15 @@ class Acd:
         return [entry[2] for entry in sorted(e for e in self._heaps[queue] if e[3])]
 
     def next_timer(self) -> float:
+        if self._unarmed_rings:
+            self._arm_rings()
         return self._timers[0][0] if self._timers else float("inf")
+
+    def _arm_rings(self) -> None:
+        for at, call, version in self._unarmed_rings:
+            if call.ring_version == version and call.state == "offered":
+                self._timer(at, "ring", call, version)
+        self._unarmed_rings.clear()
 
     def drain(self) -> list:
         events, self.events = self.events, []
@@ -177,7 +188,8 @@ class Acd:
             return
         call.key = call.first_entered - config.priority_credit_s[call.priority]
         self._push(call)
-        call.original_position = self._position(call)
+        # Most callers at most loads find the queue empty: no need to count who is ahead.
+        call.original_position = self._position(call) if self._waiting[queue] > 1 else 1
         self.events.append(CallQueued(now, call.id, queue, call.original_position, call.number, call.priority))
         owner = self.agents.get(call.owner) if call.owner else None
         if owner is not None and owner.status == "available" and config.owner_wait_s > 0:
@@ -214,7 +226,6 @@ class Acd:
         call.ring_version += 1
         call.state, call.answered_at, call.agent = "connected", now, agent
         agent.state, agent.call, agent.missed = "in_call", call, 0
-        self.events.append(AgentStateChanged(now, agent.id, "in_call"))
         self.events.append(CallConnected(now, call.id, call.queue, agent.id, now - call.first_entered,
                                          now - call.offered_at))
 
@@ -238,7 +249,7 @@ class Acd:
             if agent.missed >= self.queues[call.queue].max_no_answer and agent.status == "available":
                 agent.status, agent.reason = "on_break", NO_ANSWER_REASON
                 self.events.append(AgentStatusChanged(now, agent.id, "on_break", NO_ANSWER_REASON, "available"))
-        self._become_idle(agent, now)
+        self._become_idle(agent, now, announce=False)
         if call.state == "waiting":
             if call.max_wait_at is not None and call.max_wait_at <= now:
                 self._timed_out(call, now)
@@ -260,16 +271,15 @@ class Acd:
         agent.call = None
         agent.calls += 1
         agent.talk_s += talk
-        self.events.append(CallCompleted(now, call.id, call.queue, agent.id, by, call.answered_at - call.first_entered,
-                                         talk, call.hold_s, call.original_position))
         wrap = self.queues[call.queue].wrap_up_s if wrap_up_s is None else wrap_up_s
+        self.events.append(CallCompleted(now, call.id, call.queue, agent.id, by, call.answered_at - call.first_entered,
+                                         talk, call.hold_s, call.original_position, wrap))
         if wrap > 0:
             agent.state = "wrap_up"
             agent.version += 1
-            self.events.append(AgentStateChanged(now, agent.id, "wrap_up"))
             self._timer(now + wrap, "wrap", agent, agent.version)
         else:
-            self._become_idle(agent, now)
+            self._become_idle(agent, now, announce=False)
 
     def hold(self, call_id: str, now: float) -> None:
         call = self._call(call_id)
@@ -323,6 +333,8 @@ class Acd:
 
     # --- time ----------------------------------------------------------------------
     def advance(self, now: float) -> None:
+        if self._unarmed_rings:
+            self._arm_rings()
         timers = self._timers
         while timers and timers[0][0] <= now:
             at, _, kind, target, version = heapq.heappop(timers)
@@ -373,9 +385,13 @@ class Acd:
         self._waiting[call.queue] += 1
 
     def _leave_heap(self, call: Call) -> None:
-        if call.entry is not None and call.entry[3]:
-            call.entry[3] = False
+        entry = call.entry
+        if entry is not None and entry[3]:
+            entry[3] = False
             self._waiting[call.queue] -= 1
+            heap = self._heaps[call.queue]
+            if heap[0] is entry:  # the usual case: the head is served; keep the heap free of leftovers
+                heapq.heappop(heap)
         call.entry = None
 
     def _leave(self, call: Call) -> None:
@@ -458,22 +474,23 @@ class Acd:
         for agent in agents:
             del self._idle[agent.id]
             agent.state, agent.call = "ringing", call
-            self.events.append(AgentStateChanged(now, agent.id, "ringing"))
             if call.callback:
                 self.events.append(CallbackDue(now, call.id, call.queue, agent.id, call.number))
             else:
                 self.events.append(CallOffered(now, call.id, call.queue, agent.id))
-        self._timer(now + config.ring_timeout_s, "ring", call, call.ring_version)
+        self._unarmed_rings.append((now + config.ring_timeout_s, call, call.ring_version))
 
     def _withdraw(self, call: Call, agent: Agent, now: float) -> None:
         agent.call = None
         self.events.append(CallOfferWithdrawn(now, call.id, call.queue, agent.id))
-        self._become_idle(agent, now)
+        self._become_idle(agent, now, announce=False)
 
-    def _become_idle(self, agent: Agent, now: float) -> None:
+    def _become_idle(self, agent: Agent, now: float, *, announce: bool = True) -> None:
+        """announce=False where the triggering call event already says the agent is idle."""
         agent.state, agent.idle_since = "idle", now
         agent.version += 1
-        self.events.append(AgentStateChanged(now, agent.id, "idle"))
+        if announce:
+            self.events.append(AgentStateChanged(now, agent.id, "idle"))
         if agent.status == "available":
             self._idle[agent.id] = agent
             self._route_agent(agent, now)

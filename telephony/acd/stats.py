@@ -57,10 +57,11 @@ class Counters:
 
 
 class _Active:
-    __slots__ = ("entered", "queue", "waited", "interval", "batch")
+    """A caller still in the system, with the counters they will count in."""
+    __slots__ = ("entered", "queue", "waited", "counters")
 
-    def __init__(self, entered, queue, interval, batch):
-        self.entered, self.queue, self.waited, self.interval, self.batch = entered, queue, True, interval, batch
+    def __init__(self, entered: float, queue: str, counters: tuple):
+        self.entered, self.queue, self.waited, self.counters = entered, queue, True, counters
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,6 @@ class Statistics:
         self._arrivals = 0
         self._queue_now: dict[str, int] = {}
         self._wrap_started: dict[str, tuple[float, str]] = {}
-        self._last_queue: dict[str, str] = {}  # agent -> queue of their last call (for wrap-up)
         self._staffed_since: dict[str, float] = {}
         self.staffed_s = 0.0
         self.ring_s = 0.0
@@ -112,20 +112,15 @@ class Statistics:
             self.total.max_queue = total
 
     # --- handlers -----------------------------------------------------------------
-    def _counters_for(self, active: _Active):
-        yield self.total
-        yield self.queues[active.queue]
-        yield self.intervals[active.interval]
-        if active.batch is not None:
-            yield self.batches[active.batch]
-
     def _queued(self, event: ev.CallQueued) -> None:
-        if event.call_id in self._active:
-            self._active[event.call_id].queue = event.queue  # overflow: same call, new queue
-            if event.queue not in self.queues:
-                self.queues[event.queue] = Counters()
-            return
-        self._arrive(event.call_id, event.queue, event.t)
+        active = self._active.get(event.call_id)
+        if active is None:
+            self._arrive(event.call_id, event.queue, event.t)
+        elif active.queue != event.queue:  # overflow: the same call, counted in its new queue
+            counters = self.queues.setdefault(event.queue, Counters())
+            counters.offered += 1
+            active.queue = event.queue
+            active.counters = (active.counters[0], counters, *active.counters[2:])
 
     def _rejected(self, event: ev.CallRejectedFull) -> None:
         if event.call_id not in self._active:
@@ -140,14 +135,14 @@ class Statistics:
         else:
             batch = None
         self._arrivals += 1
-        active = _Active(t, queue, interval, batch)
+        counters = [self.total, self.queues.setdefault(queue, Counters()),
+                    self.intervals.get(interval) or self.intervals.setdefault(interval, Counters())]
+        if batch is not None:
+            counters.append(self.batches[batch])
+        active = _Active(t, queue, tuple(counters))
         self._active[call_id] = active
-        if queue not in self.queues:
-            self.queues[queue] = Counters()
-        if interval not in self.intervals:
-            self.intervals[interval] = Counters()
-        for counters in self._counters_for(active):
-            counters.offered += 1
+        for counter in active.counters:
+            counter.offered += 1
 
     def _offered(self, event) -> None:
         active = self._active.get(event.call_id)
@@ -160,7 +155,7 @@ class Statistics:
     def _finish(self, call_id: str):
         active = self._active.pop(call_id, None)
         if active is not None and active.waited:
-            for counters in self._counters_for(active):
+            for counters in active.counters:
                 counters.waited += 1
         return active
 
@@ -168,10 +163,11 @@ class Statistics:
         active = self._finish(event.call_id)
         if active is None:
             return
-        self._last_queue[event.agent_id] = active.queue
+        if event.wrap_up_s > 0:
+            self._wrap_started[event.agent_id] = (event.t, active.queue)
         threshold = self.thresholds.get(active.queue, self.default_threshold)
         within = event.wait_s <= threshold
-        for counters in self._counters_for(active):
+        for counters in active.counters:
             counters.answered += 1
             counters.wait_answered += event.wait_s
             counters.talk += event.talk_s
@@ -184,7 +180,7 @@ class Statistics:
         active = self._finish(event.call_id)
         if active is None:
             return
-        for counters in self._counters_for(active):
+        for counters in active.counters:
             counters.abandoned += 1
             counters.wait_abandoned += event.wait_s
             if event.wait_s > counters.longest_wait:
@@ -194,7 +190,7 @@ class Statistics:
         active = self._active.get(event.call_id)
         if active is None:
             return
-        for counters in self._counters_for(active):
+        for counters in active.counters:
             counters.timed_out += 1
             if event.wait_s > counters.longest_wait:
                 counters.longest_wait = event.wait_s
@@ -203,7 +199,7 @@ class Statistics:
         active = self._finish(event.call_id)
         if active is None:
             return
-        for counters in self._counters_for(active):
+        for counters in active.counters:
             counters.voicemail += 1
 
     def _status(self, event: ev.AgentStatusChanged) -> None:
@@ -219,8 +215,7 @@ class Statistics:
             since, queue = started
             self.total.wrap += event.t - since
             self.queues[queue].wrap += event.t - since
-        if event.state == "wrap_up":
-            self._wrap_started[event.agent_id] = (event.t, self._last_queue.get(event.agent_id, ""))
+
 
     # --- results ------------------------------------------------------------------
     def close(self, now: float) -> None:
