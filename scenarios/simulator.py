@@ -188,6 +188,8 @@ class Simulation:
                     if self.rng["callback"].random() < scenario.callback_accept_share:
                         acd.accept_callback(event.call_id, event.t)
                         self._calls[event.call_id][2] = math.inf  # hung up: patience no longer applies
+                    else:
+                        acd.decline_callback(event.call_id, event.t)  # only acts if the queue was full
                 elif kind is ev.CallCompleted or kind is ev.CallAbandoned or kind is ev.CallToVoicemail:
                     self._calls.pop(event.call_id, None)
 

@@ -150,3 +150,17 @@ def test_cli_writes_report_queue_log_and_records(tmp_path, capsys):
     assert db.execute("SELECT count(*) FROM queue_log").fetchone()[0] == len(lines)
     assert main(["simulate", str(scenario), "--calls", "10", "--db", str(db_path)]) == 2   # same run twice
     assert "already holds run" in capsys.readouterr().err
+
+
+def test_every_caller_is_accounted_for_when_queues_fill_and_time_out():
+    s = scenario_from_text(SHORT.replace("agents: {count: 12}", """agents: {count: 6}
+mix: {types: {repair: 0.5, complaint: 0.5}}
+routing:
+  callback_accept_share: 0.5
+  queues:
+    repair: {max_length: 3, on_full: callback, max_wait_s: 60, on_max_wait: 'overflow:complaint'}
+    complaint: {max_length: 4, on_full: voicemail, max_wait_s: 90, on_max_wait: callback}"""))
+    report = simulate(s, calls=5000)
+    assert report["offered"] == 5000
+    assert report["answered"] + report["abandoned"] + report["voicemail"] == 5000
+    assert report["voicemail"] > 0 and report["timed_out"] > 0
