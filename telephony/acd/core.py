@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from typing import Iterable
+from typing import Any, Iterable
 
 from telephony.acd.config import PRIORITIES, QueueConfig
 from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, CallAbandoned, CallbackAccepted,
@@ -74,6 +74,13 @@ class Call:
         self.hops = 0  # queues joined: overflow chains end in voicemail, never loop
 
 
+def _rank(call: Call) -> tuple[float, int]:
+    """Where a waiting call stands: (entry time minus priority credit, arrival order)."""
+    entry = call.entry
+    assert entry is not None, "only waiting calls are ranked"
+    return entry[0], entry[1]
+
+
 class Acd:
     def __init__(self, queues: Iterable[QueueConfig], rng: random.Random | None = None):
         self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
@@ -88,7 +95,7 @@ class Acd:
         self._heaps: dict[str, list] = {name: [] for name in self.queues}
         self._waiting: dict[str, int] = {name: 0 for name in self.queues}
         self._idle: dict[str, Agent] = {}    # available and idle, in idle-since order
-        self._timers: list = []
+        self._timers: list[tuple[float, int, str, Any, Any]] = []  # (at, seq, kind, call or agent, version)
         # Ring timeouts are armed when the driver next looks at the clock: most offers
         # are answered (or refused) before that, and need no timer at all.
         self._unarmed_rings: list[tuple[float, Call, int]] = []
@@ -263,7 +270,7 @@ class Acd:
             if by == "caller":
                 return self.abandon(call_id, now)
             raise AcdError(f"call {call_id} is not connected")
-        agent = call.agent
+        agent = self._connected_agent(call)
         if call.hold_started is not None:
             call.hold_s += now - call.hold_started
         talk = now - call.answered_at
@@ -286,7 +293,7 @@ class Acd:
         if call.state != "connected" or call.hold_started is not None:
             raise AcdError(f"call {call_id} cannot be held now")
         call.hold_started = now
-        agent = call.agent
+        agent = self._connected_agent(call)
         agent.state = "on_hold"
         self.events.append(AgentStateChanged(now, agent.id, "on_hold"))
 
@@ -296,7 +303,7 @@ class Acd:
             raise AcdError(f"call {call_id} is not on hold")
         call.hold_s += now - call.hold_started
         call.hold_started = None
-        agent = call.agent
+        agent = self._connected_agent(call)
         agent.state = "in_call"
         self.events.append(AgentStateChanged(now, agent.id, "in_call"))
 
@@ -339,28 +346,30 @@ class Acd:
         while timers and timers[0][0] <= now:
             at, _, kind, target, version = heapq.heappop(timers)
             if kind == "wrap":
-                if target.version == version and target.state == "wrap_up":
-                    self._become_idle(target, at)
+                agent: Agent = target
+                if agent.version == version and agent.state == "wrap_up":
+                    self._become_idle(agent, at)
                 continue
-            if self.calls.get(target.id) is not target:
+            call: Call = target
+            if self.calls.get(call.id) is not call:
                 continue  # the call is gone
             if kind == "ring":
-                if target.ring_version == version and target.state == "offered":
-                    for agent_id in list(target.ringing):
-                        self.ring_no_answer(target.id, agent_id, at)
+                if call.ring_version == version and call.state == "offered":
+                    for agent_id in list(call.ringing):
+                        self.ring_no_answer(call.id, agent_id, at)
             elif kind == "max_wait":
-                if target.state == "waiting":
-                    self._timed_out(target, at)
+                if call.state == "waiting":
+                    self._timed_out(call, at)
             elif kind == "tier":
-                tiers = self.queues[target.queue].tiers
-                if version == (target.entered, target.tier) and target.state == "waiting":
-                    target.tier += 1
-                    if target.tier + 1 < len(tiers):
-                        self._timer(target.entered + tiers[target.tier + 1].after_s, "tier", target,
-                                    (target.entered, target.tier))
-                    self._route_call(target, at)
-            elif target.state == "waiting":  # reroute: ownership or a retry ban ended
-                self._route_call(target, at)
+                tiers = self.queues[call.queue].tiers
+                if version == (call.entered, call.tier) and call.state == "waiting":
+                    call.tier += 1
+                    if call.tier + 1 < len(tiers):
+                        self._timer(call.entered + tiers[call.tier + 1].after_s, "tier", call,
+                                    (call.entered, call.tier))
+                    self._route_call(call, at)
+            elif call.state == "waiting":  # reroute: ownership or a retry ban ended
+                self._route_call(call, at)
 
     # --- internals -------------------------------------------------------------------
     def _agent(self, agent_id: str) -> Agent:
@@ -375,7 +384,12 @@ class Acd:
         except KeyError:
             raise AcdError(f"unknown call {call_id}") from None
 
-    def _timer(self, at: float, kind: str, target, version: int = 0) -> None:
+    def _connected_agent(self, call: Call) -> Agent:
+        if call.agent is None:
+            raise AcdError(f"call {call.id} has no agent")
+        return call.agent
+
+    def _timer(self, at: float, kind: str, target: Any, version: Any = 0) -> None:
         heapq.heappush(self._timers, (at, next(self._seq), kind, target, version))
 
     def _push(self, call: Call) -> None:
@@ -458,7 +472,7 @@ class Acd:
                 candidate = head
             else:  # the head is reserved or needs a wider tier: look further down
                 candidate = next((e[2] for e in sorted(heap) if e[3] and self._eligible(agent, e[2], now)), None)
-            if candidate is not None and (best is None or candidate.entry[:2] < best.entry[:2]):
+            if candidate is not None and (best is None or _rank(candidate) < _rank(best)):
                 best = candidate
         if best is not None:
             if self.queues[best.queue].strategy == "round_robin":
