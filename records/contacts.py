@@ -11,6 +11,8 @@ from typing import TextIO
 
 from sqlite_utils import Database
 
+from records.db import insert_row, update_row
+
 from telephony.acd import events as ev
 from telephony.acd.queue_log import format_line, rows_for
 
@@ -62,12 +64,23 @@ class QueueLogWriter:
 
 
 class InteractionRecorder:
-    """One interactions row per caller, written when the caller's contact ends."""
+    """One interactions row per caller.
 
-    def __init__(self, db: Database, *, offset: float = 0.0, node: str = "", run: str = "", batch: int = 5000):
-        self.db, self.offset, self.node, self.run, self.batch = db, offset, node, run, batch
+    Batch mode (the simulator) writes each row when the contact ends. Live mode (the
+    switch) writes the row when the caller enters and updates it as the call goes on,
+    so a crash leaves an open row that the next start closes as interrupted.
+    """
+
+    def __init__(self, db: Database, *, offset: float = 0.0, node: str = "", run: str = "", batch: int = 5000,
+                 live: bool = False):
+        self.db, self.offset, self.node, self.run, self.batch, self.live = db, offset, node, run, batch, live
         self._open: dict[str, dict] = {}
         self._rows: list[tuple] = []
+        self._row_ids: dict[str, int] = {}  # live mode: call id -> interactions.id
+
+    def row_id(self, call_id: str) -> int | None:
+        """The interactions.id of a caller still in the system (live mode)."""
+        return self._row_ids.get(call_id)
 
     def __call__(self, event) -> None:
         kind = type(event)
@@ -80,16 +93,21 @@ class InteractionRecorder:
                     "queue": event.queue, "call_type": event.queue, "entered_at": t, "offered_at": None,
                     "answered_at": None, "ended_at": None, "wait_s": None, "talk_s": None, "hold_s": None,
                     "agent_ext": "", "outcome": None}
+                if self.live:
+                    self._write(event.call_id)
             else:
                 self._open[event.call_id]["queue"] = event.queue
+                self._write(event.call_id)
         elif kind is ev.CallOffered or kind is ev.CallbackDue:
             row = self._open.get(event.call_id)
             if row is not None and row["offered_at"] is None:
                 row["offered_at"] = t
+                self._write(event.call_id)
         elif kind is ev.CallConnected:
             row = self._open.get(event.call_id)
             if row is not None:
                 row.update(answered_at=t, agent_ext=event.agent_id, wait_s=event.wait_s)
+                self._write(event.call_id)
         elif kind is ev.CallCompleted:
             self._end(event.call_id, t, "answered", talk_s=event.talk_s, hold_s=event.hold_s)
         elif kind is ev.CallAbandoned:
@@ -103,11 +121,29 @@ class InteractionRecorder:
             outcome = "timeout" if row is not None and row["outcome"] == "timeout" else "voicemail"
             self._end(event.call_id, t, outcome, wait_s=event.wait_s)
 
+    def _write(self, call_id: str) -> None:
+        """Live mode: put the row as it stands now into the database."""
+        if not self.live:
+            return
+        row = self._open[call_id]
+        row_id = self._row_ids.get(call_id)
+        values = {c: row[c] for c in _INTERACTION_COLUMNS}
+        if row_id is None:
+            self._row_ids[call_id] = insert_row(self.db, "interactions", values)
+        else:
+            update_row(self.db, "interactions", row_id, values)
+
     def _end(self, call_id: str, t: float, outcome: str, **values) -> None:
-        row = self._open.pop(call_id, None)
+        row = self._open.get(call_id)
         if row is None:
             return
         row.update(values, ended_at=t, outcome=outcome)
+        if self.live:
+            self._write(call_id)
+            del self._open[call_id]
+            del self._row_ids[call_id]
+            return
+        del self._open[call_id]
         self._rows.append(tuple(row[c] for c in _INTERACTION_COLUMNS))
         if len(self._rows) >= self.batch:
             self.flush()

@@ -1,0 +1,222 @@
+"""The control API: newline-delimited JSON over a Unix socket (mode 0660) or TCP with a token.
+
+Every request is an object with an `id` and an `op`; every reply echoes the `id` with
+`ok: true` and the result, or `ok: false` and `error: {code, message}`. Events arrive
+as objects with an `event` key. Roles are checked on every request. Documented in
+docs/control-api.md. Whatever a client sends, the server answers or drops that one
+client; it never stops serving the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+from pathlib import Path
+
+from records.agents import AgentError, parse_skills
+from telephony.switchcore import Subscriber, SwitchCore, SwitchError
+
+log = logging.getLogger("hotline.control")
+
+MAX_LINE = 64 * 1024
+SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
+STATUSES = ("available", "on_break")
+# op -> who may call it: None (anyone), "agent" (any logged-in person), "supervisor"
+OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
+       "disposition": "agent", "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
+       "set_skills": "supervisor", "set_priority": "supervisor"}
+
+
+class RequestError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Connection:
+    def __init__(self, server: "ControlServer", writer: asyncio.StreamWriter, *, needs_token: bool):
+        self.server, self.writer = server, writer
+        self.authorised = not needs_token
+        self.agent: dict | None = None
+        self.subscription: Subscriber | None = None
+
+    def send(self, message: dict) -> None:
+        if self.writer.is_closing():
+            return
+        self.writer.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
+
+    def close(self) -> None:
+        if self.subscription is not None:
+            self.server.core.unsubscribe(self.subscription)
+            self.subscription = None
+
+
+class ControlServer:
+    def __init__(self, core: SwitchCore, *, token: str | None = None):
+        self.core, self.token = core, token
+        self._servers: list[asyncio.AbstractServer] = []
+
+    async def start_unix(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.exists():
+            path.unlink()  # a socket left by a previous run
+        server = await asyncio.start_unix_server(lambda r, w: self._serve(r, w, needs_token=False), path=str(path),
+                                                 limit=MAX_LINE)
+        os.chmod(path, 0o660)
+        self._servers.append(server)
+
+    async def start_tcp(self, host: str, port: int) -> int:
+        if not self.token:
+            raise ValueError("the TCP control API needs a token (HOTLINE_CONTROL_TOKEN)")
+        server = await asyncio.start_server(lambda r, w: self._serve(r, w, needs_token=True), host, port,
+                                            limit=MAX_LINE)
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, needs_token: bool):
+        connection = Connection(self, writer, needs_token=needs_token)
+        try:
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError:
+                    break  # the client went away (perhaps mid-request): nothing to answer
+                except asyncio.LimitOverrunError as exc:
+                    # Skip the oversize line, answer, and go on with the next one.
+                    await _discard_line(reader, exc.consumed)
+                    log.warning("control: oversize line (> %d bytes) from a client", MAX_LINE)
+                    connection.send({"id": None, "ok": False, "error": {
+                        "code": "line_too_long", "message": f"a request may be at most {MAX_LINE} bytes"}})
+                    continue
+                if line.strip():
+                    connection.send(self._handle(connection, line))
+                    await writer.drain()
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        finally:
+            connection.close()
+            writer.close()
+
+    def _handle(self, connection: Connection, line: bytes) -> dict:
+        request_id = None
+        try:
+            try:
+                request = json.loads(line)
+            except (ValueError, UnicodeDecodeError):
+                raise RequestError("bad_json", "not a JSON object on one line") from None
+            if not isinstance(request, dict):
+                raise RequestError("bad_json", "a request is a JSON object")
+            request_id = request.get("id")
+            if "id" not in request:
+                raise RequestError("bad_request", "every request needs an 'id'")
+            op = request.get("op")
+            if op not in OPS:
+                raise RequestError("unknown_op", f"unknown op {op!r} (expected one of: {', '.join(OPS)})")
+            if not connection.authorised and op not in ("ping", "auth"):
+                raise RequestError("unauthorised", "send {op: auth, token} first")
+            needed = OPS[op]
+            if needed is not None and connection.agent is None:
+                raise RequestError("not_logged_in", "log in first")
+            if needed == "supervisor" and connection.agent["role"] not in SUPERVISOR_ROLES:
+                raise RequestError("forbidden", f"'{op}' is for supervisors")
+            result = getattr(self, f"_op_{op}")(connection, request)
+            return {"id": request_id, "ok": True, **(result or {})}
+        except RequestError as exc:
+            return _error(request_id, exc.code, str(exc))
+        except SwitchError as exc:
+            return _error(request_id, exc.code, str(exc))
+        except AgentError as exc:
+            return _error(request_id, "bad_request", str(exc))
+        except Exception:  # a bug must not take the switch down: answer, log, carry on
+            log.exception("control: request failed")
+            return _error(request_id, "internal", "the switch could not do that; it is logged")
+
+    # --- ops -------------------------------------------------------------------------
+    def _op_ping(self, connection, request):
+        return {"pong": True}
+
+    def _op_auth(self, connection, request):
+        token = request.get("token")
+        if not self.token or not isinstance(token, str) or not hmac.compare_digest(token, self.token):
+            raise RequestError("unauthorised", "wrong token")
+        connection.authorised = True
+
+    def _op_login(self, connection, request):
+        ext, pin = _text(request, "ext"), _text(request, "pin")
+        agent = self.core.authenticate(ext, pin)
+        connection.agent = agent
+        return {"agent": {k: agent[k] for k in ("ext", "name", "role")}}
+
+    def _op_logout(self, connection, request):
+        self.core.set_status(connection.agent["ext"], "logged_out")
+        connection.close()
+        connection.agent = None
+
+    def _op_status(self, connection, request):
+        status = _text(request, "status")
+        if status not in STATUSES:
+            raise RequestError("bad_request", f"status must be one of: {', '.join(STATUSES)}")
+        self.core.set_status(connection.agent["ext"], status, str(request.get("reason", "")))
+
+    def _op_end_wrap_up(self, connection, request):
+        self.core.end_wrap_up(connection.agent["ext"])
+
+    def _op_disposition(self, connection, request):
+        self.core.disposition(_text(request, "call_id"), by_ext=connection.agent["ext"],
+                              role=connection.agent["role"], disposition=_text(request, "disposition"),
+                              notes=str(request.get("notes", "")))
+
+    def _op_subscribe(self, connection, request):
+        if connection.subscription is not None:
+            self.core.unsubscribe(connection.subscription)
+        supervisor = connection.agent["role"] in SUPERVISOR_ROLES
+        connection.subscription = self.core.subscribe(connection.send, None if supervisor else connection.agent["ext"])
+        return {"snapshot": self.core.snapshot()} if supervisor else {}
+
+    def _op_snapshot(self, connection, request):
+        return {"snapshot": self.core.snapshot()}
+
+    def _op_force_status(self, connection, request):
+        status = _text(request, "status")
+        if status not in (*STATUSES, "logged_out"):
+            raise RequestError("bad_request", "status must be available, on_break or logged_out")
+        reason = str(request.get("reason", "supervisor" if status == "on_break" else ""))
+        self.core.set_status(_text(request, "ext"), status, reason)
+
+    def _op_set_skills(self, connection, request):
+        self.core.set_skills(_text(request, "ext"), parse_skills(_text(request, "skills")))
+
+    def _op_set_priority(self, connection, request):
+        self.core.set_priority(_text(request, "call_id"), _text(request, "priority"))
+
+
+def _text(request: dict, key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
+        raise RequestError("bad_request", f"'{key}' is required")
+    return str(value)
+
+
+def _error(request_id, code: str, message: str) -> dict:
+    return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+async def _discard_line(reader: asyncio.StreamReader, consumed: int) -> None:
+    """Throw away the rest of an oversize line, in pieces that fit the buffer."""
+    await reader.readexactly(consumed)
+    while True:
+        try:
+            await reader.readuntil(b"\n")
+            return
+        except asyncio.LimitOverrunError as exc:
+            await reader.readexactly(exc.consumed)
+        except asyncio.IncompleteReadError:
+            return

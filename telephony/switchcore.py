@@ -1,0 +1,237 @@
+"""The switch's asyncio side: the routing core on the real clock, records, and listeners.
+
+Everything here runs on the event-loop thread (the SIP thread posts into it with
+`loop.call_soon_threadsafe`). It is the only writer of the records database in the
+switch process. The SIP leg reports what callers and agents do through the `call_*`
+methods; people act through the control API (telephony/control.py), which calls the
+rest. After every change the routing core's events go, in order, to the interaction
+recorder, the queue_log writer, the agent-state history and the subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from sqlite_utils import Database
+
+from records import agents as agent_records
+from records.contacts import InteractionRecorder, QueueLogWriter
+from records.db import insert_row
+from telephony.acd import Acd, AcdError, QueueConfig
+from telephony.acd import events as ev
+from telephony.acd.config import CALL_TYPES
+
+
+class SwitchError(ValueError):
+    """A request the switch refuses; `code` is the control API's error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def default_queues() -> list[QueueConfig]:
+    return [QueueConfig(name, wrap_up_s=30.0) for name in CALL_TYPES]
+
+
+def event_message(event) -> dict:
+    """A routing event as the control API sends it."""
+    return {"event": type(event).__name__, **event._asdict()}
+
+
+@dataclass
+class Subscriber:
+    deliver: Callable[[dict], None]
+    ext: str | None   # None: everything (supervisors)
+
+
+class SwitchCore:
+    def __init__(self, db: Database, queues: list[QueueConfig] | None = None, *, node: str = "switch",
+                 clock: Callable[[], float] = time.time, queue_log_path: str | Path | None = None):
+        self.db, self.node, self.clock = db, node, clock
+        self.acd = Acd(queues or default_queues())
+        self.recorder = InteractionRecorder(db, node=node, live=True)
+        self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
+        self._subscribers: list[Subscriber] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._views: dict[str, dict] = {}    # ext -> status, reason, state, since, call
+        self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
+        for agent in agent_records.list_agents(db):
+            self._add_agent(agent)
+
+    def _add_agent(self, agent: dict) -> None:
+        self.agents[agent["ext"]] = agent
+        self.acd.add_agent(agent["ext"], agent["skills"])
+        self._views[agent["ext"]] = {"status": "logged_out", "reason": "", "state": "idle",
+                                     "since": self.clock(), "call": None}
+
+    # --- start-up ------------------------------------------------------------------
+    def recover(self) -> int:
+        """Close contacts a previous run left open, as interrupted, when it went down.
+
+        The time it went down is the last thing it wrote (queue_log or interactions).
+        """
+        last = self.db.execute(
+            "SELECT max(t) FROM (SELECT max(time) AS t FROM queue_log UNION ALL "
+            "SELECT max(coalesce(answered_at, offered_at, entered_at)) FROM interactions WHERE ended_at IS NULL)"
+        ).fetchone()[0]
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "UPDATE interactions SET outcome = 'interrupted', ended_at = max(?, coalesce(answered_at, "
+                "offered_at, entered_at)) WHERE ended_at IS NULL", [last or self.clock()])
+        return cursor.rowcount
+
+    # --- people (control API) ------------------------------------------------------------
+    def authenticate(self, ext: str, pin: str) -> dict:
+        agent = agent_records.check_login(self.db, str(ext), str(pin))
+        if agent is None:
+            raise SwitchError("bad_credentials", "wrong extension or PIN")
+        if agent["ext"] not in self.agents:  # added to records after the switch started
+            self._add_agent({**agent, "skills": dict(self._skills_of(agent["id"]))})
+        return agent
+
+    def _skills_of(self, agent_id: int):
+        return self.db.execute("SELECT skill, proficiency FROM agent_skills WHERE agent_id = ?", [agent_id])
+
+    def set_status(self, ext: str, status: str, reason: str = "") -> None:
+        self._known(ext)
+        if status == "on_break" and not reason:
+            raise SwitchError("bad_request", "a break needs a reason code (lunch, training, ...)")
+        self._apply(lambda now: self.acd.set_status(ext, status, now, reason))
+
+    def end_wrap_up(self, ext: str) -> None:
+        self._known(ext)
+        self._apply(lambda now: self.acd.end_wrap_up(ext, now))
+
+    def set_skills(self, ext: str, skills: dict[str, int]) -> None:
+        agent = self._known(ext)
+        agent_records.update_agent(self.db, ext, skills=skills)
+        agent["skills"] = dict(skills)
+        self._apply(lambda now: self.acd.set_skills(ext, skills, now))
+
+    def set_priority(self, call_id: str, priority: str) -> None:
+        self._apply(lambda now: self.acd.set_priority(call_id, priority, now))
+
+    def disposition(self, call_id: str, *, by_ext: str, role: str, disposition: str, notes: str) -> None:
+        """Attach the agent's disposition and notes to the caller's interaction row."""
+        row_id = self.recorder.row_id(call_id)
+        if row_id is None:
+            row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [call_id]).fetchone()
+            if row is None:
+                raise SwitchError("not_found", f"no interaction for call {call_id}")
+            row_id = row[0]
+        taker = self.db.execute("SELECT agent_ext FROM interactions WHERE id = ?", [row_id]).fetchone()[0]
+        live = self.acd.calls.get(call_id)
+        if live is not None and live.agent is not None:
+            taker = live.agent.id
+        if role == "agent" and taker != by_ext:
+            raise SwitchError("forbidden", f"call {call_id} was not taken by extension {by_ext}")
+        with self.db.atomic():
+            self.db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = ?",
+                            [disposition, notes, row_id])
+
+    def snapshot(self) -> dict:
+        now = self.clock()
+        queues = {}
+        for name in self.acd.queues:
+            queues[name] = [{"call_id": c.id, "number": c.number, "priority": c.priority,
+                             "wait_s": now - c.first_entered, "callback": c.callback}
+                            for c in self.acd.waiting_calls(name)]
+        agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "since": view["since"]}
+                  for ext, view in sorted(self._views.items())]
+        return {"at": now, "queues": queues, "agents": agents}
+
+    def _known(self, ext: str) -> dict:
+        agent = self.agents.get(str(ext))
+        if agent is None:
+            raise SwitchError("not_found", f"no agent with extension {ext}")
+        return agent
+
+    # --- the SIP leg ---------------------------------------------------------------
+    def call_arrived(self, call_id: str, queue: str, number: str, *, priority: str = "normal",
+                     owner: str | None = None) -> None:
+        self._apply(lambda now: self.acd.enqueue(call_id, queue, now, number=number, priority=priority,
+                                                 owner=owner))
+
+    def call_answered(self, call_id: str, ext: str) -> None:
+        self._apply(lambda now: self.acd.answer(call_id, ext, now))
+
+    def call_not_answered(self, call_id: str, ext: str, *, counts: bool = True) -> None:
+        self._apply(lambda now: self.acd.ring_no_answer(call_id, ext, now, counts=counts))
+
+    def call_ended(self, call_id: str, *, by: str) -> None:
+        self._apply(lambda now: self.acd.hangup(call_id, now, by=by))
+
+    # --- listeners -----------------------------------------------------------------
+    def subscribe(self, deliver: Callable[[dict], None], ext: str | None = None) -> Subscriber:
+        subscriber = Subscriber(deliver, ext)
+        self._subscribers.append(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+    # --- the engine ------------------------------------------------------------------
+    def _apply(self, change: Callable[[float], None]) -> None:
+        try:
+            change(self.clock())
+        except AcdError as exc:
+            raise SwitchError("conflict", str(exc)) from None
+        finally:
+            self._publish()
+
+    def _publish(self) -> None:
+        for event in self.acd.drain():
+            self.recorder(event)
+            self.queue_log(event)
+            self._track_agent(event)
+            message = None
+            for subscriber in list(self._subscribers):
+                agent_id = getattr(event, "agent_id", None)
+                if subscriber.ext is None or subscriber.ext == agent_id:
+                    message = message or event_message(event)
+                    subscriber.deliver(message)
+        self._arm_timer()
+
+    def _track_agent(self, event) -> None:
+        if type(event) is ev.AgentStatusChanged:
+            view = self._views[event.agent_id]
+            view.update(status=event.status, reason=event.reason)
+        else:
+            change = ev.agent_state_after(event)
+            if change is None:
+                return
+            view = self._views[change[0]]
+            view.update(state=change[1], since=event.t,
+                        call=getattr(event, "call_id", None) if change[1] != "idle" else None)
+        agent = self.agents[event.agent_id]
+        insert_row(self.db, "agent_states", {"at": event.t, "agent_id": agent["id"], "ext": event.agent_id,
+                                             "status": view["status"], "state": view["state"],
+                                             "reason": view["reason"], "node": self.node})
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = self.acd.next_timer()
+        if due == float("inf"):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a unit test driving the core by hand): the caller advances time
+        self._timer = loop.call_later(max(0.0, due - self.clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(lambda now: self.acd.advance(now))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.queue_log.close()

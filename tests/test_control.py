@@ -1,0 +1,218 @@
+"""The control API over a real Unix socket, against a SwitchCore on real records."""
+import asyncio
+import json
+import os
+import stat
+
+import pytest
+
+from records.agents import add_agent, hash_pin
+from telephony.control import MAX_LINE, ControlServer
+from telephony.switchcore import SwitchCore
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+class Client:
+    def __init__(self, reader, writer):
+        self.reader, self.writer, self.next_id, self.events = reader, writer, 0, []
+
+    async def send_raw(self, data: bytes):
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def read(self):
+        return json.loads(await asyncio.wait_for(self.reader.readline(), 5))
+
+    async def reply(self):
+        while True:
+            message = await self.read()
+            if "event" in message:
+                self.events.append(message)
+            else:
+                return message
+
+    async def call(self, op, **fields):
+        self.next_id += 1
+        await self.send_raw(json.dumps({"id": self.next_id, "op": op, **fields}).encode() + b"\n")
+        message = await self.reply()
+        assert message["id"] == self.next_id
+        return message
+
+
+@pytest.fixture
+async def switch(db, tmp_path):
+    add_agent(db, ext="1001", name="Ann", pin_hash=hash_pin("1111"), skills={"repair": 3})
+    add_agent(db, ext="1002", name="Bob", pin_hash=hash_pin("2222"), skills={"repair": 3, "billing": 2})
+    add_agent(db, ext="2001", name="Sue", pin_hash=hash_pin("9999"), role="supervisor", skills={"general": 3})
+    clock = Clock()
+    core = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
+    server = ControlServer(core)
+    path = tmp_path / "control.sock"
+    await server.start_unix(path)
+    clients = []
+
+    async def connect():
+        client = Client(*await asyncio.open_unix_connection(str(path), limit=MAX_LINE * 2))
+        clients.append(client)
+        return client
+
+    yield core, clock, connect, path
+    for client in clients:
+        client.writer.close()
+    await server.close()
+    core.close()
+
+
+async def test_socket_mode_and_login(switch):
+    core, clock, connect, path = switch
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    seat = await connect()
+    assert (await seat.call("status", status="available"))["error"]["code"] == "not_logged_in"
+    bad = await seat.call("login", ext="1001", pin="0000")
+    assert bad == {"id": 2, "ok": False, "error": {"code": "bad_credentials", "message": "wrong extension or PIN"}}
+    assert (await seat.call("login", ext="9999", pin="1111"))["error"]["code"] == "bad_credentials"
+    good = await seat.call("login", ext="1001", pin="1111")
+    assert good["ok"] and good["agent"] == {"ext": "1001", "name": "Ann", "role": "agent"}
+
+
+async def test_roles_are_enforced(switch):
+    core, clock, connect, _ = switch
+    seat = await connect()
+    await seat.call("login", ext="1001", pin="1111")
+    for op, fields in (("snapshot", {}), ("force_status", {"ext": "1002", "status": "on_break"}),
+                       ("set_skills", {"ext": "1002", "skills": "repair:5"}),
+                       ("set_priority", {"call_id": "x", "priority": "vip"})):
+        reply = await seat.call(op, **fields)
+        assert reply["error"]["code"] == "forbidden", op
+
+
+async def test_a_call_through_the_core_reaches_the_right_seat_and_the_records(switch, db):
+    core, clock, connect, path = switch
+    ann, bob, sue = await connect(), await connect(), await connect()
+    await ann.call("login", ext="1001", pin="1111")
+    await bob.call("login", ext="1002", pin="2222")
+    await sue.call("login", ext="2001", pin="9999")
+    await ann.call("subscribe")
+    await bob.call("subscribe")
+    snapshot = (await sue.call("subscribe"))["snapshot"]
+    assert {a["ext"]: a["status"] for a in snapshot["agents"]} == {"1001": "logged_out", "1002": "logged_out",
+                                                                   "2001": "logged_out"}
+    await ann.call("status", status="available")
+    clock.now += 5
+    await bob.call("status", status="available")
+    clock.now += 5
+    core.call_arrived("c1", "repair", "+85291234567")
+    clock.now += 3
+    core.call_answered("c1", "1001")
+    clock.now += 60
+    core.call_ended("c1", by="caller")
+    await ann.call("ping")  # let the events reach the client
+    ann_events = [e["event"] for e in ann.events]
+    assert ann_events == ["AgentStatusChanged", "CallOffered", "CallConnected", "CallCompleted"]
+    await bob.call("ping")
+    assert [e["event"] for e in bob.events] == ["AgentStatusChanged"]   # not Ann's call
+    await sue.call("ping")
+    assert "CallQueued" in [e["event"] for e in sue.events]
+
+    assert (await bob.call("disposition", call_id="c1", disposition="x"))["error"]["code"] == "forbidden"
+    assert (await ann.call("disposition", call_id="c1", disposition="work order opened", notes="tap"))["ok"]
+    row = db.execute("SELECT outcome, agent_ext, wait_s, talk_s, disposition, notes, ended_at - entered_at "
+                     "FROM interactions WHERE uid = 'c1'").fetchone()
+    assert row == ("answered", "1001", 3.0, 60.0, "work order opened", "tap", 63.0)
+    core.queue_log.flush()
+    lines = (path.parent / "queue_log").read_text().splitlines()
+    assert [line.split("|")[4] for line in lines if "|c1|" in line] == ["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]
+    states = db.execute("SELECT ext, status, state FROM agent_states WHERE ext = '1001' ORDER BY id").fetchall()
+    assert states[-1] == ("1001", "available", "wrap_up")
+    assert (await ann.call("end_wrap_up"))["ok"]
+    assert (await ann.call("end_wrap_up"))["error"]["code"] == "conflict"
+
+
+async def test_supervisor_actions(switch, db):
+    core, clock, connect, _ = switch
+    sue = await connect()
+    await sue.call("login", ext="2001", pin="9999")
+    assert (await sue.call("force_status", ext="1002", status="on_break", reason="coaching"))["ok"]
+    assert core.acd.agents["1002"].status == "on_break"
+    assert (await sue.call("set_skills", ext="1002", skills="repair:5,complaint:2"))["ok"]
+    assert core.acd.agents["1002"].skills == {"repair": 5, "complaint": 2}
+    assert db.execute("SELECT count(*) FROM agent_skills s JOIN agents a ON a.id = s.agent_id "
+                      "WHERE a.ext = '1002'").fetchone()[0] == 2
+    core.call_arrived("c9", "repair", "+85261234567")
+    reply = await sue.call("set_priority", call_id="c9", priority="vip")
+    assert reply["ok"] and core.acd.calls["c9"].priority == "vip"
+    assert (await sue.call("set_priority", call_id="nope", priority="vip"))["error"]["code"] == "conflict"
+    assert (await sue.call("set_skills", ext="1002", skills="plumbing:1"))["error"]["code"] == "bad_request"
+    snapshot = (await sue.call("snapshot"))["snapshot"]
+    assert [c["call_id"] for c in snapshot["queues"]["repair"]] == ["c9"]
+
+
+async def test_garbage_and_oversize_lines_get_errors_and_the_connection_lives(switch):
+    core, clock, connect, _ = switch
+    client = await connect()
+    await client.send_raw(b"this is not json\n")
+    assert (await client.reply())["error"]["code"] == "bad_json"
+    await client.send_raw(b"[1, 2, 3]\n")
+    assert (await client.reply())["error"]["code"] == "bad_json"
+    await client.send_raw(b'{"op": "ping"}\n')
+    assert (await client.reply())["error"]["code"] == "bad_request"
+    await client.send_raw(b'{"id": 1, "op": "explode"}\n')
+    assert (await client.reply())["error"]["code"] == "unknown_op"
+    await client.send_raw(b'{"id": 2, "op": "login", "ext": true}\n')
+    assert (await client.reply())["error"]["code"] == "bad_request"
+    await client.send_raw(b"\xff\xfe\n")
+    assert (await client.reply())["error"]["code"] == "bad_json"
+    await client.send_raw(b'{"id": 3, "op": "ping", "pad": "' + b"x" * (MAX_LINE * 3) + b'"}\n')
+    assert (await client.reply())["error"]["code"] == "line_too_long"
+    assert (await client.call("ping"))["ok"]
+
+
+async def test_a_client_that_vanishes_mid_request_harms_nobody(switch):
+    core, clock, connect, _ = switch
+    quitter = await connect()
+    await quitter.send_raw(b'{"id": 1, "op": "login", "ext": "10')
+    quitter.writer.close()
+    subscriber = await connect()
+    await subscriber.call("login", ext="2001", pin="9999")
+    await subscriber.call("subscribe")
+    subscriber.writer.close()
+    await asyncio.sleep(0.05)
+    core.call_arrived("c1", "repair", "+85291234567")  # publishing to a closed client must not fail
+    other = await connect()
+    assert (await other.call("ping"))["ok"]
+
+
+async def test_ring_timeout_runs_on_the_event_loop(db, tmp_path):
+    add_agent(db, ext="1001", name="Ann", pin_hash=hash_pin("1111"), skills={"repair": 3})
+    from telephony.acd import QueueConfig
+    core = SwitchCore(db, [QueueConfig("repair", ring_timeout_s=0.05, max_no_answer=1)])
+    core.set_status("1001", "available")
+    seen = []
+    core.subscribe(seen.append)
+    core.call_arrived("c1", "repair", "+85291234567")
+    for _ in range(100):  # wait for the loop's timer, up to 5 s
+        if any(m["event"] == "RingNoAnswer" for m in seen):
+            break
+        await asyncio.sleep(0.05)
+    names = [m["event"] for m in seen]
+    assert names[:3] == ["CallQueued", "CallOffered", "RingNoAnswer"] and "AgentStatusChanged" in names
+    assert core.acd.agents["1001"].status == "on_break"
+    core.close()
+
+
+def test_restart_closes_open_contacts_as_interrupted(db):
+    core = SwitchCore(db, clock=lambda: 1000.0)
+    core.call_arrived("c1", "repair", "+85291234567")
+    core.close()
+    assert db.execute("SELECT ended_at FROM interactions WHERE uid = 'c1'").fetchone() == (None,)
+    again = SwitchCore(db, clock=lambda: 5000.0)
+    assert again.recover() == 1
+    assert db.execute("SELECT outcome, ended_at FROM interactions WHERE uid = 'c1'").fetchone() == ("interrupted", 1000.0)
+    again.close()
