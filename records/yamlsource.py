@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 Path_ = tuple  # a key path such as ("types", "repair", "on_site_within")
 
 
@@ -125,6 +126,9 @@ def _build(node: yaml.Node, path: Path_, doc: Document, constructor: yaml.SafeLo
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), doc, constructor) for i, item in enumerate(node.value)]
+    if node.tag in _NUMBER_TAGS and ":" in node.value:
+        # YAML 1.1 reads 09:30 as the base-60 number 570; people mean a time of day.
+        return node.value
     try:
         return constructor.construct_object(node)
     except (ValueError, yaml.YAMLError):

@@ -208,10 +208,6 @@ def _shares(doc: Document, path: tuple) -> dict[str, float]:
 def _clock(doc: Document, path: tuple, start_day: dt.datetime) -> float:
     """'09:30' (time of day on the start date) or a duration from the start ('90m')."""
     value = doc.get(path)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
-        # YAML 1.1 reads an unquoted 09:30 as the sexagesimal number 570 (minutes).
-        hours, minutes = divmod(value, 60)
-        value = f"{hours:02d}:{minutes:02d}"
     if isinstance(value, str) and re.match(r"^\d{1,2}:\d{2}$", value.strip()):
         return _time_of_day(doc, path, value.strip(), start_day)
     return _seconds(doc, path, allow_zero=True)

@@ -164,3 +164,11 @@ routing:
     assert report["offered"] == 5000
     assert report["answered"] + report["abandoned"] + report["voicemail"] == 5000
     assert report["voicemail"] > 0 and report["timed_out"] > 0
+
+
+def test_unquoted_times_are_times_and_plain_numbers_are_seconds():
+    base = SHORT.replace("arrivals: {rate_per_hour: 200}", "start: 2026-11-23T08:00\narrivals:\n  rate_per_hour: 200\n"
+                         "  bursts:\n    - {at: AT, for: 10m, factor: 2}")
+    assert scenario_from_text(base.replace("AT", "09:30")).bursts[0].at_s == 5400
+    assert scenario_from_text(base.replace("AT", "570")).bursts[0].at_s == 570
+    assert scenario_from_text(base.replace("AT", "1h")).bursts[0].at_s == 3600

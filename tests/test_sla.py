@@ -144,3 +144,8 @@ def test_missing_type_and_syntax_errors(tmp_path):
 def test_missing_policy_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_base_60_numbers_stay_text():
+    from records.yamlsource import load_text
+    assert load_text("a: 09:30\nb: 1:20:30.5\nc: 570\n", "x").data == {"a": "09:30", "b": "1:20:30.5", "c": 570}
