@@ -35,6 +35,7 @@ test: venv
 
 bench: venv
 	$(PY) bench/records.py
+	$(PY) bench/simulator.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

@@ -93,8 +93,7 @@ class InteractionRecorder:
                     "queue": event.queue, "call_type": event.queue, "entered_at": t, "offered_at": None,
                     "answered_at": None, "ended_at": None, "wait_s": None, "talk_s": None, "hold_s": None,
                     "agent_ext": "", "outcome": None}
-                if self.live:
-                    self._write(event.call_id)
+                self._write(event.call_id)
             else:
                 self._open[event.call_id]["queue"] = event.queue
                 self._write(event.call_id)
@@ -125,9 +124,8 @@ class InteractionRecorder:
         """Live mode: put the row as it stands now into the database."""
         if not self.live:
             return
-        row = self._open[call_id]
+        values = {c: self._open[call_id][c] for c in _INTERACTION_COLUMNS}
         row_id = self._row_ids.get(call_id)
-        values = {c: row[c] for c in _INTERACTION_COLUMNS}
         if row_id is None:
             self._row_ids[call_id] = insert_row(self.db, "interactions", values)
         else:
@@ -138,15 +136,13 @@ class InteractionRecorder:
         if row is None:
             return
         row.update(values, ended_at=t, outcome=outcome)
-        if self.live:
-            self._write(call_id)
-            del self._open[call_id]
-            del self._row_ids[call_id]
-            return
+        self._write(call_id)
         del self._open[call_id]
-        self._rows.append(tuple(row[c] for c in _INTERACTION_COLUMNS))
-        if len(self._rows) >= self.batch:
-            self.flush()
+        self._row_ids.pop(call_id, None)
+        if not self.live:
+            self._rows.append(tuple(row[c] for c in _INTERACTION_COLUMNS))
+            if len(self._rows) >= self.batch:
+                self.flush()
 
     def flush(self) -> None:
         if self._rows:
