@@ -132,9 +132,8 @@ def cmd_agents_add(args) -> int:
     with _open(args) as db:
         if db.execute("SELECT 1 FROM agents WHERE ext = ?", [args.ext]).fetchone():
             raise UserError(f"extension {args.ext} is already taken")
-        pin_hash = agent_records.hash_pin(read_pin(confirm=True))
         agent_records.add_agent(db, ext=args.ext, name=args.name, role=args.role, skills=skills,
-                                pin_hash=pin_hash)
+                                pin=read_pin(confirm=True))
     print(f"added {args.role} {args.name} at extension {args.ext}")
     return 0
 
@@ -161,6 +160,9 @@ def cmd_agents_set(args) -> int:
         agent_records.update_agent(db, args.ext, name=args.name, role=args.role, skills=skills,
                                    new_ext=args.new_ext)
     print(f"updated extension {args.new_ext or args.ext}")
+    if args.new_ext and args.new_ext != args.ext:
+        print(f"set a new PIN (hotline agents set-pin --ext {args.new_ext}) so the seat can register "
+              "with the new extension")
     return 0
 
 
@@ -169,7 +171,7 @@ def cmd_agents_set_pin(args) -> int:
         # Check the agent exists before asking for a PIN nobody can use.
         if not db.execute("SELECT 1 FROM agents WHERE ext = ? AND active = 1", [args.ext]).fetchone():
             raise UserError(f"no agent with extension {args.ext}")
-        agent_records.set_pin(db, args.ext, agent_records.hash_pin(read_pin(confirm=True)))
+        agent_records.set_pin(db, args.ext, read_pin(confirm=True))
     print(f"PIN changed for extension {args.ext}")
     return 0
 

@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from records.schema import ROLES
 
+SIP_REALM = "hotline"
 # Queue/call types an agent can be skilled for; the routing core uses the same names.
 SKILLS = ("repair", "complaint", "billing", "enquiry", "emergency", "general")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -34,6 +35,16 @@ def hash_pin(pin: str, *, salt: bytes | None = None) -> str:
     digest = hashlib.scrypt(pin.encode(), salt=salt, dklen=32, **_SCRYPT)
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
     return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${b64(salt)}${b64(digest)}"
+
+
+def sip_ha1(ext: str, pin: str, realm: str = SIP_REALM) -> str:
+    """The digest secret a SIP registrar needs: MD5(ext:realm:PIN), as RFC 2617 defines it.
+
+    MD5 is the protocol's, not our choice; a short PIN's HA1 can be brute-forced from the
+    database file, so the file stays readable only by the switch's group (as with any PBX
+    that stores digest secrets).
+    """
+    return hashlib.md5(f"{ext}:{realm}:{pin}".encode()).hexdigest()
 
 
 def verify_pin(pin: str, stored: str) -> bool:
@@ -87,15 +98,17 @@ def _check(ext: str, name: str | None, role: str | None) -> None:
         raise AgentError(f"unknown role '{role}' (expected one of: {', '.join(ROLES)})")
 
 
-def add_agent(db: Database, *, ext: str, name: str, pin_hash: str, role: str = "agent",
-              skills: dict[str, int] | None = None, now: float | None = None) -> int:
+def add_agent(db: Database, *, ext: str, name: str, pin: str, role: str = "agent",
+              skills: dict[str, int] | None = None, now: float | None = None, salt: bytes | None = None) -> int:
+    """Add an agent; the PIN is kept only as a salted scrypt hash and its SIP HA1."""
     _check(ext, name, role)
+    pin_hash = hash_pin(pin, salt=salt)
     with db.atomic():
         if db.execute("SELECT 1 FROM agents WHERE ext = ?", [ext]).fetchone():
             raise AgentError(f"extension {ext} is already taken")
         agent_id = db["agents"].insert({
-            "ext": ext, "name": name.strip(), "role": role, "pin_hash": pin_hash, "active": 1,
-            "created_at": time.time() if now is None else now,
+            "ext": ext, "name": name.strip(), "role": role, "pin_hash": pin_hash,
+            "sip_ha1": sip_ha1(ext, pin), "active": 1, "created_at": time.time() if now is None else now,
         }).last_pk
         _write_skills(db, agent_id, skills or {})
     return agent_id
@@ -125,15 +138,23 @@ def update_agent(db: Database, ext: str, *, name: str | None = None, role: str |
             if db.execute("SELECT 1 FROM agents WHERE ext = ?", [new_ext]).fetchone():
                 raise AgentError(f"extension {new_ext} is already taken")
             changes["ext"] = new_ext
+            changes["sip_ha1"] = ""  # the HA1 contains the extension: a new PIN makes a new one
         if changes:
             db["agents"].update(agent_id, changes)
         if skills is not None:
             _write_skills(db, agent_id, skills)
 
 
-def set_pin(db: Database, ext: str, pin_hash: str) -> None:
+def set_pin(db: Database, ext: str, pin: str) -> None:
+    pin_hash = hash_pin(pin)
     with db.atomic():
-        db["agents"].update(_agent_id(db, ext), {"pin_hash": pin_hash})
+        db["agents"].update(_agent_id(db, ext), {"pin_hash": pin_hash, "sip_ha1": sip_ha1(ext, pin)})
+
+
+def sip_secret(db: Database, ext: str) -> str | None:
+    """The HA1 a registrar checks REGISTERs from `ext` against; None if there is none."""
+    row = db.execute("SELECT sip_ha1 FROM agents WHERE ext = ? AND active = 1", [ext]).fetchone()
+    return row[0] if row and row[0] else None
 
 
 def remove_agent(db: Database, ext: str) -> None:

@@ -256,6 +256,13 @@ def m006_interaction_agent_ext(db: Database) -> None:
     db.execute("ALTER TABLE interactions ADD COLUMN run TEXT NOT NULL DEFAULT ''")  # simulation run id
 
 
+@migrations()
+def m007_agent_sip_ha1(db: Database) -> None:
+    # SIP digest authentication (RFC 2617) needs MD5(ext:realm:password); the password is
+    # the agent's PIN, so seats and stock softphones register with extension and PIN.
+    db.execute("ALTER TABLE agents ADD COLUMN sip_ha1 TEXT NOT NULL DEFAULT ''")
+
+
 # Everything pending on an empty database is every migration this version knows.
 MIGRATION_NAMES = tuple(m.name for m in migrations.pending(Database(memory=True)))
 SCHEMA_VERSION = len(MIGRATION_NAMES)

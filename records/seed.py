@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 
-from records.agents import hash_pin
+from records.agents import add_agent
 from records.sla import SlaPolicy
 from records.workorders import WorkOrders
 
@@ -242,9 +242,6 @@ def _agents(db: Database, rng: random.Random, count: int, since: float, summary:
                 break
         pin = f"{rng.randrange(10**6):06d}"
         salt = rng.getrandbits(128).to_bytes(16, "big")
-        agent_id = db["agents"].insert({"ext": ext, "name": display, "role": role,
-                                        "pin_hash": hash_pin(pin, salt=salt), "active": 1,
-                                        "created_at": since}).last_pk
         skills = {"general": 3}
         if role == "agent":
             for skill in rng.sample(SKILL_NAMES, rng.randint(1, 3)):
@@ -253,8 +250,7 @@ def _agents(db: Database, rng: random.Random, count: int, since: float, summary:
                 skills["emergency"] = rng.randint(3, 5)
         else:
             skills.update({s: 4 for s in SKILL_NAMES})
-        db["agent_skills"].insert_all([{"agent_id": agent_id, "skill": s, "proficiency": p}
-                                       for s, p in sorted(skills.items())])
+        agent_id = add_agent(db, ext=ext, name=display, pin=pin, role=role, skills=skills, now=since, salt=salt)
         summary.pins.append((ext, display, role, pin))
         if role == "agent":
             agents.append((agent_id, set(skills)))

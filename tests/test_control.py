@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from records.agents import add_agent, hash_pin
+from records.agents import add_agent
 from telephony.control import MAX_LINE, ControlServer
 from telephony.switchcore import SwitchCore
 
@@ -48,9 +48,9 @@ class Client:
 
 @pytest.fixture
 async def switch(db, tmp_path):
-    add_agent(db, ext="1001", name="Ann", pin_hash=hash_pin("1111"), skills={"repair": 3})
-    add_agent(db, ext="1002", name="Bob", pin_hash=hash_pin("2222"), skills={"repair": 3, "billing": 2})
-    add_agent(db, ext="2001", name="Sue", pin_hash=hash_pin("9999"), role="supervisor", skills={"general": 3})
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"repair": 3, "billing": 2})
+    add_agent(db, ext="2001", name="Sue", pin="9999", role="supervisor", skills={"general": 3})
     clock = Clock()
     core = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
     server = ControlServer(core)
@@ -190,7 +190,7 @@ async def test_a_client_that_vanishes_mid_request_harms_nobody(switch):
 
 
 async def test_ring_timeout_runs_on_the_event_loop(db, tmp_path):
-    add_agent(db, ext="1001", name="Ann", pin_hash=hash_pin("1111"), skills={"repair": 3})
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
     from telephony.acd import QueueConfig
     core = SwitchCore(db, [QueueConfig("repair", ring_timeout_s=0.05, max_no_answer=1)])
     core.set_status("1001", "available")

@@ -1,6 +1,6 @@
 import pytest
 
-from records.agents import add_agent, hash_pin
+from records.agents import add_agent
 from records.directory import NewResident, add_resident
 from records.workorders import LifecycleError, WorkOrders, pending_deadlines, refusal
 
@@ -10,7 +10,7 @@ H = 3600
 
 @pytest.fixture
 def setup(db, policy):
-    agent = add_agent(db, ext="1001", name="Ann", pin_hash=hash_pin("1234"), now=T0)
+    agent = add_agent(db, ext="1001", name="Ann", pin="1234", now=T0)
     resident = add_resident(db, NewResident(name="陳大文", kind="tenant", phones=("91234567",)), now=T0)
     return WorkOrders(db, policy), agent, resident
 
