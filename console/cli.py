@@ -279,6 +279,26 @@ def _print_report(report: dict, scenario) -> None:
                   f"  ASA {q['asa_s']:6.1f} s  abandoned {q['abandon_rate']:6.2%}")
 
 
+# --- switch ----------------------------------------------------------------------
+
+def cmd_switch(args) -> int:
+    import asyncio
+    import logging
+
+    from telephony.switch import default_control_path, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
+    connect(args.db).close()  # a missing or foreign database is refused before anything listens
+    try:
+        asyncio.run(serve(args.db, args.sip, control))
+    except OSError as exc:
+        raise UserError(f"cannot listen: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--queue-log", metavar="FILE", help="append Asterisk queue_log lines to FILE")
     sub.epilog = "--db PATH writes the interactions and queue_log into that records database."
     sub.set_defaults(handler=cmd_simulate)
+
+    sub = commands.add_parser("switch", parents=[common], help="run the switch: SIP registrar and control API")
+    sub.add_argument("--sip", default="127.0.0.1:5060", metavar="HOST:PORT", help="SIP listen address")
+    sub.add_argument("--control", metavar="PATH",
+                     help="control API Unix socket (env HOTLINE_CONTROL, default: beside the database)")
+    sub.set_defaults(handler=cmd_switch)
     return parser
 
 

@@ -1,0 +1,84 @@
+"""`hotline switch`: the switch process (asyncio + the sippy thread), start to clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from records.agents import sip_secret
+from records.db import connect
+from telephony.control import ControlServer
+from telephony.sip import Binding, SipSide
+from telephony.switchcore import SwitchCore
+
+log = logging.getLogger("hotline.switch")
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host:
+        return text, default_port
+    try:
+        return host, int(port)
+    except ValueError:
+        raise ValueError(f"expected HOST:PORT, got '{text}'") from None
+
+
+def default_control_path(db_path: str) -> Path:
+    return Path(db_path).with_suffix(".sock")
+
+
+class SecretLookup:
+    """The registrar's view of SIP secrets: a read connection of its own per thread."""
+
+    def __init__(self, db_path: str):
+        self.db_path, self._local = db_path, threading.local()
+
+    def __call__(self, ext: str) -> str | None:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.db_path, migrate=False)
+        return sip_secret(db, ext)
+
+
+async def serve(db_path: str, sip: str, control: str, *, ready: asyncio.Event | None = None) -> None:
+    db = connect(db_path)
+    core = SwitchCore(db)
+    interrupted = core.recover()
+    if interrupted:
+        log.warning("closed %d contact(s) left open by the previous run as interrupted", interrupted)
+    server = ControlServer(core)
+    if ":" in control and not control.startswith("/") and not control.startswith("."):
+        raise ValueError("the TCP control API is not available yet; give a Unix socket path")
+    await server.start_unix(control)
+    loop = asyncio.get_running_loop()
+    registered: dict[str, Binding] = {}
+
+    def on_binding(binding: Binding | None, ext: str) -> None:
+        if binding is None:
+            registered.pop(ext, None)
+            log.info("SIP: %s unregistered", ext)
+        else:
+            registered[ext] = binding
+            log.info("SIP: %s registered at %s:%d", ext, binding.host, binding.port)
+
+    host, port = parse_address(sip, 5060)
+    sip_side = SipSide(host, port, secret_of=SecretLookup(db_path), loop=loop, on_binding=on_binding)
+    sip_side.start()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"hotline switch: SIP on {host}:{port}, control on {control}, records in {db_path}", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        sip_side.stop()
+        await server.close()
+        core.close()
+        db.close()
+        print("hotline switch: stopped", flush=True)
