@@ -55,14 +55,12 @@ async def serve(db_path: str, sip: str, control: str, *, ready: asyncio.Event | 
         raise ValueError("the TCP control API is not available yet; give a Unix socket path")
     await server.start_unix(control)
     loop = asyncio.get_running_loop()
-    registered: dict[str, Binding] = {}
 
     def on_binding(binding: Binding | None, ext: str) -> None:
+        core.seat_registered(ext, None if binding is None else (binding.host, binding.port))
         if binding is None:
-            registered.pop(ext, None)
             log.info("SIP: %s unregistered", ext)
         else:
-            registered[ext] = binding
             log.info("SIP: %s registered at %s:%d", ext, binding.host, binding.port)
 
     host, port = parse_address(sip, 5060)

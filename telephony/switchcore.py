@@ -60,6 +60,7 @@ class SwitchCore:
         self._timer: asyncio.TimerHandle | None = None
         self._views: dict[str, dict] = {}    # ext -> status, reason, state, since, call
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
+        self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -141,7 +142,7 @@ class SwitchCore:
             queues[name] = [{"call_id": c.id, "number": c.number, "priority": c.priority,
                              "wait_s": now - c.first_entered, "callback": c.callback}
                             for c in self.acd.waiting_calls(name)]
-        agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "since": view["since"]}
+        agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "registered": ext in self.registrations}
                   for ext, view in sorted(self._views.items())]
         return {"at": now, "queues": queues, "agents": agents}
 
@@ -165,6 +166,13 @@ class SwitchCore:
 
     def call_ended(self, call_id: str, *, by: str) -> None:
         self._apply(lambda now: self.acd.hangup(call_id, now, by=by))
+
+    def seat_registered(self, ext: str, contact: tuple[str, int] | None) -> None:
+        """The registrar's news: where a seat can be reached, or None when it went away."""
+        if contact is None:
+            self.registrations.pop(ext, None)
+        else:
+            self.registrations[ext] = contact
 
     # --- listeners -----------------------------------------------------------------
     def subscribe(self, deliver: Callable[[dict], None], ext: str | None = None) -> Subscriber:

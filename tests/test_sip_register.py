@@ -36,6 +36,7 @@ def switch(tmp_path):
     db_path = tmp_path / "switch.db"
     db = connect(db_path, create=True)
     add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="2001", name="Sue", pin="9999", role="supervisor")
     db.close()
     port = free_udp_port()
     process = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch",
@@ -43,10 +44,25 @@ def switch(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = process.stdout.readline()
     assert "hotline switch: SIP on" in line, line
-    yield port, process
+    yield port, process, tmp_path / "control.sock"
     if process.poll() is None:
         process.kill()
         process.wait(5)
+
+
+def registered(switch) -> bool:
+    """Ask the running switch, over its control socket, whether seat 1001 is registered."""
+    import json
+    port, process, control = switch
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(control))
+        stream = s.makefile("rw")
+        for request in ({"id": 1, "op": "login", "ext": "2001", "pin": "9999"}, {"id": 2, "op": "snapshot"}):
+            stream.write(json.dumps(request) + "\n")
+            stream.flush()
+            reply = json.loads(stream.readline())
+            assert reply["ok"], reply
+    return {a["ext"]: a["registered"] for a in reply["snapshot"]["agents"]}["1001"]
 
 
 def sipp(port, scenario, ext, pin, *, calls=1, rate=10):
@@ -58,14 +74,16 @@ def sipp(port, scenario, ext, pin, *, calls=1, rate=10):
 
 
 def test_register_with_digest_auth_and_refusals(switch):
-    port, process = switch
+    port, process, _ = switch
+    assert registered(switch) is False
     assert sipp(port, "register.xml", "1001", "1111") == 0
+    assert registered(switch) is True    # the supervisor's snapshot shows the seat as reachable
     assert sipp(port, "register_refused.xml", "1001", "9999") == 0      # wrong PIN: 403
     assert sipp(port, "register_refused.xml", "1777", "1111") == 0      # unknown extension: 403
 
 
 def test_garbage_and_a_register_storm_do_not_hurt_the_switch(switch):
-    port, process = switch
+    port, process, _ = switch
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for garbage in (b"\x00\xff not sip at all\r\n", b"REGISTER sip:x SIP/2.0\r\nVia: broken\r\n\r\n",
                         b"INVITE sip:1@127.0.0.1 SIP/2.0\r\n" + b"X" * 4000, b""):
@@ -75,7 +93,7 @@ def test_garbage_and_a_register_storm_do_not_hurt_the_switch(switch):
 
 
 def test_the_switch_stops_cleanly_on_sigterm(switch):
-    port, process = switch
+    port, process, _ = switch
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=10)
     assert process.returncode == 0 and "hotline switch: stopped" in output
