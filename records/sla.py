@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from records.yamlsource import ConfigError, Document, load_file, load_text, type_name
+from records.yamlsource import Document, load_file, load_text, type_name
 
 WORK_ORDER_TYPES = ("urgent_repair", "repair", "complaint", "enquiry", "billing")
 DEPARTMENTS = ("engineering", "cleaning", "security", "finance", "customer_service")

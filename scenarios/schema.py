@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from records.sla import parse_duration, WorkingDays
-from records.yamlsource import ConfigError, Document, load_file, load_text, type_name
+from records.yamlsource import Document, load_file, load_text, type_name
 from telephony.acd.config import CALL_TYPES, PRIORITIES, STRATEGIES, QueueConfig, Tier
 
 DISTRIBUTIONS = ("exponential", "lognormal", "fixed", "none")

@@ -81,9 +81,9 @@ class Simulation:
         types = list(scenario.mix)
         self._types, self._type_weights = types, _cumulative([scenario.mix[t] for t in types])
         self._patience = scenario.patience.sampler(streams["patience"])
-        self._handle = {t: scenario.dist_for(scenario.handle_time, t).sampler(streams["handle"])
-                        for t in self._all_types()}
-        self._wrap = {t: scenario.dist_for(scenario.wrap_up, t).sampler(streams["wrap"]) for t in self._all_types()}
+        call_types = self._all_types()
+        self._handle = {t: scenario.dist_for(scenario.handle_time, t).sampler(streams["handle"]) for t in call_types}
+        self._wrap = {t: scenario.dist_for(scenario.wrap_up, t).sampler(streams["wrap"]) for t in call_types}
         self._calls: dict[str, list] = {}   # call id -> [handle_s, wrap_s, abandon_at]
         self._agents_by_skill: dict[str, list[str]] = {}
         self._setup_agents()

@@ -130,17 +130,20 @@ class Acd:
         if agent_id in self.agents:
             raise AcdError(f"agent {agent_id} already exists")
         agent = Agent(agent_id, skills, len(self.agents))
-        agent.queues = tuple(name for name, q in self.queues.items()
-                             if any(s in agent.skills for tier in q.tiers for s in tier.skills))
+        agent.queues = self._queues_for(agent.skills)
         self.agents[agent_id] = agent
 
     def set_skills(self, agent_id: str, skills: dict[str, int], now: float) -> None:
         agent = self._agent(agent_id)
         agent.skills = dict(skills)
-        agent.queues = tuple(name for name, q in self.queues.items()
-                             if any(s in agent.skills for tier in q.tiers for s in tier.skills))
+        agent.queues = self._queues_for(agent.skills)
         if agent.id in self._idle:
             self._route_agent(agent, now)
+
+    def _queues_for(self, skills: dict[str, int]) -> tuple[str, ...]:
+        """Queues whose tiers name any of these skills (proficiency is checked per call)."""
+        return tuple(name for name, q in self.queues.items()
+                     if any(s in skills for tier in q.tiers for s in tier.skills))
 
     def set_status(self, agent_id: str, status: str, now: float, reason: str = "") -> None:
         """logged_out, available or on_break (with a reason). A call in progress goes on."""
