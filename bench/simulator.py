@@ -98,7 +98,8 @@ def main() -> None:
     theirs_s, peer = run_simpy(args.simpy_calls)
     theirs_rate = args.simpy_calls / theirs_s
 
-    print(f"M/M/{AGENTS}+M, load {LOAD:.0%}, AHT {AHT:g} s, patience {PATIENCE:g} s")
+    print(f"M/M/{AGENTS}+M, load {LOAD:.0%}, AHT {AHT:g} s, patience {PATIENCE:g} s; "
+          f"routing core {report['engine']}")
     print(f"{'':<10} {'calls':>10} {'calls/s':>10} {'P(wait)':>9} {'abandon':>9} {'SL 20s':>9} {'ASA s':>8}")
     print(f"{'Erlang A':<10} {'':>10} {'':>10} {formula.p_wait:9.4f} {formula.p_abandon:9.4f} "
           f"{formula.sl_over_offered:9.4f} {formula.asa_s:8.3f}")

@@ -265,7 +265,8 @@ def cmd_simulate(args) -> int:
 def _print_report(report: dict, scenario) -> None:
     sl = report["service_level"]
     print(f"{scenario.name} (seed {report['seed']}): {report['offered']:,} calls in "
-          f"{report['simulated_s'] / 3600:.1f} simulated hours, {report['calls_per_second']:,.0f} calls/s")
+          f"{report['simulated_s'] / 3600:.1f} simulated hours, {report['calls_per_second']:,.0f} calls/s "
+          f"({report['engine'].split()[0].rstrip(':')})")
     print(f"  answered {report['answered']:,}  abandoned {report['abandoned']:,}  "
           f"timed out {report['timed_out']:,}  voicemail {report['voicemail']:,}")
     print(f"  service level {sl['answered_within_over_offered']:.2%} within {sl['threshold_s']:g} s "

@@ -33,21 +33,6 @@ class Dist:
     mean_s: float = 0.0
     sd_s: float | None = None
 
-    def sampler(self, rng):
-        """A no-argument function drawing from this distribution with `rng`."""
-        if self.kind == "exponential":
-            rate = 1.0 / self.mean_s
-            return lambda: rng.expovariate(rate)
-        if self.kind == "lognormal":
-            sd = self.sd_s if self.sd_s is not None else self.mean_s
-            sigma = math.sqrt(math.log(1 + (sd / self.mean_s) ** 2))
-            mu = math.log(self.mean_s) - sigma * sigma / 2
-            return lambda: rng.lognormvariate(mu, sigma)
-        if self.kind == "fixed":
-            value = self.mean_s
-            return lambda: value
-        return lambda: math.inf  # none: endless patience
-
 
 @dataclass(frozen=True)
 class Burst:

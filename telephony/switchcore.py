@@ -40,7 +40,7 @@ def default_queues() -> list[QueueConfig]:
 
 def event_message(event) -> dict:
     """A routing event as the control API sends it."""
-    return {"event": type(event).__name__, **event._asdict()}
+    return {"event": type(event).__name__, **event.as_dict()}
 
 
 @dataclass

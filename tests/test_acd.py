@@ -56,7 +56,7 @@ def test_longest_idle_agent_gets_the_call():
 def test_strategies_with_memory(strategy, expected):
     acd = make(QueueConfig("repair", strategy=strategy), agents=[(x, {"repair": 3}) for x in "abc"])
     login(acd, "a", "b", "c")
-    acd._round_robin["repair"] = 0  # "a" took the last call
+    acd._queues["repair"].last_order = 0  # "a" took the last call
     got = []
     for n in range(4):
         acd.drain()

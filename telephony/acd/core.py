@@ -13,16 +13,15 @@ free only needs the heads of the queues they serve.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import random
+from heapq import heappop, heappush
 from typing import Any, Iterable
 
 from telephony.acd.config import PRIORITIES, QueueConfig
 from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, CallAbandoned, CallbackAccepted,
                                   CallbackDue, CallbackOffered, CallCompleted, CallConnected, CallOffered,
                                   CallOfferWithdrawn, CallQueued, CallRejectedFull, CallTimedOut,
-                                  CallToVoicemail, PriorityChanged, RingNoAnswer)
+                                  CallToVoicemail, Event, PriorityChanged, RingNoAnswer)
 
 RETRY_S = 5.0  # an agent who let a call ring out is not offered the same call again for this long
 NO_ANSWER_REASON = "no_answer"
@@ -30,6 +29,19 @@ NO_ANSWER_REASON = "no_answer"
 
 class AcdError(ValueError):
     """A request that does not fit the current state (unknown call, wrong agent...)."""
+
+
+class Queue:
+    """A queue at run time: its settings, its waiting callers and its round-robin memory."""
+    __slots__ = ("config", "name", "heap", "waiting", "last_order")
+
+    def __init__(self, config: QueueConfig):
+        self.config, self.name = config, config.name
+        # Waiting callers as [rank key, arrival seq, call, still waiting?]; entries of
+        # callers who left are marked and dropped when they reach the top.
+        self.heap: list[list[Any]] = []
+        self.waiting = 0
+        self.last_order = -1  # round robin: the order number of the agent offered last
 
 
 class Agent:
@@ -43,17 +55,18 @@ class Agent:
         self.calls, self.talk_s, self.missed = 0, 0.0, 0
         self.call: Call | None = None
         self.version = 0
-        self.queues: tuple[str, ...] = ()
+        self.queues: tuple[Queue, ...] = ()
 
 
 class Call:
-    __slots__ = ("id", "queue", "number", "priority", "owner", "owner_until", "entered", "first_entered",
+    __slots__ = ("id", "queue", "q", "number", "priority", "owner", "owner_until", "entered", "first_entered",
                  "key", "entry", "state", "ringing", "offered_at", "answered_at", "hold_started", "hold_s",
                  "declined", "original_position", "callback", "ring_version", "max_wait_at", "tier", "agent",
                  "hops")
 
-    def __init__(self, call_id: str, queue: str, number: str, priority: str, now: float):
-        self.id, self.queue, self.number, self.priority = call_id, queue, number, priority
+    def __init__(self, call_id: str, queue: Queue, number: str, priority: str, now: float):
+        self.id, self.number, self.priority = call_id, number, priority
+        self.q, self.queue = queue, queue.name  # the queue it waits in (changes on overflow)
         self.owner: str | None = None
         self.owner_until = 0.0
         self.entered = self.first_entered = now
@@ -91,24 +104,25 @@ class Acd:
         self.rng = rng or random.Random(0)
         self.agents: dict[str, Agent] = {}
         self.calls: dict[str, Call] = {}
-        self.events: list = []
-        self._heaps: dict[str, list] = {name: [] for name in self.queues}
-        self._waiting: dict[str, int] = {name: 0 for name in self.queues}
+        self.events: list[Event] = []
+        self._queues: dict[str, Queue] = {name: Queue(config) for name, config in self.queues.items()}
         self._idle: dict[str, Agent] = {}    # available and idle, in idle-since order
         self._timers: list[tuple[float, int, str, Any, Any]] = []  # (at, seq, kind, call or agent, version)
         # Ring timeouts are armed when the driver next looks at the clock: most offers
         # are answered (or refused) before that, and need no timer at all.
         self._unarmed_rings: list[tuple[float, Call, int]] = []
-        self._seq = itertools.count()
-        self._round_robin: dict[str, int] = {name: -1 for name in self.queues}
+        self._seq = 0  # tie-breaker for heap entries: first in, first out
 
     # --- reading -------------------------------------------------------------------
     def waiting(self, queue: str) -> int:
-        return self._waiting[queue]
+        return self._queues[queue].waiting
+
+    def waiting_total(self) -> int:
+        return sum(q.waiting for q in self._queues.values())
 
     def waiting_calls(self, queue: str) -> list[Call]:
         """Waiting callers of a queue in the order they will be served."""
-        return [entry[2] for entry in sorted(e for e in self._heaps[queue] if e[3])]
+        return [entry[2] for entry in sorted(e for e in self._queues[queue].heap if e[3])]
 
     def next_timer(self) -> float:
         if self._unarmed_rings:
@@ -121,7 +135,7 @@ class Acd:
                 self._timer(at, "ring", call, version)
         self._unarmed_rings.clear()
 
-    def drain(self) -> list:
+    def drain(self) -> list[Event]:
         events, self.events = self.events, []
         return events
 
@@ -140,10 +154,10 @@ class Acd:
         if agent.id in self._idle:
             self._route_agent(agent, now)
 
-    def _queues_for(self, skills: dict[str, int]) -> tuple[str, ...]:
+    def _queues_for(self, skills: dict[str, int]) -> tuple[Queue, ...]:
         """Queues whose tiers name any of these skills (proficiency is checked per call)."""
-        return tuple(name for name, q in self.queues.items()
-                     if any(s in skills for tier in q.tiers for s in tier.skills))
+        return tuple(q for q in self._queues.values()
+                     if any(s in skills for tier in q.config.tiers for s in tier.skills))
 
     def set_status(self, agent_id: str, status: str, now: float, reason: str = "") -> None:
         """logged_out, available or on_break (with a reason). A call in progress goes on."""
@@ -179,27 +193,28 @@ class Acd:
             raise AcdError(f"unknown queue '{queue}'")
         if priority not in PRIORITIES:
             raise AcdError(f"unknown priority '{priority}' (expected one of: {', '.join(PRIORITIES)})")
-        call = Call(call_id, queue, number, priority, now)
+        call = Call(call_id, self._queues[queue], number, priority, now)
         self.calls[call_id] = call
         if owner is not None and owner in self.agents:
             call.owner = owner
         self._join(call, queue, now)
 
     def _join(self, call: Call, queue: str, now: float) -> None:
-        config = self.queues[queue]
-        call.queue, call.entered, call.tier, call.declined = queue, now, 0, {}
+        q = self._queues[queue]
+        config = q.config
+        call.q, call.queue, call.entered, call.tier, call.declined = q, queue, now, 0, {}
         call.hops += 1
         if call.hops > len(self.queues):
             self._exit(call, "voicemail", now)
             return
-        if config.max_length is not None and self._waiting[queue] >= config.max_length:
+        if config.max_length is not None and q.waiting >= config.max_length:
             self.events.append(CallRejectedFull(now, call.id, queue, config.on_full))
             self._exit(call, config.on_full, now)
             return
         call.key = call.first_entered - config.priority_credit_s[call.priority]
         self._push(call)
         # Most callers at most loads find the queue empty: no need to count who is ahead.
-        call.original_position = self._position(call) if self._waiting[queue] > 1 else 1
+        call.original_position = self._position(call) if q.waiting > 1 else 1
         self.events.append(CallQueued(now, call.id, queue, call.original_position, call.number, call.priority))
         owner = self.agents.get(call.owner) if call.owner else None
         if owner is not None and owner.status == "available" and config.owner_wait_s > 0:
@@ -256,7 +271,7 @@ class Acd:
         agent.call = None
         if counts:
             agent.missed += 1
-            if agent.missed >= self.queues[call.queue].max_no_answer and agent.status == "available":
+            if agent.missed >= call.q.config.max_no_answer and agent.status == "available":
                 agent.status, agent.reason = "on_break", NO_ANSWER_REASON
                 self.events.append(AgentStatusChanged(now, agent.id, "on_break", NO_ANSWER_REASON, "available"))
         self._become_idle(agent, now, announce=False)
@@ -281,7 +296,7 @@ class Acd:
         agent.call = None
         agent.calls += 1
         agent.talk_s += talk
-        wrap = self.queues[call.queue].wrap_up_s if wrap_up_s is None else wrap_up_s
+        wrap = call.q.config.wrap_up_s if wrap_up_s is None else wrap_up_s
         self.events.append(CallCompleted(now, call.id, call.queue, agent.id, by, call.answered_at - call.first_entered,
                                          talk, call.hold_s, call.original_position, wrap))
         if wrap > 0:
@@ -315,7 +330,7 @@ class Acd:
         if priority not in PRIORITIES:
             raise AcdError(f"unknown priority '{priority}' (expected one of: {', '.join(PRIORITIES)})")
         call.priority = priority
-        call.key = call.first_entered - self.queues[call.queue].priority_credit_s[priority]
+        call.key = call.first_entered - call.q.config.priority_credit_s[priority]
         if call.state == "waiting":
             self._leave_heap(call)
             self._push(call)  # re-ordered at once
@@ -347,7 +362,7 @@ class Acd:
             self._arm_rings()
         timers = self._timers
         while timers and timers[0][0] <= now:
-            at, _, kind, target, version = heapq.heappop(timers)
+            at, _, kind, target, version = heappop(timers)
             if kind == "wrap":
                 agent: Agent = target
                 if agent.version == version and agent.state == "wrap_up":
@@ -364,7 +379,7 @@ class Acd:
                 if call.state == "waiting":
                     self._timed_out(call, at)
             elif kind == "tier":
-                tiers = self.queues[call.queue].tiers
+                tiers = call.q.config.tiers
                 if version == (call.entered, call.tier) and call.state == "waiting":
                     call.tier += 1
                     if call.tier + 1 < len(tiers):
@@ -393,22 +408,24 @@ class Acd:
         return call.agent
 
     def _timer(self, at: float, kind: str, target: Any, version: Any = 0) -> None:
-        heapq.heappush(self._timers, (at, next(self._seq), kind, target, version))
+        self._seq += 1
+        heappush(self._timers, (at, self._seq, kind, target, version))
 
     def _push(self, call: Call) -> None:
-        entry = [call.key, next(self._seq), call, True]
+        self._seq += 1
+        entry = [call.key, self._seq, call, True]
         call.entry = entry
-        heapq.heappush(self._heaps[call.queue], entry)
-        self._waiting[call.queue] += 1
+        heappush(call.q.heap, entry)
+        call.q.waiting += 1
 
     def _leave_heap(self, call: Call) -> None:
         entry = call.entry
         if entry is not None and entry[3]:
             entry[3] = False
-            self._waiting[call.queue] -= 1
-            heap = self._heaps[call.queue]
+            call.q.waiting -= 1
+            heap = call.q.heap
             if heap[0] is entry:  # the usual case: the head is served; keep the heap free of leftovers
-                heapq.heappop(heap)
+                heappop(heap)
         call.entry = None
 
     def _leave(self, call: Call) -> None:
@@ -419,7 +436,7 @@ class Acd:
         if call.entry is None:
             return 0
         mine = call.entry[:2]
-        return 1 + sum(1 for e in self._heaps[call.queue] if e[3] and e[:2] < mine)
+        return 1 + sum(1 for e in call.q.heap if e[3] and e[:2] < mine)
 
     def _eligible(self, agent: Agent, call: Call, now: float) -> bool:
         if call.declined and call.declined.get(agent.id, 0.0) > now:
@@ -429,7 +446,9 @@ class Acd:
             if owner.status == "available":
                 return False  # reserved for the agent who owns the caller's open work order
         skills = agent.skills
-        for tier in self.queues[call.queue].tiers[: call.tier + 1]:
+        tiers = call.q.config.tiers
+        for index in range(call.tier + 1):  # the tiers opened so far (no slice: this runs per offer)
+            tier = tiers[index]
             for skill in tier.skills:
                 if skills.get(skill, 0) >= tier.min_proficiency:
                     return True
@@ -438,7 +457,7 @@ class Acd:
     def _route_call(self, call: Call, now: float) -> None:
         if not self._idle:
             return
-        strategy = self.queues[call.queue].strategy
+        strategy = call.q.config.strategy
         if strategy == "longest_idle":
             for agent in self._idle.values():
                 if self._eligible(agent, call, now):
@@ -451,9 +470,9 @@ class Acd:
         if strategy == "ring_all":
             chosen = candidates
         elif strategy == "round_robin":
-            last = self._round_robin[call.queue]
+            last = call.q.last_order
             chosen = [min(candidates, key=lambda a: (a.order <= last, a.order))]
-            self._round_robin[call.queue] = chosen[0].order
+            call.q.last_order = chosen[0].order
         elif strategy == "fewest_calls":
             chosen = [min(candidates, key=lambda a: (a.calls, a.idle_since))]
         elif strategy == "least_talk_time":
@@ -465,11 +484,11 @@ class Acd:
     def _route_agent(self, agent: Agent, now: float) -> None:
         best: Call | None = None
         for queue in agent.queues:
-            if not self._waiting[queue]:
+            if not queue.waiting:
                 continue
-            heap = self._heaps[queue]
+            heap = queue.heap
             while heap and not heap[0][3]:
-                heapq.heappop(heap)  # drop entries of calls that left
+                heappop(heap)  # drop entries of calls that left
             head = heap[0][2]
             if self._eligible(agent, head, now):
                 candidate = head
@@ -478,8 +497,8 @@ class Acd:
             if candidate is not None and (best is None or _rank(candidate) < _rank(best)):
                 best = candidate
         if best is not None:
-            if self.queues[best.queue].strategy == "round_robin":
-                self._round_robin[best.queue] = agent.order
+            if best.q.config.strategy == "round_robin":
+                best.q.last_order = agent.order
             self._offer(best, [agent], now)
 
     def _offer(self, call: Call, agents: list[Agent], now: float) -> None:
@@ -487,7 +506,7 @@ class Acd:
         call.state, call.offered_at = "offered", now
         call.ringing = [a.id for a in agents]
         call.ring_version += 1
-        config = self.queues[call.queue]
+        config = call.q.config
         for agent in agents:
             del self._idle[agent.id]
             agent.state, agent.call = "ringing", call
@@ -513,7 +532,7 @@ class Acd:
             self._route_agent(agent, now)
 
     def _timed_out(self, call: Call, now: float) -> None:
-        action = self.queues[call.queue].on_max_wait
+        action = call.q.config.on_max_wait
         if action == "callback":
             if not call.callback:
                 self.events.append(CallbackOffered(now, call.id, call.queue))

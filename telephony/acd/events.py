@@ -1,4 +1,4 @@
-"""What the routing core says happened. Immutable; named after the event.
+"""What the routing core says happened, named after the event; never changed once made.
 
 Agent states that a call event already implies are not repeated as AgentStateChanged
 (at a million simulated calls the duplicates were a third of the work):
@@ -14,152 +14,242 @@ Times are seconds on the driver's clock (epoch in the switch, virtual in the sim
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, ClassVar, final
 
 
-class CallQueued(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    position: int
-    number: str
-    priority: str
+class Event:
+    """Base of every routing event: compared, printed and turned into a dict by field.
+
+    Events are never changed after the core makes them (several consumers read the
+    same object). They are plain classes, not NamedTuples, because the simulator
+    compiles this module with mypyc, where a plain class is made ~9x faster.
+    `fields` lists the attributes in order (a test checks it against __init__).
+    """
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.fields}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(getattr(self, n) == getattr(other, n) for n in self.fields)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *(getattr(self, n) for n in self.fields)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.fields) + ")"
 
 
-class CallOffered(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    agent_id: str
+@final
+class CallQueued(Event):
+    fields = ("t", "call_id", "queue", "position", "number", "priority")
+
+    def __init__(self, t: float, call_id: str, queue: str, position: int, number: str, priority: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.position = position
+        self.number = number
+        self.priority = priority
 
 
-class CallbackDue(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    agent_id: str
-    number: str
+@final
+class CallOffered(Event):
+    fields = ("t", "call_id", "queue", "agent_id")
+
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
 
 
-class RingNoAnswer(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    agent_id: str
-    ring_s: float
+@final
+class CallbackDue(Event):
+    fields = ("t", "call_id", "queue", "agent_id", "number")
+
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, number: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
+        self.number = number
 
 
-class CallConnected(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    agent_id: str
-    wait_s: float
-    ring_s: float
+@final
+class RingNoAnswer(Event):
+    fields = ("t", "call_id", "queue", "agent_id", "ring_s")
+
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, ring_s: float) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
+        self.ring_s = ring_s
 
 
-class CallCompleted(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    agent_id: str
-    by: str              # "caller" or "agent": who hung up
-    wait_s: float
-    talk_s: float
-    hold_s: float
-    original_position: int
-    wrap_up_s: float     # the agent's wrap-up timer; 0: straight back to idle
+@final
+class CallConnected(Event):
+    fields = ("t", "call_id", "queue", "agent_id", "wait_s", "ring_s")
+
+    def __init__(self, t: float, call_id: str, queue: str,
+                 agent_id: str, wait_s: float, ring_s: float) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
+        self.wait_s = wait_s
+        self.ring_s = ring_s
 
 
-class CallAbandoned(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    position: int
-    original_position: int
-    wait_s: float
+@final
+class CallCompleted(Event):
+    fields = ("t", "call_id", "queue", "agent_id", "by", "wait_s", "talk_s", "hold_s", "original_position", "wrap_up_s")
+
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, by: str,
+                 wait_s: float, talk_s: float, hold_s: float, original_position: int, wrap_up_s: float) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
+        self.by = by  # "caller" or "agent": who hung up
+        self.wait_s = wait_s
+        self.talk_s = talk_s
+        self.hold_s = hold_s
+        self.original_position = original_position
+        self.wrap_up_s = wrap_up_s  # the agent's wrap-up timer; 0: straight back to idle
 
 
-class CallTimedOut(NamedTuple):
+@final
+class CallAbandoned(Event):
+    fields = ("t", "call_id", "queue", "position", "original_position", "wait_s")
+
+    def __init__(self, t: float, call_id: str, queue: str,
+                 position: int, original_position: int, wait_s: float) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.position = position
+        self.original_position = original_position
+        self.wait_s = wait_s
+
+
+@final
+class CallTimedOut(Event):
     """Left the queue at max wait; `action` says where it went (voicemail, overflow:Q, callback)."""
-    t: float
-    call_id: str
-    queue: str
-    position: int
-    original_position: int
-    wait_s: float
-    action: str
+    fields = ("t", "call_id", "queue", "position", "original_position", "wait_s", "action")
+
+    def __init__(self, t: float, call_id: str, queue: str,
+                 position: int, original_position: int, wait_s: float, action: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.position = position
+        self.original_position = original_position
+        self.wait_s = wait_s
+        self.action = action
 
 
-class CallRejectedFull(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    action: str
+@final
+class CallRejectedFull(Event):
+    fields = ("t", "call_id", "queue", "action")
+
+    def __init__(self, t: float, call_id: str, queue: str, action: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.action = action
 
 
-class CallToVoicemail(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    wait_s: float
+@final
+class CallToVoicemail(Event):
+    fields = ("t", "call_id", "queue", "wait_s")
+
+    def __init__(self, t: float, call_id: str, queue: str, wait_s: float) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.wait_s = wait_s
 
 
-class CallbackOffered(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
+@final
+class CallbackOffered(Event):
+    fields = ("t", "call_id", "queue")
+
+    def __init__(self, t: float, call_id: str, queue: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
 
 
-class CallbackAccepted(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    number: str
+@final
+class CallbackAccepted(Event):
+    fields = ("t", "call_id", "queue", "number")
+
+    def __init__(self, t: float, call_id: str, queue: str, number: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.number = number
 
 
-class PriorityChanged(NamedTuple):
-    t: float
-    call_id: str
-    queue: str
-    priority: str
+@final
+class PriorityChanged(Event):
+    fields = ("t", "call_id", "queue", "priority")
+
+    def __init__(self, t: float, call_id: str, queue: str, priority: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.priority = priority
 
 
-class AgentStatusChanged(NamedTuple):
+@final
+class AgentStatusChanged(Event):
     """Set by people: logged_out, available, on_break (with a reason code)."""
-    t: float
-    agent_id: str
-    status: str
-    reason: str
-    previous: str
+    fields = ("t", "agent_id", "status", "reason", "previous")
+
+    def __init__(self, t: float, agent_id: str, status: str, reason: str, previous: str) -> None:
+        self.t = t
+        self.agent_id = agent_id
+        self.status = status
+        self.reason = reason
+        self.previous = previous
 
 
-class AgentStateChanged(NamedTuple):
+@final
+class AgentStateChanged(Event):
     """Set by the system: idle, ringing, in_call, on_hold, wrap_up."""
-    t: float
-    agent_id: str
-    state: str
+    fields = ("t", "agent_id", "state")
+
+    def __init__(self, t: float, agent_id: str, state: str) -> None:
+        self.t = t
+        self.agent_id = agent_id
+        self.state = state
 
 
-class CallOfferWithdrawn(NamedTuple):
+@final
+class CallOfferWithdrawn(Event):
     """Stop ringing this agent: another agent answered, or the caller hung up."""
-    t: float
-    call_id: str
-    queue: str
-    agent_id: str
+    fields = ("t", "call_id", "queue", "agent_id")
+
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
 
 
-def agent_state_after(event) -> tuple[str, str] | None:
+def agent_state_after(event: Event) -> tuple[str, str] | None:
     """(agent_id, state) that `event` puts an agent in, or None."""
-    kind = type(event)
-    if kind is AgentStateChanged:
+    if isinstance(event, AgentStateChanged):
         return event.agent_id, event.state
-    if kind is CallOffered or kind is CallbackDue:
+    if isinstance(event, (CallOffered, CallbackDue)):
         return event.agent_id, "ringing"
-    if kind is CallConnected:
+    if isinstance(event, CallConnected):
         return event.agent_id, "in_call"
-    if kind is CallCompleted:
+    if isinstance(event, CallCompleted):
         return event.agent_id, "wrap_up" if event.wrap_up_s > 0 else "idle"
-    if kind is RingNoAnswer or kind is CallOfferWithdrawn:
+    if isinstance(event, (RingNoAnswer, CallOfferWithdrawn)):
         return event.agent_id, "idle"
     return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from telephony.acd import events as ev
 
@@ -31,7 +32,7 @@ class Counters:
     __slots__ = ("offered", "answered", "abandoned", "timed_out", "voicemail", "waited", "within",
                  "wait_answered", "wait_abandoned", "talk", "wrap", "longest_wait", "max_queue")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.offered = self.answered = self.abandoned = self.timed_out = self.voicemail = 0
         self.waited = self.within = 0
         self.wait_answered = self.wait_abandoned = self.talk = self.wrap = 0.0
@@ -60,7 +61,7 @@ class _Active:
     """A caller still in the system, with the counters they will count in."""
     __slots__ = ("entered", "queue", "waited", "counters")
 
-    def __init__(self, entered: float, queue: str, counters: tuple):
+    def __init__(self, entered: float, queue: str, counters: list[Counters]):
         self.entered, self.queue, self.waited, self.counters = entered, queue, True, counters
 
 
@@ -90,18 +91,29 @@ class Statistics:
         self._staffed_since: dict[str, float] = {}
         self.staffed_s = 0.0
         self.ring_s = 0.0
-        self._handlers = {
-            ev.CallQueued: self._queued, ev.CallOffered: self._offered, ev.CallbackDue: self._offered,
-            ev.CallConnected: self._connected, ev.CallCompleted: self._completed,
-            ev.CallAbandoned: self._abandoned, ev.CallTimedOut: self._timed_out,
-            ev.CallToVoicemail: self._voicemail, ev.CallRejectedFull: self._rejected,
-            ev.AgentStatusChanged: self._status, ev.AgentStateChanged: self._state,
-        }
 
-    def add(self, event) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
+    def add(self, event: ev.Event) -> None:
+        # An isinstance chain, most frequent first: compiled, it is a pointer compare each.
+        if isinstance(event, ev.CallQueued):
+            self._queued(event)
+        elif isinstance(event, ev.CallOffered) or isinstance(event, ev.CallbackDue):
+            self._offered(event.call_id, event.t)
+        elif isinstance(event, ev.CallConnected):
+            self.ring_s += event.ring_s
+        elif isinstance(event, ev.CallCompleted):
+            self._completed(event)
+        elif isinstance(event, ev.AgentStateChanged):
+            self._state(event)
+        elif isinstance(event, ev.CallAbandoned):
+            self._abandoned(event)
+        elif isinstance(event, ev.AgentStatusChanged):
+            self._status(event)
+        elif isinstance(event, ev.CallTimedOut):
+            self._timed_out(event)
+        elif isinstance(event, ev.CallToVoicemail):
+            self._voicemail(event)
+        elif isinstance(event, ev.CallRejectedFull):
+            self._rejected(event)
 
     def queue_length(self, queue: str, length: int, total: int) -> None:
         """The driver reports queue lengths after arrivals (events do not carry them)."""
@@ -117,10 +129,10 @@ class Statistics:
         if active is None:
             self._arrive(event.call_id, event.queue, event.t)
         elif active.queue != event.queue:  # overflow: the same call, counted in its new queue
-            counters = self.queues.setdefault(event.queue, Counters())
+            counters = self._counters(self.queues, event.queue)
             counters.offered += 1
             active.queue = event.queue
-            active.counters = (active.counters[0], counters, *active.counters[2:])
+            active.counters[1] = counters
 
     def _rejected(self, event: ev.CallRejectedFull) -> None:
         if event.call_id not in self._active:
@@ -135,24 +147,27 @@ class Statistics:
         else:
             batch = None
         self._arrivals += 1
-        counters = [self.total, self.queues.setdefault(queue, Counters()),
-                    self.intervals.get(interval) or self.intervals.setdefault(interval, Counters())]
+        counters = [self.total, self._counters(self.queues, queue), self._counters(self.intervals, interval)]
         if batch is not None:
             counters.append(self.batches[batch])
-        active = _Active(t, queue, tuple(counters))
+        active = _Active(t, queue, counters)
         self._active[call_id] = active
         for counter in active.counters:
             counter.offered += 1
 
-    def _offered(self, event) -> None:
-        active = self._active.get(event.call_id)
-        if active is not None and active.waited and event.t == active.entered:
+    @staticmethod
+    def _counters(table: dict[Any, Counters], key: Any) -> Counters:
+        counters = table.get(key)
+        if counters is None:  # not setdefault: that would build a Counters for every caller
+            counters = table[key] = Counters()
+        return counters
+
+    def _offered(self, call_id: str, t: float) -> None:
+        active = self._active.get(call_id)
+        if active is not None and active.waited and t == active.entered:
             active.waited = False
 
-    def _connected(self, event: ev.CallConnected) -> None:
-        self.ring_s += event.ring_s
-
-    def _finish(self, call_id: str):
+    def _finish(self, call_id: str) -> _Active | None:
         active = self._active.pop(call_id, None)
         if active is not None and active.waited:
             for counters in active.counters:
