@@ -18,7 +18,6 @@ from records.schema import MIGRATION_NAMES, MIGRATION_SET, SCHEMA_VERSION, migra
 
 # PRAGMA application_id: marks the file as a hotline database ("HTLN").
 APPLICATION_ID = 0x48544C4E
-SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_PATH = "hotline.db"
 
 
@@ -42,12 +41,21 @@ def connect(path: str | Path, *, create: bool = False, migrate: bool = True) -> 
     exists = path.exists() and path.stat().st_size > 0
     if not exists and not create:
         raise DatabaseError(f"{path}: no such database (create one with: hotline --db {path} db init)")
-    if exists:
-        _check_header(path)
     try:
         conn = sqlite3.connect(str(path), timeout=30)
     except sqlite3.Error as exc:
         raise DatabaseError(f"{path}: cannot open: {exc}") from None
+    try:
+        # The header is checked through SQLite, never by opening the file ourselves:
+        # closing any descriptor of a database file drops every POSIX lock this
+        # process holds on it, so another process would think our open connections
+        # gone, checkpoint and delete the WAL under them, and later commits would
+        # be written to a deleted file (seen: the switch's registrar opening its own
+        # connection made the switch's records vanish).
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise DatabaseError(f"{path} is not a SQLite database (wrong file, or corrupt)") from None
     db = Database(conn)
     try:
         _check_identity(db, path)
@@ -64,16 +72,6 @@ def connect(path: str | Path, *, create: bool = False, migrate: bool = True) -> 
         conn.close()
         raise
     return db
-
-
-def _check_header(path: Path) -> None:
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise DatabaseError(f"{path}: cannot read: {exc.strerror}") from None
-    if header != SQLITE_HEADER:
-        raise DatabaseError(f"{path} is not a SQLite database (wrong file, or corrupt)")
 
 
 def _check_identity(db: Database, path: Path) -> None:

@@ -88,3 +88,21 @@ def test_an_older_schema_is_migrated(tmp_path):
     conn.close()
     with connect(path) as db:
         assert "work_orders" in db.table_names()
+
+
+def test_a_second_connection_in_the_process_does_not_cost_the_first_its_locks(tmp_path):
+    """The switch opens more connections (its registrar's) beside its writer; another
+    process reading and closing must still see the writer's later commits."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "h.db"
+    writer = connect(path, create=True)
+    connect(path, migrate=False).close()      # e.g. the registrar's lookup connection
+    read = [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "print(c.execute('select count(*) from queue_log').fetchone()[0]); c.close()", str(path)]
+    assert subprocess.run(read, capture_output=True, text=True).stdout.strip() == "0"
+    with writer.atomic():
+        writer.execute("INSERT INTO queue_log (time, callid, queuename, agent, event) VALUES (1, 'c', 'q', 'a', 'E')")
+    assert subprocess.run(read, capture_output=True, text=True).stdout.strip() == "1"
+    writer.close()
