@@ -17,9 +17,9 @@ from telephony.acd import events as ev
 from telephony.acd.queue_log import format_line, rows_for
 
 _QUEUE_LOG_COLUMNS = ("time", "callid", "queuename", "agent", "event", "data1", "data2", "data3", "data4", "data5")
-_INTERACTION_COLUMNS = ("uid", "node", "run", "direction", "caller_number", "queue", "call_type", "entered_at",
-                        "offered_at", "answered_at", "ended_at", "wait_s", "talk_s", "hold_s", "agent_ext",
-                        "outcome")
+_INTERACTION_COLUMNS = ("uid", "node", "run", "direction", "caller_number", "dialled_number", "resident_id",
+                        "queue", "call_type", "entered_at", "offered_at", "answered_at", "ended_at", "wait_s",
+                        "talk_s", "hold_s", "agent_ext", "outcome")
 
 
 class QueueLogWriter:
@@ -77,10 +77,16 @@ class InteractionRecorder:
         self._open: dict[str, dict] = {}
         self._rows: list[tuple] = []
         self._row_ids: dict[str, int] = {}  # live mode: call id -> interactions.id
+        self._details: dict[str, dict] = {}  # what the driver knows before the core does
 
     def row_id(self, call_id: str) -> int | None:
         """The interactions.id of a caller still in the system (live mode)."""
         return self._row_ids.get(call_id)
+
+    def expect(self, call_id: str, **columns) -> None:
+        """Columns the routing events do not carry (dialled_number, resident_id), for a
+        caller about to enter: written with the row's first write."""
+        self._details[call_id] = columns
 
     def __call__(self, event) -> None:
         kind = type(event)
@@ -92,7 +98,8 @@ class InteractionRecorder:
                     "run": self.run, "direction": "inbound", "caller_number": getattr(event, "number", ""),
                     "queue": event.queue, "call_type": event.queue, "entered_at": t, "offered_at": None,
                     "answered_at": None, "ended_at": None, "wait_s": None, "talk_s": None, "hold_s": None,
-                    "agent_ext": "", "outcome": None}
+                    "agent_ext": "", "outcome": None, "dialled_number": "", "resident_id": None,
+                    **self._details.pop(event.call_id, {})}
                 self._write(event.call_id)
             else:
                 self._open[event.call_id]["queue"] = event.queue

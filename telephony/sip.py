@@ -1,4 +1,4 @@
-"""The switch's SIP side: sippy's event loop in its own thread, and the registrar.
+"""The switch's SIP side: sippy's event loop in its own thread, the registrar and the B2BUA.
 
 Threads: sippy runs `ED2.loop()` on one thread it owns; everything that touches sippy
 objects runs there. What the switch must know (a seat registered or went away) is
@@ -8,6 +8,12 @@ its own connection (one connection per thread).
 
 Agents register with their extension and PIN (digest, realm "hotline"); the registrar
 checks the response against the HA1 stored in records and never sees the PIN.
+
+Calls: every inbound INVITE is one `InboundCall`, a sippy UA for the caller's leg and
+one for each agent being rung. The routing core decides everything (who rings, when
+to stop, when to bridge); this side only carries it out and reports what the phones
+did. The caller hears 182 Queued until an agent answers; SDP is passed through, so the
+media flows between the two phones (the switch anchors no media yet).
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 log = logging.getLogger("hotline.sip")
 
 REALM = "hotline"
 MAX_EXPIRES = 3600
 DEFAULT_EXPIRES = 300
+EXPIRY_CHECK_S = 5.0   # a seat that stopped refreshing is offered no calls within this
 
 
 @dataclass(frozen=True)
@@ -35,18 +42,193 @@ class Binding:
     expires_at: float
 
 
+class CallReports(Protocol):
+    """Where the SIP side reports calls (SwitchCore), always on the asyncio thread."""
+
+    def caller_arrived(self, call_id: str, number: str, dialled: str) -> object: ...
+
+    def sip_answered(self, call_id: str, ext: str) -> None: ...
+
+    def sip_not_answered(self, call_id: str, ext: str, *, counts: bool) -> None: ...
+
+    def sip_hung_up(self, call_id: str, *, by: str) -> None: ...
+
+
+# Agent replies that mean "not now" rather than "did not answer": no miss is counted.
+_REFUSALS = (486, 600, 603)
+
+
+def _lower_transport(ua) -> None:
+    """A phone that writes ";transport=UDP" in capitals in its Contact would make sippy
+    refuse to send it the BYE later ("unsupported transport"): normalise it."""
+    target = ua.rTarget
+    if target is not None and isinstance(target.transport, str):
+        target.transport = target.transport.lower()
+    address, transport = ua.rAddr
+    if isinstance(transport, str):
+        ua.rAddr = (address, transport.lower())
+
+
+def _contact(side: SipSide):
+    """Our Contact: sippy's default carries a display name ("Anonymous") some phones
+    (SIPp among them) copy into the request line of their ACK and BYE."""
+    from sippy.SipAddress import SipAddress
+    from sippy.SipContact import SipContact
+    from sippy.SipURL import SipURL
+
+    return SipContact(address=SipAddress(url=SipURL(host=side.host, port=side.port)))
+
+
+def _header(name: str, value: str):
+    """An extension header written with its name as given (sippy would write X-hotline-queue;
+    names are case-insensitive in SIP, but not in every tool that reads them)."""
+    from sippy.SipGenericHF import SipGenericHF
+    from sippy.SipHeader import SipHeader
+
+    class NamedHF(SipGenericHF):
+        def getCanName(self, _name, compact=False):
+            return name
+
+        def getCopy(self):
+            return NamedHF(self.body, name)
+
+    return SipHeader(name=name, body=NamedHF(value, name))
+
+
+class InboundCall:
+    """One caller and the agents rung for them; lives on the sippy thread only."""
+
+    def __init__(self, side: SipSide, call_id: str):
+        from sippy.UA import UA
+
+        self.side, self.id = side, call_id
+        self.caller = UA(side.config, event_cb=self._caller_event)
+        self.caller.lContact = _contact(side)
+        self.agents: dict[str, object] = {}     # ext -> the agent leg's UA (ringing or talking)
+        self.answers: dict[str, object] = {}    # ext -> the SDP the agent answered with
+        self.connected: str | None = None
+        self.offer = None
+        self.number = self.dialled = self.caller_name = ""
+        self.over = False
+
+    # --- the caller's leg --------------------------------------------------------------
+    def _caller_event(self, event, ua) -> None:
+        from sippy.CCEvents import CCEventDisconnect, CCEventFail, CCEventTry
+
+        if isinstance(event, CCEventTry) and self.offer is None:
+            _cid, cli, cld, body, _auth, name = event.getData()
+            self.offer, self.number, self.dialled, self.caller_name = body, cli or "", cld or "", name or ""
+            self.side.run_later(self._queued)
+            self.side.report("caller_arrived", self.id, self.number, self.dialled)
+        elif isinstance(event, (CCEventDisconnect, CCEventFail)):
+            self._finish()
+            self.side.report("sip_hung_up", self.id, by="caller")
+
+    def _queued(self) -> None:
+        from sippy.CCEvents import CCEventRing
+
+        if not self.over and self.connected is None:
+            self.caller.recvEvent(CCEventRing((182, "Queued", None)))
+
+    # --- what the routing core asks --------------------------------------------------------
+    def ring(self, ext: str, contact: tuple[str, int], headers: dict[str, str]) -> None:
+        from sippy.CCEvents import CCEventTry
+        from sippy.SipCallId import SipCallId
+        from sippy.UA import UA
+
+        if self.over:
+            return
+        leg = UA(self.side.config, event_cb=lambda event, ua: self._agent_event(ext, event, ua),
+                 nh_address=contact)
+        leg.lContact = _contact(self.side)
+        self.agents[ext] = leg
+        body = self.offer.getCopy() if self.offer is not None else None
+        invite = CCEventTry((SipCallId(), self.number, ext, body, None, self.caller_name))
+        invite.extra_headers = tuple(_header(name, value) for name, value in headers.items())
+        leg.recvEvent(invite)
+
+    def bridge(self, ext: str) -> None:
+        from sippy.CCEvents import CCEventConnect
+
+        if self.over or ext not in self.agents:
+            self.hang_up_agent(ext)
+            return
+        self.connected = ext
+        answer = self.answers.get(ext)
+        self.caller.recvEvent(CCEventConnect((200, "OK", answer.getCopy() if answer is not None else None)))
+
+    def hang_up_agent(self, ext: str) -> None:
+        """CANCEL a ringing agent leg, BYE a connected one; nothing if it is gone."""
+        from sippy.CCEvents import CCEventDisconnect
+
+        leg = self.agents.pop(ext, None)
+        self.answers.pop(ext, None)
+        if leg is not None and not leg.isDead():
+            leg.recvEvent(CCEventDisconnect())
+        if ext == self.connected and not self.over:
+            self._finish()
+            self.caller.recvEvent(CCEventDisconnect())
+
+    def release(self, code: int, reason: str) -> None:
+        from sippy.CCEvents import CCEventDisconnect, CCEventFail
+
+        if self.over:
+            return
+        self._finish()
+        self.caller.recvEvent(CCEventFail((code, reason)) if self.connected is None else CCEventDisconnect())
+
+    # --- an agent's leg ---------------------------------------------------------------------
+    def _agent_event(self, ext: str, event, ua) -> None:
+        from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail
+
+        if self.agents.get(ext) is not ua:
+            return  # a leg we already let go of
+        if isinstance(event, CCEventConnect):
+            _lower_transport(ua)
+            _code, _reason, body = event.getData()
+            self.answers[ext] = body
+            self.side.report("sip_answered", self.id, ext)
+        elif isinstance(event, CCEventFail):
+            code = event.getData()[0]
+            del self.agents[ext]
+            self.side.report("sip_not_answered", self.id, ext, counts=code not in _REFUSALS)
+        elif isinstance(event, CCEventDisconnect):
+            del self.agents[ext]
+            if ext == self.connected:  # the agent hung up
+                self._finish()
+                self.caller.recvEvent(CCEventDisconnect())
+                self.side.report("sip_hung_up", self.id, by="agent")
+            else:
+                self.side.report("sip_not_answered", self.id, ext, counts=True)
+
+    def _finish(self) -> None:
+        """The call is over: every agent leg still up is let go; the record is the core's."""
+        from sippy.CCEvents import CCEventDisconnect
+
+        self.over = True
+        legs, self.agents = self.agents, {}
+        for leg in legs.values():
+            if not leg.isDead():
+                leg.recvEvent(CCEventDisconnect())
+        self.side.calls.pop(self.id, None)
+
+
 class SipSide:
-    """sippy on a thread of its own: REGISTER now, INVITE routing as the switch grows."""
+    """sippy on a thread of its own: registrar and B2BUA. The `Legs` of telephony/switchcore."""
 
     def __init__(self, host: str, port: int, *, secret_of: Callable[[str], str | None],
                  loop: asyncio.AbstractEventLoop, on_binding: Callable[[Binding | None, str], None],
-                 clock: Callable[[], float] = time.time):
+                 reports: CallReports | None = None, clock: Callable[[], float] = time.time):
         # sippy logs every message unless told otherwise; warnings are enough for a switch.
         os.environ.setdefault("SIPLOG_LVL", "WARN")
         os.environ.setdefault("SIPLOG_BEND", "stderr")
         self.host, self.port = host, port
         self.secret_of, self.loop, self.on_binding, self.clock = secret_of, loop, on_binding, clock
         self.bindings: dict[str, Binding] = {}   # touched on the sippy thread only
+        self.calls: dict[str, InboundCall] = {}  # likewise
+        self.reports = reports
+        self.config: dict = {}
+        self._seq = 0
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._tm = None
@@ -63,12 +245,14 @@ class SipSide:
         from sippy.SipConf import SipConf
         from sippy.SipLogger import SipLogger
         from sippy.SipTransactionManager import SipTransactionManager
+        from sippy.Time.Timeout import Timeout
 
         SipConf.my_uaname = "hotline"
         SipConf.my_address = self.host
         SipConf.my_port = self.port
-        config = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": SipLogger("hotline")}
-        self._tm = SipTransactionManager(config, self._request)
+        self.config = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": SipLogger("hotline")}
+        self._tm = self.config["_sip_tm"] = SipTransactionManager(self.config, self._request)
+        Timeout(self._expire_bindings, EXPIRY_CHECK_S, -1)
         ED2.callFromThread(self._started.set)
         ED2.loop()
 
@@ -89,6 +273,10 @@ class SipSide:
                 return (self._register(req), None, None)
             if method == "OPTIONS":
                 return (req.genResponse(200, "OK"), None, None)
+            if req.getHFBody("to").getTag() is not None:  # in a dialog we do not know (any more)
+                return (req.genResponse(481, "Call Leg/Transaction Does Not Exist"), None, None)
+            if method == "INVITE":
+                return self._invite(req, sip_t)
             return (req.genResponse(501, "Not Implemented"), None, None)
         except Exception:  # a malformed request must cost one reply, never the SIP thread
             log.exception("SIP: cannot handle %s", method)
@@ -134,5 +322,57 @@ class SipSide:
         except ValueError:
             return DEFAULT_EXPIRES
 
+    def _expire_bindings(self) -> None:
+        now = self.clock()
+        for ext, binding in list(self.bindings.items()):
+            if binding.expires_at <= now:
+                del self.bindings[ext]
+                log.info("SIP: registration of %s expired", ext)
+                self._post(None, ext)
+
+    def _invite(self, req, sip_t):
+        if self.reports is None:
+            return (req.genResponse(503, "Service Unavailable"), None, None)
+        self._seq += 1
+        call = InboundCall(self, f"{int(self.clock())}.{self._seq}")  # Asterisk-style uniqueid
+        self.calls[call.id] = call
+        return call.caller.recvRequest(req, sip_t)
+
     def _post(self, binding: Binding | None, ext: str) -> None:
         self.loop.call_soon_threadsafe(self.on_binding, binding, ext)
+
+    # --- between the threads ------------------------------------------------------------------
+    def report(self, name: str, *args, **kwargs) -> None:
+        """sippy thread -> asyncio: tell the switch core what a phone did."""
+        self.loop.call_soon_threadsafe(self._deliver, name, args, kwargs)
+
+    def _deliver(self, name: str, args, kwargs) -> None:
+        try:
+            getattr(self.reports, name)(*args, **kwargs)
+        except Exception:  # a report the core cannot take must not lose the caller
+            log.exception("switch: %s%r failed", name, args)
+            if name == "caller_arrived":
+                self.release(args[0], 500, "Server Internal Error")
+
+    def run_later(self, fn, *args) -> None:
+        from sippy.Core.EventDispatcher import ED2
+
+        ED2.callFromThread(fn, *args)
+
+    def _on_call(self, call_id: str, method: str, *args) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            getattr(call, method)(*args)
+
+    # The Legs of telephony/switchcore: called on the asyncio thread, run on the sippy thread.
+    def ring(self, call_id: str, ext: str, contact: tuple[str, int], headers: dict[str, str]) -> None:
+        self.run_later(self._on_call, call_id, "ring", ext, contact, headers)
+
+    def bridge(self, call_id: str, ext: str) -> None:
+        self.run_later(self._on_call, call_id, "bridge", ext)
+
+    def hang_up_agent(self, call_id: str, ext: str) -> None:
+        self.run_later(self._on_call, call_id, "hang_up_agent", ext)
+
+    def release(self, call_id: str, code: int, reason: str) -> None:
+        self.run_later(self._on_call, call_id, "release", code, reason)

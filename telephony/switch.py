@@ -64,8 +64,10 @@ async def serve(db_path: str, sip: str, control: str, *, ready: asyncio.Event | 
             log.info("SIP: %s registered at %s:%d", ext, binding.host, binding.port)
 
     host, port = parse_address(sip, 5060)
-    sip_side = SipSide(host, port, secret_of=SecretLookup(db_path), loop=loop, on_binding=on_binding)
+    sip_side = SipSide(host, port, secret_of=SecretLookup(db_path), loop=loop, on_binding=on_binding,
+                       reports=core)
     sip_side.start()
+    core.attach_legs(sip_side)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)

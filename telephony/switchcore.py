@@ -11,19 +11,24 @@ recorder, the queue_log writer, the agent-state history and the subscribers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from sqlite_utils import Database
 
 from records import agents as agent_records
+from records.directory import resident_by_phone
 from records.contacts import InteractionRecorder, QueueLogWriter
 from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
 from telephony.acd.config import CALL_TYPES
+
+
+log = logging.getLogger("hotline.switch")
 
 
 class SwitchError(ValueError):
@@ -41,6 +46,19 @@ def default_queues() -> list[QueueConfig]:
 def event_message(event) -> dict:
     """A routing event as the control API sends it."""
     return {"event": type(event).__name__, **event.as_dict()}
+
+
+class Legs(Protocol):
+    """What the switch core asks of the SIP side (telephony/sip.py): all calls return at
+    once; what then happens comes back through SwitchCore.call_* methods."""
+
+    def ring(self, call_id: str, ext: str, contact: tuple[str, int], headers: dict[str, str]) -> None: ...
+
+    def bridge(self, call_id: str, ext: str) -> None: ...
+
+    def hang_up_agent(self, call_id: str, ext: str) -> None: ...
+
+    def release(self, call_id: str, code: int, reason: str) -> None: ...
 
 
 @dataclass
@@ -61,6 +79,9 @@ class SwitchCore:
         self._views: dict[str, dict] = {}    # ext -> status, reason, state, since, call
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
         self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
+        self.legs: Legs | None = None
+        self.numbers: dict[str, str] = {}    # dialled number -> queue (besides the queue names)
+        self._callers: dict[str, dict] = {}  # call id -> what the agent's phone is told
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -153,6 +174,43 @@ class SwitchCore:
         return agent
 
     # --- the SIP leg ---------------------------------------------------------------
+    def attach_legs(self, legs: Legs) -> None:
+        """From now on calls ring real phones: only agents with a live registration are offered."""
+        self.legs = legs
+        now = self.clock()
+        for ext in self.agents:
+            self.acd.set_reachable(ext, ext in self.registrations, now)
+        self._publish()
+
+    def queue_for(self, dialled: str) -> str:
+        """The queue a dialled number leads to: configured numbers, a queue's own name, else general."""
+        if dialled in self.numbers:
+            return self.numbers[dialled]
+        return dialled if dialled in self.acd.queues else "general"
+
+    def caller_arrived(self, call_id: str, number: str, dialled: str) -> dict:
+        """A new inbound call from the SIP side: identify the caller, then queue them.
+
+        Returns what the agent's phone will be told about the caller."""
+        queue = self.queue_for(dialled)
+        resident = resident_by_phone(self.db, number) if number else None
+        priority = "emergency" if queue == "emergency" else "normal"
+        owner = None
+        if resident is not None:
+            if resident["segment"] == "vip" and priority == "normal":
+                priority = "vip"
+            row = self.db.execute(
+                "SELECT a.ext FROM work_orders w JOIN agents a ON a.id = w.owner_agent_id WHERE w.resident_id = ? "
+                "AND w.status NOT IN ('closed', 'cancelled') ORDER BY w.opened_at DESC LIMIT 1",
+                [resident["id"]]).fetchone()
+            owner = row[0] if row else None
+        info = {"number": number, "queue": queue, "resident": resident["id"] if resident else None,
+                "name": resident["name"] if resident else "", "entered": self.clock()}
+        self._callers[call_id] = info
+        self.recorder.expect(call_id, dialled_number=dialled, resident_id=info["resident"])
+        self.call_arrived(call_id, queue, number, priority=priority, owner=owner)
+        return info
+
     def call_arrived(self, call_id: str, queue: str, number: str, *, priority: str = "normal",
                      owner: str | None = None) -> None:
         self._apply(lambda now: self.acd.enqueue(call_id, queue, now, number=number, priority=priority,
@@ -167,12 +225,38 @@ class SwitchCore:
     def call_ended(self, call_id: str, *, by: str) -> None:
         self._apply(lambda now: self.acd.hangup(call_id, now, by=by))
 
+    # What the SIP side reports. SIP and routing race (a caller hangs up as the agent
+    # answers, a ring timeout fires as the 486 arrives); the core's answer is final,
+    # and a report that no longer fits is logged, never raised into the SIP thread.
+    def sip_answered(self, call_id: str, ext: str) -> None:
+        try:
+            self.call_answered(call_id, ext)
+        except SwitchError as exc:
+            log.info("SIP: %s answered %s too late (%s); hanging up the agent", ext, call_id, exc)
+            if self.legs is not None:
+                self.legs.hang_up_agent(call_id, ext)
+
+    def sip_not_answered(self, call_id: str, ext: str, *, counts: bool) -> None:
+        call = self.acd.calls.get(call_id)
+        if call is not None and ext in call.ringing:
+            self.call_not_answered(call_id, ext, counts=counts)
+
+    def sip_hung_up(self, call_id: str, *, by: str) -> None:
+        call = self.acd.calls.get(call_id)
+        if call is None:
+            return  # already over (both sides hung up at the same instant)
+        if by == "agent" and call.state != "connected":
+            return  # an agent leg that failed while ringing is reported by sip_not_answered
+        self.call_ended(call_id, by=by)
+
     def seat_registered(self, ext: str, contact: tuple[str, int] | None) -> None:
         """The registrar's news: where a seat can be reached, or None when it went away."""
         if contact is None:
             self.registrations.pop(ext, None)
         else:
             self.registrations[ext] = contact
+        if self.legs is not None and ext in self.agents:
+            self._apply(lambda now: self.acd.set_reachable(ext, contact is not None, now))
 
     # --- listeners -----------------------------------------------------------------
     def subscribe(self, deliver: Callable[[dict], None], ext: str | None = None) -> Subscriber:
@@ -194,17 +278,58 @@ class SwitchCore:
             self._publish()
 
     def _publish(self) -> None:
-        for event in self.acd.drain():
-            self.recorder(event)
-            self.queue_log(event)
-            self._track_agent(event)
+        events = self.acd.drain()
+        if events:
+            # One transaction per change, committed before anyone hears of it: a phone
+            # rings, or a supervisor sees a call, only once its record is on disk.
+            # (sqlite3's implicit transactions would otherwise keep these rows
+            # uncommitted until some later, unrelated write.)
+            with self.db.atomic():
+                for event in events:
+                    self.recorder(event)
+                    self.queue_log(event)
+                    self._track_agent(event)
+            if self.db.conn.in_transaction:
+                self.db.conn.commit()
+        for event in events:
+            if self.legs is not None:
+                self._drive_legs(event)
             message = None
+            agent_id = getattr(event, "agent_id", None)
             for subscriber in list(self._subscribers):
-                agent_id = getattr(event, "agent_id", None)
                 if subscriber.ext is None or subscriber.ext == agent_id:
                     message = message or event_message(event)
                     subscriber.deliver(message)
         self._arm_timer()
+
+    def _drive_legs(self, event) -> None:
+        """Routing decisions become SIP: ring an agent, stop ringing, release a caller."""
+        legs = self.legs
+        assert legs is not None
+        if isinstance(event, (ev.CallOffered, ev.CallbackDue)):
+            contact = self.registrations.get(event.agent_id)
+            info = self._callers.get(event.call_id, {})
+            if contact is None:  # went away between the decision and now: next agent
+                asyncio.get_running_loop().call_soon(self._not_reachable, event.call_id, event.agent_id)
+                return
+            legs.ring(event.call_id, event.agent_id, contact, {
+                "X-Hotline-Interaction": event.call_id,
+                "X-Hotline-Queue": event.queue,
+                "X-Hotline-Resident": str(info.get("resident") or ""),
+                "X-Hotline-Wait": str(int(event.t - info.get("entered", event.t))),
+            })
+        elif isinstance(event, ev.CallConnected):
+            legs.bridge(event.call_id, event.agent_id)
+        elif isinstance(event, (ev.RingNoAnswer, ev.CallOfferWithdrawn)):
+            legs.hang_up_agent(event.call_id, event.agent_id)
+        elif isinstance(event, ev.CallToVoicemail):
+            # No media yet to take a message: the caller hears "unavailable" from their own phone.
+            legs.release(event.call_id, 480, "Temporarily Unavailable")
+        if isinstance(event, (ev.CallCompleted, ev.CallAbandoned, ev.CallToVoicemail)):
+            self._callers.pop(event.call_id, None)
+
+    def _not_reachable(self, call_id: str, ext: str) -> None:
+        self.sip_not_answered(call_id, ext, counts=False)
 
     def _track_agent(self, event) -> None:
         if type(event) is ev.AgentStatusChanged:

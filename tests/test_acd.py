@@ -322,3 +322,21 @@ def test_agent_state_is_implied_by_call_events():
     states = [s for e in acd.drain() if (s := ev.agent_state_after(e))]
     assert states == [("a", "ringing"), ("a", "in_call"), ("a", "on_hold"), ("a", "in_call"), ("a", "wrap_up"),
                       ("a", "idle")]
+
+
+def test_an_unreachable_agent_is_not_offered_and_is_offered_at_once_when_reachable():
+    acd = make(agents=[("a", {"repair": 3}), ("b", {"repair": 3})])
+    acd.set_reachable("a", False, 0)
+    login(acd, "a", "b")
+    acd.enqueue("c1", "repair", 1)
+    assert offers(acd) == [("c1", "b")]          # a is available but has no phone
+    acd.enqueue("c2", "repair", 2)
+    assert offers(acd) == []                      # waits rather than ring nobody
+    acd.set_reachable("a", True, 3)
+    assert offers(acd) == [("c2", "a")]
+    assert acd.agents["a"].status == "available"  # reachability never touches the status
+    acd.answer("c2", "a", 4)
+    acd.set_reachable("a", False, 5)              # the call in progress goes on
+    acd.hangup("c2", 6, wrap_up_s=0)
+    acd.enqueue("c3", "repair", 7)
+    assert offers(acd) == []

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,15 +35,21 @@ def free_udp_port() -> int:
 def switch(tmp_path):
     db_path = tmp_path / "switch.db"
     db = connect(db_path, create=True)
-    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3, "general": 3})
+    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"general": 3})
     add_agent(db, ext="2001", name="Sue", pin="9999", role="supervisor")
     db.close()
     port = free_udp_port()
-    process = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch",
-                                "--sip", f"127.0.0.1:{port}", "--control", str(tmp_path / "control.sock")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = process.stdout.readline()
-    assert "hotline switch: SIP on" in line, line
+    # The switch's output goes to a file: a pipe nobody reads would block it once full.
+    log_path = tmp_path / "switch.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch",
+                                    "--sip", f"127.0.0.1:{port}", "--control", str(tmp_path / "control.sock")],
+                                   stdout=log, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 15
+    while "hotline switch: SIP on" not in log_path.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
     yield port, process, tmp_path / "control.sock"
     if process.poll() is None:
         process.kill()
@@ -92,7 +99,7 @@ def test_garbage_and_a_register_storm_do_not_hurt_the_switch(switch):
 
 
 def test_the_switch_stops_cleanly_on_sigterm(switch):
-    port, process, _ = switch
+    port, process, control = switch
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=10)
-    assert process.returncode == 0 and "hotline switch: stopped" in output
+    process.wait(timeout=10)
+    assert process.returncode == 0 and "hotline switch: stopped" in (control.parent / "switch.log").read_text()

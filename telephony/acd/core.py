@@ -46,7 +46,7 @@ class Queue:
 
 class Agent:
     __slots__ = ("id", "skills", "status", "reason", "state", "idle_since", "calls", "talk_s", "missed",
-                 "call", "version", "order", "queues")
+                 "call", "version", "order", "queues", "reachable")
 
     def __init__(self, agent_id: str, skills: dict[str, int], order: int):
         self.id, self.skills, self.order = agent_id, dict(skills), order
@@ -56,6 +56,7 @@ class Agent:
         self.call: Call | None = None
         self.version = 0
         self.queues: tuple[Queue, ...] = ()
+        self.reachable = True  # the switch: a registered seat; the simulator: always
 
 
 class Call:
@@ -173,10 +174,25 @@ class Acd:
         self.events.append(AgentStatusChanged(now, agent.id, status, agent.reason, previous))
         if status == "available" and agent.state == "idle":
             agent.idle_since = now
-            self._idle[agent.id] = agent
-            self._route_agent(agent, now)
+            if agent.reachable:
+                self._idle[agent.id] = agent
+                self._route_agent(agent, now)
         else:
             self._idle.pop(agent.id, None)
+
+    def set_reachable(self, agent_id: str, reachable: bool, now: float) -> None:
+        """Whether a call can reach the agent's phone at all (the switch: a live SIP
+        registration). Status is the agent's own word and stays as it is; an unreachable
+        agent is simply not offered calls, and a reachable one again is offered at once."""
+        agent = self._agent(agent_id)
+        if agent.reachable == reachable:
+            return
+        agent.reachable = reachable
+        if not reachable:
+            self._idle.pop(agent.id, None)
+        elif agent.status == "available" and agent.state == "idle":
+            self._idle[agent.id] = agent
+            self._route_agent(agent, now)
 
     def end_wrap_up(self, agent_id: str, now: float) -> None:
         agent = self._agent(agent_id)
@@ -527,7 +543,7 @@ class Acd:
         agent.version += 1
         if announce:
             self.events.append(AgentStateChanged(now, agent.id, "idle"))
-        if agent.status == "available":
+        if agent.status == "available" and agent.reachable:
             self._idle[agent.id] = agent
             self._route_agent(agent, now)
 

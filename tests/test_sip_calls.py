@@ -1,0 +1,183 @@
+"""Calls through the real switch: SIPp residents -> hotline switch -> registered SIPp agents.
+
+Each agent phone is a SIPp UAS that first registers from its own port (register.xml),
+then answers, refuses or lets ring as its scenario says. The switch's records are then
+read back: one interaction row per INVITE, and the queue_log in Asterisk's layout.
+Needs `sipp` (Debian: sip-tester); see test_sip_register.py for the skip rule.
+"""
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+
+from records.db import connect
+from records.directory import NewResident, add_resident
+from test_sip_register import SCENARIOS, SIPP, free_udp_port, switch  # noqa: F401  (fixture)
+
+CALLER = "+85291234567"
+
+
+@pytest.fixture
+def line(switch):  # noqa: F811
+    """The switch, with a known VIP resident on CALLER, and a supervisor's control connection."""
+    port, process, control = switch
+    db = connect(control.parent / "switch.db")
+    resident_id = add_resident(db, NewResident(name="Chan Tai Man", kind="tenant", phones=(CALLER,), segment="vip"))
+    db.close()
+    return Line(port, process, control, resident_id)
+
+
+class Line:
+    def __init__(self, port, process, control, resident_id):
+        self.port, self.process, self.control, self.resident_id = port, process, control, resident_id
+        self.db_path = control.parent / "switch.db"
+        self.seats = []   # control connections held open by logged-in agents
+
+    def request(self, stream, **request):
+        stream.write(json.dumps({"id": 1, **request}) + "\n")
+        stream.flush()
+        reply = json.loads(stream.readline())
+        assert reply["ok"], reply
+        return reply
+
+    def agent_ready(self, ext, pin):
+        """Log the agent in over the control API and make them available (as a seat would)."""
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(str(self.control))
+        stream = sock.makefile("rw")
+        self.request(stream, op="login", ext=ext, pin=pin)
+        self.request(stream, op="status", status="available")
+        self.seats.append((sock, stream))
+
+    def snapshot(self):
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(self.control))
+            stream = sock.makefile("rw")
+            self.request(stream, op="login", ext="2001", pin="9999")
+            return self.request(stream, op="snapshot")["snapshot"]
+
+    def phone(self, ext, pin, scenario, calls=1):
+        """Register ext from a fresh port, then answer there with `scenario` (a running SIPp)."""
+        agent_port = free_udp_port()
+        registered = subprocess.run(
+            [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext,
+             "-ap", pin, "-m", "1", "-i", "127.0.0.1", "-p", str(agent_port), "-timeout", "10s", "-nostdin"],
+            capture_output=True, text=True, timeout=30)
+        assert registered.returncode == 0, registered.stdout[-2000:]
+        return subprocess.Popen(
+            [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-i", "127.0.0.1", "-p", str(agent_port),
+             "-timeout", "40s", "-nostdin", "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def call(self, scenario="caller.xml", dialled="general", caller=CALLER, pause_ms=1000):
+        command = [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / scenario), "-s", dialled,
+                   "-key", "caller", caller, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+                   "-d", str(pause_ms), "-timeout", "40s", "-nostdin", "-trace_msg", "-message_file",
+                   str(self.control.parent / f"caller-{time.monotonic_ns()}.log")]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def interactions(self):
+        db = connect(self.db_path, migrate=False)
+        try:
+            cursor = db.execute("SELECT * FROM interactions ORDER BY id")
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row)) for row in cursor]
+        finally:
+            db.close()
+
+    def queue_log(self):
+        db = connect(self.db_path, migrate=False)
+        try:
+            return [row[0] for row in db.execute("SELECT event FROM queue_log ORDER BY id")]
+        finally:
+            db.close()
+
+    def wait_until(self, check, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError("the switch did not get there in time")
+
+
+def finished(process, timeout=45):
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def test_a_caller_is_queued_offered_to_the_registered_agent_and_bridged(line):
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_answer.xml")
+    line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["registered"])
+    code, output = finished(line.call())
+    assert code == 0, output[-3000:]
+    code, output = finished(agent)
+    assert code == 0, output[-3000:]   # the INVITE carried the X-Hotline headers (checked by SIPp)
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["caller_number"] == CALLER
+    assert row["resident_id"] == line.resident_id and row["dialled_number"] == "general"
+    assert row["queue"] == "general" and 0.5 <= row["talk_s"] < 10 and row["wait_s"] < 5
+    line.wait_until(lambda: line.queue_log()[-3:] == ["ENTERQUEUE", "CONNECT", "COMPLETECALLER"])
+    agents = {a["ext"]: a for a in line.snapshot()["agents"]}
+    assert agents["1001"]["state"] == "wrap_up"   # the queue's wrap-up timer runs after the call
+    assert line.process.poll() is None
+
+
+def test_the_agent_hangs_up(line):
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_hangs_up.xml")
+    caller = line.call("caller_until_agent_hangs_up.xml")
+    assert finished(caller)[0] == 0 and finished(agent)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1001"
+    line.wait_until(lambda: line.queue_log()[-1:] == ["COMPLETEAGENT"])
+
+
+def test_a_caller_who_gives_up_while_queued_is_abandoned_with_wait_and_position(line):
+    # Nobody is available: the caller waits in the queue, then hangs up (CANCEL).
+    code, output = finished(line.call("caller_cancel.xml", pause_ms=1200))
+    assert code == 0, output[-3000:]
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "abandoned" and row["agent_ext"] == "" and 1.0 <= row["wait_s"] < 5
+    line.wait_until(lambda: line.queue_log()[-2:] == ["ENTERQUEUE", "ABANDON"])
+
+
+def test_an_available_agent_without_a_registration_is_not_offered(line):
+    line.agent_ready("1001", "1111")            # logged in and available, but no phone registered
+    caller = line.call("caller_cancel.xml", pause_ms=1500)
+    waiting = line.wait_until(lambda: line.snapshot()["queues"]["general"])
+    assert len(waiting) == 1 and waiting[0]["number"] == CALLER and waiting[0]["priority"] == "vip"
+    assert finished(caller)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "abandoned" and row["offered_at"] is None
+
+
+def test_a_busy_agent_is_skipped_and_the_next_agent_answers(line):
+    line.agent_ready("1001", "1111")
+    busy = line.phone("1001", "1111", "agent_busy.xml")
+    line.agent_ready("1002", "2222")
+    answering = line.phone("1002", "2222", "agent_answer.xml")
+    code, output = finished(line.call())
+    assert code == 0, output[-3000:]
+    assert finished(busy)[0] == 0 and finished(answering)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1002"
+    agents = {a["ext"]: a for a in line.snapshot()["agents"]}
+    assert agents["1001"]["status"] == "available"   # busy is not a missed call
+
+
+def test_ring_no_answer_moves_the_call_to_the_next_agent(line):
+    line.agent_ready("1001", "1111")
+    silent = line.phone("1001", "1111", "agent_no_answer.xml")
+    caller = line.call()
+    line.wait_until(lambda: "RINGNOANSWER" in line.queue_log(), timeout=25)   # the queue's 15 s ring timeout
+    assert finished(silent)[0] == 0          # it was CANCELled
+    line.agent_ready("1002", "2222")
+    answering = line.phone("1002", "2222", "agent_answer.xml")
+    assert finished(caller)[0] == 0 and finished(answering)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1002"
