@@ -19,6 +19,7 @@ media flows between the two phones (the switch anchors no media yet).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -79,20 +80,31 @@ def _contact(side: SipSide):
     return SipContact(address=SipAddress(url=SipURL(host=side.host, port=side.port)))
 
 
-def _header(name: str, value: str):
-    """An extension header written with its name as given (sippy would write X-hotline-queue;
-    names are case-insensitive in SIP, but not in every tool that reads them)."""
+@functools.cache
+def _named_hf_class():
+    """A header body written with its name as given (sippy writes X-hotline-queue; names
+    are case-insensitive in SIP, but not in every tool that reads them). Made once:
+    sippy is imported on the SIP thread only."""
     from sippy.SipGenericHF import SipGenericHF
-    from sippy.SipHeader import SipHeader
 
     class NamedHF(SipGenericHF):
+        def __init__(self, body, name):
+            super().__init__(body, name)
+            self.hf_name = name
+
         def getCanName(self, _name, compact=False):
-            return name
+            return self.hf_name
 
         def getCopy(self):
-            return NamedHF(self.body, name)
+            return NamedHF(self.body, self.hf_name)
 
-    return SipHeader(name=name, body=NamedHF(value, name))
+    return NamedHF
+
+
+def _header(name: str, value: str):
+    from sippy.SipHeader import SipHeader
+
+    return SipHeader(name=name, body=_named_hf_class()(value, name))
 
 
 class InboundCall:
