@@ -88,6 +88,10 @@ class InteractionRecorder:
         caller about to enter: written with the row's first write."""
         self._details[call_id] = columns
 
+    def forget(self, call_id: str) -> None:
+        """The caller announced with `expect` never entered."""
+        self._details.pop(call_id, None)
+
     def __call__(self, event) -> None:
         kind = type(event)
         t = event.t + self.offset

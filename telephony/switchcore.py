@@ -80,8 +80,7 @@ class SwitchCore:
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
         self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
         self.legs: Legs | None = None
-        self.numbers: dict[str, str] = {}    # dialled number -> queue (besides the queue names)
-        self._callers: dict[str, dict] = {}  # call id -> what the agent's phone is told
+        self._residents: dict[str, int | None] = {}  # call id -> resident, for the agent's phone
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -183,15 +182,11 @@ class SwitchCore:
         self._publish()
 
     def queue_for(self, dialled: str) -> str:
-        """The queue a dialled number leads to: configured numbers, a queue's own name, else general."""
-        if dialled in self.numbers:
-            return self.numbers[dialled]
+        """The queue a dialled number leads to: a queue's own name, else general."""
         return dialled if dialled in self.acd.queues else "general"
 
-    def caller_arrived(self, call_id: str, number: str, dialled: str) -> dict:
-        """A new inbound call from the SIP side: identify the caller, then queue them.
-
-        Returns what the agent's phone will be told about the caller."""
+    def caller_arrived(self, call_id: str, number: str, dialled: str) -> None:
+        """A new inbound call from the SIP side: identify the caller, then queue them."""
         queue = self.queue_for(dialled)
         resident = resident_by_phone(self.db, number) if number else None
         priority = "emergency" if queue == "emergency" else "normal"
@@ -204,12 +199,15 @@ class SwitchCore:
                 "AND w.status NOT IN ('closed', 'cancelled') ORDER BY w.opened_at DESC LIMIT 1",
                 [resident["id"]]).fetchone()
             owner = row[0] if row else None
-        info = {"number": number, "queue": queue, "resident": resident["id"] if resident else None,
-                "name": resident["name"] if resident else "", "entered": self.clock()}
-        self._callers[call_id] = info
-        self.recorder.expect(call_id, dialled_number=dialled, resident_id=info["resident"])
-        self.call_arrived(call_id, queue, number, priority=priority, owner=owner)
-        return info
+        resident_id = resident["id"] if resident else None
+        self._residents[call_id] = resident_id
+        self.recorder.expect(call_id, dialled_number=dialled, resident_id=resident_id)
+        try:
+            self.call_arrived(call_id, queue, number, priority=priority, owner=owner)
+        except SwitchError:
+            self._residents.pop(call_id, None)
+            self.recorder.forget(call_id)
+            raise
 
     def call_arrived(self, call_id: str, queue: str, number: str, *, priority: str = "normal",
                      owner: str | None = None) -> None:
@@ -308,15 +306,17 @@ class SwitchCore:
         assert legs is not None
         if isinstance(event, (ev.CallOffered, ev.CallbackDue)):
             contact = self.registrations.get(event.agent_id)
-            info = self._callers.get(event.call_id, {})
+            call = self.acd.calls.get(event.call_id)
+            if call is None or event.agent_id not in call.ringing:
+                return  # offered and over within the same change: nothing to ring
             if contact is None:  # went away between the decision and now: next agent
                 asyncio.get_running_loop().call_soon(self._not_reachable, event.call_id, event.agent_id)
                 return
             legs.ring(event.call_id, event.agent_id, contact, {
                 "X-Hotline-Interaction": event.call_id,
                 "X-Hotline-Queue": event.queue,
-                "X-Hotline-Resident": str(info.get("resident") or ""),
-                "X-Hotline-Wait": str(int(event.t - info.get("entered", event.t))),
+                "X-Hotline-Resident": str(self._residents.get(event.call_id) or ""),
+                "X-Hotline-Wait": str(int(event.t - call.first_entered)),
             })
         elif isinstance(event, ev.CallConnected):
             legs.bridge(event.call_id, event.agent_id)
@@ -326,7 +326,7 @@ class SwitchCore:
             # No media yet to take a message: the caller hears "unavailable" from their own phone.
             legs.release(event.call_id, 480, "Temporarily Unavailable")
         if isinstance(event, (ev.CallCompleted, ev.CallAbandoned, ev.CallToVoicemail)):
-            self._callers.pop(event.call_id, None)
+            self._residents.pop(event.call_id, None)
 
     def _not_reachable(self, call_id: str, ext: str) -> None:
         self.sip_not_answered(call_id, ext, counts=False)
