@@ -287,12 +287,15 @@ def cmd_switch(args) -> int:
     import logging
 
     from telephony.switch import default_control_path, serve
+    from telephony.switchconfig import load_switch_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
+    config = load_switch_config(args.config or os.environ.get("HOTLINE_SWITCH_CONFIG"))
     connect(args.db).close()  # a missing or foreign database is refused before anything listens
     try:
-        asyncio.run(serve(args.db, args.sip, control))
+        asyncio.run(serve(args.db, args.sip, control, config=config, queue_log=args.queue_log,
+                          token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
     except OSError as exc:
         raise UserError(f"cannot listen: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -365,8 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("switch", parents=[common], help="run the switch: SIP registrar and control API")
     sub.add_argument("--sip", default="127.0.0.1:5060", metavar="HOST:PORT", help="SIP listen address")
-    sub.add_argument("--control", metavar="PATH",
-                     help="control API Unix socket (env HOTLINE_CONTROL, default: beside the database)")
+    sub.add_argument("--control", metavar="PATH|HOST:PORT",
+                     help="control API: a Unix socket (mode 0660) or TCP, which needs HOTLINE_CONTROL_TOKEN "
+                          "(env HOTLINE_CONTROL, default: a socket beside the database)")
+    sub.add_argument("--config", metavar="FILE",
+                     help="numbers, voice menu and queue settings (env HOTLINE_SWITCH_CONFIG, "
+                          "default: telephony/switch_default.yaml)")
+    sub.add_argument("--queue-log", metavar="FILE",
+                     help="Asterisk queue_log text file (default: beside the database, .queue_log)")
     sub.set_defaults(handler=cmd_switch)
     return parser
 

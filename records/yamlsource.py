@@ -78,6 +78,20 @@ def type_name(value: Any) -> str:
             int: "a whole number", float: "a number"}.get(type(value), type(value).__name__)
 
 
+def number(doc: Document, path: Path_, *, minimum: float | None = None, maximum: float | None = None,
+           integer: bool = False) -> float:
+    """The number at `path`, or an error that names the key and the range."""
+    value = doc.get(path)
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        raise doc.error(path, f"expected {'a whole number' if integer else 'a number'}, got {type_name(value)} {value!r}")
+    if minimum is not None and value < minimum:
+        raise doc.error(path, f"must be at least {minimum:g}, got {value}")
+    if maximum is not None and value > maximum:
+        raise doc.error(path, f"must be at most {maximum:g}, got {value}")
+    return value
+
+
 def load_text(text: str, source: str) -> Document:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)

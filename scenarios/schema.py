@@ -16,8 +16,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from records.sla import parse_duration, WorkingDays
-from records.yamlsource import Document, load_file, load_text, type_name
-from telephony.acd.config import CALL_TYPES, PRIORITIES, STRATEGIES, QueueConfig, Tier
+from records.yamlsource import Document, load_file, load_text
+from records.yamlsource import number as _number
+from telephony.acd.config import CALL_TYPES, STRATEGIES, QueueConfig
+from telephony.acd.settings import QUEUE_KEYS, queue_from_yaml
 
 DISTRIBUTIONS = ("exponential", "lognormal", "fixed", "none")
 METRICS = ("service_level", "service_level_answered", "abandon_rate", "asa_s", "p_wait", "occupancy",
@@ -117,19 +119,6 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def scenario_from_text(text: str, source: str = "<scenario>") -> Scenario:
     return scenario_from_document(load_text(text, source))
-
-
-def _number(doc: Document, path: tuple, *, minimum: float | None = None, maximum: float | None = None,
-            integer: bool = False) -> float:
-    value = doc.get(path)
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok:
-        raise doc.error(path, f"expected {'a whole number' if integer else 'a number'}, got {type_name(value)} {value!r}")
-    if minimum is not None and value < minimum:
-        raise doc.error(path, f"must be at least {minimum:g}, got {value}")
-    if maximum is not None and value > maximum:
-        raise doc.error(path, f"must be at most {maximum:g}, got {value}")
-    return value
 
 
 def _seconds(doc: Document, path: tuple, *, allow_zero: bool = False) -> float:
@@ -266,7 +255,11 @@ def scenario_from_document(doc: Document) -> Scenario:
         raise doc.error(("routing", "strategy"), f"unknown strategy {strategy!r} (expected one of: {', '.join(STRATEGIES)})")
     queue_specs = doc.mapping(("routing", "queues"), allowed=CALL_TYPES) if "queues" in routing else {}
     names = list(dict.fromkeys([*mix, *(b for burst in bursts for b in (burst.mix or {})), *queue_specs]))
-    queues = tuple(_queue(doc, name, queue_specs, strategy, threshold, target) for name in names)
+    queues = tuple(queue_from_yaml(doc, ("routing", "queues", name), name, allowed=_SCENARIO_QUEUE_KEYS,
+                                   strategy=strategy, sl_threshold_s=threshold, sl_target=target)
+                   if name in queue_specs
+                   else QueueConfig(name, strategy=strategy, sl_threshold_s=threshold, sl_target=target)
+                   for name in names)
     for queue in queues:
         if queue.strategy == "ring_all":
             raise doc.error(("routing",), "ring_all rings every free agent at once and works only in the live switch")
@@ -305,49 +298,8 @@ def scenario_from_document(doc: Document) -> Scenario:
         threshold_s=threshold, sl_target=target, expect=tuple(expect), description=str(top.get("description", "")))
 
 
-_QUEUE_KEYS = ("strategy", "sl_threshold_s", "sl_target", "max_length", "max_wait_s", "on_full", "on_max_wait",
-               "ring_timeout_s", "max_no_answer", "owner_wait_s", "tiers", "priority_credit_s")
-
-
-def _queue(doc: Document, name: str, specs: dict, strategy: str, threshold: float, target: float) -> QueueConfig:
-    if name not in specs:
-        return QueueConfig(name, strategy=strategy, sl_threshold_s=threshold, sl_target=target)
-    path = ("routing", "queues", name)
-    spec = doc.mapping(path, allowed=_QUEUE_KEYS)
-    values: dict = {"strategy": spec.get("strategy", strategy), "sl_threshold_s": threshold, "sl_target": target}
-    for key in ("sl_threshold_s", "ring_timeout_s", "owner_wait_s", "max_wait_s"):
-        if key in spec:
-            values[key] = float(_number(doc, (*path, key), minimum=0))
-    if "sl_target" in spec:
-        values["sl_target"] = float(_number(doc, (*path, "sl_target"), minimum=0, maximum=1))
-    for key in ("max_length", "max_no_answer"):
-        if key in spec:
-            values[key] = int(_number(doc, (*path, key), minimum=0 if key == "max_length" else 1, integer=True))
-    for key in ("on_full", "on_max_wait"):
-        if key in spec:
-            values[key] = str(spec[key])
-    if "tiers" in spec:
-        tiers = []
-        if not isinstance(spec["tiers"], list) or not spec["tiers"]:
-            raise doc.error((*path, "tiers"), "expected a list of tiers")
-        for i, _ in enumerate(spec["tiers"]):
-            tier = doc.mapping((*path, "tiers", i), allowed=("after_s", "skills", "min_proficiency"),
-                               required=("after_s",))
-            skills = tier.get("skills", [name])
-            if not isinstance(skills, list) or any(s not in CALL_TYPES for s in skills):
-                raise doc.error((*path, "tiers", i, "skills"), f"expected a list of skills from: {', '.join(CALL_TYPES)}")
-            tiers.append(Tier(float(_number(doc, (*path, "tiers", i, "after_s"), minimum=0)), frozenset(skills),
-                              int(_number(doc, (*path, "tiers", i, "min_proficiency"), minimum=1, maximum=5, integer=True))
-                              if "min_proficiency" in tier else 1))
-        values["tiers"] = tuple(tiers)
-    if "priority_credit_s" in spec:
-        credit = doc.mapping((*path, "priority_credit_s"), allowed=PRIORITIES)
-        values["priority_credit_s"] = {"normal": 0.0, "vip": 120.0, "emergency": 3600.0,
-                                       **{k: float(_number(doc, (*path, "priority_credit_s", k))) for k in credit}}
-    try:
-        return QueueConfig(name, **values)
-    except ValueError as exc:
-        raise doc.error(path, str(exc).split(": ", 1)[-1]) from None
+# A scenario samples wrap-up per call (the top-level `wrap_up`), so queues do not set it.
+_SCENARIO_QUEUE_KEYS = tuple(key for key in QUEUE_KEYS if key != "wrap_up_s")
 
 
 def _agents(doc: Document, start: dt.datetime, queue_names: list[str]) -> tuple[AgentGroup, ...]:

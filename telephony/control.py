@@ -30,6 +30,19 @@ OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "
        "set_skills": "supervisor", "set_priority": "supervisor"}
 
 
+def control_address(text: str) -> tuple[str, int] | str:
+    """`--control` as given: (host, port) for TCP, else the path of a Unix socket.
+
+    HOST:PORT is TCP when the part after the last colon is a port number and the text
+    does not look like a path (`/run/hotline.sock`, `./a:1` stay paths)."""
+    host, _, port = text.rpartition(":")
+    if host and port.isdigit() and not text.startswith(("/", ".", "~")):
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"control port out of range: {text}")
+        return host.strip("[]"), int(port)
+    return text
+
+
 class RequestError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from records.agents import sip_secret
 from records.db import connect
-from telephony.control import ControlServer
+from telephony.control import ControlServer, control_address
 from telephony.sip import Binding, SipSide
+from telephony.switchconfig import SwitchConfig, load_switch_config
 from telephony.switchcore import SwitchCore
 
 log = logging.getLogger("hotline.switch")
@@ -31,6 +32,10 @@ def default_control_path(db_path: str) -> Path:
     return Path(db_path).with_suffix(".sock")
 
 
+def default_queue_log_path(db_path: str) -> Path:
+    return Path(db_path).with_suffix(".queue_log")
+
+
 class SecretLookup:
     """The registrar's view of SIP secrets: a read connection of its own per thread."""
 
@@ -44,16 +49,27 @@ class SecretLookup:
         return sip_secret(db, ext)
 
 
-async def serve(db_path: str, sip: str, control: str, *, ready: asyncio.Event | None = None) -> None:
+async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | None = None,
+                queue_log: str | Path | None = None, token: str | None = None,
+                ready: asyncio.Event | None = None) -> None:
+    config = config or load_switch_config()
+    address = control_address(control)
+    if not isinstance(address, str) and not token:
+        raise ValueError("a TCP control API needs a token: set HOTLINE_CONTROL_TOKEN")
     db = connect(db_path)
-    core = SwitchCore(db)
+    core = SwitchCore(db, config=config, queue_log_path=queue_log or default_queue_log_path(db_path))
     interrupted = core.recover()
     if interrupted:
         log.warning("closed %d contact(s) left open by the previous run as interrupted", interrupted)
-    server = ControlServer(core)
-    if ":" in control and not control.startswith("/") and not control.startswith("."):
-        raise ValueError("the TCP control API is not available yet; give a Unix socket path")
-    await server.start_unix(control)
+    if any(route == "menu" for route in config.numbers.values()) and not core.menu_playable:
+        log.warning("the voice menu needs media the switch does not anchor yet: callers to its numbers "
+                    "go to the %s queue", config.menu.default)
+    server = ControlServer(core, token=token)
+    if isinstance(address, str):
+        await server.start_unix(address)
+    else:
+        port = await server.start_tcp(*address)
+        control = f"{address[0]}:{port}"
     loop = asyncio.get_running_loop()
 
     def on_binding(binding: Binding | None, ext: str) -> None:
@@ -71,7 +87,8 @@ async def serve(db_path: str, sip: str, control: str, *, ready: asyncio.Event | 
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
-    print(f"hotline switch: SIP on {host}:{port}, control on {control}, records in {db_path}", flush=True)
+    print(f"hotline switch: SIP on {host}:{port}, control on {control}, records in {db_path}, "
+          f"config {config.source}", flush=True)
     if ready is not None:
         ready.set()
     try:

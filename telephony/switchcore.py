@@ -25,7 +25,7 @@ from records.contacts import InteractionRecorder, QueueLogWriter
 from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
-from telephony.acd.config import CALL_TYPES
+from telephony.switchconfig import MENU, SwitchConfig, default_queues
 
 
 log = logging.getLogger("hotline.switch")
@@ -37,10 +37,6 @@ class SwitchError(ValueError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
-
-
-def default_queues() -> list[QueueConfig]:
-    return [QueueConfig(name, wrap_up_s=30.0) for name in CALL_TYPES]
 
 
 def event_message(event) -> dict:
@@ -69,9 +65,12 @@ class Subscriber:
 
 class SwitchCore:
     def __init__(self, db: Database, queues: list[QueueConfig] | None = None, *, node: str = "switch",
-                 clock: Callable[[], float] = time.time, queue_log_path: str | Path | None = None):
+                 clock: Callable[[], float] = time.time, queue_log_path: str | Path | None = None,
+                 config: SwitchConfig | None = None):
         self.db, self.node, self.clock = db, node, clock
-        self.acd = Acd(queues or default_queues())
+        self.config = config or SwitchConfig(tuple(queues) if queues else default_queues())
+        self.acd = Acd(self.config.queues)
+        self.menu_playable = False  # set by a media engine that can play the menu and hear the keys
         self.recorder = InteractionRecorder(db, node=node, live=True)
         self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
         self._subscribers: list[Subscriber] = []
@@ -182,8 +181,12 @@ class SwitchCore:
         self._publish()
 
     def queue_for(self, dialled: str) -> str:
-        """The queue a dialled number leads to: a queue's own name, else general."""
-        return dialled if dialled in self.acd.queues else "general"
+        """The queue a dialled number leads to (the config's `numbers`). The voice menu
+        needs anchored media to speak and hear keys; without it, its default queue."""
+        route = self.config.route(dialled)
+        if route == MENU and not self.menu_playable:
+            return self.config.menu.default
+        return route
 
     def caller_arrived(self, call_id: str, number: str, dialled: str) -> None:
         """A new inbound call from the SIP side: identify the caller, then queue them."""

@@ -1,0 +1,136 @@
+"""The switch's config file (numbers, voice menu, queues) and its start-up options."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from records.db import connect
+from records.agents import add_agent
+from records.yamlsource import ConfigError, load_text
+from telephony.control import control_address
+from telephony.switchconfig import config_from_document, load_switch_config
+from telephony.switchcore import SwitchCore
+
+
+def config(text: str):
+    return config_from_document(load_text(text, "switch.yaml"))
+
+
+def test_the_shipped_default_routes_numbers_to_queues_and_the_menu():
+    default = load_switch_config()
+    assert default.route("2000") == "menu"
+    assert default.route("2001") == "emergency"
+    assert default.route("repair") == "repair"          # a queue's own name, as SIPp tests dial
+    assert default.route("+85299990000") == "general"   # unlisted
+    assert default.menu.options["9"] == "emergency" and default.menu.default == "general"
+    queues = {q.name: q for q in default.queues}
+    assert set(queues) == {"repair", "complaint", "billing", "enquiry", "emergency", "general"}
+    assert queues["emergency"].wrap_up_s == 60 and queues["emergency"].sl_threshold_s == 10
+    assert queues["repair"].max_wait_s == 600 and queues["billing"].wrap_up_s == 30
+
+
+def test_numbers_written_as_yaml_integers_still_match_what_sip_dials():
+    assert config("numbers: {2000: billing}\nunlisted: enquiry").route("2000") == "billing"
+    assert config("numbers: {2000: billing}\nunlisted: enquiry").route("2009") == "enquiry"
+
+
+@pytest.mark.parametrize("text, line, key, words", [
+    ("numbers: {'2000': repairs}", 1, "numbers.2000", "expected a queue"),
+    ("menu:\n  options: {'12': repair}", 2, "menu.options.12", "single keys"),
+    ("menu:\n  options: {'1': menu}", 2, "menu.options.1", "leads to a queue"),
+    ("menu:\n  default: menu", 2, "menu.default", "is a queue"),
+    ("menu:\n  timeout_s: 0", 2, "menu.timeout_s", "at least 1"),
+    ("queues:\n  repair:\n    on_max_wait: overflow:nowhere", 3, "queues.repair.on_max_wait", "unknown queue"),
+    ("queues:\n  repair:\n    wrapup_s: 3", 3, "queues.repair.wrapup_s", "unknown key"),
+    ("queues:\n  plumbing: {}", 2, "queues.plumbing", "unknown key"),
+    ("extensions: {}", 1, "extensions", "unknown key"),
+    ("numbers: [2000]", 1, "numbers", "expected a mapping"),
+])
+def test_mistakes_name_the_line_and_key(text, line, key, words):
+    with pytest.raises(ConfigError) as caught:
+        config(text)
+    assert (caught.value.line, caught.value.key) == (line, key) and words in caught.value.message
+
+
+def test_without_media_the_menu_number_goes_to_the_menu_default(tmp_path):
+    db = connect(tmp_path / "r.db", create=True)
+    core = SwitchCore(db, config=config("numbers: {'2000': menu, '2001': emergency}\nmenu: {default: enquiry}"))
+    assert core.queue_for("2000") == "enquiry" and core.queue_for("2001") == "emergency"
+    core.close()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.1:7070", ("127.0.0.1", 7070)), ("[::1]:7070", ("::1", 7070)), ("/run/hotline.sock", "/run/hotline.sock"),
+    ("./a:1", "./a:1"), ("hotline.sock", "hotline.sock"), ("host:name.sock", "host:name.sock"),
+])
+def test_control_addresses(text, expected):
+    assert control_address(text) == expected
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_switch(tmp_path, *extra, env=None):
+    db_path = tmp_path / "switch.db"
+    if not db_path.exists():
+        db = connect(db_path, create=True)
+        add_agent(db, ext="2001", name="Sue", pin="9999", role="supervisor")
+        db.close()
+    log_path = tmp_path / "switch.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch",
+                                    "--sip", f"127.0.0.1:{_free_tcp_port()}", *extra],
+                                   stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, **(env or {})})
+    return process, log_path
+
+
+def _wait_started(process, log_path):
+    deadline = time.monotonic() + 15
+    while "hotline switch: SIP on" not in log_path.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
+
+
+def test_tcp_control_needs_the_token_first(tmp_path):
+    port = _free_tcp_port()
+    process, log_path = _start_switch(tmp_path, "--control", f"127.0.0.1:{port}",
+                                      env={"HOTLINE_CONTROL_TOKEN": "s3cret-token"})
+    try:
+        _wait_started(process, log_path)
+        assert "the voice menu needs media" in log_path.read_text()   # said, not silently rerouted
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            stream = s.makefile("rw")
+
+            def ask(request):
+                stream.write(json.dumps(request) + "\n")
+                stream.flush()
+                return json.loads(stream.readline())
+
+            assert ask({"id": 1, "op": "login", "ext": "2001", "pin": "9999"})["error"]["code"] == "unauthorised"
+            assert ask({"id": 2, "op": "auth", "token": "wrong"})["error"]["code"] == "unauthorised"
+            assert ask({"id": 3, "op": "auth", "token": "s3cret-token"})["ok"]
+            assert ask({"id": 4, "op": "login", "ext": "2001", "pin": "9999"})["ok"]
+            assert "emergency" in ask({"id": 5, "op": "snapshot"})["snapshot"]["queues"]
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert process.returncode == 0
+
+
+def test_tcp_control_without_a_token_and_a_bad_config_are_refused_at_start(tmp_path):
+    process, log_path = _start_switch(tmp_path, "--control", f"127.0.0.1:{_free_tcp_port()}",
+                                      env={"HOTLINE_CONTROL_TOKEN": ""})
+    assert process.wait(15) == 2 and "needs a token" in log_path.read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("numbers:\n  '2000': plumbing\n")
+    process, log_path = _start_switch(tmp_path, "--config", str(bad))
+    assert process.wait(15) == 2
+    assert "bad.yaml:2: numbers.2000: expected a queue" in log_path.read_text()
