@@ -58,7 +58,7 @@ class Line:
             self.request(stream, op="login", ext="2001", pin="9999")
             return self.request(stream, op="snapshot")["snapshot"]
 
-    def phone(self, ext, pin, scenario, calls=1):
+    def phone(self, ext, pin, scenario, calls=1, pause_ms=1000):
         """Register ext from a fresh port, then answer there with `scenario` (a running SIPp)."""
         agent_port = free_udp_port()
         registered = subprocess.run(
@@ -68,7 +68,7 @@ class Line:
         assert registered.returncode == 0, registered.stdout[-2000:]
         return subprocess.Popen(
             [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-i", "127.0.0.1", "-p", str(agent_port),
-             "-timeout", "40s", "-nostdin", "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log")],
+             "-d", str(pause_ms), "-timeout", "40s", "-nostdin", "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def call(self, scenario="caller.xml", dialled="general", caller=CALLER, pause_ms=1000):
@@ -148,7 +148,7 @@ def test_a_caller_who_gives_up_while_queued_is_abandoned_with_wait_and_position(
 
 def test_an_available_agent_without_a_registration_is_not_offered(line):
     line.agent_ready("1001", "1111")            # logged in and available, but no phone registered
-    caller = line.call("caller_cancel.xml", pause_ms=1500)
+    caller = line.call("caller_cancel.xml", )
     waiting = line.wait_until(lambda: line.snapshot()["queues"]["general"])
     assert len(waiting) == 1 and waiting[0]["number"] == CALLER and waiting[0]["priority"] == "vip"
     assert finished(caller)[0] == 0
@@ -181,3 +181,20 @@ def test_ring_no_answer_moves_the_call_to_the_next_agent(line):
     assert finished(caller)[0] == 0 and finished(answering)[0] == 0
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
     assert row["outcome"] == "answered" and row["agent_ext"] == "1002"
+
+
+def test_caller_and_agent_hanging_up_at_the_same_instant_end_one_record(line):
+    # Both phones hang up 1.5 s into the call (their scenarios), so the BYEs usually cross.
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_hangs_up_at_once.xml", )
+    caller = line.call("caller_hangs_up_at_once.xml", )
+    code, output = finished(caller)
+    assert code == 0, output[-3000:]
+    code, output = finished(agent)
+    assert code == 0, output[-3000:]
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and 1.0 <= row["talk_s"] < 5
+    log = line.wait_until(lambda: line.queue_log()[-1:] in (["COMPLETECALLER"], ["COMPLETEAGENT"]) and line.queue_log())
+    assert log.count("CONNECT") == 1 and sum(e.startswith("COMPLETE") for e in log) == 1
+    assert {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "wrap_up"
+    assert line.process.poll() is None
