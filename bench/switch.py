@@ -197,7 +197,8 @@ def run_switch(args, workdir: Path) -> dict:
             if switch.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the switch did not start: " + (workdir / "switch.log").read_text())
             time.sleep(0.05)
-        agents = Sipp("agents", workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(agent_port)]).start()
+        # -aa: answer the switch's in-call OPTIONS (it asks every seat in a call), as phones do.
+        agents = Sipp("agents", workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(agent_port), "-aa"]).start()
         register_seats(exts, sip_port, agent_port)
         ask, sock = control(sock_path)
         for ext in exts:

@@ -33,6 +33,14 @@ REALM = "hotline"
 MAX_EXPIRES = 3600
 DEFAULT_EXPIRES = 300
 EXPIRY_CHECK_S = 5.0   # a seat that stopped refreshing is offered no calls within this
+# A seat in a call is asked OPTIONS (within the call's dialog) this often; when this many
+# in a row go unanswered, or it answers 481, its phone is taken for gone (killed,
+# unplugged, restarted) and its caller is queued again: a caller hears silence for at
+# most QUALIFY_S * (QUALIFY_MISSES + 1) seconds. Asterisk's qualify is the same idea
+# (out of dialog, for every peer, once a minute).
+QUALIFY_S = 2.0
+QUALIFY_MISSES = 2
+QUALIFY_TICK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class CallReports(Protocol):
     def sip_not_answered(self, call_id: str, ext: str, *, counts: bool) -> None: ...
 
     def sip_hung_up(self, call_id: str, *, by: str) -> None: ...
+
+    def seat_lost(self, ext: str) -> None: ...
 
 
 # Agent replies that mean "not now" rather than "did not answer": no miss is counted.
@@ -166,8 +176,17 @@ class InboundCall:
             self.hang_up_agent(ext)
             return
         self.connected = ext
+        self.side.watch(ext, self)
         answer = self.answers.get(ext)
-        self.caller.recvEvent(CCEventConnect((200, "OK", answer.getCopy() if answer is not None else None)))
+        body = answer.getCopy() if answer is not None else None
+        if self.caller.state is not None and self.caller.state.connected:
+            # Requeued after its agent vanished: the caller already has a dialog; point
+            # its media at the new agent with a re-INVITE.
+            from sippy.CCEvents import CCEventUpdate
+
+            self.caller.recvEvent(CCEventUpdate(body))
+        else:
+            self.caller.recvEvent(CCEventConnect((200, "OK", body)))
 
     def hang_up_agent(self, ext: str) -> None:
         """CANCEL a ringing agent leg, BYE a connected one; nothing if it is gone."""
@@ -180,6 +199,18 @@ class InboundCall:
         if ext == self.connected and not self.over:
             self._finish()
             self.caller.recvEvent(CCEventDisconnect())
+
+    def drop_agent(self, ext: str) -> None:
+        """Let go of an agent whose phone is gone; the caller stays, queued again."""
+        from sippy.CCEvents import CCEventDisconnect
+
+        leg = self.agents.pop(ext, None)
+        self.answers.pop(ext, None)
+        if ext == self.connected:
+            self.connected = None
+            self.side.unwatch(ext)
+        if leg is not None and not leg.isDead():
+            leg.recvEvent(CCEventDisconnect())  # a BYE nobody may answer; sippy gives up on its own
 
     def release(self, code: int, reason: str) -> None:
         from sippy.CCEvents import CCEventDisconnect, CCEventFail
@@ -207,6 +238,7 @@ class InboundCall:
         elif isinstance(event, CCEventDisconnect):
             del self.agents[ext]
             if ext == self.connected:  # the agent hung up
+                self.side.unwatch(ext)
                 self._finish()
                 self.caller.recvEvent(CCEventDisconnect())
                 self.side.report("sip_hung_up", self.id, by="agent")
@@ -218,6 +250,8 @@ class InboundCall:
         from sippy.CCEvents import CCEventDisconnect
 
         self.over = True
+        if self.connected is not None:
+            self.side.unwatch(self.connected)
         legs, self.agents = self.agents, {}
         for leg in legs.values():
             if not leg.isDead():
@@ -238,6 +272,8 @@ class SipSide:
         self.secret_of, self.loop, self.on_binding, self.clock = secret_of, loop, on_binding, clock
         self.bindings: dict[str, Binding] = {}   # touched on the sippy thread only
         self.calls: dict[str, InboundCall] = {}  # likewise
+        # seat in a call -> (call, OPTIONS unanswered in a row, when to ask next)
+        self.watched: dict[str, tuple[InboundCall, int, float]] = {}
         self.reports = reports
         self.config: dict = {}
         self._seq = 0
@@ -265,6 +301,7 @@ class SipSide:
         self.config = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": SipLogger("hotline")}
         self._tm = self.config["_sip_tm"] = SipTransactionManager(self.config, self._request)
         Timeout(self._expire_bindings, EXPIRY_CHECK_S, -1)
+        Timeout(self._qualify, QUALIFY_TICK_S, -1)
         ED2.callFromThread(self._started.set)
         ED2.loop()
 
@@ -342,6 +379,50 @@ class SipSide:
                 log.info("SIP: registration of %s expired", ext)
                 self._post(None, ext)
 
+    # --- is the seat still there? (sippy thread) --------------------------------------------
+    def watch(self, ext: str, call: "InboundCall") -> None:
+        # Each seat is asked on its own beat from when its call began, so hundreds of
+        # calls do not send their OPTIONS in one burst that would delay new INVITEs.
+        self.watched[ext] = (call, 0, time.monotonic() + QUALIFY_S)
+
+    def unwatch(self, ext: str) -> None:
+        self.watched.pop(ext, None)
+
+    def _qualify(self) -> None:
+        """OPTIONS within each agent's call dialog: a live phone answers (SIPp with -aa
+        too), a phone that lost the call answers 481, a dead one not at all."""
+        now = time.monotonic()
+        for ext, (call, misses, due) in list(self.watched.items()):
+            leg = call.agents.get(ext)
+            if leg is None or call.connected != ext:
+                del self.watched[ext]
+            elif due > now:
+                continue
+            elif misses >= QUALIFY_MISSES:
+                self._lost(ext, "stopped answering")
+            else:
+                self.watched[ext] = (call, misses + 1, due + QUALIFY_S)
+                try:
+                    leg.lCSeq += 1
+                    self._tm.newTransaction(leg.genRequest("OPTIONS"),
+                                            functools.partial(self._qualified, ext, call))
+                except Exception:  # a dialog we cannot even address counts as unanswered
+                    log.exception("SIP: cannot send OPTIONS to %s", ext)
+
+    def _qualified(self, ext: str, call: "InboundCall", response) -> None:
+        code = response.getSCode()[0]
+        if self.watched.get(ext, (None,))[0] is not call:
+            return
+        if code == 481:
+            self._lost(ext, "no longer knows the call")
+        elif code != 408:  # 408 is sippy's own, once the transaction gave up
+            self.watched[ext] = (call, 0, self.watched[ext][2])
+
+    def _lost(self, ext: str, why: str) -> None:
+        del self.watched[ext]
+        log.warning("SIP: seat %s %s during a call; its caller is queued again", ext, why)
+        self.report("seat_lost", ext)
+
     def _invite(self, req, sip_t):
         if self.reports is None:
             return (req.genResponse(503, "Service Unavailable"), None, None)
@@ -385,6 +466,9 @@ class SipSide:
 
     def hang_up_agent(self, call_id: str, ext: str) -> None:
         self.run_later(self._on_call, call_id, "hang_up_agent", ext)
+
+    def drop_agent(self, call_id: str, ext: str) -> None:
+        self.run_later(self._on_call, call_id, "drop_agent", ext)
 
     def release(self, call_id: str, code: int, reason: str) -> None:
         self.run_later(self._on_call, call_id, "release", code, reason)

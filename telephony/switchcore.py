@@ -54,6 +54,8 @@ class Legs(Protocol):
 
     def hang_up_agent(self, call_id: str, ext: str) -> None: ...
 
+    def drop_agent(self, call_id: str, ext: str) -> None: ...
+
     def release(self, call_id: str, code: int, reason: str) -> None: ...
 
 
@@ -161,7 +163,8 @@ class SwitchCore:
             queues[name] = [{"call_id": c.id, "number": c.number, "priority": c.priority,
                              "wait_s": now - c.first_entered, "callback": c.callback}
                             for c in self.acd.waiting_calls(name)]
-        agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "registered": ext in self.registrations}
+        agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "registered": ext in self.registrations,
+                   "reachable": ext in self.registrations and self.acd.agents[ext].reachable}
                   for ext, view in sorted(self._views.items())]
         return {"at": now, "queues": queues, "agents": agents}
 
@@ -250,6 +253,12 @@ class SwitchCore:
             return  # an agent leg that failed while ringing is reported by sip_not_answered
         self.call_ended(call_id, by=by)
 
+    def seat_lost(self, ext: str) -> None:
+        """The seat's phone stopped answering (killed, unplugged): a caller it was talking
+        to goes back to the head of the queue; it is offered calls again once it registers."""
+        if ext in self.agents:
+            self._apply(lambda now: self.acd.lose_agent(ext, now))
+
     def seat_registered(self, ext: str, contact: tuple[str, int] | None) -> None:
         """The registrar's news: where a seat can be reached, or None when it went away."""
         if contact is None:
@@ -325,6 +334,8 @@ class SwitchCore:
             legs.bridge(event.call_id, event.agent_id)
         elif isinstance(event, (ev.RingNoAnswer, ev.CallOfferWithdrawn)):
             legs.hang_up_agent(event.call_id, event.agent_id)
+        elif isinstance(event, ev.CallRequeued):
+            legs.drop_agent(event.call_id, event.agent_id)
         elif isinstance(event, ev.CallToVoicemail):
             # No media yet to take a message: the caller hears "unavailable" from their own phone.
             legs.release(event.call_id, 480, "Temporarily Unavailable")

@@ -340,3 +340,44 @@ def test_an_unreachable_agent_is_not_offered_and_is_offered_at_once_when_reachab
     acd.hangup("c2", 6, wrap_up_s=0)
     acd.enqueue("c3", "repair", 7)
     assert offers(acd) == []
+
+
+def test_a_caller_whose_agent_vanishes_mid_call_goes_back_to_the_head_of_the_queue():
+    acd = make(QueueConfig("repair", max_wait_s=100, wrap_up_s=30, ring_timeout_s=300),
+               agents=[("a1", {"repair": 3}), ("a2", {"repair": 3})])
+    acd.set_status("a1", "available", 0)
+    acd.enqueue("c1", "repair", 1)
+    acd.answer("c1", "a1", 2)
+    acd.enqueue("c2", "repair", 3)       # waits: nobody else is available yet
+    acd.enqueue("c3", "repair", 4, priority="emergency")
+    acd.hold("c1", 50)
+    acd.drain()
+    acd.lose_agent("a1", 60)
+    events = acd.drain()
+    assert events == [ev.CallRequeued(60, "c1", "repair", "a1", 58)]
+    assert [c.id for c in acd.waiting_calls("repair")] == ["c1", "c3", "c2"]   # ahead of even an emergency
+    assert ev.agent_state_after(events[0]) == ("a1", "idle")
+    acd.set_status("a2", "available", 61)
+    assert offers(acd) == [("c1", "a2")]                # the lost seat is not offered anything
+    acd.advance(150)                                    # past c1's old max wait: it is no longer counted
+    assert "c1" in acd.calls and not any(isinstance(e, ev.CallTimedOut) and e.call_id == "c1" for e in acd.drain())
+    acd.answer("c1", "a2", 151)
+    acd.hangup("c1", 171)
+    completed = [e for e in acd.drain() if isinstance(e, ev.CallCompleted)]
+    assert completed == [ev.CallCompleted(171, "c1", "repair", "a2", "caller", 150, 20, 10, 1, 30)]
+    assert format_line(rows_for(events[0])[0]) == "60|c1|repair|Agent/a1|INFO|REQUEUE|58"
+
+
+def test_a_ringing_seat_that_vanishes_passes_the_call_on_without_a_miss():
+    acd = make(QueueConfig("repair"), agents=[("a1", {"repair": 3}), ("a2", {"repair": 3})])
+    acd.set_status("a1", "available", 0)
+    acd.enqueue("c1", "repair", 1)
+    acd.drain()
+    acd.set_status("a2", "available", 2)
+    acd.lose_agent("a1", 3)
+    events = acd.drain()
+    assert ev.RingNoAnswer(3, "c1", "repair", "a1", 2) in events and ev.CallOffered(3, "c1", "repair", "a2") in events
+    assert acd.agents["a1"].missed == 0 and acd.agents["a1"].status == "available"
+    acd.set_reachable("a1", True, 4)                    # re-registered: offered calls again
+    acd.enqueue("c2", "repair", 5)
+    assert offers(acd) == [("c2", "a1")]

@@ -59,7 +59,9 @@ class Line:
             return self.request(stream, op="snapshot")["snapshot"]
 
     def phone(self, ext, pin, scenario, calls=1, pause_ms=1000):
-        """Register ext from a fresh port, then answer there with `scenario` (a running SIPp)."""
+        """Register ext from a fresh port, then answer there with `scenario` (a running SIPp
+        that also answers the switch's OPTIONS, as every phone does: -aa). Each phone has
+        its own media port, so two agents' SDP differ as two real phones' would."""
         agent_port = free_udp_port()
         registered = subprocess.run(
             [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext,
@@ -68,13 +70,15 @@ class Line:
         assert registered.returncode == 0, registered.stdout[-2000:]
         return subprocess.Popen(
             [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-i", "127.0.0.1", "-p", str(agent_port),
-             "-d", str(pause_ms), "-timeout", "40s", "-nostdin", "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log")],
+             "-d", str(pause_ms), "-aa", "-mp", str(free_udp_port()), "-timeout", "40s", "-nostdin",
+             "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log"),
+             "-trace_msg", "-message_file", str(self.control.parent / f"{ext}.msg")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def call(self, scenario="caller.xml", dialled="general", caller=CALLER, pause_ms=1000):
         command = [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / scenario), "-s", dialled,
                    "-key", "caller", caller, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
-                   "-d", str(pause_ms), "-timeout", "40s", "-nostdin", "-trace_msg", "-message_file",
+                   "-d", str(pause_ms), "-aa", "-timeout", "40s", "-nostdin", "-trace_msg", "-message_file",
                    str(self.control.parent / f"caller-{time.monotonic_ns()}.log")]
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -198,3 +202,26 @@ def test_caller_and_agent_hanging_up_at_the_same_instant_end_one_record(line):
     assert log.count("CONNECT") == 1 and sum(e.startswith("COMPLETE") for e in log) == 1
     assert {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "wrap_up"
     assert line.process.poll() is None
+
+
+def test_a_seat_killed_mid_call_sends_its_caller_back_to_the_head_of_the_queue(line):
+    line.agent_ready("1001", "1111")
+    doomed = line.phone("1001", "1111", "agent_answer.xml")
+    caller = line.call("caller_requeued.xml", pause_ms=1000)
+    line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "in_call")
+    time.sleep(2.5)          # the switch asks the seat OPTIONS during the call; it answers while alive
+    assert "INFO" not in line.queue_log()
+    doomed.kill()            # the seat dies: no BYE, no more answers
+    doomed.communicate(timeout=5)
+    line.agent_ready("1002", "2222")
+    taker = line.phone("1002", "2222", "agent_answer.xml")
+    code, output = finished(caller)      # re-INVITEd with the second agent's media, talks, hangs up
+    assert code == 0, output[-3000:]
+    assert finished(taker)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1002" and row["caller_number"] == CALLER
+    calls = [event for event in line.queue_log() if not event.startswith("AGENT")]
+    assert calls == ["ENTERQUEUE", "CONNECT", "INFO", "CONNECT", "COMPLETECALLER"]   # INFO|REQUEUE
+    agents = {a["ext"]: a for a in line.snapshot()["agents"]}
+    assert agents["1001"]["state"] == "idle" and agents["1001"]["reachable"] is False
+    assert agents["1001"]["status"] == "available"      # the agent's own word stands; the phone is what went

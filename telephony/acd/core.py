@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from telephony.acd.config import PRIORITIES, QueueConfig
 from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, CallAbandoned, CallbackAccepted,
                                   CallbackDue, CallbackOffered, CallCompleted, CallConnected, CallOffered,
-                                  CallOfferWithdrawn, CallQueued, CallRejectedFull, CallTimedOut,
+                                  CallOfferWithdrawn, CallQueued, CallRejectedFull, CallRequeued, CallTimedOut,
                                   CallToVoicemail, Event, PriorityChanged, RingNoAnswer)
 
 RETRY_S = 5.0  # an agent who let a call ring out is not offered the same call again for this long
@@ -193,6 +193,31 @@ class Acd:
         elif agent.status == "available" and agent.state == "idle":
             self._idle[agent.id] = agent
             self._route_agent(agent, now)
+
+    def lose_agent(self, agent_id: str, now: float) -> None:
+        """The agent's phone is gone (seat killed, network down). It is offered nothing
+        until it is reachable again; a call ringing there moves on without counting a
+        miss; a caller they were talking to goes back to the head of the queue rather
+        than being cut off (a talk already cut short should not wait behind new callers)."""
+        agent = self._agent(agent_id)
+        self.set_reachable(agent_id, False, now)
+        call = agent.call
+        if call is None:
+            return
+        if call.state == "offered" and agent.id in call.ringing:
+            self.ring_no_answer(call.id, agent.id, now, counts=False)
+        elif call.state == "connected" and call.agent is agent:
+            if call.hold_started is not None:
+                call.hold_s += now - call.hold_started
+                call.hold_started = None
+            talk = now - call.answered_at
+            call.agent, agent.call = None, None
+            call.state, call.max_wait_at = "waiting", None
+            call.key = float("-inf")
+            self._push(call)
+            self.events.append(CallRequeued(now, call.id, call.queue, agent.id, talk))
+            self._become_idle(agent, now, announce=False)
+            self._route_call(call, now)
 
     def end_wrap_up(self, agent_id: str, now: float) -> None:
         agent = self._agent(agent_id)
@@ -392,7 +417,9 @@ class Acd:
                     for agent_id in list(call.ringing):
                         self.ring_no_answer(call.id, agent_id, at)
             elif kind == "max_wait":
-                if call.state == "waiting":
+                # max_wait_at moves when a call overflows to another queue (its own limit)
+                # and is cleared when a cut-off caller is requeued: only the current one counts.
+                if call.state == "waiting" and call.max_wait_at is not None and call.max_wait_at <= at:
                     self._timed_out(call, at)
             elif kind == "tier":
                 tiers = call.q.config.tiers

@@ -240,6 +240,20 @@ class CallOfferWithdrawn(Event):
         self.agent_id = agent_id
 
 
+@final
+class CallRequeued(Event):
+    """The agent's phone went away mid-call (seat killed, network lost): the caller is
+    back at the head of the queue, and `talk_s` of conversation was cut off."""
+    fields = ("t", "call_id", "queue", "agent_id", "talk_s")
+
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, talk_s: float) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
+        self.talk_s = talk_s
+
+
 def agent_state_after(event: Event) -> tuple[str, str] | None:
     """(agent_id, state) that `event` puts an agent in, or None."""
     if isinstance(event, AgentStateChanged):
@@ -250,6 +264,6 @@ def agent_state_after(event: Event) -> tuple[str, str] | None:
         return event.agent_id, "in_call"
     if isinstance(event, CallCompleted):
         return event.agent_id, "wrap_up" if event.wrap_up_s > 0 else "idle"
-    if isinstance(event, (RingNoAnswer, CallOfferWithdrawn)):
+    if isinstance(event, (RingNoAnswer, CallOfferWithdrawn, CallRequeued)):
         return event.agent_id, "idle"
     return None

@@ -53,6 +53,9 @@ def rows_for(event) -> list[Row]:
         return [_row(event.t, event.call_id, event.queue, "NONE", "INFO", "VOICEMAIL", _s(event.wait_s))]
     if kind is ev.CallbackAccepted:
         return [_row(event.t, event.call_id, event.queue, "NONE", "INFO", "CALLBACK", event.number)]
+    if kind is ev.CallRequeued:  # the agent's phone went away mid-call; the caller waits again
+        return [_row(event.t, event.call_id, event.queue, agent_field(event.agent_id), "INFO", "REQUEUE",
+                     _s(event.talk_s))]
     if kind is ev.PriorityChanged:
         return [_row(event.t, event.call_id, event.queue, "NONE", "INFO", "PRIORITY", event.priority)]
     if kind is ev.AgentStatusChanged:
