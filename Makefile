@@ -37,10 +37,9 @@ $(VENV)/.native: $(VENV)/.installed $(NATIVE_SOURCES)
 
 native: $(VENV)/.native
 
+# A fresh demo database, then the switch, bot agents and simulated callers until Ctrl-C.
 demo: native
-	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(HOTLINE) --db $(DEMO_DB) db seed --residents 5000 --seed 7
-	$(HOTLINE) --db $(DEMO_DB) db info
+	$(HOTLINE) --db $(DEMO_DB) demo --fresh
 
 test: native
 	$(PY) -m pytest
@@ -51,4 +50,5 @@ bench: native
 	$(PY) bench/switch.py
 
 clean:
-	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm \
+		$(DEMO_DB:.db=.pins) $(DEMO_DB:.db=.queue_log) $(DEMO_DB:.db=.switch.log) $(DEMO_DB:.db=.sock)

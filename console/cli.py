@@ -12,6 +12,7 @@ import datetime as dt
 import getpass
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from records import agents as agent_records
@@ -303,6 +304,22 @@ def cmd_switch(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    import asyncio
+
+    from console.demo import pins_path, run_demo, seed_demo
+
+    if args.fresh or not Path(args.db).exists() or not pins_path(args.db).exists():
+        print(f"hotline demo: seeding {args.db} ({args.residents} residents, seed {args.seed}) ...", flush=True)
+        seed_demo(args.db, residents=args.residents, seed=args.seed)
+    try:
+        asyncio.run(run_demo(args.db, bots=args.bots, calls_per_hour=args.calls_per_hour, seconds=args.seconds,
+                             talk_mean_s=args.talk_s, seed=args.seed))
+    except (RuntimeError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,6 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--queue-log", metavar="FILE",
                      help="Asterisk queue_log text file (default: beside the database, .queue_log)")
     sub.set_defaults(handler=cmd_switch)
+
+    sub = commands.add_parser("demo", parents=[common],
+                              help="a live demo: switch, bot agents, callers")
+    sub.add_argument("--fresh", action="store_true", help="seed the database again even if it exists")
+    sub.add_argument("--residents", type=int, default=5000, help="residents when seeding (default 5000)")
+    sub.add_argument("--seed", type=int, default=7, help="random seed for the data and the callers")
+    sub.add_argument("--bots", type=int, default=8, help="bot agents answering calls (default 8)")
+    sub.add_argument("--calls-per-hour", type=float, default=240.0, help="simulated callers (default 240)")
+    sub.add_argument("--talk-s", type=float, default=40.0, help="bots' mean talk time in seconds (default 40)")
+    sub.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    sub.set_defaults(handler=cmd_demo)
     return parser
 
 

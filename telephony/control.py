@@ -71,6 +71,8 @@ class ControlServer:
     def __init__(self, core: SwitchCore, *, token: str | None = None):
         self.core, self.token = core, token
         self._servers: list[asyncio.AbstractServer] = []
+        self._socket_paths: list[Path] = []
+        self._connections: set[Connection] = set()
 
     async def start_unix(self, path: str | Path) -> None:
         path = Path(path)
@@ -80,6 +82,7 @@ class ControlServer:
                                                  limit=MAX_LINE)
         os.chmod(path, 0o660)
         self._servers.append(server)
+        self._socket_paths.append(path)
 
     async def start_tcp(self, host: str, port: int) -> int:
         if not self.token:
@@ -92,10 +95,17 @@ class ControlServer:
     async def close(self) -> None:
         for server in self._servers:
             server.close()
+        for connection in list(self._connections):
+            connection.close()
+            connection.writer.close()  # each client's reader sees the end and its task returns
+        for server in self._servers:
             await server.wait_closed()
+        for path in self._socket_paths:
+            path.unlink(missing_ok=True)  # nobody is listening any more: no stale socket left
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, needs_token: bool):
         connection = Connection(self, writer, needs_token=needs_token)
+        self._connections.add(connection)
         try:
             while True:
                 try:
@@ -115,6 +125,7 @@ class ControlServer:
         except (ConnectionResetError, BrokenPipeError):
             pass
         finally:
+            self._connections.discard(connection)
             connection.close()
             writer.close()
 

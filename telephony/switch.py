@@ -94,8 +94,10 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
     try:
         await stop.wait()
     finally:
-        sip_side.stop()
         await server.close()
+        core.shut_down()
+        await asyncio.sleep(0.3)   # let the releases reach the phones before SIP stops
+        sip_side.stop()
         core.close()
         db.close()
         print("hotline switch: stopped", flush=True)

@@ -81,6 +81,7 @@ class SwitchCore:
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
         self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
         self.legs: Legs | None = None
+        self.closed = False   # shut down: what phones report now changes nothing
         self._residents: dict[str, int | None] = {}  # call id -> resident, for the agent's phone
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
@@ -193,6 +194,10 @@ class SwitchCore:
 
     def caller_arrived(self, call_id: str, number: str, dialled: str) -> None:
         """A new inbound call from the SIP side: identify the caller, then queue them."""
+        if self.closed:
+            if self.legs is not None:
+                self.legs.release(call_id, 503, "Service Unavailable")
+            return
         queue = self.queue_for(dialled)
         resident = resident_by_phone(self.db, number) if number else None
         priority = "emergency" if queue == "emergency" else "normal"
@@ -233,6 +238,8 @@ class SwitchCore:
     # answers, a ring timeout fires as the 486 arrives); the core's answer is final,
     # and a report that no longer fits is logged, never raised into the SIP thread.
     def sip_answered(self, call_id: str, ext: str) -> None:
+        if self.closed:
+            return
         try:
             self.call_answered(call_id, ext)
         except SwitchError as exc:
@@ -241,11 +248,15 @@ class SwitchCore:
                 self.legs.hang_up_agent(call_id, ext)
 
     def sip_not_answered(self, call_id: str, ext: str, *, counts: bool) -> None:
+        if self.closed:
+            return
         call = self.acd.calls.get(call_id)
         if call is not None and ext in call.ringing:
             self.call_not_answered(call_id, ext, counts=counts)
 
     def sip_hung_up(self, call_id: str, *, by: str) -> None:
+        if self.closed:
+            return
         call = self.acd.calls.get(call_id)
         if call is None:
             return  # already over (both sides hung up at the same instant)
@@ -256,6 +267,8 @@ class SwitchCore:
     def seat_lost(self, ext: str) -> None:
         """The seat's phone stopped answering (killed, unplugged): a caller it was talking
         to goes back to the head of the queue; it is offered calls again once it registers."""
+        if self.closed:
+            return
         if ext in self.agents:
             self._apply(lambda now: self.acd.lose_agent(ext, now))
 
@@ -265,7 +278,7 @@ class SwitchCore:
             self.registrations.pop(ext, None)
         else:
             self.registrations[ext] = contact
-        if self.legs is not None and ext in self.agents:
+        if self.legs is not None and ext in self.agents and not self.closed:
             self._apply(lambda now: self.acd.set_reachable(ext, contact is not None, now))
 
     # --- listeners -----------------------------------------------------------------
@@ -280,6 +293,8 @@ class SwitchCore:
 
     # --- the engine ------------------------------------------------------------------
     def _apply(self, change: Callable[[float], None]) -> None:
+        if self.closed:
+            raise SwitchError("unavailable", "the switch is stopping")
         try:
             change(self.clock())
         except AcdError as exc:
@@ -377,6 +392,28 @@ class SwitchCore:
     def _on_timer(self) -> None:
         self._timer = None
         self._apply(lambda now: self.acd.advance(now))
+
+    def shut_down(self) -> int:
+        """The switch is stopping: every caller and agent leg still up is released, and
+        their contacts are closed as interrupted now (not left for the next start to
+        guess when). Returns how many."""
+        now = self.clock()
+        self.closed = True
+        live = list(self.acd.calls.values())
+        for call in live:
+            if self.legs is not None:
+                for ext in [*call.ringing, *([call.agent.id] if call.agent is not None else [])]:
+                    self.legs.hang_up_agent(call.id, ext)
+                self.legs.release(call.id, 503, "Service Unavailable")
+        with self.db.atomic():
+            closed = self.db.execute(
+                "UPDATE interactions SET outcome = 'interrupted', ended_at = ? WHERE ended_at IS NULL AND node = ?",
+                [now, self.node]).rowcount
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
+        if live:
+            log.warning("stopping with %d call(s) in progress: released, recorded as interrupted", len(live))
+        return closed
 
     def close(self) -> None:
         if self._timer is not None:

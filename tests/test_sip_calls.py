@@ -225,3 +225,16 @@ def test_a_seat_killed_mid_call_sends_its_caller_back_to_the_head_of_the_queue(l
     agents = {a["ext"]: a for a in line.snapshot()["agents"]}
     assert agents["1001"]["state"] == "idle" and agents["1001"]["reachable"] is False
     assert agents["1001"]["status"] == "available"      # the agent's own word stands; the phone is what went
+
+
+def test_stopping_the_switch_mid_call_releases_both_phones_and_closes_the_record(line):
+    import signal
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_answer.xml")          # waits for a BYE
+    caller = line.call("caller_until_agent_hangs_up.xml")           # likewise
+    line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "in_call")
+    line.process.send_signal(signal.SIGTERM)
+    assert line.process.wait(15) == 0
+    assert finished(caller)[0] == 0 and finished(agent)[0] == 0    # both got their BYE
+    [row] = line.interactions()
+    assert row["outcome"] == "interrupted" and row["ended_at"] is not None and row["agent_ext"] == "1001"

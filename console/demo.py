@@ -1,0 +1,193 @@
+"""`hotline demo`: a working contact centre on this machine, in one command.
+
+Seeds a demo database (unless it exists), starts `hotline switch` as a process of its
+own, registers bot agents with it (real SIP, digest, control API logins), sends a
+steady trickle of simulated residents' calls, and shows what the switch does as it
+happens, as a supervisor connected to the control API sees it. Ctrl-C (or SIGTERM)
+stops everything: calls are hung up, bots log out, the switch shuts down cleanly.
+
+Extension 1001 is left for a person: log in with its PIN from the `.pins` file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from records.db import connect
+from records.directory import resident_by_phone
+from scenarios.live import Behaviour, BotAgent, ControlClient, LivePhones, free_udp_port, read_pins
+
+HUMAN_EXT = "1001"
+
+
+def pins_path(db_path: str | Path) -> Path:
+    return Path(db_path).with_suffix(".pins")
+
+
+def seed_demo(db_path: str, *, residents: int, seed: int) -> None:
+    """A fresh demo database; its logins go to a 0600 file beside it (bots need them)."""
+    from records.seed import seed_database
+    from records.sla import load_policy
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db = connect(db_path, create=True)
+    try:
+        summary = seed_database(db, load_policy(None), residents=residents, seed=seed)
+    finally:
+        db.close()
+    path = pins_path(db_path)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("# demo logins, EXT:PIN (the database keeps only salted hashes)\n")
+        for ext, name, role, pin in summary.pins:
+            out.write(f"{ext}:{pin}  # {role} {name}\n")
+
+
+class Feed:
+    """Routing events as one line each, with the names a supervisor would want."""
+
+    def __init__(self, db_path: str, agents: dict[str, str], out=sys.stdout):
+        self.db = connect(db_path, migrate=False)
+        self.agents, self.out = agents, out
+        self.callers: dict[str, str] = {}
+
+    def who(self, number: str) -> str:
+        resident = resident_by_phone(self.db, number) if number else None
+        if resident is None:
+            return f"{number} (unknown number)"
+        vip = " VIP" if resident["segment"] == "vip" else ""
+        return f"{number} {resident['name']}{vip}"
+
+    def __call__(self, event: dict) -> None:
+        kind, call = event["event"], event.get("call_id", "")
+        agent = event.get("agent_id", "")
+        name = f"{agent} {self.agents.get(agent, '')}".strip()
+        if kind == "CallQueued":
+            self.callers[call] = self.who(event.get("number", ""))
+            text = f"{self.callers[call]} waits in {event['queue']} (position {event['position']})"
+        elif kind == "CallOffered":
+            text = f"{self.callers.get(call, call)} rings at {name}"
+        elif kind == "CallConnected":
+            text = f"{name} answered {self.callers.get(call, call)} after {event['wait_s']:.0f} s"
+        elif kind == "CallCompleted":
+            who = "the caller" if event["by"] == "caller" else "the agent"
+            text = f"{name} finished with {self.callers.pop(call, call)}: {event['talk_s']:.0f} s, {who} hung up"
+        elif kind == "CallAbandoned":
+            text = f"{self.callers.pop(call, call)} gave up after {event['wait_s']:.0f} s in {event['queue']}"
+        elif kind == "RingNoAnswer":
+            text = f"{name} did not answer {self.callers.get(call, call)}; trying the next agent"
+        elif kind == "CallRequeued":
+            text = f"{name}'s phone went away; {self.callers.get(call, call)} is first in line again"
+        elif kind == "CallToVoicemail":
+            text = f"{self.callers.pop(call, call)} sent to voicemail after {event['wait_s']:.0f} s"
+        elif kind == "AgentStatusChanged":
+            reason = f" ({event['reason']})" if event.get("reason") else ""
+            text = f"{name} is now {event['status'].replace('_', ' ')}{reason}"
+        else:
+            return
+        stamp = dt.datetime.fromtimestamp(event["t"]).strftime("%H:%M:%S")
+        print(f"{stamp}  {text}", file=self.out, flush=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "console", "--db", db_path, "switch", "--sip",
+                                    f"{sip[0]}:{sip[1]}", "--control", str(control)],
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   # its own session: Ctrl-C reaches the demo, which stops the
+                                   # callers and bots first and then the switch, in that order
+                                   start_new_session=True)
+    deadline = time.monotonic() + 20
+    while "hotline switch: SIP on" not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the switch did not start; its log:\n{log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+    return process
+
+
+def stop_switch(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: float | None,
+                   talk_mean_s: float, seed: int) -> dict:
+    pins = read_pins(pins_path(db_path))
+    db = connect(db_path, migrate=False)
+    try:
+        names = {row[0]: row[1] for row in db.execute("SELECT ext, name FROM agents WHERE active = 1")}
+        roles = {row[0]: row[1] for row in db.execute("SELECT ext, role FROM agents WHERE active = 1")}
+        numbers = [row[0] for row in db.execute("SELECT number FROM resident_phones ORDER BY number")]
+    finally:
+        db.close()
+    bot_exts = sorted(ext for ext, role in roles.items() if role == "agent" and ext != HUMAN_EXT and ext in pins)
+    bot_exts = bot_exts[:bots]
+    supervisor = next((ext for ext, role in sorted(roles.items()) if role == "supervisor" and ext in pins), None)
+    if not bot_exts or supervisor is None:
+        raise RuntimeError(f"{pins_path(db_path)} has no agent or supervisor logins: run `hotline demo --fresh`")
+    sip = ("127.0.0.1", free_udp_port())
+    control = Path(db_path).with_suffix(".sock")
+    switch_log = Path(db_path).with_suffix(".switch.log")
+    switch = start_switch(db_path, sip, control, switch_log)
+    loop = asyncio.get_running_loop()
+    phones = LivePhones(sip, loop=loop, seed=seed,
+                        behaviour=Behaviour(calls_per_hour=calls_per_hour, talk_mean_s=talk_mean_s))
+    feed = Feed(db_path, names)
+    agents: list[BotAgent] = []
+    watcher = None
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        phones.start()
+        watcher = await ControlClient.connect(str(control))
+        await watcher.ask("login", ext=supervisor, pin=pins[supervisor])
+        watcher.on_event = feed
+        await watcher.ask("subscribe")
+        for ext in bot_exts:
+            bot = BotAgent(ext, pins[ext], phones)
+            await bot.start(str(control))
+            agents.append(bot)
+        phones.start_calling(numbers)
+        print(f"hotline demo: switch on {sip[0]}:{sip[1]} (log {switch_log}), {len(agents)} bot agents, "
+              f"about {calls_per_hour:g} calls an hour; extension {HUMAN_EXT} is yours (PIN in "
+              f"{pins_path(db_path)}). Ctrl-C stops.", flush=True)
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        phones.stop()
+        for bot in agents:
+            await bot.stop()
+        if watcher is not None:
+            await watcher.close()
+        stop_switch(switch)
+        feed.close()
+    tally = phones.tally
+    summary = {"placed": tally.placed, "answered": tally.answered, "gave_up": tally.gave_up,
+               "refused": tally.refused, "cut_off": tally.cut_off, "bot_calls": tally.bot_calls, "registered": len(tally.registered),
+               "switch_exit": switch.returncode}
+    print(f"hotline demo: stopped. {tally.placed} calls placed, {tally.answered} answered, {tally.gave_up} gave up "
+          f"waiting, {tally.refused} refused, {tally.cut_off} cut off by the stop; records in {db_path}", flush=True)
+    return summary

@@ -1,0 +1,442 @@
+"""Simulated people on real SIP: bot agents' phones and callers, against a running switch.
+
+One process, one UDP port, sippy on its own thread (like the switch; sippy's event
+loop is a process-wide singleton, so this never runs inside the switch's process).
+
+- A bot agent registers its extension with digest authentication, logs in over the
+  control API and goes available; when the switch rings it, it answers after a short
+  ring, talks for a sampled handle time and hangs up, then sends a disposition and
+  ends its wrap-up after a sampled pause, as a person at a seat would.
+- Callers arrive at random (Poisson) with the numbers of real residents (some unknown
+  numbers too), dial a queue, wait up to their patience, then give up.
+
+No media: the phones offer SDP and send no RTP (the switch does not anchor media yet).
+Used by `hotline demo` and `hotline bots`; QA's `simulate --live` will drive it with a
+scenario's arrival and handle-time models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("hotline.live")
+
+DISPOSITIONS = {"repair": ["work order opened", "advice given"], "complaint": ["complaint logged", "apology given"],
+                "billing": ["balance explained", "payment plan"], "enquiry": ["answered"],
+                "emergency": ["duty team dispatched"], "general": ["answered", "transferred"]}
+QUEUE_MIX = {"repair": 0.4, "enquiry": 0.2, "billing": 0.15, "complaint": 0.15, "emergency": 0.05, "general": 0.05}
+_SDP = ("v=0\r\no=hotline-{who} {session} 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+        "m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Behaviour:
+    """How the simulated people act (seconds). Means of lognormal-ish samples."""
+    ring_s: tuple[float, float] = (1.0, 4.0)        # bots pick up within this range
+    talk_mean_s: float = 45.0
+    wrap_s: tuple[float, float] = (3.0, 10.0)       # a bot ends its wrap-up after this
+    patience_mean_s: float = 90.0
+    calls_per_hour: float = 120.0
+    unknown_share: float = 0.1
+
+
+@dataclass
+class Tally:
+    placed: int = 0
+    answered: int = 0
+    gave_up: int = 0
+    refused: int = 0
+    cut_off: int = 0      # still waiting or talking when the run stopped
+    bot_calls: int = 0
+    registered: set = field(default_factory=set)
+
+
+class LivePhones:
+    """sippy on a thread of its own: the bots' phones and the callers, one UDP port."""
+
+    def __init__(self, switch: tuple[str, int], *, host: str = "127.0.0.1", port: int | None = None,
+                 loop: asyncio.AbstractEventLoop, behaviour: Behaviour | None = None, seed: int | None = None):
+        os.environ.setdefault("SIPLOG_LVL", "ERR")
+        os.environ.setdefault("SIPLOG_BEND", "stderr")
+        self.switch, self.host, self.port = switch, host, port or free_udp_port(host)
+        self.loop = loop
+        self.behaviour = behaviour or Behaviour()
+        self.rng = random.Random(seed)
+        self.tally = Tally()
+        self.bots: dict[str, "BotAgent"] = {}
+        self.config: dict = {}
+        self.numbers: list[str] = []
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._calling = False
+        self.stopping = False
+
+    # --- lifecycle (any thread) ------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sippy-live", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("the simulated phones' SIP did not start")
+
+    def _run(self) -> None:
+        from sippy.Core.EventDispatcher import ED2
+        from sippy.SipConf import SipConf
+        from sippy.SipLogger import SipLogger
+        from sippy.SipTransactionManager import SipTransactionManager
+
+        SipConf.my_uaname = "hotline-bots"
+        SipConf.my_address, SipConf.my_port = self.host, self.port
+        self.config = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": SipLogger("hotline-bots")}
+        self.config["_sip_tm"] = SipTransactionManager(self.config, self._request)
+        ED2.callFromThread(self._started.set)
+        ED2.loop()
+
+    def stop(self) -> None:
+        from sippy.Core.EventDispatcher import ED2
+
+        if self._thread is None:
+            return
+        ED2.callFromThread(self._hang_up_everything)
+        time.sleep(0.3)   # let the BYEs and CANCELs go out
+        ED2.callFromThread(ED2.breakLoop)
+        self._thread.join(5)
+        self._thread = None
+
+    def call_soon(self, fn, *args) -> None:
+        from sippy.Core.EventDispatcher import ED2
+
+        ED2.callFromThread(fn, *args)
+
+    # --- agents (sippy thread) --------------------------------------------------------------
+    def add_bot(self, bot: "BotAgent") -> None:
+        self.bots[bot.ext] = bot
+        self.call_soon(self._register, bot)
+
+    def _register(self, bot: "BotAgent") -> None:
+        from sippy.SipRegistrationAgent import SipRegistrationAgent
+        from sippy.SipURL import SipURL
+
+        def ok(*_):
+            self.tally.registered.add(bot.ext)
+
+        def failed(status, *_):
+            log.warning("bot %s could not register: %s", bot.ext, status)
+
+        aor = SipURL(username=bot.ext, host=self.switch[0], port=self.switch[1])
+        contact = SipURL(username=bot.ext, host=self.host, port=self.port)
+        bot.registration = SipRegistrationAgent(self.config, aor, contact, user=bot.ext, passw=bot.pin,
+                                                exp=300, rok_cb=ok, rfail_cb=failed)
+        bot.registration.doregister()
+
+    def _request(self, req, sip_t):
+        from sippy.UA import UA
+
+        method = req.getMethod()
+        if method == "OPTIONS":
+            return (req.genResponse(200, "OK"), None, None)
+        if method != "INVITE" or req.getHFBody("to").getTag() is not None:
+            return (req.genResponse(481, "Call Leg/Transaction Does Not Exist"), None, None)
+        bot = self.bots.get(req.getRURI().username or "")
+        if bot is None:
+            return (req.genResponse(404, "Not Found"), None, None)
+        ring = BotCall(self, bot, _header(req, "x-hotline-interaction"), _header(req, "x-hotline-queue"))
+        ring.ua = UA(self.config, event_cb=ring.event)
+        return ring.ua.recvRequest(req, sip_t)
+
+    # --- callers (sippy thread) -------------------------------------------------------------
+    def start_calling(self, numbers: list[str]) -> None:
+        self.numbers = list(numbers)
+        self._calling = True
+        self.call_soon(self._next_caller)
+
+    def _next_caller(self) -> None:
+        from sippy.Time.Timeout import Timeout
+
+        if not self._calling:
+            return
+        rate = self.behaviour.calls_per_hour / 3600.0
+        if rate > 0:
+            Timeout(self._arrive, self.rng.expovariate(rate))
+
+    def _arrive(self) -> None:
+        if not self._calling:
+            return
+        b = self.behaviour
+        if self.numbers and self.rng.random() >= b.unknown_share:
+            number = self.rng.choice(self.numbers)
+        else:
+            number = f"+8529{self.rng.randrange(10**7):07d}"
+        queues, weights = zip(*QUEUE_MIX.items())
+        dialled = self.rng.choices(queues, weights)[0]
+        SimulatedCaller(self, number, dialled, self.rng.expovariate(1.0 / b.patience_mean_s)).dial()
+        self._next_caller()
+
+    def _hang_up_everything(self) -> None:
+        self._calling = False
+        self.stopping = True
+        for bot in self.bots.values():
+            if bot.call is not None:
+                bot.call.hang_up()
+            if getattr(bot, "registration", None) is not None:
+                bot.registration.stopregister()
+        for caller in list(SimulatedCaller.live):
+            caller.give_up()
+
+    def sdp(self, who: str):
+        from sippy.MsgBody import MsgBody
+
+        # Port 9 (discard): the bots send no audio and expect none.
+        return MsgBody(_SDP.format(who=who, session=self.rng.randrange(10**9), host=self.host, port=9))
+
+    def sample_talk(self) -> float:
+        mean = self.behaviour.talk_mean_s
+        return max(5.0, self.rng.lognormvariate(0, 0.5) * mean / 1.13)
+
+
+class BotCall:
+    """One call ringing or talking at a bot's phone (sippy thread)."""
+
+    def __init__(self, phones: LivePhones, bot: "BotAgent", interaction: str, queue: str):
+        self.phones, self.bot, self.interaction, self.queue = phones, bot, interaction, queue
+        self.ua = None
+        self.timer = None
+        self.connected = False
+
+    def event(self, event, ua) -> None:
+        from sippy.CCEvents import CCEventDisconnect, CCEventFail, CCEventTry
+        from sippy.Time.Timeout import Timeout
+
+        if isinstance(event, CCEventTry):
+            if self.bot.call is not None or not self.bot.ready:
+                ua.recvEvent(CCEventFail((486, "Busy Here")))
+                return
+            self.bot.call = self
+            self.timer = Timeout(self._answer, self.phones.rng.uniform(*self.phones.behaviour.ring_s))
+        elif isinstance(event, (CCEventDisconnect, CCEventFail)):
+            self._over()
+
+    def _answer(self) -> None:
+        from sippy.CCEvents import CCEventConnect
+        from sippy.Time.Timeout import Timeout
+
+        if self.bot.call is not self:
+            return
+        self.connected = True
+        self.ua.recvEvent(CCEventConnect((200, "OK", self.phones.sdp(self.bot.ext))))
+        self.timer = Timeout(self.hang_up, self.phones.sample_talk())
+
+    def hang_up(self) -> None:
+        from sippy.CCEvents import CCEventDisconnect
+
+        if self.ua is not None and not self.ua.isDead():
+            self.ua.recvEvent(CCEventDisconnect())
+        self._over()
+
+    def _over(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.bot.call is self:
+            self.bot.call = None
+            if self.connected:
+                self.phones.tally.bot_calls += 1
+                self.phones.loop.call_soon_threadsafe(self.bot.after_call, self.interaction, self.queue)
+
+
+class SimulatedCaller:
+    """A resident calling the hotline (sippy thread)."""
+
+    live: set["SimulatedCaller"] = set()
+
+    def __init__(self, phones: LivePhones, number: str, dialled: str, patience_s: float):
+        self.phones, self.number, self.dialled, self.patience_s = phones, number, dialled, patience_s
+        self.ua = None
+        self.timer = None
+        self.connected = False
+
+    def dial(self) -> None:
+        from sippy.CCEvents import CCEventTry
+        from sippy.SipCallId import SipCallId
+        from sippy.Time.Timeout import Timeout
+        from sippy.UA import UA
+
+        self.ua = UA(self.phones.config, event_cb=self.event, nh_address=self.phones.switch)
+        SimulatedCaller.live.add(self)
+        self.phones.tally.placed += 1
+        self.ua.recvEvent(CCEventTry((SipCallId(), self.number, self.dialled, self.phones.sdp("caller"), None, "")))
+        self.timer = Timeout(self.give_up, max(3.0, self.patience_s))
+
+    def event(self, event, ua) -> None:
+        from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail
+
+        if isinstance(event, CCEventConnect) and not self.connected:
+            self.connected = True
+            self.phones.tally.answered += 1
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        elif isinstance(event, CCEventFail):
+            self.phones.tally.refused += 1
+            self._done()
+        elif isinstance(event, CCEventDisconnect):
+            self._done()
+
+    def give_up(self) -> None:
+        from sippy.CCEvents import CCEventDisconnect
+
+        self.timer = None
+        if self.phones.stopping:
+            self.phones.tally.cut_off += 1
+        elif not self.connected:
+            self.phones.tally.gave_up += 1
+        if self.ua is not None and not self.ua.isDead():
+            self.ua.recvEvent(CCEventDisconnect())
+        self._done()
+
+    def _done(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        SimulatedCaller.live.discard(self)
+
+
+class ControlClient:
+    """A JSON-lines control API connection (asyncio side)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self._next_id = 0
+        self._replies: dict[int, asyncio.Future] = {}
+        self.on_event: Callable[[dict], None] | None = None
+        self._pump = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(cls, address: str | tuple[str, int], token: str | None = None) -> "ControlClient":
+        if isinstance(address, str):
+            reader, writer = await asyncio.open_unix_connection(address, limit=1 << 20)
+        else:
+            reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
+        client = cls(reader, writer)
+        if not isinstance(address, str):
+            await client.ask("auth", token=token or "")
+        return client
+
+    async def _read(self) -> None:
+        try:
+            while line := await self.reader.readline():
+                message = json.loads(line)
+                if "event" in message:
+                    if self.on_event is not None:
+                        self.on_event(message)
+                    continue
+                future = self._replies.pop(message.get("id"), None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("the switch closed the control connection"))
+
+    async def ask(self, op: str, **fields) -> dict:
+        self._next_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self._replies[self._next_id] = future
+        self.writer.write(json.dumps({"id": self._next_id, "op": op, **fields}).encode() + b"\n")
+        await self.writer.drain()
+        reply = await asyncio.wait_for(future, 10)
+        if not reply.get("ok"):
+            error = reply.get("error", {})
+            raise RuntimeError(f"{op}: {error.get('code')}: {error.get('message')}")
+        return reply
+
+    async def close(self) -> None:
+        self._pump.cancel()
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass
+
+
+class BotAgent:
+    """An agent played by the computer: a phone (in LivePhones) and a control connection."""
+
+    def __init__(self, ext: str, pin: str, phones: LivePhones):
+        self.ext, self.pin, self.phones = ext, pin, phones
+        self.call: BotCall | None = None     # sippy thread only
+        self.ready = False
+        self.control: ControlClient | None = None
+        self.registration = None
+
+    async def start(self, address, token: str | None = None) -> None:
+        self.control = await ControlClient.connect(address, token)
+        await self.control.ask("login", ext=self.ext, pin=self.pin)
+        self.ready = True
+        self.phones.add_bot(self)
+        await self.control.ask("status", status="available")
+
+    def after_call(self, interaction: str, queue: str) -> None:
+        """asyncio: what a person does after hanging up: a disposition, then ready again."""
+        asyncio.get_running_loop().create_task(self._wrap_up(interaction, queue))
+
+    async def _wrap_up(self, interaction: str, queue: str) -> None:
+        rng = self.phones.rng
+        try:
+            if interaction and self.control is not None:
+                await self.control.ask("disposition", call_id=interaction,
+                                       disposition=rng.choice(DISPOSITIONS.get(queue, ["answered"])),
+                                       notes="(bot)")
+            await asyncio.sleep(rng.uniform(*self.phones.behaviour.wrap_s))
+            if self.control is not None:
+                await self.control.ask("end_wrap_up")
+        except RuntimeError as exc:  # e.g. the wrap-up timer ended first: nothing to do
+            log.debug("bot %s: %s", self.ext, exc)
+        except ConnectionError:
+            pass
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.control is not None:
+            try:
+                await self.control.ask("logout")
+            except (RuntimeError, ConnectionError, asyncio.TimeoutError):
+                pass
+            await self.control.close()
+            self.control = None
+
+
+def _header(req, name: str) -> str:
+    values = [str(h.getBody()).strip() for h in req.getHFs(name)]
+    return values[-1] if values else ""
+
+
+def read_pins(path: str | Path) -> dict[str, str]:
+    """`ext:pin` per line (comments with #): the logins bots use."""
+    pins = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        ext, sep, pin = line.partition(":")
+        if not sep or not ext.strip() or not pin.strip():
+            raise ValueError(f"{path}:{number}: expected EXT:PIN, got {line!r}")
+        pins[ext.strip()] = pin.strip()
+    return pins

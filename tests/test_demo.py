@@ -1,0 +1,49 @@
+"""`hotline demo` end to end: seed, switch, bot agents, simulated callers, clean stop.
+
+Real SIP on loopback between two processes (the switch, and the demo's sippy phones);
+no SIPp needed, as on a fresh machine running `make demo`.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from records.db import connect
+
+
+def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_path):
+    db_path = tmp_path / "demo.db"
+    out_path = tmp_path / "demo.out"
+    with open(out_path, "w") as out:
+        demo = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "demo", "--residents", "200",
+                                 "--bots", "3", "--calls-per-hour", "2400", "--talk-s", "3"],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while out_path.read_text().count(" answered ") < 4:
+            assert demo.poll() is None and time.monotonic() < deadline, out_path.read_text()[-3000:]
+            time.sleep(0.2)
+        demo.send_signal(signal.SIGINT)           # what Ctrl-C does
+        assert demo.wait(30) == 0, out_path.read_text()[-3000:]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    output = out_path.read_text()
+    assert "extension 1001 is yours" in output and "hotline demo: stopped." in output
+    assert "waits in" in output and "rings at" in output and "finished with" in output
+    assert oct(os.stat(tmp_path / "demo.pins").st_mode & 0o777) == "0o600"
+    assert "hotline switch: stopped" in (tmp_path / "demo.switch.log").read_text()
+    assert not (tmp_path / "demo.sock").exists()
+    db = connect(db_path, migrate=False)
+    try:
+        rows = db.execute("SELECT outcome, ended_at, agent_ext, disposition FROM interactions WHERE node = 'switch'"
+                          ).fetchall()
+        states = db.execute("SELECT count(*) FROM agent_states").fetchone()[0]
+    finally:
+        db.close()
+    assert all(ended is not None for _, ended, _, _ in rows)     # nothing left open by the stop
+    answered = [r for r in rows if r[0] == "answered"]
+    assert len(answered) >= 4 and all(r[2] in ("1002", "1003", "1004") for r in answered)
+    assert sum(1 for r in answered if r[3]) >= 3                   # bots send dispositions
+    assert states > 0
