@@ -238,16 +238,22 @@ def run_switch(args, workdir: Path) -> dict:
 
 
 def register_seats(exts: list[str], sip_port: int, agent_port: int, batch: int = 25) -> None:
-    """One short SIPp per seat (SIPp 3.6 cannot take digest users from an injection file)."""
-    for start in range(0, len(exts), batch):
-        running = [(ext, subprocess.Popen(
-            [SIPP, f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext,
-             "-ap", PIN, "-key", "port", str(agent_port), "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
-             "-nostdin", "-timeout", "15s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            for ext in exts[start:start + batch]]
-        for ext, process in running:
-            if process.wait(30) != 0:
-                raise RuntimeError(f"seat {ext} could not register")
+    """One short SIPp per seat (SIPp 3.6 cannot take digest users from an injection file).
+    A seat that fails (a port taken between choosing and binding it) tries again."""
+    pending = list(exts)
+    for attempt in range(3):
+        failed = []
+        for start in range(0, len(pending), batch):
+            running = [(ext, subprocess.Popen(
+                [SIPP, f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext,
+                 "-ap", PIN, "-key", "port", str(agent_port), "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
+                 "-nostdin", "-timeout", "15s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                for ext in pending[start:start + batch]]
+            failed += [ext for ext, process in running if process.wait(30) != 0]
+        if not failed:
+            return
+        pending = failed
+    raise RuntimeError(f"seats could not register: {', '.join(pending)}")
 
 
 def workdir_interactions(db_path: Path) -> dict:
