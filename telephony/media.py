@@ -1,0 +1,271 @@
+"""The switch's media: RTPproxy embedded in the process (the `rtp.io` wheel), driven by
+sippy's RTPproxy client on the sippy thread.
+
+What it gives the switch, per call (`MediaSession`): both legs' SDP rewritten so the
+audio flows through the proxy (the switch anchors it), a prompt or music played to the
+caller (looped, stopped when an agent answers), RFC 2833 keys the caller presses
+(`catch_dtmf` module), and recording of both directions into one pcap, which
+`pcap_to_wav` turns into a stereo WAV (caller left, agent right).
+
+Prompts are raw G.711 payload files named by payload type (`NAME.0` PCMU, `NAME.8`
+PCMA), as RTPproxy plays them; `ensure_sounds` makes the built-in ones (tones: there is
+no speech engine here; a site drops recorded prompts with the same names into its
+sounds directory).
+
+Everything here runs on the sippy thread, except `pcap_to_wav` and `ensure_sounds`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+import wave
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("hotline.media")
+
+# PCMU and PCMA: what RTPproxy can play, and what every phone offers.
+PLAYABLE_CODECS = "0,8"
+DTMF_PAYLOAD = 101
+
+
+def _g711():
+    """audioop's G.711 codecs (C; in the standard library up to 3.12, which is as far as
+    the project runs; `audioop-lts` carries it on if that ever changes)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+    return audioop
+
+
+_ENCODE = {0: lambda pcm: _g711().lin2ulaw(pcm, 2), 8: lambda pcm: _g711().lin2alaw(pcm, 2)}
+_DECODE = {0: lambda payload: _g711().ulaw2lin(payload, 2), 8: lambda payload: _g711().alaw2lin(payload, 2)}
+
+# The built-in sounds: (frequency Hz or 0 for silence, milliseconds) steps.
+SOUNDS: dict[str, list[tuple[float, int]]] = {
+    # queue music: a slow chime, then a pause, looped while the caller waits
+    "queue-music": [(523.3, 400), (659.3, 400), (784.0, 400), (659.3, 400), (0, 1400)],
+    # the voice menu's cue: a rising three-tone "please choose"
+    "menu": [(440.0, 250), (554.4, 250), (659.3, 400), (0, 300)],
+}
+
+
+def ensure_sounds(directory: str | Path) -> Path:
+    """Write any built-in sound missing from `directory` (both codecs); return it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, steps in SOUNDS.items():
+        samples: list[int] = []
+        for frequency, ms in steps:
+            samples += [int(6000 * math.sin(2 * math.pi * frequency * i / 8000)) if frequency else 0
+                        for i in range(8 * ms)]
+        pcm = struct.pack(f"<{len(samples)}h", *samples)
+        for payload_type, encode in _ENCODE.items():
+            path = directory / f"{name}.{payload_type}"
+            if not path.exists():
+                path.write_bytes(encode(pcm))
+    return directory
+
+
+class MediaEngine:
+    """RTPproxy inside the switch process; start it on the sippy thread."""
+
+    def __init__(self, config: dict, *, recordings: str | Path, sounds: str | Path):
+        self.config = config
+        self.recordings = Path(recordings)
+        self.sounds = ensure_sounds(sounds)
+        self.client = None
+        self.notify_spec: str | None = None
+        self.dtmf_module: int | None = None
+        self._dtmf_listeners: dict[str, Callable[[str], None]] = {}
+        self._cli = None
+
+    def start(self, on_ready: Callable[[bool], None]) -> None:
+        """Start RTPproxy; `on_ready(True)` once it answers and the DTMF module is found."""
+        from sippy.Rtp_proxy.client import Rtp_proxy_client
+        from sippy.Time.Timeout import Timeout
+
+        self.recordings.mkdir(parents=True, exist_ok=True)
+        # -F: no privileges to drop; -r/-P: recordings as pcap; catch_dtmf: RFC 2833 keys;
+        # its accounting module is not loaded, so nothing is written into the cwd.
+        spec = f"rtp.io:-F;-r;{self.recordings};-P;modules=catch_dtmf"
+        self.client = Rtp_proxy_client(self.config, spath=spec, nworkers=1, nsetup_f=self._notify_setup)
+        self.config["rtp_proxy_client"] = self.client
+        deadline = [50]
+
+        def wait_online():
+            if self.client.online:
+                on_ready(True)
+            elif deadline[0] > 0:
+                deadline[0] -= 1
+                Timeout(wait_online, 0.1)
+            else:
+                on_ready(False)
+        wait_online()
+
+    def _notify_setup(self, nsock, spec: str) -> None:
+        from sippy.CLIManager import CLIManager
+
+        self.notify_spec = spec
+        self._cli = CLIManager(nsock, self._notified)
+
+    def _notified(self, _cli, line: str) -> None:
+        # catch_dtmf: "TAG DIGIT VOLUME DURATION FLAG"
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in self._dtmf_listeners:
+            self._dtmf_listeners[parts[0]](parts[1])
+
+    def shutdown(self) -> None:
+        if self.client is not None:
+            self.client.shutdown()
+            self.client = None
+
+
+class MediaSession:
+    """One call's media in the proxy (sippy thread). Caller = the resident's leg."""
+
+    def __init__(self, engine: MediaEngine, call_id: str):
+        from sippy.Rtp_proxy.session import Rtp_proxy_session
+
+        self.engine, self.call_id = engine, call_id
+        self.rtpps = Rtp_proxy_session(engine.config, call_id=call_id.replace(".", "-"))
+        self.playing = False
+        self.recording = False
+        self._dtmf_tag: str | None = None
+
+    @property
+    def session(self) -> str:
+        return f"{self.rtpps.call_id}-0"
+
+    def caller_offer(self, body, done: Callable) -> None:
+        """The caller's SDP -> what to offer agents (the proxy's agent-facing address)."""
+        self.rtpps.on_caller_sdp_change(body.getCopy(), lambda rewritten, *_: done(rewritten))
+
+    def agent_answer(self, body, done: Callable) -> None:
+        """An agent's SDP -> what the caller is told (the proxy's caller-facing address)."""
+        self.rtpps.on_callee_sdp_change(body.getCopy(), lambda rewritten, *_: done(rewritten))
+
+    def play_to_caller(self, sound: str, *, loop: bool = True, done: Callable | None = None) -> None:
+        """Play a sound to the caller (looped until stopped, or once)."""
+        from_tag, to_tag = self.rtpps.from_tag, self.rtpps.to_tag
+        path = self.engine.sounds / sound
+        times = 1000 if loop else 1
+        self.playing = True
+        self.rtpps.rtpp_seq.send_command(f"P{times} {self.session} {path} {PLAYABLE_CODECS} {from_tag} {to_tag}",
+                                         lambda result, *_: done and done(result))
+
+    def stop_playing(self) -> None:
+        if self.playing:
+            self.playing = False
+            self.rtpps.rtpp_seq.send_command(f"S {self.session} {self.rtpps.from_tag} {self.rtpps.to_tag}")
+
+    def listen_for_keys(self, on_key: Callable[[str], None], caller_ip: str, caller_port: int,
+                        done: Callable[[bool], None]) -> None:
+        """RFC 2833 keys the caller presses -> on_key(digit)."""
+        engine = self.engine
+        tag = f"{self.rtpps.call_id}-dtmf"
+        self._dtmf_tag = tag
+        engine._dtmf_listeners[tag] = on_key
+
+        def subscribe(index: int) -> None:
+            command = (f"U {self.session} {caller_ip} {caller_port} {self.rtpps.from_tag} {engine.notify_spec} "
+                       f"{tag} && M{index}:1 {tag} {DTMF_PAYLOAD}")
+
+            def result(answer, *_):
+                ok = answer is not None and not str(answer).startswith("E")
+                if ok:
+                    engine.dtmf_module = index
+                    done(True)
+                elif engine.dtmf_module is None and index < 9:
+                    subscribe(index + 1)   # the module's index depends on what is loaded
+                else:
+                    log.warning("media: cannot listen for keys on %s (%s)", self.call_id, answer)
+                    done(False)
+            self.rtpps.rtpp_seq.send_command(command, result)
+        subscribe(engine.dtmf_module or 1)
+
+    def record(self, done: Callable[[bool], None] | None = None) -> None:
+        """Record both directions (one pcap in the engine's recordings directory)."""
+        f, t = self.rtpps.from_tag, self.rtpps.to_tag
+        answers: list = []
+
+        def result(answer, *_):
+            answers.append(answer)
+            if len(answers) == 2:
+                self.recording = all(a is not None and not str(a).startswith("E") for a in answers)
+                if done is not None:
+                    done(self.recording)
+        self.rtpps.rtpp_seq.send_command(f"Rs {self.session} {f} {t}", result)
+        self.rtpps.rtpp_seq.send_command(f"Rs {self.session} {t} {f}", result)
+
+    def recording_files(self) -> list[Path]:
+        return sorted(self.engine.recordings.glob(f"{self.session}=*.pcap"))
+
+    def close(self) -> None:
+        if self._dtmf_tag is not None:
+            self.engine._dtmf_listeners.pop(self._dtmf_tag, None)
+        self.rtpps.delete()
+
+
+def pcap_to_wav(pcaps: list[Path], wav: Path, caller_port: int | None = None) -> float:
+    """A call's recording (RTP in pcap) as a stereo 8 kHz WAV, aligned on arrival time:
+    one channel per sender. Returns the seconds written. `caller_port`: the UDP source
+    port of the caller's audio, which goes to the left channel (else: first seen)."""
+    streams: dict[tuple, list[tuple[float, bytes, int]]] = {}
+    for pcap in pcaps:
+        data = pcap.read_bytes()
+        if len(data) < 24:
+            continue
+        magic = struct.unpack("<I", data[:4])[0]
+        endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
+        linktype = struct.unpack(endian + "I", data[20:24])[0]
+        offset = 24
+        while offset + 16 <= len(data):
+            sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[offset:offset + 16])
+            packet = data[offset + 16:offset + 16 + caplen]
+            offset += 16 + caplen
+            t = sec + frac / (1e9 if nano else 1e6)
+            ip = packet[{1: 14, 101: 0, 0: 4, 113: 16}.get(linktype, 0):]
+            if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+                continue
+            header = (ip[0] & 0x0F) * 4
+            source = (ip[12:16], struct.unpack("!H", ip[header:header + 2])[0])
+            rtp = ip[header + 8:]
+            if len(rtp) < 12 or rtp[0] >> 6 != 2:
+                continue
+            payload_type = rtp[1] & 0x7F
+            if payload_type not in _DECODE:
+                continue  # telephone-event and comfort noise carry no audio to keep
+            skip = 12 + 4 * (rtp[0] & 0x0F)
+            streams.setdefault(source, []).append((t, rtp[skip:], payload_type))
+    if not streams:
+        return 0.0
+    sources = sorted(streams, key=lambda s: (s[1] != caller_port, streams[s][0][0]))[:2]
+    start = min(streams[s][0][0] for s in sources)
+    channels = []
+    for source in sources:
+        pcm = bytearray()
+        for t, payload, payload_type in streams[source]:
+            at = 2 * int((t - start) * 8000)   # bytes: 16-bit samples
+            if at > len(pcm):
+                pcm.extend(bytes(at - len(pcm)))   # a gap in arrival is silence
+            decoded = _DECODE[payload_type](payload)
+            pcm[at:at + len(decoded)] = decoded
+        channels.append(bytes(pcm))
+    if len(channels) == 1:
+        channels.append(b"")
+    length = max(len(c) for c in channels)
+    left, right = (c + bytes(length - len(c)) for c in channels)
+    audioop = _g711()
+    stereo = audioop.add(audioop.tostereo(left, 2, 1, 0), audioop.tostereo(right, 2, 0, 1), 2)
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(stereo)
+    return length / 2 / 8000
