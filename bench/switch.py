@@ -14,6 +14,9 @@ address as its Contact, and logs in as available over the control socket. Report
   caller number in both SIPp message traces (p50/p95/max);
 - call set-up (INVITE -> 200 at the caller), against the direct SIPp -> SIPp peer.
 
+The SIPp phones send no RTP: this measures signalling and the media set-up per call
+(RTPproxy sessions, queue music, recording), not relaying audio.
+
     python bench/switch.py [--rate 50] [--seconds 30] [--hold-ms 5000] [--agents 300]
 """
 
@@ -189,7 +192,8 @@ def run_switch(args, workdir: Path) -> dict:
     log = open(workdir / "switch.log", "w")
     switch = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch", "--sip",
                                f"127.0.0.1:{sip_port}", "--control", str(sock_path), "--config",
-                               str(workdir / "switch.yaml")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                               str(workdir / "switch.yaml"), *(["--no-media"] if args.no_media else [])],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     agents = None
     try:
         deadline = time.monotonic() + 20
@@ -288,6 +292,8 @@ def main() -> int:
     parser.add_argument("--hold-ms", type=int, default=5000, help="how long each call stays bridged")
     parser.add_argument("--agents", type=int, default=300, help="registered seats (also SIPp's call limit)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (traces, logs)")
+    parser.add_argument("--no-media", action="store_true",
+                        help="run the switch with --no-media (SDP passed through; default: anchored and recorded)")
     args = parser.parse_args()
     if SIPP is None:
         print("bench/switch.py needs sipp (Debian: apt-get install sip-tester)", file=sys.stderr)
@@ -295,7 +301,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-switch-"))
     try:
         print(f"switch benchmark: {args.rate:g} calls/s for {args.seconds:g} s, each held {args.hold_ms} ms, "
-              f"{args.agents} registered SIPp seats (no wrap-up)", flush=True)
+              f"{args.agents} registered SIPp seats (no wrap-up), media "
+              f"{'passed through' if args.no_media else 'anchored and recorded'}", flush=True)
         switch = run_switch(args, workdir)
         direct = run_direct(args, workdir)
     finally:

@@ -296,7 +296,9 @@ def cmd_switch(args) -> int:
     connect(args.db).close()  # a missing or foreign database is refused before anything listens
     try:
         asyncio.run(serve(args.db, args.sip, control, config=config, queue_log=args.queue_log,
-                          token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
+                          token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None,
+                          media=False if args.no_media else (args.media or True),
+                          record_calls=not args.no_recording))
     except OSError as exc:
         raise UserError(f"cannot listen: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -393,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "default: telephony/switch_default.yaml)")
     sub.add_argument("--queue-log", metavar="FILE",
                      help="Asterisk queue_log text file (default: beside the database, .queue_log)")
+    sub.add_argument("--media", metavar="DIR",
+                     help="recordings and sounds (default: beside the database, .media/)")
+    sub.add_argument("--no-media", action="store_true",
+                     help="do not anchor audio in the switch: SDP passed between phones, no music or recording")
+    sub.add_argument("--no-recording", action="store_true", help="anchor audio but record nothing")
     sub.set_defaults(handler=cmd_switch)
 
     sub = commands.add_parser("demo", parents=[common],

@@ -31,7 +31,7 @@ PLAYABLE_CODECS = "0,8"
 DTMF_PAYLOAD = 101
 
 
-def _g711():
+def g711():
     """audioop's G.711 codecs (C; in the standard library up to 3.12, which is as far as
     the project runs; `audioop-lts` carries it on if that ever changes)."""
     import warnings
@@ -42,8 +42,8 @@ def _g711():
     return audioop
 
 
-_ENCODE = {0: lambda pcm: _g711().lin2ulaw(pcm, 2), 8: lambda pcm: _g711().lin2alaw(pcm, 2)}
-_DECODE = {0: lambda payload: _g711().ulaw2lin(payload, 2), 8: lambda payload: _g711().alaw2lin(payload, 2)}
+_ENCODE = {0: lambda pcm: g711().lin2ulaw(pcm, 2), 8: lambda pcm: g711().lin2alaw(pcm, 2)}
+_DECODE = {0: lambda payload: g711().ulaw2lin(payload, 2), 8: lambda payload: g711().alaw2lin(payload, 2)}
 
 # The built-in sounds: (frequency Hz or 0 for silence, milliseconds) steps.
 SOUNDS: dict[str, list[tuple[float, int]]] = {
@@ -90,9 +90,10 @@ class MediaEngine:
         from sippy.Time.Timeout import Timeout
 
         self.recordings.mkdir(parents=True, exist_ok=True)
-        # -F: no privileges to drop; -r/-P: recordings as pcap; catch_dtmf: RFC 2833 keys;
+        # -F: no privileges to drop; -d ERR: it logs every session otherwise; -r/-P:
+        # recordings as pcap; catch_dtmf: RFC 2833 keys;
         # its accounting module is not loaded, so nothing is written into the cwd.
-        spec = f"rtp.io:-F;-r;{self.recordings};-P;modules=catch_dtmf"
+        spec = f"rtp.io:-F;-d;ERR;-r;{self.recordings};-P;modules=catch_dtmf"
         self.client = Rtp_proxy_client(self.config, spath=spec, nworkers=1, nsetup_f=self._notify_setup)
         self.config["rtp_proxy_client"] = self.client
         deadline = [50]
@@ -261,7 +262,7 @@ def pcap_to_wav(pcaps: list[Path], wav: Path, caller_port: int | None = None) ->
         channels.append(b"")
     length = max(len(c) for c in channels)
     left, right = (c + bytes(length - len(c)) for c in channels)
-    audioop = _g711()
+    audioop = g711()
     stereo = audioop.add(audioop.tostereo(left, 2, 1, 0), audioop.tostereo(right, 2, 0, 1), 2)
     with wave.open(str(wav), "wb") as out:
         out.setnchannels(2)

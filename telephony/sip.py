@@ -12,8 +12,10 @@ checks the response against the HA1 stored in records and never sees the PIN.
 Calls: every inbound INVITE is one `InboundCall`, a sippy UA for the caller's leg and
 one for each agent being rung. The routing core decides everything (who rings, when
 to stop, when to bridge); this side only carries it out and reports what the phones
-did. The caller hears 182 Queued until an agent answers; SDP is passed through, so the
-media flows between the two phones (the switch anchors no media yet).
+did. The caller hears 182 Queued until an agent answers. With media (telephony/media.py)
+the audio flows through the switch's RTPproxy: the 182 carries its SDP and the caller
+hears queue music (early media), agents are offered its address, answered calls are
+recorded. Without it (no rtp.io, or it failed) SDP is passed between the phones.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 log = logging.getLogger("hotline.sip")
@@ -63,6 +66,10 @@ class CallReports(Protocol):
     def sip_hung_up(self, call_id: str, *, by: str) -> None: ...
 
     def seat_lost(self, ext: str) -> None: ...
+
+    def media_ready(self, ok: bool) -> None: ...
+
+    def recording_done(self, call_id: str, session: str, caller_port: int | None) -> None: ...
 
 
 # Agent replies that mean "not now" rather than "did not answer": no miss is counted.
@@ -111,6 +118,26 @@ def _named_hf_class():
     return NamedHF
 
 
+def _sdp_port(body) -> int | None:
+    """The first audio port of an SDP body (the caller's, for the recording's left channel)."""
+    import re
+
+    match = re.search(r"^m=audio (\d+)", str(body.content) if body is not None else "", re.M)
+    return int(match.group(1)) if match else None
+
+
+def _discard_sdp(offer):
+    """The caller's own SDP pointed at the discard port: a peer that hears nothing."""
+    import re
+
+    from sippy.MsgBody import MsgBody
+
+    text = str(offer.content)
+    text = re.sub(r"^c=IN IP4 \S+", "c=IN IP4 127.0.0.1", text, flags=re.M)
+    text = re.sub(r"^m=audio \d+", "m=audio 9", text, flags=re.M)
+    return MsgBody(text)
+
+
 def _header(name: str, value: str):
     from sippy.SipHeader import SipHeader
 
@@ -130,6 +157,12 @@ class InboundCall:
         self.answers: dict[str, object] = {}    # ext -> the SDP the agent answered with
         self.connected: str | None = None
         self.offer = None
+        # Media anchored in the switch's RTPproxy (None: SDP passed through between phones).
+        self.media = None
+        self.agent_offer = None      # the proxy's SDP for agents (None until the proxy said)
+        self.caller_sdp = None       # the proxy's SDP for the caller (early media and the 200)
+        self.pending_rings: list[tuple] = []
+        self.recorded = False
         self.number = self.dialled = self.caller_name = ""
         self.over = False
 
@@ -140,7 +173,11 @@ class InboundCall:
         if isinstance(event, CCEventTry) and self.offer is None:
             _cid, cli, cld, body, _auth, name = event.getData()
             self.offer, self.number, self.dialled, self.caller_name = body, cli or "", cld or "", name or ""
-            self.side.run_later(self._queued)
+            if self.side.media is not None and body is not None:
+                self._anchor(body)
+            else:
+                self.side.run_later(self._queued)
+            # Routing starts at once; a ring waits for the proxy's SDP if it must.
             self.side.report("caller_arrived", self.id, self.number, self.dialled)
         elif isinstance(event, (CCEventDisconnect, CCEventFail)):
             self._finish()
@@ -150,7 +187,57 @@ class InboundCall:
         from sippy.CCEvents import CCEventRing
 
         if not self.over and self.connected is None:
-            self.caller.recvEvent(CCEventRing((182, "Queued", None)))
+            body = self.caller_sdp.getCopy() if self.caller_sdp is not None else None
+            self.caller.recvEvent(CCEventRing((182, "Queued", body)))
+
+    # --- media ----------------------------------------------------------------------------
+    def _anchor(self, offer) -> None:
+        """Put the call's audio through the proxy: agents get its address, the caller hears
+        queue music from it at once (early media on the 182)."""
+        from telephony.media import MediaSession
+
+        try:
+            self.media = MediaSession(self.side.media, self.id)
+            self.media.caller_offer(offer, self._agent_offer_ready)
+        except Exception:  # the proxy is unusable: connect the phones directly
+            log.exception("media: cannot anchor %s; passing SDP through", self.id)
+            self._unanchored()
+
+    def _unanchored(self) -> None:
+        self.media = None
+        self.side.run_later(self._queued)
+        self._ring_pending()
+
+    def _agent_offer_ready(self, rewritten) -> None:
+        if self.over:
+            return
+        if rewritten is None:
+            log.warning("media: the proxy refused %s; passing SDP through", self.id)
+            self._unanchored()
+            return
+        self.agent_offer = rewritten
+        # The caller-facing side needs a peer before anyone answers: a placeholder that
+        # sends the caller's audio nowhere (discard port) until an agent's SDP replaces it.
+        # Commands to the proxy run in order, so this is done before any agent's answer.
+        self.media.agent_answer(_discard_sdp(self.offer), self._caller_sdp_ready)
+        self._ring_pending()   # agents need only their side's address
+
+    def _caller_sdp_ready(self, rewritten) -> None:
+        if self.over:
+            return
+        if rewritten is None:
+            log.warning("media: no caller-side address for %s; passing SDP through", self.id)
+            self._unanchored()
+            return
+        self.caller_sdp = rewritten
+        self._queued()
+        if self.connected is None:
+            self.media.play_to_caller("queue-music")
+
+    def _ring_pending(self) -> None:
+        pending, self.pending_rings = self.pending_rings, []
+        for args in pending:
+            self.ring(*args)
 
     # --- what the routing core asks --------------------------------------------------------
     def ring(self, ext: str, contact: tuple[str, int], headers: dict[str, str]) -> None:
@@ -160,31 +247,47 @@ class InboundCall:
 
         if self.over:
             return
+        if self.media is not None and self.agent_offer is None:
+            self.pending_rings.append((ext, contact, headers))   # the proxy has not answered yet
+            return
         leg = UA(self.side.config, event_cb=lambda event, ua: self._agent_event(ext, event, ua),
                  nh_address=contact)
         leg.lContact = _contact(self.side)
         self.agents[ext] = leg
-        body = self.offer.getCopy() if self.offer is not None else None
+        offer = self.agent_offer if self.media is not None else self.offer
+        body = offer.getCopy() if offer is not None else None
         invite = CCEventTry((SipCallId(), self.number, ext, body, None, self.caller_name))
         invite.extra_headers = tuple(_header(name, value) for name, value in headers.items())
         leg.recvEvent(invite)
 
     def bridge(self, ext: str) -> None:
-        from sippy.CCEvents import CCEventConnect
-
         if self.over or ext not in self.agents:
             self.hang_up_agent(ext)
             return
         self.connected = ext
         self.side.watch(ext, self)
         answer = self.answers.get(ext)
-        body = answer.getCopy() if answer is not None else None
-        if self.caller.state is not None and self.caller.state.connected:
-            # Requeued after its agent vanished: the caller already has a dialog; point
-            # its media at the new agent with a re-INVITE.
-            from sippy.CCEvents import CCEventUpdate
+        if self.media is not None and answer is not None:
+            # The agent's address goes to the proxy; the caller keeps the proxy's.
+            self.media.stop_playing()
+            self.media.agent_answer(answer, lambda _rewritten: self._connect_caller(ext, self.caller_sdp))
+            if self.side.record_calls and not self.recorded:
+                self.recorded = True
+                self.media.record()
+        else:
+            self._connect_caller(ext, answer)
 
-            self.caller.recvEvent(CCEventUpdate(body))
+    def _connect_caller(self, ext: str, body) -> None:
+        from sippy.CCEvents import CCEventConnect, CCEventUpdate
+
+        if self.over or self.connected != ext:
+            return
+        body = body.getCopy() if body is not None else None
+        if self.caller.state is not None and self.caller.state.connected:
+            if self.media is None:
+                # Requeued after its agent vanished: point the caller's media at the new
+                # agent with a re-INVITE (with the proxy in between, nothing changes for it).
+                self.caller.recvEvent(CCEventUpdate(body))
         else:
             self.caller.recvEvent(CCEventConnect((200, "OK", body)))
 
@@ -209,6 +312,8 @@ class InboundCall:
         if ext == self.connected:
             self.connected = None
             self.side.unwatch(ext)
+            if self.media is not None:
+                self.media.play_to_caller("queue-music")   # waiting again
         if leg is not None and not leg.isDead():
             leg.recvEvent(CCEventDisconnect())  # a BYE nobody may answer; sippy gives up on its own
 
@@ -249,6 +354,8 @@ class InboundCall:
         """The call is over: every agent leg still up is let go; the record is the core's."""
         from sippy.CCEvents import CCEventDisconnect
 
+        if self.over:
+            return
         self.over = True
         if self.connected is not None:
             self.side.unwatch(self.connected)
@@ -257,6 +364,12 @@ class InboundCall:
             if not leg.isDead():
                 leg.recvEvent(CCEventDisconnect())
         self.side.calls.pop(self.id, None)
+        if self.media is not None:
+            media, self.media = self.media, None
+            media.close()
+            if self.recorded:
+                caller_port = _sdp_port(self.offer)
+                self.side.report("recording_done", self.id, media.session, caller_port)
 
 
 class SipSide:
@@ -264,7 +377,8 @@ class SipSide:
 
     def __init__(self, host: str, port: int, *, secret_of: Callable[[str], str | None],
                  loop: asyncio.AbstractEventLoop, on_binding: Callable[[Binding | None, str], None],
-                 reports: CallReports | None = None, clock: Callable[[], float] = time.time):
+                 reports: CallReports | None = None, clock: Callable[[], float] = time.time,
+                 media_dir: str | Path | None = None, record_calls: bool = True):
         # sippy logs every message unless told otherwise; warnings are enough for a switch.
         os.environ.setdefault("SIPLOG_LVL", "WARN")
         os.environ.setdefault("SIPLOG_BEND", "stderr")
@@ -275,6 +389,9 @@ class SipSide:
         # seat in a call -> (call, OPTIONS unanswered in a row, when to ask next)
         self.watched: dict[str, tuple[InboundCall, int, float]] = {}
         self.reports = reports
+        self.media_dir = Path(media_dir) if media_dir is not None else None
+        self.record_calls = record_calls
+        self.media = None     # the MediaEngine once RTPproxy answers; None: SDP passed through
         self.config: dict = {}
         self._seq = 0
         self._thread: threading.Thread | None = None
@@ -302,14 +419,40 @@ class SipSide:
         self._tm = self.config["_sip_tm"] = SipTransactionManager(self.config, self._request)
         Timeout(self._expire_bindings, EXPIRY_CHECK_S, -1)
         Timeout(self._qualify, QUALIFY_TICK_S, -1)
-        ED2.callFromThread(self._started.set)
+        if self.media_dir is not None:
+            self._start_media()
+        else:
+            ED2.callFromThread(self._started.set)
         ED2.loop()
+
+    def _start_media(self) -> None:
+        """RTPproxy in this process; until it answers (or if it cannot start) calls pass
+        SDP through. SIP is ready only once this is settled, so the first call is anchored."""
+        from telephony.media import MediaEngine
+
+        def ready(ok: bool) -> None:
+            if ok:
+                self.media = engine
+                log.info("media: anchored in RTPproxy (rtp.io); recordings in %s", self.media_dir / "raw")
+            else:
+                log.warning("media: RTPproxy did not answer; SDP is passed through between phones")
+            self.report("media_ready", ok)
+            self._started.set()
+        try:
+            engine = MediaEngine(self.config, recordings=self.media_dir / "raw", sounds=self.media_dir / "sounds")
+            engine.start(ready)
+        except Exception as exc:  # no rtp.io wheel, or it would not start: calls still connect
+            log.warning("media: cannot start RTPproxy (%s); SDP is passed through between phones", exc)
+            self.report("media_ready", False)
+            self._started.set()
 
     def stop(self) -> None:
         from sippy.Core.EventDispatcher import ED2
 
         if self._thread is None:
             return
+        if self.media is not None:
+            ED2.callFromThread(self.media.shutdown)
         ED2.callFromThread(ED2.breakLoop)
         self._thread.join(5)
         self._thread = None

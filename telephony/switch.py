@@ -36,6 +36,11 @@ def default_queue_log_path(db_path: str) -> Path:
     return Path(db_path).with_suffix(".queue_log")
 
 
+def default_media_path(db_path: str) -> Path:
+    """Recordings (WAV per call, pcap while recording) and sounds, beside the database."""
+    return Path(db_path).with_suffix(".media")
+
+
 class SecretLookup:
     """The registrar's view of SIP secrets: a read connection of its own per thread."""
 
@@ -51,13 +56,16 @@ class SecretLookup:
 
 async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | None = None,
                 queue_log: str | Path | None = None, token: str | None = None,
+                media: str | Path | None | bool = True, record_calls: bool = True,
                 ready: asyncio.Event | None = None) -> None:
     config = config or load_switch_config()
     address = control_address(control)
     if not isinstance(address, str) and not token:
         raise ValueError("a TCP control API needs a token: set HOTLINE_CONTROL_TOKEN")
     db = connect(db_path)
-    core = SwitchCore(db, config=config, queue_log_path=queue_log or default_queue_log_path(db_path))
+    media_dir = None if media is False else Path(default_media_path(db_path) if media is True else media)
+    core = SwitchCore(db, config=config, queue_log_path=queue_log or default_queue_log_path(db_path),
+                      recordings=media_dir)
     interrupted = core.recover()
     if interrupted:
         log.warning("closed %d contact(s) left open by the previous run as interrupted", interrupted)
@@ -81,14 +89,17 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
 
     host, port = parse_address(sip, 5060)
     sip_side = SipSide(host, port, secret_of=SecretLookup(db_path), loop=loop, on_binding=on_binding,
-                       reports=core)
+                       reports=core, media_dir=media_dir, record_calls=record_calls)
     sip_side.start()
     core.attach_legs(sip_side)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
+    await asyncio.sleep(0)   # let the media engine's verdict reach the core
+    media_text = (f"media anchored, recordings in {media_dir}" if core.media
+                  else "media passed through (no RTPproxy)")
     print(f"hotline switch: SIP on {host}:{port}, control on {control}, records in {db_path}, "
-          f"config {config.source}", flush=True)
+          f"config {config.source}, {media_text}", flush=True)
     if ready is not None:
         ready.set()
     try:

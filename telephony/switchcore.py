@@ -68,11 +68,13 @@ class Subscriber:
 class SwitchCore:
     def __init__(self, db: Database, queues: list[QueueConfig] | None = None, *, node: str = "switch",
                  clock: Callable[[], float] = time.time, queue_log_path: str | Path | None = None,
-                 config: SwitchConfig | None = None):
+                 config: SwitchConfig | None = None, recordings: str | Path | None = None):
         self.db, self.node, self.clock = db, node, clock
         self.config = config or SwitchConfig(tuple(queues) if queues else default_queues())
         self.acd = Acd(self.config.queues)
         self.menu_playable = False  # set by a media engine that can play the menu and hear the keys
+        self.media = False          # calls' audio anchored in the switch (telephony/media.py)
+        self.recordings = Path(recordings) if recordings is not None else None
         self.recorder = InteractionRecorder(db, node=node, live=True)
         self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
         self._subscribers: list[Subscriber] = []
@@ -263,6 +265,39 @@ class SwitchCore:
         if by == "agent" and call.state != "connected":
             return  # an agent leg that failed while ringing is reported by sip_not_answered
         self.call_ended(call_id, by=by)
+
+    def media_ready(self, ok: bool) -> None:
+        self.media = ok
+
+    def recording_done(self, call_id: str, session: str, caller_port: int | None) -> None:
+        """A recorded call ended: its pcap becomes a WAV (off the event loop) and the
+        interaction row points at it."""
+        if self.recordings is None:
+            return
+        loop = asyncio.get_running_loop()
+        # RTPproxy closes the pcap just after the session is deleted: give it a moment.
+        loop.call_later(0.5, lambda: loop.create_task(self._convert_recording(call_id, session, caller_port)))
+
+    async def _convert_recording(self, call_id: str, session: str, caller_port: int | None) -> None:
+        from telephony.media import pcap_to_wav
+
+        raw = self.recordings / "raw"
+        pcaps = sorted(raw.glob(f"{session}=*.pcap"))
+        wav = self.recordings / f"{call_id}.wav"
+        try:
+            seconds = await asyncio.get_running_loop().run_in_executor(None, pcap_to_wav, pcaps, wav, caller_port)
+        except (OSError, ValueError):
+            log.exception("recording of %s could not be converted; the pcap stays in %s", call_id, raw)
+            return
+        if seconds <= 0:
+            log.warning("recording of %s holds no audio (%d pcap files)", call_id, len(pcaps))
+            return
+        with self.db.atomic():
+            self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?", [str(wav), call_id])
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
+        for pcap in pcaps:
+            pcap.unlink(missing_ok=True)
 
     def seat_lost(self, ext: str) -> None:
         """The seat's phone stopped answering (killed, unplugged): a caller it was talking

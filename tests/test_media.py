@@ -79,7 +79,8 @@ def drain(sock):
 
 
 def tone(frequency, count=160, phase=0):
-    import audioop  # noqa: the project runs on 3.11/3.12, where it is present
+    from telephony.media import g711
+    audioop = g711()
     pcm = struct.pack(f"<{count}h", *(int(8000 * math.sin(2 * math.pi * frequency * (phase + i) / 8000))
                                       for i in range(count)))
     return audioop.lin2ulaw(pcm, 2)

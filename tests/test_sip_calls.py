@@ -14,7 +14,7 @@ import pytest
 
 from records.db import connect
 from records.directory import NewResident, add_resident
-from test_sip_register import SCENARIOS, SIPP, free_udp_port, switch  # noqa: F401  (fixture)
+from test_sip_register import SCENARIOS, SIPP, free_udp_port, switch, switch_without_media  # noqa: F401
 
 CALLER = "+85291234567"
 
@@ -22,7 +22,15 @@ CALLER = "+85291234567"
 @pytest.fixture
 def line(switch):  # noqa: F811
     """The switch, with a known VIP resident on CALLER, and a supervisor's control connection."""
-    port, process, control = switch
+    return _line(*switch)
+
+
+@pytest.fixture
+def line_without_media(switch_without_media):  # noqa: F811
+    return _line(*switch_without_media)
+
+
+def _line(port, process, control):
     db = connect(control.parent / "switch.db")
     resident_id = add_resident(db, NewResident(name="Chan Tai Man", kind="tenant", phones=(CALLER,), segment="vip"))
     db.close()
@@ -204,10 +212,14 @@ def test_caller_and_agent_hanging_up_at_the_same_instant_end_one_record(line):
     assert line.process.poll() is None
 
 
-def test_a_seat_killed_mid_call_sends_its_caller_back_to_the_head_of_the_queue(line):
+@pytest.mark.parametrize("media", [True, False], ids=["media anchored", "SDP passed through"])
+def test_a_seat_killed_mid_call_sends_its_caller_back_to_the_head_of_the_queue(media, request):
+    # With media the caller hears queue music again from the switch and needs nothing new;
+    # passed through, the next agent's media reaches the caller by re-INVITE.
+    line = request.getfixturevalue("line" if media else "line_without_media")
     line.agent_ready("1001", "1111")
     doomed = line.phone("1001", "1111", "agent_answer.xml")
-    caller = line.call("caller_requeued.xml", pause_ms=1000)
+    caller = line.call("caller.xml" if media else "caller_requeued.xml", pause_ms=12000 if media else 1000)
     line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "in_call")
     time.sleep(2.5)          # the switch asks the seat OPTIONS during the call; it answers while alive
     assert "INFO" not in line.queue_log()
@@ -215,7 +227,7 @@ def test_a_seat_killed_mid_call_sends_its_caller_back_to_the_head_of_the_queue(l
     doomed.communicate(timeout=5)
     line.agent_ready("1002", "2222")
     taker = line.phone("1002", "2222", "agent_answer.xml")
-    code, output = finished(caller)      # re-INVITEd with the second agent's media, talks, hangs up
+    code, output = finished(caller)      # talks to the second agent, then hangs up
     assert code == 0, output[-3000:]
     assert finished(taker)[0] == 0
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
@@ -238,3 +250,57 @@ def test_stopping_the_switch_mid_call_releases_both_phones_and_closes_the_record
     assert finished(caller)[0] == 0 and finished(agent)[0] == 0    # both got their BYE
     [row] = line.interactions()
     assert row["outcome"] == "interrupted" and row["ended_at"] is not None and row["agent_ext"] == "1001"
+
+
+def _tone_pcap(path, seconds=1.0, frequency=440):
+    """RTP (PCMU, 20 ms packets) of a tone, as a pcap SIPp can play into a call."""
+    from telephony.media import g711
+    audioop = g711()
+    import math
+    import struct
+    samples = int(8000 * seconds)
+    pcm = struct.pack(f"<{samples}h", *(int(8000 * math.sin(2 * math.pi * frequency * i / 8000))
+                                         for i in range(samples)))
+    ulaw = audioop.lin2ulaw(pcm, 2)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for n in range(samples // 160):
+        rtp = struct.pack("!BBHII", 0x80, 0, n, n * 160, 0x4242) + ulaw[n * 160:(n + 1) * 160]
+        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n, 0, 64, 17, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        t = n * 0.02
+        out.append(struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+
+
+def test_an_answered_call_is_recorded_through_the_switch(line):
+    import wave
+    # The caller's phone plays a 440 Hz tone once connected; the switch anchors the audio
+    # and records it; the interaction row points at a stereo WAV with the caller on the left.
+    tone = line.control.parent / "tone.pcap"
+    _tone_pcap(tone)
+    scenario = line.control.parent / "caller_speaks.xml"
+    scenario.write_text((SCENARIOS / "caller.xml").read_text().replace(
+        "  <pause/>", f'  <nop><action><exec play_pcap_audio="{tone}"/></action></nop>\n  <pause/>'))
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_answer.xml")
+    caller = subprocess.Popen(
+        [SIPP, f"127.0.0.1:{line.port}", "-sf", str(scenario), "-s", "general", "-key", "caller", CALLER,
+         "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-d", "1500",
+         "-timeout", "40s", "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    code, output = finished(caller)
+    assert code == 0, output[-3000:]
+    assert finished(agent)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["recording_path"]], timeout=10)
+    assert row["outcome"] == "answered" and row["recording_path"].endswith(f"{row['uid']}.wav")
+    with wave.open(row["recording_path"]) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+        assert 0.8 <= wav.getnframes() / 8000 <= 3.0
+        frames = wav.readframes(wav.getnframes())
+    import struct
+    left = struct.unpack(f"<{len(frames) // 2}h", frames)[0::2]
+    loud = [i for i, v in enumerate(left) if abs(v) > 1000]
+    sound = left[loud[0]:loud[-1] + 1]
+    crossings = sum(1 for a, b in zip(sound, sound[1:]) if (a < 0) != (b < 0)) / (len(sound) / 8000)
+    assert 700 < crossings < 1100     # the caller's 440 Hz

@@ -31,8 +31,7 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def switch(tmp_path):
+def start_switch(tmp_path, *extra):
     db_path = tmp_path / "switch.db"
     db = connect(db_path, create=True)
     add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3, "general": 3})
@@ -44,13 +43,31 @@ def switch(tmp_path):
     log_path = tmp_path / "switch.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch",
-                                    "--sip", f"127.0.0.1:{port}", "--control", str(tmp_path / "control.sock")],
-                                   stdout=log, stderr=subprocess.STDOUT, text=True)
+                                    "--sip", f"127.0.0.1:{port}", "--control", str(tmp_path / "control.sock"),
+                                    *extra], stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 15
     while "hotline switch: SIP on" not in log_path.read_text():
         assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.05)
-    yield port, process, tmp_path / "control.sock"
+    return port, process, tmp_path / "control.sock"
+
+
+@pytest.fixture
+def switch(tmp_path):
+    """The switch as it runs by default: media anchored in its RTPproxy, calls recorded."""
+    port, process, control = start_switch(tmp_path)
+    assert "media anchored" in (tmp_path / "switch.log").read_text()
+    yield port, process, control
+    if process.poll() is None:
+        process.kill()
+        process.wait(5)
+
+
+@pytest.fixture
+def switch_without_media(tmp_path):
+    """--no-media: SDP passed between the phones."""
+    port, process, control = start_switch(tmp_path, "--no-media")
+    yield port, process, control
     if process.poll() is None:
         process.kill()
         process.wait(5)
