@@ -88,6 +88,11 @@ class InteractionRecorder:
         caller about to enter: written with the row's first write."""
         self._details[call_id] = columns
 
+    def adopt(self, call_id: str, row_id: int) -> None:
+        """The caller already has a live row (written while they were in the voice menu):
+        the routing events carry on in that row instead of starting a second one."""
+        self._row_ids[call_id] = row_id
+
     def forget(self, call_id: str) -> None:
         """The caller announced with `expect` never entered."""
         self._details.pop(call_id, None)

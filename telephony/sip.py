@@ -69,6 +69,8 @@ class CallReports(Protocol):
 
     def media_ready(self, ok: bool) -> None: ...
 
+    def menu_key(self, call_id: str, key: str | None) -> None: ...
+
     def recording_done(self, call_id: str, session: str, caller_port: int | None) -> None: ...
 
 
@@ -126,6 +128,16 @@ def _sdp_port(body) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _sdp_address(body) -> tuple[str, int] | None:
+    """(IP, audio port) an SDP body says its media comes from."""
+    import re
+
+    text = str(body.content) if body is not None else ""
+    host = re.search(r"^c=IN IP4 (\S+)", text, re.M)
+    port = re.search(r"^m=audio (\d+)", text, re.M)
+    return (host.group(1), int(port.group(1))) if host and port else None
+
+
 def _discard_sdp(offer):
     """The caller's own SDP pointed at the discard port: a peer that hears nothing."""
     import re
@@ -163,6 +175,7 @@ class InboundCall:
         self.caller_sdp = None       # the proxy's SDP for the caller (early media and the 200)
         self.pending_rings: list[tuple] = []
         self.recorded = False
+        self.in_menu = False
         self.number = self.dialled = self.caller_name = ""
         self.over = False
 
@@ -231,7 +244,34 @@ class InboundCall:
             return
         self.caller_sdp = rewritten
         self._queued()
-        if self.connected is None:
+        if self.in_menu:
+            self._play_menu()
+        elif self.connected is None:
+            self.media.play_to_caller("queue-music")
+
+    # --- the voice menu -------------------------------------------------------------------------
+    def start_menu(self) -> None:
+        self.in_menu = True
+        if self.media is not None and self.caller_sdp is not None:
+            self._play_menu()
+        # else: played as soon as the proxy has the caller's side (_caller_sdp_ready)
+
+    def _play_menu(self) -> None:
+        address = _sdp_address(self.offer)
+        if self.over or self.media is None or address is None:
+            return
+        self.media.stop_playing()
+        self.media.play_to_caller("menu")
+        self.media.listen_for_keys(self._key, *address, done=lambda ok: None)
+
+    def _key(self, digit: str) -> None:
+        if self.in_menu and not self.over:
+            self.side.report("menu_key", self.id, digit)
+
+    def end_menu(self) -> None:
+        self.in_menu = False
+        if self.media is not None and not self.over and self.connected is None:
+            self.media.stop_playing()
             self.media.play_to_caller("queue-music")
 
     def _ring_pending(self) -> None:
@@ -612,6 +652,12 @@ class SipSide:
 
     def drop_agent(self, call_id: str, ext: str) -> None:
         self.run_later(self._on_call, call_id, "drop_agent", ext)
+
+    def start_menu(self, call_id: str) -> None:
+        self.run_later(self._on_call, call_id, "start_menu")
+
+    def end_menu(self, call_id: str) -> None:
+        self.run_later(self._on_call, call_id, "end_menu")
 
     def release(self, call_id: str, code: int, reason: str) -> None:
         self.run_later(self._on_call, call_id, "release", code, reason)

@@ -69,9 +69,6 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
     interrupted = core.recover()
     if interrupted:
         log.warning("closed %d contact(s) left open by the previous run as interrupted", interrupted)
-    if any(route == "menu" for route in config.numbers.values()) and not core.menu_playable:
-        log.warning("the voice menu needs media the switch does not anchor yet: callers to its numbers "
-                    "go to the %s queue", config.menu.default)
     server = ControlServer(core, token=token)
     if isinstance(address, str):
         await server.start_unix(address)
@@ -96,6 +93,9 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     await asyncio.sleep(0)   # let the media engine's verdict reach the core
+    if any(route == "menu" for route in config.numbers.values()) and not core.menu_playable:
+        log.warning("the voice menu needs media anchored in the switch, which is off or failed: callers to "
+                    "its numbers go to the %s queue", config.menu.default)
     media_text = (f"media anchored, recordings in {media_dir}" if core.media
                   else "media passed through (no RTPproxy)")
     print(f"hotline switch: SIP on {host}:{port}, control on {control}, records in {db_path}, "

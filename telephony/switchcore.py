@@ -54,6 +54,10 @@ class Legs(Protocol):
 
     def hang_up_agent(self, call_id: str, ext: str) -> None: ...
 
+    def start_menu(self, call_id: str) -> None: ...
+
+    def end_menu(self, call_id: str) -> None: ...
+
     def drop_agent(self, call_id: str, ext: str) -> None: ...
 
     def release(self, call_id: str, code: int, reason: str) -> None: ...
@@ -85,6 +89,7 @@ class SwitchCore:
         self.legs: Legs | None = None
         self.closed = False   # shut down: what phones report now changes nothing
         self._residents: dict[str, int | None] = {}  # call id -> resident, for the agent's phone
+        self._in_menu: dict[str, dict] = {}     # call id -> the caller in the voice menu
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -195,32 +200,86 @@ class SwitchCore:
         return route
 
     def caller_arrived(self, call_id: str, number: str, dialled: str) -> None:
-        """A new inbound call from the SIP side: identify the caller, then queue them."""
+        """A new inbound call from the SIP side: identify the caller, then queue them (or
+        first let them choose in the voice menu)."""
         if self.closed:
             if self.legs is not None:
                 self.legs.release(call_id, 503, "Service Unavailable")
             return
         queue = self.queue_for(dialled)
         resident = resident_by_phone(self.db, number) if number else None
-        priority = "emergency" if queue == "emergency" else "normal"
         owner = None
         if resident is not None:
-            if resident["segment"] == "vip" and priority == "normal":
-                priority = "vip"
             row = self.db.execute(
                 "SELECT a.ext FROM work_orders w JOIN agents a ON a.id = w.owner_agent_id WHERE w.resident_id = ? "
                 "AND w.status NOT IN ('closed', 'cancelled') ORDER BY w.opened_at DESC LIMIT 1",
                 [resident["id"]]).fetchone()
             owner = row[0] if row else None
+        caller = {"number": number, "dialled": dialled, "resident": resident, "owner": owner}
+        if queue == MENU:
+            self._enter_menu(call_id, caller)
+        else:
+            self._queue_caller(call_id, queue, caller)
+
+    def _queue_caller(self, call_id: str, queue: str, caller: dict, *, menu_row: int | None = None) -> None:
+        resident = caller["resident"]
+        priority = "emergency" if queue == "emergency" else "normal"
+        if resident is not None and resident["segment"] == "vip" and priority == "normal":
+            priority = "vip"
         resident_id = resident["id"] if resident else None
         self._residents[call_id] = resident_id
-        self.recorder.expect(call_id, dialled_number=dialled, resident_id=resident_id)
+        self.recorder.expect(call_id, dialled_number=caller["dialled"], resident_id=resident_id)
+        if menu_row is not None:
+            self.recorder.adopt(call_id, menu_row)
         try:
-            self.call_arrived(call_id, queue, number, priority=priority, owner=owner)
+            self.call_arrived(call_id, queue, caller["number"], priority=priority, owner=caller["owner"])
         except SwitchError:
             self._residents.pop(call_id, None)
             self.recorder.forget(call_id)
             raise
+
+    # --- the voice menu (needs anchored media: a prompt to play, keys to hear) -------------
+    def _enter_menu(self, call_id: str, caller: dict) -> None:
+        """The caller hears the menu; a key picks the queue, silence the default. Their
+        contact row exists from now on (queue "menu"), so one hanging up here is counted."""
+        now = self.clock()
+        resident = caller["resident"]
+        with self.db.atomic():
+            row_id = insert_row(self.db, "interactions", {
+                "uid": call_id, "node": self.node, "direction": "inbound", "caller_number": caller["number"],
+                "dialled_number": caller["dialled"], "resident_id": resident["id"] if resident else None,
+                "queue": MENU, "call_type": MENU, "entered_at": now})
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
+        timer = asyncio.get_running_loop().call_later(self.config.menu.timeout_s, self.menu_key, call_id, None)
+        self._in_menu[call_id] = {**caller, "row": row_id, "since": now, "timer": timer}
+        if self.legs is not None:
+            self.legs.start_menu(call_id)
+
+    def menu_key(self, call_id: str, key: str | None) -> None:
+        """A key the caller pressed in the menu (None: they pressed nothing in time)."""
+        if self.closed or call_id not in self._in_menu:
+            return
+        options = self.config.menu.options
+        if key is not None and key not in options:
+            log.info("menu: caller %s pressed %s, which leads nowhere; still listening", call_id, key)
+            return
+        caller = self._in_menu.pop(call_id)
+        caller["timer"].cancel()
+        queue = options[key] if key is not None else self.config.menu.default
+        if self.legs is not None:
+            self.legs.end_menu(call_id)
+        self._queue_caller(call_id, queue, caller, menu_row=caller["row"])
+
+    def _left_menu(self, call_id: str) -> None:
+        caller = self._in_menu.pop(call_id)
+        caller["timer"].cancel()
+        now = self.clock()
+        with self.db.atomic():
+            self.db.execute("UPDATE interactions SET outcome = 'abandoned', ended_at = ?, wait_s = ? WHERE id = ?",
+                            [now, now - caller["since"], caller["row"]])
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
 
     def call_arrived(self, call_id: str, queue: str, number: str, *, priority: str = "normal",
                      owner: str | None = None) -> None:
@@ -259,6 +318,9 @@ class SwitchCore:
     def sip_hung_up(self, call_id: str, *, by: str) -> None:
         if self.closed:
             return
+        if call_id in self._in_menu:
+            self._left_menu(call_id)   # hung up in the voice menu: abandoned there
+            return
         call = self.acd.calls.get(call_id)
         if call is None:
             return  # already over (both sides hung up at the same instant)
@@ -268,6 +330,7 @@ class SwitchCore:
 
     def media_ready(self, ok: bool) -> None:
         self.media = ok
+        self.menu_playable = ok
 
     def recording_done(self, call_id: str, session: str, caller_port: int | None) -> None:
         """A recorded call ended: its pcap becomes a WAV (off the event loop) and the
@@ -434,6 +497,11 @@ class SwitchCore:
         guess when). Returns how many."""
         now = self.clock()
         self.closed = True
+        for call_id, caller in list(self._in_menu.items()):
+            caller["timer"].cancel()
+            if self.legs is not None:
+                self.legs.release(call_id, 503, "Service Unavailable")
+        self._in_menu.clear()
         live = list(self.acd.calls.values())
         for call in live:
             if self.legs is not None:

@@ -6,6 +6,7 @@ read back: one interaction row per INVITE, and the queue_log in Asterisk's layou
 Needs `sipp` (Debian: sip-tester); see test_sip_register.py for the skip rule.
 """
 import json
+from pathlib import Path
 import socket
 import subprocess
 import time
@@ -304,3 +305,41 @@ def test_an_answered_call_is_recorded_through_the_switch(line):
     sound = left[loud[0]:loud[-1] + 1]
     crossings = sum(1 for a, b in zip(sound, sound[1:]) if (a < 0) != (b < 0)) / (len(sound) / 8000)
     assert 700 < crossings < 1100     # the caller's 440 Hz
+
+
+DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_{}.pcap")   # shipped with Debian's sip-tester
+
+
+def _menu_caller(line, key, pause_ms=1000):
+    pcap = Path(str(DTMF_PCAP).format(key))
+    assert pcap.exists(), f"{pcap} is missing (Debian's sip-tester ships it)"
+    scenario = line.control.parent / f"caller_menu_{key}.xml"
+    scenario.write_text((SCENARIOS / "caller_menu.xml").read_text().replace("[dtmf]", str(pcap)))
+    return subprocess.Popen(
+        [SIPP, f"127.0.0.1:{line.port}", "-sf", str(scenario), "-s", "2000", "-key", "caller", CALLER,
+         "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+         "-d", str(pause_ms), "-timeout", "40s", "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+
+
+def test_the_voice_menu_sends_the_caller_to_the_queue_of_the_key_they_press(line):
+    # 2000 is the menu's number in the shipped config; key 1 is repair, which only 1001 takes.
+    line.agent_ready("1002", "2222")            # general only: must not get a repair call
+    other = line.phone("1002", "2222", "agent_answer.xml")
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_answer.xml")
+    code, output = finished(_menu_caller(line, 1))
+    assert code == 0, output[-3000:]
+    assert finished(agent)[0] == 0
+    other.kill()
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["queue"] == "repair" and row["dialled_number"] == "2000" and row["agent_ext"] == "1001"
+    assert row["outcome"] == "answered" and row["resident_id"] == line.resident_id
+
+
+def test_a_caller_who_hangs_up_in_the_menu_is_counted_there(line):
+    code, output = finished(line.call("caller_cancel.xml", dialled="2000", pause_ms=1500))
+    assert code == 0, output[-3000:]
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["queue"] == "menu" and row["outcome"] == "abandoned" and 1.0 <= row["wait_s"] < 5
+    assert "ENTERQUEUE" not in line.queue_log()

@@ -105,7 +105,7 @@ def test_tcp_control_needs_the_token_first(tmp_path):
                                       env={"HOTLINE_CONTROL_TOKEN": "s3cret-token"})
     try:
         _wait_started(process, log_path)
-        assert "the voice menu needs media" in log_path.read_text()   # said, not silently rerouted
+        assert "media anchored" in log_path.read_text()
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             stream = s.makefile("rw")
 
@@ -123,6 +123,16 @@ def test_tcp_control_needs_the_token_first(tmp_path):
         process.terminate()
         process.wait(10)
     assert process.returncode == 0
+
+
+def test_without_media_the_switch_says_where_menu_callers_go(tmp_path):
+    process, log_path = _start_switch(tmp_path, "--no-media")
+    try:
+        _wait_started(process, log_path)
+        assert "callers to its numbers go to the general queue" in log_path.read_text()
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def test_tcp_control_without_a_token_and_a_bad_config_are_refused_at_start(tmp_path):
