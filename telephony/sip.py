@@ -541,6 +541,11 @@ class SipSide:
         self.bindings[ext] = binding
         self._post(binding, ext)
         response = req.genResponse(200, "OK")
+        # RFC 3261 10.3: the 200 lists the bindings now in force (phones such as baresip
+        # show "0 bindings" otherwise), each with the expiry the registrar granted.
+        contact = contacts[0].getCopy()
+        contact.address.params["expires"] = str(expires)
+        response.appendHeader(SipHeader(name="contact", body=contact))
         response.appendHeader(SipHeader(name="expires", bodys=str(expires)))
         return response
 
