@@ -51,6 +51,8 @@ SOUNDS: dict[str, list[tuple[float, int]]] = {
     "queue-music": [(523.3, 400), (659.3, 400), (784.0, 400), (659.3, 400), (0, 1400)],
     # the voice menu's cue: a rising three-tone "please choose"
     "menu": [(440.0, 250), (554.4, 250), (659.3, 400), (0, 300)],
+    # voicemail: "nobody can take your call" (falling), then the beep to speak after
+    "voicemail": [(659.3, 300), (523.3, 300), (440.0, 400), (0, 400), (1000.0, 500)],
 }
 
 

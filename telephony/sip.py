@@ -357,13 +357,35 @@ class InboundCall:
         if leg is not None and not leg.isDead():
             leg.recvEvent(CCEventDisconnect())  # a BYE nobody may answer; sippy gives up on its own
 
+    def voicemail(self, max_s: float) -> None:
+        """Nobody can take the call: answer, play the voicemail prompt and beep, record
+        what the caller says until they hang up (or `max_s`)."""
+        from sippy.CCEvents import CCEventConnect
+        from sippy.Time.Timeout import Timeout
+
+        if self.over:
+            return
+        if self.media is None or self.caller_sdp is None:
+            self.release(480, "Temporarily Unavailable")   # nothing to record with
+            return
+        self.in_menu = False
+        self.media.stop_playing()
+        if not (self.caller.state is not None and self.caller.state.connected):
+            self.caller.recvEvent(CCEventConnect((200, "OK", self.caller_sdp.getCopy())))
+        self.media.play_to_caller("voicemail", loop=False)
+        if not self.recorded:
+            self.recorded = True
+            self.media.record()
+        Timeout(lambda: self.release(200, "Message too long"), max_s)
+
     def release(self, code: int, reason: str) -> None:
         from sippy.CCEvents import CCEventDisconnect, CCEventFail
 
         if self.over:
             return
+        answered = self.caller.state is not None and self.caller.state.connected
         self._finish()
-        self.caller.recvEvent(CCEventFail((code, reason)) if self.connected is None else CCEventDisconnect())
+        self.caller.recvEvent(CCEventDisconnect() if answered else CCEventFail((code, reason)))
 
     # --- an agent's leg ---------------------------------------------------------------------
     def _agent_event(self, ext: str, event, ua) -> None:
@@ -666,3 +688,6 @@ class SipSide:
 
     def release(self, call_id: str, code: int, reason: str) -> None:
         self.run_later(self._on_call, call_id, "release", code, reason)
+
+    def voicemail(self, call_id: str, max_s: float) -> None:
+        self.run_later(self._on_call, call_id, "voicemail", max_s)

@@ -30,6 +30,9 @@ from telephony.switchconfig import MENU, SwitchConfig, default_queues
 
 log = logging.getLogger("hotline.switch")
 
+VOICEMAIL_MAX_S = 120.0            # a message longer than this is cut off
+VOICEMAIL_CALLBACK_S = 24 * 3600.0  # a message is called back within a day
+
 
 class SwitchError(ValueError):
     """A request the switch refuses; `code` is the control API's error code."""
@@ -53,6 +56,8 @@ class Legs(Protocol):
     def bridge(self, call_id: str, ext: str) -> None: ...
 
     def hang_up_agent(self, call_id: str, ext: str) -> None: ...
+
+    def voicemail(self, call_id: str, max_s: float) -> None: ...
 
     def start_menu(self, call_id: str) -> None: ...
 
@@ -90,6 +95,7 @@ class SwitchCore:
         self.closed = False   # shut down: what phones report now changes nothing
         self._residents: dict[str, int | None] = {}  # call id -> resident, for the agent's phone
         self._in_menu: dict[str, dict] = {}     # call id -> the caller in the voice menu
+        self._numbers: dict[str, str] = {}      # call id -> caller's number, for a voicemail callback
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -228,6 +234,7 @@ class SwitchCore:
             priority = "vip"
         resident_id = resident["id"] if resident else None
         self._residents[call_id] = resident_id
+        self._numbers[call_id] = caller["number"]
         self.recorder.expect(call_id, dialled_number=caller["dialled"], resident_id=resident_id)
         if menu_row is not None:
             self.recorder.adopt(call_id, menu_row)
@@ -450,10 +457,27 @@ class SwitchCore:
         elif isinstance(event, ev.CallRequeued):
             legs.drop_agent(event.call_id, event.agent_id)
         elif isinstance(event, ev.CallToVoicemail):
-            # No media yet to take a message: the caller hears "unavailable" from their own phone.
-            legs.release(event.call_id, 480, "Temporarily Unavailable")
+            if self.media:
+                legs.voicemail(event.call_id, VOICEMAIL_MAX_S)
+                self._voicemail_callback(event)
+            else:  # nothing to take a message with: "unavailable" from their own phone
+                legs.release(event.call_id, 480, "Temporarily Unavailable")
         if isinstance(event, (ev.CallCompleted, ev.CallAbandoned, ev.CallToVoicemail)):
             self._residents.pop(event.call_id, None)
+            self._numbers.pop(event.call_id, None)
+
+    def _voicemail_callback(self, event) -> None:
+        """Every message becomes a callback task (the recording joins the contact row when
+        the caller hangs up)."""
+        row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [event.call_id]).fetchone()
+        with self.db.atomic():
+            insert_row(self.db, "callbacks", {
+                "kind": "voicemail", "status": "pending", "resident_id": self._residents.get(event.call_id),
+                "interaction_id": row[0] if row else None, "number": self._numbers.get(event.call_id, ""),
+                "created_at": event.t, "due_at": event.t + VOICEMAIL_CALLBACK_S,
+                "notes": f"voicemail from the {event.queue} queue after {event.wait_s:.0f} s waiting"})
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
 
     def _not_reachable(self, call_id: str, ext: str) -> None:
         self.sip_not_answered(call_id, ext, counts=False)

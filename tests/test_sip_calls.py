@@ -343,3 +343,39 @@ def test_a_caller_who_hangs_up_in_the_menu_is_counted_there(line):
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
     assert row["queue"] == "menu" and row["outcome"] == "abandoned" and 1.0 <= row["wait_s"] < 5
     assert "ENTERQUEUE" not in line.queue_log()
+
+
+def test_a_caller_nobody_answers_leaves_a_message_that_becomes_a_callback(tmp_path):
+    from test_sip_register import start_switch
+    config = tmp_path / "switch.yaml"
+    config.write_text("queues:\n  general: {max_wait_s: 1, on_max_wait: voicemail}\n")
+    port, process, control = start_switch(tmp_path, "--config", str(config))
+    try:
+        line = _line(port, process, control)
+        tone = tmp_path / "tone.pcap"
+        _tone_pcap(tone, seconds=1.5)
+        scenario = tmp_path / "caller_leaves_message.xml"
+        scenario.write_text((SCENARIOS / "caller.xml").read_text().replace(
+            "  <pause/>", f'  <nop><action><exec play_pcap_audio="{tone}"/></action></nop>\n  <pause/>'))
+        caller = subprocess.Popen(
+            [SIPP, f"127.0.0.1:{port}", "-sf", str(scenario), "-s", "general", "-key", "caller", CALLER,
+             "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-d", "2500",
+             "-timeout", "40s", "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        code, output = finished(caller)    # nobody is logged in: after 1 s the switch answers for voicemail
+        assert code == 0, output[-3000:]
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["recording_path"]], timeout=10)
+        assert row["outcome"] == "timeout" and row["resident_id"] == line.resident_id   # waited max_wait_s
+        assert line.queue_log()[-3:] == ["ENTERQUEUE", "EXITWITHTIMEOUT", "INFO"]   # INFO|VOICEMAIL
+        db = connect(line.db_path, migrate=False)
+        try:
+            [callback] = db.execute("SELECT kind, status, resident_id, interaction_id, number, due_at - created_at "
+                                    "FROM callbacks").fetchall()
+        finally:
+            db.close()
+        assert callback == ("voicemail", "pending", line.resident_id, row["id"], CALLER, 86400.0)
+        import wave
+        with wave.open(row["recording_path"]) as wav:
+            assert wav.getnframes() / 8000 >= 1.0     # the message itself is in the recording
+    finally:
+        process.kill()
+        process.wait(5)
