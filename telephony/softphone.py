@@ -1,0 +1,301 @@
+"""The agent seat's softphone: pjsua2 owned by one pump thread.
+
+The rules (architecture.md, measured on the 2.15.1.post1 wheel): one Endpoint per
+process, created, pumped and destroyed on one thread we own (`threadCnt = 0`,
+`mainThreadOnly = True`), so every pjsua2 callback runs on that thread; callbacks never
+block and never touch the UI: they hand a frozen event to `on_event` (a Textual app's
+`post_message`, or a queue in tests). Commands from any thread go through one queue the
+pump drains. One strong reference per call, dropped in the DISCONNECTED callback (a
+stale Call collected after its id is reused hangs up the new call: pjproject #3856).
+Shutdown hangs up, pumps, drops every pjsua2 object, collects, then `libDestroy()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import queue
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+log = logging.getLogger("hotline.softphone")
+
+PUMP_MS = 20          # libHandleEvents timeout: the pump's latency and its idle cost
+HOTLINE_HEADERS = ("X-Hotline-Interaction", "X-Hotline-Queue", "X-Hotline-Resident", "X-Hotline-Wait")
+
+
+# --- what the phone tells the seat (frozen: they cross threads) -----------------------------
+@dataclass(frozen=True)
+class Registration:
+    ok: bool
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    call: int                      # the phone's key for this call (pjsua2 call id)
+    number: str                    # the caller's number (From user part)
+    display: str
+    headers: dict = field(default_factory=dict)   # X-Hotline-* from the INVITE
+
+
+@dataclass(frozen=True)
+class CallState:
+    call: int
+    state: str                     # "ringing", "connecting", "connected", "ended"
+    code: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PhoneError:
+    message: str
+
+
+def parse_headers(message: str) -> dict[str, str]:
+    """The X-Hotline-* headers of a SIP message, by their canonical names."""
+    wanted = {name.lower(): name for name in HOTLINE_HEADERS}
+    out = {}
+    for line in message.split("\r\n\r\n", 1)[0].splitlines()[1:]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() in wanted:
+            out[wanted[name.strip().lower()]] = value.strip()
+    return out
+
+
+def caller_of(uri: str) -> tuple[str, str]:
+    """(number, display name) from a remote URI such as '"Ann" <sip:+852...@host>'."""
+    display = re.match(r'\s*"([^"]*)"', uri)
+    number = re.search(r"sips?:([^@;>]+)@", uri)
+    return (number.group(1) if number else uri.strip("<> "), display.group(1) if display else "")
+
+
+class Softphone:
+    """A SIP account on a registrar (the switch, or any PBX), driven from one thread."""
+
+    def __init__(self, ext: str, password: str, registrar: str, on_event: Callable[[object], None], *,
+                 host: str = "127.0.0.1", port: int = 0, audio: str = "null"):
+        self.ext, self.password, self.on_event = ext, password, on_event
+        self.registrar = registrar if registrar.startswith("sip:") else f"sip:{registrar}"
+        self.host, self.port, self.audio = host, port, audio
+        self._commands: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        # pump-thread only:
+        self._ep = None
+        self._account = None
+        self._calls: dict[int, object] = {}
+
+    # --- any thread --------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self._pump, name="pjsua2", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the softphone did not start")
+        if self._error is not None:
+            raise RuntimeError(f"the softphone could not start: {self._error}") from self._error
+
+    def answer(self, call: int) -> None:
+        self._commands.put(("answer", call))
+
+    def decline(self, call: int, code: int = 486) -> None:
+        self._commands.put(("hangup", call, code))
+
+    def hang_up(self, call: int) -> None:
+        self._commands.put(("hangup", call, 0))
+
+    def hold(self, call: int, on: bool = True) -> None:
+        self._commands.put(("hold", call, on))
+
+    def send_dtmf(self, call: int, digits: str) -> None:
+        self._commands.put(("dtmf", call, digits))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout)
+        self._thread = None
+
+    # --- the pump thread ------------------------------------------------------------------------
+    def _pump(self) -> None:
+        import pjsua2 as pj
+
+        try:
+            self._start_endpoint(pj)
+        except Exception as exc:  # reported to start(); nothing of pjsua2 is left half-made
+            self._error = exc
+            self._destroy()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                self._drain()
+                self._ep.libHandleEvents(PUMP_MS)
+        finally:
+            self._shutdown()
+
+    def _start_endpoint(self, pj) -> None:
+        ep = self._ep = pj.Endpoint()
+        ep.libCreate()
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0
+        config.uaConfig.mainThreadOnly = True
+        config.uaConfig.userAgent = "hotline-seat"
+        config.logConfig.level = 1
+        config.logConfig.consoleLevel = 1
+        config.medConfig.sndAutoCloseTime = -1  # else conference slots leak and INVITEs get 488
+        ep.libInit(config)
+        transport = pj.TransportConfig()
+        transport.boundAddress = self.host
+        transport.port = self.port
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        ep.libStart()
+        ep.audDevManager().setNullDev()   # the wheel has no sound devices
+        account_config = pj.AccountConfig()
+        host = self.registrar[4:].split(";")[0]
+        account_config.idUri = f"sip:{self.ext}@{host.split(':')[0]}"
+        account_config.regConfig.registrarUri = self.registrar
+        account_config.regConfig.timeoutSec = 300
+        account_config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", self.ext, 0, self.password))
+        self._account = _Account(self, pj)
+        self._account.create(account_config)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._run(*command)
+            except Exception as exc:  # a call that just ended, a bad digit: say so, carry on
+                self.on_event(PhoneError(f"{command[0]}: {exc}"))
+
+    def _run(self, name: str, call_id: int, *args) -> None:
+        import pjsua2 as pj
+
+        call = self._calls.get(call_id)
+        if call is None:
+            raise ValueError(f"no call {call_id}")
+        param = pj.CallOpParam(True)
+        if name == "answer":
+            param.statusCode = 200
+            call.answer(param)
+        elif name == "hangup":
+            if args and args[0]:
+                param.statusCode = args[0]
+            call.hangup(param)
+        elif name == "hold":
+            call.setHold(param) if args[0] else call.reinvite(_unhold(pj))
+        elif name == "dtmf":
+            call.dialDtmf(args[0])
+
+    def _shutdown(self) -> None:
+        import pjsua2 as pj
+
+        try:
+            for call in list(self._calls.values()):
+                try:
+                    call.hangup(pj.CallOpParam(True))
+                except Exception:
+                    pass
+            deadline = 25   # ~0.5 s: let BYEs and the un-REGISTER go out
+            if self._account is not None:
+                try:
+                    self._account.setRegistration(False)
+                except Exception:
+                    pass
+            while deadline and self._ep is not None:
+                self._ep.libHandleEvents(PUMP_MS)
+                deadline -= 1
+        finally:
+            self._destroy()
+
+    def _destroy(self) -> None:
+        self._calls.clear()
+        if self._account is not None:
+            self._account.phone = None
+            self._account = None
+        gc.collect()
+        if self._ep is not None:
+            try:
+                self._ep.libDestroy()
+            finally:
+                self._ep = None
+
+
+def _unhold(pj):
+    param = pj.CallOpParam(True)
+    param.opt.flag = pj.PJSUA_CALL_UNHOLD
+    return param
+
+
+@functools.cache
+def _account_class():
+    import pjsua2 as pj
+
+    class Account(pj.Account):
+        def __init__(self, phone: Softphone, _pj):
+            super().__init__()
+            self.phone = phone
+
+        def onRegState(self, prm):
+            if self.phone is not None:
+                self.phone.on_event(Registration(prm.code // 100 == 2 and prm.expiration > 0, prm.code,
+                                                 str(prm.reason)))
+
+        def onIncomingCall(self, prm):
+            phone = self.phone
+            if phone is None:
+                return
+            call = _call_class()(self, prm.callId, phone)
+            phone._calls[prm.callId] = call
+            info = call.getInfo()
+            number, display = caller_of(info.remoteUri)
+            phone.on_event(IncomingCall(prm.callId, number, display, parse_headers(prm.rdata.wholeMsg)))
+            ringing = pj.CallOpParam(True)
+            ringing.statusCode = 180
+            call.answer(ringing)
+
+    return Account
+
+
+@functools.cache
+def _call_class():
+    import pjsua2 as pj
+
+    class Call(pj.Call):
+        def __init__(self, account, call_id: int, phone: Softphone):
+            super().__init__(account, call_id)
+            self.phone = phone
+
+        def onCallState(self, prm):
+            info = self.getInfo()
+            state = {pj.PJSIP_INV_STATE_INCOMING: "ringing", pj.PJSIP_INV_STATE_EARLY: "ringing",
+                     pj.PJSIP_INV_STATE_CONNECTING: "connecting", pj.PJSIP_INV_STATE_CONFIRMED: "connected",
+                     pj.PJSIP_INV_STATE_DISCONNECTED: "ended"}.get(info.state)
+            if state is None:
+                return
+            phone = self.phone
+            if state == "ended":
+                phone._calls.pop(info.id, None)   # the one strong reference goes here
+                self.phone = None
+            phone.on_event(CallState(info.id, state, info.lastStatusCode, info.lastReason))
+
+    return Call
+
+
+class _Account:
+    """Made on first use on the pump thread (pjsua2 classes are subclassed lazily so this
+    module imports without touching pjsua2)."""
+
+    def __new__(cls, phone: Softphone, pj):
+        return _account_class()(phone, pj)

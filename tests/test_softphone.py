@@ -1,0 +1,70 @@
+"""The seat's pjsua2 softphone against the real switch: it registers with digest, a SIPp
+resident's call pops with the X-Hotline headers, the seat answers, the call is recorded
+as answered by it. The softphone runs in this process with its own pump thread, as in
+the seat; events come out of on_event exactly as the seat will receive them."""
+import queue
+import time
+
+import pytest
+
+from test_sip_calls import CALLER, _line, finished  # noqa: F401
+from test_sip_register import SCENARIOS, SIPP, free_udp_port, start_switch  # noqa: F401
+
+from telephony.softphone import CallState, IncomingCall, Registration, Softphone, caller_of, parse_headers
+
+
+def test_headers_and_caller_are_read_from_the_invite():
+    message = ("INVITE sip:1001@127.0.0.1:5072 SIP/2.0\r\nFrom: <sip:+85291234567@127.0.0.1>;tag=1\r\n"
+               "x-hotline-queue: repair\r\nX-Hotline-Interaction: 17.3\r\nX-Hotline-Wait: 12\r\n\r\nv=0\r\n")
+    assert parse_headers(message) == {"X-Hotline-Queue": "repair", "X-Hotline-Interaction": "17.3",
+                                      "X-Hotline-Wait": "12"}
+    assert caller_of('"Chan Tai Man" <sip:+85291234567@10.0.0.1:5060>') == ("+85291234567", "Chan Tai Man")
+    assert caller_of("<sip:2001@pbx.example>") == ("2001", "")
+
+
+def next_event(events, kind, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            event = events.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if isinstance(event, kind):
+            return event
+    raise AssertionError(f"no {kind.__name__} within {timeout} s")
+
+
+def test_the_seat_phone_registers_rings_with_caller_data_answers_and_hangs_up(tmp_path):
+    port, process, control = start_switch(tmp_path)
+    line = _line(port, process, control)
+    events: queue.Queue = queue.Queue()
+    phone = Softphone("1001", "1111", f"127.0.0.1:{port}", events.put)
+    try:
+        phone.start()
+        registration = next_event(events, Registration)
+        assert registration.ok and registration.code == 200
+        line.agent_ready("1001", "1111")
+        caller = line.call("caller_until_agent_hangs_up.xml")
+        incoming = next_event(events, IncomingCall)
+        assert incoming.number == CALLER
+        assert incoming.headers["X-Hotline-Queue"] == "general"
+        assert incoming.headers["X-Hotline-Resident"] == str(line.resident_id)
+        assert int(incoming.headers["X-Hotline-Wait"]) >= 0 and incoming.headers["X-Hotline-Interaction"]
+        phone.answer(incoming.call)
+        while next_event(events, CallState).state != "connected":
+            pass
+        time.sleep(1.0)
+        phone.hang_up(incoming.call)
+        while next_event(events, CallState).state != "ended":
+            pass
+        code, output = finished(caller)
+        assert code == 0, output[-3000:]
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+        assert row["outcome"] == "answered" and row["agent_ext"] == "1001"
+        assert row["uid"] == incoming.headers["X-Hotline-Interaction"] and 0.5 <= row["talk_s"] < 5
+        assert line.queue_log()[-1] == "COMPLETEAGENT"
+    finally:
+        phone.stop()
+        process.kill()
+        process.wait(5)
+    assert not phone._calls and phone._ep is None    # every pjsua2 object released, library destroyed
