@@ -1,0 +1,229 @@
+"""What the agent seat shows and how its state moves: no Textual, no pjsua2, tested alone.
+
+`screen_pop` turns a ringing call (the softphone's IncomingCall: caller number and the
+switch's X-Hotline-* headers) plus records into everything the agent needs before
+saying hello: who, which unit, VIP or not, arrears, open work orders with time left to
+each deadline (overdue first), and the contact history. `SeatState` follows the phone
+and the switch (registration, status, idle/ringing/in call/on hold/wrap-up with its
+countdown, today's counts) so the header can always say where the agent stands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlite_utils import Database
+
+from records.directory import last_contacts, resident, resident_by_phone
+from records.workorders import pending_deadlines
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    id: int
+    type: str
+    status: str
+    description: str
+    deadline: str          # the next deadline not met ("on site", "fixed", ...), or ""
+    seconds_left: float    # negative: overdue
+
+    @property
+    def overdue(self) -> bool:
+        return bool(self.deadline) and self.seconds_left < 0
+
+
+@dataclass(frozen=True)
+class ContactLine:
+    at: float
+    direction: str
+    queue: str
+    outcome: str
+    agent: str
+    disposition: str
+    notes: str
+
+
+@dataclass(frozen=True)
+class Pop:
+    """Everything the seat shows for one call."""
+    call: int                       # the softphone's key for the call
+    number: str
+    queue: str
+    waited_s: int
+    interaction: str                # the switch's call id (control API, queue_log)
+    resident_id: int | None = None
+    name: str = ""
+    name_alt: str = ""
+    unit: str = ""
+    place: str = ""                 # building, estate
+    vip: bool = False
+    language: str = ""
+    arrears_cents: int = 0
+    notes: str = ""
+    orders: tuple[OrderLine, ...] = ()
+    contacts: tuple[ContactLine, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.resident_id is not None
+
+    @property
+    def overdue_orders(self) -> int:
+        return sum(1 for order in self.orders if order.overdue)
+
+
+def screen_pop(db: Database, call: int, number: str, headers: dict[str, str], now: float,
+               *, history: int = 10) -> Pop:
+    """The pop for a ringing call. The switch's resident id wins (it may have matched a
+    number we format differently); otherwise the caller's number is looked up."""
+    try:
+        waited = int(headers.get("X-Hotline-Wait", "0"))
+    except ValueError:
+        waited = 0
+    base = dict(call=call, number=number, queue=headers.get("X-Hotline-Queue", ""), waited_s=waited,
+                interaction=headers.get("X-Hotline-Interaction", ""))
+    profile = None
+    resident_id = headers.get("X-Hotline-Resident", "")
+    if resident_id.isdigit():
+        profile = resident(db, int(resident_id))
+    if profile is None and number:
+        profile = resident_by_phone(db, number)
+    if profile is None:
+        return Pop(**base)
+    place = ", ".join(part for part in (profile.get("building"), profile.get("estate")) if part)
+    return Pop(**base, resident_id=profile["id"], name=profile["name"], name_alt=profile.get("name_alt") or "",
+               unit=profile.get("unit") or "", place=place, vip=profile["segment"] == "vip",
+               language=profile.get("language") or "", arrears_cents=profile.get("arrears_cents") or 0,
+               notes=profile.get("notes") or "", orders=tuple(open_orders(db, profile["id"], now)),
+               contacts=tuple(ContactLine(c["entered_at"], c["direction"], c["queue"], c["outcome"] or "",
+                                          c["agent"] or "", c["disposition"] or "", c["notes"] or "")
+                              for c in last_contacts(db, profile["id"], history)))
+
+
+def open_orders(db: Database, resident_id: int, now: float) -> list[OrderLine]:
+    """The resident's open work orders, overdue ones first, then by the next deadline."""
+    cursor = db.execute("SELECT * FROM work_orders WHERE resident_id = ? AND status NOT IN ('closed', 'cancelled')",
+                        [resident_id])
+    columns = [c[0] for c in cursor.description]
+    lines = []
+    for row in cursor:
+        order = dict(zip(columns, row))
+        deadlines = pending_deadlines(order, now)
+        first = deadlines[0] if deadlines else None
+        lines.append(OrderLine(order["id"], order["type"], order["status"], order["description"],
+                               first.name if first else "", first.seconds_left if first else 0.0))
+    return sorted(lines, key=lambda o: (not o.overdue, o.seconds_left if o.deadline else float("inf")))
+
+
+def time_left(seconds: float) -> str:
+    """'2h 05m left', '3d 4h left', 'overdue 35m' (to the minute; an agent reads it aloud)."""
+    late = seconds < 0
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        text = f"{days}d {hours}h"
+    elif hours:
+        text = f"{hours}h {minutes:02d}m"
+    else:
+        text = f"{minutes}m"
+    return f"overdue {text}" if late else f"{text} left"
+
+
+def money(cents: int, currency: str = "HK$") -> str:
+    return f"{'-' if cents < 0 else ''}{currency}{abs(cents) / 100:,.2f}"
+
+
+def when(epoch: float, now: float, tz: dt.tzinfo | None = None) -> str:
+    """A contact's date as an agent says it: 'today 09:14', 'yesterday 17:02', '12 Nov 10:30'."""
+    moment = dt.datetime.fromtimestamp(epoch, tz)
+    today = dt.datetime.fromtimestamp(now, tz).date()
+    if moment.date() == today:
+        return f"today {moment:%H:%M}"
+    if moment.date() == today - dt.timedelta(days=1):
+        return f"yesterday {moment:%H:%M}"
+    return f"{moment.day} {moment:%b %H:%M}" if moment.year == today.year else f"{moment:%d %b %Y}"
+
+
+# --- where the agent stands -----------------------------------------------------------------
+STATES = ("idle", "ringing", "in_call", "on_hold", "wrap_up")
+
+
+@dataclass
+class SeatState:
+    """The header's facts, changed only by what the phone and the switch report."""
+    ext: str
+    name: str = ""
+    registered: bool = False
+    registration_text: str = "registering"
+    status: str = "logged_out"          # available, on_break (with reason), logged_out
+    reason: str = ""
+    state: str = "idle"
+    since: float = 0.0
+    wrap_until: float | None = None
+    calls_today: int = 0
+    talk_today_s: float = 0.0
+    call: int | None = None             # the softphone's current call
+    connected_at: float | None = None
+    pops: dict = field(default_factory=dict)   # call -> Pop
+    extended_at: float | None = None     # the wrap-up (by its start) already extended once
+
+    def registration(self, ok: bool, code: int, reason: str) -> None:
+        self.registered = ok
+        self.registration_text = "registered" if ok else f"not registered ({code} {reason})".strip()
+
+    def status_changed(self, status: str, reason: str = "") -> None:
+        self.status, self.reason = status, reason if status == "on_break" else ""
+
+    def ringing(self, pop: Pop, now: float) -> None:
+        self.pops[pop.call] = pop
+        if self.call is None:
+            self.call, self.state, self.since = pop.call, "ringing", now
+
+    def connected(self, call: int, now: float) -> None:
+        if call == self.call:
+            self.state, self.since, self.connected_at = "in_call", now, now
+
+    def held(self, call: int, on: bool, now: float) -> None:
+        if call == self.call and self.state in ("in_call", "on_hold"):
+            self.state, self.since = ("on_hold" if on else "in_call"), now
+
+    def ended(self, call: int, now: float, wrap_up_s: float) -> None:
+        """The call is over: wrap-up if it was talked, else back to idle."""
+        if call != self.call:
+            self.pops.pop(call, None)
+            return
+        talked = self.connected_at is not None
+        if talked:
+            self.calls_today += 1
+            self.talk_today_s += now - self.connected_at
+        self.call, self.connected_at = None, None
+        if talked and wrap_up_s > 0:
+            self.state, self.since, self.wrap_until = "wrap_up", now, now + wrap_up_s
+        else:
+            self.state, self.since, self.wrap_until = "idle", now, None
+
+    def wrap_up_over(self, now: float) -> None:
+        if self.state == "wrap_up":
+            self.state, self.since, self.wrap_until = "idle", now, None
+
+    def extend_wrap_up(self, seconds: float) -> bool:
+        """Once per call, as the queue allows: True if extended."""
+        if self.state != "wrap_up" or self.wrap_until is None or self.extended_at == self.since:
+            return False
+        self.wrap_until += seconds
+        self.extended_at = self.since
+        return True
+
+    def state_text(self, now: float) -> str:
+        if self.state == "wrap_up" and self.wrap_until is not None:
+            return f"wrap-up {max(0, int(self.wrap_until - now))}s"
+        return {"in_call": "in call", "on_hold": "on hold"}.get(self.state, self.state) + \
+            (f" {int(now - self.since) // 60}:{int(now - self.since) % 60:02d}" if self.state in ("in_call", "on_hold")
+             else "")
+
+    def status_text(self) -> str:
+        if self.status == "on_break":
+            return f"on break ({self.reason})" if self.reason else "on break"
+        return self.status.replace("_", " ")

@@ -1,0 +1,85 @@
+"""The seat's domain logic without Textual: the screen pop from records, time left to
+deadlines, the header's state machine."""
+import datetime as dt
+
+from console.seatlogic import Pop, SeatState, money, screen_pop, time_left, when
+from records.agents import add_agent
+from records.db import connect
+from records.directory import NewResident, add_resident
+from records.sla import load_policy
+from records.workorders import WorkOrders
+
+NOW = 1_800_000_000.0   # a frozen clock
+
+
+def test_the_pop_shows_the_resident_their_open_orders_overdue_first_and_their_history(tmp_path):
+    db = connect(tmp_path / "r.db", create=True)
+    agent = add_agent(db, ext="1001", name="Ann Lee", pin="1111")
+    rid = add_resident(db, NewResident(name="Chan Tai Man", name_alt="陳大文", kind="tenant",
+                                       phones=("+85291234567",), segment="vip", arrears_cents=123456,
+                                       language="yue"))
+    orders = WorkOrders(db, load_policy())
+    late = orders.open(order_type="urgent_repair", description="No water in the kitchen", owner_agent_id=agent,
+                       resident_id=rid, now=NOW - 20 * 3600)
+    fresh = orders.open(order_type="repair", description="Door closer broken", owner_agent_id=agent,
+                        resident_id=rid, now=NOW - 60)   # dispatch is due 3 min after the call
+    db["interactions"].insert({"uid": "old-1", "direction": "inbound", "caller_number": "+85291234567",
+                               "resident_id": rid, "queue": "repair", "entered_at": NOW - 86400,
+                               "outcome": "answered", "agent_id": agent, "disposition": "work order opened",
+                               "notes": "kitchen tap"})
+    pop = screen_pop(db, 3, "+85291234567", {"X-Hotline-Queue": "repair", "X-Hotline-Wait": "12",
+                                             "X-Hotline-Interaction": "17.2", "X-Hotline-Resident": str(rid)}, NOW)
+    assert pop.known and pop.vip and pop.name == "Chan Tai Man" and pop.name_alt == "陳大文"
+    assert (pop.queue, pop.waited_s, pop.interaction, pop.arrears_cents) == ("repair", 12, "17.2", 123456)
+    assert [o.id for o in pop.orders] == [late, fresh] and pop.orders[0].overdue and not pop.orders[1].overdue
+    assert pop.overdue_orders == 1
+    [contact] = pop.contacts
+    assert (contact.agent, contact.disposition, contact.notes) == ("Ann Lee", "work order opened", "kitchen tap")
+    # no resident id from the switch (another PBX): the number finds them, in any format
+    assert screen_pop(db, 4, "91234567", {}, NOW).resident_id == rid
+    unknown = screen_pop(db, 5, "+85290000000", {"X-Hotline-Wait": "x"}, NOW)
+    assert not unknown.known and unknown.waited_s == 0 and unknown.orders == ()
+
+
+def test_time_money_and_dates_read_the_way_an_agent_says_them():
+    assert time_left(2 * 3600 + 5 * 60 + 30) == "2h 05m left"
+    assert time_left(-35 * 60) == "overdue 35m"
+    assert time_left(3 * 86400 + 4 * 3600) == "3d 4h left"
+    assert time_left(59) == "0m left"
+    assert money(123456) == "HK$1,234.56" and money(-500) == "-HK$5.00"
+    tz = dt.timezone(dt.timedelta(hours=8))
+    now = dt.datetime(2026, 11, 23, 15, 0, tzinfo=tz).timestamp()
+    assert when(now - 3600, now, tz) == "today 14:00"
+    assert when(now - 86400, now, tz) == "yesterday 15:00"
+    assert when(now - 10 * 86400, now, tz) == "13 Nov 15:00"
+    assert when(now - 400 * 86400, now, tz) == "19 Oct 2025"
+
+
+def test_the_header_follows_the_phone_and_the_switch():
+    seat = SeatState("1001", "Ann Lee")
+    seat.registration(False, 403, "Forbidden")
+    assert seat.registration_text == "not registered (403 Forbidden)"
+    seat.registration(True, 200, "OK")
+    seat.status_changed("on_break", "lunch")
+    assert seat.status_text() == "on break (lunch)"
+    seat.status_changed("available", "ignored")
+    assert seat.status_text() == "available" and seat.reason == ""
+    seat.ringing(Pop(call=1, number="+852", queue="repair", waited_s=3, interaction="c1"), NOW)
+    assert seat.state == "ringing" and seat.call == 1
+    seat.ringing(Pop(call=2, number="+853", queue="repair", waited_s=0, interaction="c2"), NOW)
+    assert seat.call == 1                                   # a second ring does not take over
+    seat.connected(1, NOW + 2)
+    assert seat.state_text(NOW + 65) == "in call 1:03"
+    seat.held(1, True, NOW + 70)
+    assert seat.state_text(NOW + 75) == "on hold 0:05"
+    seat.held(1, False, NOW + 80)
+    seat.ended(1, NOW + 122, wrap_up_s=30)
+    assert (seat.state, seat.calls_today, seat.talk_today_s) == ("wrap_up", 1, 120)
+    assert seat.state_text(NOW + 130) == "wrap-up 22s"
+    assert seat.extend_wrap_up(30) and not seat.extend_wrap_up(30)   # once
+    assert seat.state_text(NOW + 130) == "wrap-up 52s"
+    seat.wrap_up_over(NOW + 160)
+    assert seat.state == "idle" and seat.wrap_until is None
+    seat.ringing(Pop(call=7, number="+852", queue="repair", waited_s=0, interaction="c3"), NOW + 200)
+    seat.ended(7, NOW + 210, wrap_up_s=30)                  # declined or missed: no wrap-up, not counted
+    assert (seat.state, seat.calls_today) == ("idle", 1)
