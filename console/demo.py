@@ -22,7 +22,8 @@ from pathlib import Path
 
 from records.db import connect
 from records.directory import resident_by_phone
-from scenarios.live import Behaviour, BotAgent, ControlClient, LivePhones, free_udp_port, read_pins
+from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port, read_pins
+from telephony.control_client import ControlClient
 
 HUMAN_EXT = "1001"
 

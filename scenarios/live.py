@@ -18,7 +18,6 @@ scenario's arrival and handle-time models.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -27,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from telephony.control_client import ControlClient
 
 log = logging.getLogger("hotline.live")
 
@@ -314,66 +313,6 @@ class SimulatedCaller:
             self.timer.cancel()
             self.timer = None
         SimulatedCaller.live.discard(self)
-
-
-class ControlClient:
-    """A JSON-lines control API connection (asyncio side)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer
-        self._next_id = 0
-        self._replies: dict[int, asyncio.Future] = {}
-        self.on_event: Callable[[dict], None] | None = None
-        self._pump = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def connect(cls, address: str | tuple[str, int], token: str | None = None) -> "ControlClient":
-        if isinstance(address, str):
-            reader, writer = await asyncio.open_unix_connection(address, limit=1 << 20)
-        else:
-            reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
-        client = cls(reader, writer)
-        if not isinstance(address, str):
-            await client.ask("auth", token=token or "")
-        return client
-
-    async def _read(self) -> None:
-        try:
-            while line := await self.reader.readline():
-                message = json.loads(line)
-                if "event" in message:
-                    if self.on_event is not None:
-                        self.on_event(message)
-                    continue
-                future = self._replies.pop(message.get("id"), None)
-                if future is not None and not future.done():
-                    future.set_result(message)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            for future in self._replies.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("the switch closed the control connection"))
-
-    async def ask(self, op: str, **fields) -> dict:
-        self._next_id += 1
-        future = asyncio.get_running_loop().create_future()
-        self._replies[self._next_id] = future
-        self.writer.write(json.dumps({"id": self._next_id, "op": op, **fields}).encode() + b"\n")
-        await self.writer.drain()
-        reply = await asyncio.wait_for(future, 10)
-        if not reply.get("ok"):
-            error = reply.get("error", {})
-            raise RuntimeError(f"{op}: {error.get('code')}: {error.get('message')}")
-        return reply
-
-    async def close(self) -> None:
-        self._pump.cancel()
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 class BotAgent:

@@ -1,0 +1,84 @@
+"""A control API client (asyncio): the seat, the demo's bots and its feed use it.
+
+Replies are matched to requests by id; anything with an `event` key goes to `on_event`
+(events caused by a request can arrive before its reply). A refused request raises
+`ControlError` with the switch's code and message; a closed connection raises
+ConnectionError for every request still waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Callable
+
+
+class ControlError(RuntimeError):
+    def __init__(self, op: str, code: str, message: str):
+        super().__init__(f"{op}: {message}")
+        self.op, self.code, self.message = op, code, message
+
+
+class ControlClient:
+    """A JSON-lines control API connection (asyncio side)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self._next_id = 0
+        self._replies: dict[int, asyncio.Future] = {}
+        self.on_event: Callable[[dict], None] | None = None
+        self.on_close: Callable[[], None] | None = None
+        self.closed = False
+        self._pump = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(cls, address: str | tuple[str, int], token: str | None = None) -> "ControlClient":
+        if isinstance(address, str):
+            reader, writer = await asyncio.open_unix_connection(address, limit=1 << 20)
+        else:
+            reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
+        client = cls(reader, writer)
+        if not isinstance(address, str):
+            await client.ask("auth", token=token or "")
+        return client
+
+    async def _read(self) -> None:
+        try:
+            while line := await self.reader.readline():
+                message = json.loads(line)
+                if "event" in message:
+                    if self.on_event is not None:
+                        self.on_event(message)
+                    continue
+                future = self._replies.pop(message.get("id"), None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        except (ConnectionError, asyncio.CancelledError, ValueError):
+            pass
+        finally:
+            self.closed = True
+            if self.on_close is not None:
+                self.on_close()
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("the switch closed the control connection"))
+
+    async def ask(self, op: str, **fields) -> dict:
+        self._next_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self._replies[self._next_id] = future
+        self.writer.write(json.dumps({"id": self._next_id, "op": op, **fields}).encode() + b"\n")
+        await self.writer.drain()
+        reply = await asyncio.wait_for(future, 10)
+        if not reply.get("ok"):
+            error = reply.get("error", {})
+            raise ControlError(op, str(error.get("code")), str(error.get("message")))
+        return reply
+
+    async def close(self) -> None:
+        self._pump.cancel()
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass
