@@ -306,6 +306,29 @@ def cmd_switch(args) -> int:
     return 0
 
 
+def cmd_agent(args) -> int:
+    import asyncio
+
+    from console.seat import run_seat
+    from telephony.control import control_address
+    from telephony.switch import default_control_path
+
+    if args.audio != "null":
+        raise UserError("only --audio null is built so far (the pjsua2 wheel has no sound devices; headset "
+                        "audio through an audio library is the next step)")
+    connect(args.db, migrate=False).close()
+    pin = read_pin(confirm=False)
+    control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
+    try:
+        return asyncio.run(run_seat(db_path=args.db, ext=args.ext, pin=pin, registrar=args.registrar,
+                                    control=control_address(control), audio=args.audio,
+                                    token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
+    except PermissionError as exc:
+        raise UserError(str(exc)) from None
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+
+
 def cmd_demo(args) -> int:
     import asyncio
 
@@ -401,6 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not anchor audio in the switch: SDP passed between phones, no music or recording")
     sub.add_argument("--no-recording", action="store_true", help="anchor audio but record nothing")
     sub.set_defaults(handler=cmd_switch)
+
+    sub = commands.add_parser("agent", parents=[common], help="the agent seat: softphone and caller screen-pop")
+    sub.add_argument("--ext", required=True, help="your extension; the PIN is read from the terminal or HOTLINE_PIN")
+    sub.add_argument("--registrar", default="sip:127.0.0.1:5060",
+                     help="where the softphone registers: the switch (default) or any SIP registrar/PBX")
+    sub.add_argument("--control", metavar="PATH|HOST:PORT",
+                     help="the switch's control API (env HOTLINE_CONTROL, default: the socket beside the database)")
+    sub.add_argument("--audio", default="null", help="audio path: null (headless; the only one built so far)")
+    sub.set_defaults(handler=cmd_agent)
 
     sub = commands.add_parser("demo", parents=[common],
                               help="a live demo: switch, bot agents, callers")

@@ -102,6 +102,17 @@ class Feed:
         self.db.close()
 
 
+def _udp_port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path) -> subprocess.Popen:
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "console", "--db", db_path, "switch", "--sip",
@@ -144,7 +155,7 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
     supervisor = next((ext for ext, role in sorted(roles.items()) if role == "supervisor" and ext in pins), None)
     if not bot_exts or supervisor is None:
         raise RuntimeError(f"{pins_path(db_path)} has no agent or supervisor logins: run `hotline demo --fresh`")
-    sip = ("127.0.0.1", free_udp_port())
+    sip = ("127.0.0.1", 5060 if _udp_port_free(5060) else free_udp_port())   # 5060: `hotline agent`'s default
     control = Path(db_path).with_suffix(".sock")
     switch_log = Path(db_path).with_suffix(".switch.log")
     switch = start_switch(db_path, sip, control, switch_log)
@@ -168,9 +179,11 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
             await bot.start(str(control))
             agents.append(bot)
         phones.start_calling(numbers)
+        registrar = "" if sip[1] == 5060 else f" --registrar sip:{sip[0]}:{sip[1]}"
         print(f"hotline demo: switch on {sip[0]}:{sip[1]} (log {switch_log}), {len(agents)} bot agents, "
-              f"about {calls_per_hour:g} calls an hour; extension {HUMAN_EXT} is yours (PIN in "
-              f"{pins_path(db_path)}). Ctrl-C stops.", flush=True)
+              f"about {calls_per_hour:g} calls an hour; extension {HUMAN_EXT} is yours: in another terminal, "
+              f"hotline --db {db_path} agent --ext {HUMAN_EXT}{registrar} (PIN in {pins_path(db_path)}). "
+              f"Ctrl-C stops.", flush=True)
         try:
             await asyncio.wait_for(stop.wait(), seconds)
         except asyncio.TimeoutError:

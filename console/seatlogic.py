@@ -92,13 +92,17 @@ def screen_pop(db: Database, call: int, number: str, headers: dict[str, str], no
     if profile is None:
         return Pop(**base)
     place = ", ".join(part for part in (profile.get("building"), profile.get("estate")) if part)
+    # the switch wrote this call's own row when it was queued: it is not "history"
+    row = db.execute("SELECT id FROM interactions WHERE uid = ?", [base["interaction"]]).fetchone()
+    current = row[0] if row else None
     return Pop(**base, resident_id=profile["id"], name=profile["name"], name_alt=profile.get("name_alt") or "",
                unit=profile.get("unit") or "", place=place, vip=profile["segment"] == "vip",
                language=profile.get("language") or "", arrears_cents=profile.get("arrears_cents") or 0,
                notes=profile.get("notes") or "", orders=tuple(open_orders(db, profile["id"], now)),
                contacts=tuple(ContactLine(c["entered_at"], c["direction"], c["queue"], c["outcome"] or "",
                                           c["agent"] or "", c["disposition"] or "", c["notes"] or "")
-                              for c in last_contacts(db, profile["id"], history)))
+                              for c in last_contacts(db, profile["id"], history + 1)
+                              if c["id"] != current)[:history])
 
 
 def open_orders(db: Database, resident_id: int, now: float) -> list[OrderLine]:

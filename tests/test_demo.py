@@ -30,7 +30,7 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
         if demo.poll() is None:
             demo.kill()
     output = out_path.read_text()
-    assert "extension 1001 is yours" in output and "hotline demo: stopped." in output
+    assert "extension 1001 is yours" in output and "agent --ext 1001" in output and "hotline demo: stopped." in output
     assert "waits in" in output and "rings at" in output and "finished with" in output
     assert oct(os.stat(tmp_path / "demo.pins").st_mode & 0o777) == "0o600"
     assert "hotline switch: stopped" in (tmp_path / "demo.switch.log").read_text()

@@ -27,6 +27,8 @@ def test_the_pop_shows_the_resident_their_open_orders_overdue_first_and_their_hi
                                "resident_id": rid, "queue": "repair", "entered_at": NOW - 86400,
                                "outcome": "answered", "agent_id": agent, "disposition": "work order opened",
                                "notes": "kitchen tap"})
+    db["interactions"].insert({"uid": "17.2", "direction": "inbound", "caller_number": "+85291234567",
+                               "resident_id": rid, "queue": "repair", "entered_at": NOW - 12})  # this very call
     pop = screen_pop(db, 3, "+85291234567", {"X-Hotline-Queue": "repair", "X-Hotline-Wait": "12",
                                              "X-Hotline-Interaction": "17.2", "X-Hotline-Resident": str(rid)}, NOW)
     assert pop.known and pop.vip and pop.name == "Chan Tai Man" and pop.name_alt == "陳大文"

@@ -1,0 +1,308 @@
+"""`hotline agent`: the agent seat, a Textual app with the pjsua2 softphone built in.
+
+The phone (telephony/softphone.py) posts its frozen events into the app with
+`post_message` from its pump thread; the switch's events come over the control API
+(telephony/control_client.py). What to show and how the seat's state moves is in
+console/seatlogic.py; this module only lays it out and maps keys to commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+from rich.markup import escape
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Static
+
+from console.seatlogic import Pop, SeatState, money, screen_pop, time_left, when
+from telephony.control_client import ControlClient, ControlError
+from telephony.softphone import CallState, IncomingCall, PhoneError, Registration
+
+BREAK_REASONS = ("lunch", "training", "meeting", "personal")
+
+
+class PhoneEvent(Message):
+    """A softphone event, posted from the pump thread."""
+
+    def __init__(self, event: object):
+        super().__init__()
+        self.event = event
+
+
+class SwitchEvent(Message):
+    """An event from the switch's control API (own calls and status)."""
+
+    def __init__(self, event: dict):
+        super().__init__()
+        self.event = event
+
+
+class SeatApp(App):
+    """One agent's seat. `phone` has answer/decline/hang_up/hold/send_dtmf (a Softphone);
+    `db` reads records for the pop; `control` is a logged-in ControlClient (or None)."""
+
+    TITLE = "hotline seat"
+    CSS = """
+    #header { height: 1; background: $primary; color: $text; padding: 0 1; }
+    #idle { padding: 1 2; }
+    #pop { height: 1fr; }
+    #caller { height: auto; padding: 0 1; }
+    #orders { height: auto; max-height: 8; }
+    #contacts { height: 1fr; }
+    #notice { height: 1; padding: 0 1; color: $warning; }
+    .section { padding: 0 1; text-style: bold; }
+    """
+    BINDINGS = [
+        Binding("a", "answer", "Answer"),
+        Binding("d", "decline", "Decline"),
+        Binding("h", "hang_up", "Hang up"),
+        Binding("o", "hold", "Hold"),
+        Binding("v", "available", "Available"),
+        Binding("b", "on_break", "Break"),
+        Binding("w", "end_wrap_up", "End wrap-up"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, *, seat: SeatState, phone, db, control: ControlClient | None = None,
+                 clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0):
+        super().__init__()
+        self.seat, self.phone, self.db, self.control, self.clock = seat, phone, db, control, clock
+        self.wrap_up_s = wrap_up_s
+        self.pop: Pop | None = None
+
+    # --- layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield Static(id="notice")
+        yield Static(self._idle_text(), id="idle")
+        with Vertical(id="pop"):
+            yield Static(id="caller")
+            yield Static("Open work orders", classes="section")
+            yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
+            yield Static("Contact history", classes="section")
+            with VerticalScroll(id="contacts"):
+                yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#orders", DataTable).add_columns("#", "type", "status", "next deadline", "description")
+        self.query_one("#history", DataTable).add_columns("when", "queue", "agent", "outcome", "notes")
+        self.query_one("#pop").display = False
+        if self.control is not None:
+            self.control.on_event = lambda event: self.post_message(SwitchEvent(event))
+            self.control.on_close = lambda: self.post_message(SwitchEvent({"event": "ControlClosed"}))
+        self.set_interval(1.0, self._tick)
+        self._refresh_header()
+
+    def _idle_text(self) -> str:
+        return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
+                "answer.\nKeys: a answer, d decline, h hang up, o hold, v available, b break, "
+                "w end wrap-up, q quit.")
+
+    # --- the header -----------------------------------------------------------------------------
+    def _refresh_header(self) -> None:
+        seat, now = self.seat, self.clock()
+        talk = int(seat.talk_today_s)
+        text = (f"{seat.name} ({seat.ext}) │ {seat.registration_text} │ {seat.status_text()} │ "
+                f"{seat.state_text(now)} │ today {seat.calls_today} calls, {talk // 60}:{talk % 60:02d} talk")
+        self.query_one("#header", Static).update(text)
+
+    def _tick(self) -> None:
+        if self.seat.state == "wrap_up" and self.seat.wrap_until is not None and self.clock() >= self.seat.wrap_until:
+            self.seat.wrap_up_over(self.clock())
+        self._refresh_header()
+
+    def notice(self, text: str) -> None:
+        self.query_one("#notice", Static).update(text)
+
+    # --- the pop ----------------------------------------------------------------------------------
+    def show_pop(self, pop: Pop) -> None:
+        self.pop = pop
+        now = self.clock()
+        caller = Text()
+        if pop.known:
+            caller.append(pop.name, style="bold")
+            if pop.name_alt:
+                caller.append(f" {pop.name_alt}")
+            if pop.vip:
+                caller.append("  VIP", style="bold reverse")
+            caller.append(f"\n{pop.number}  ·  {pop.unit or 'no unit'}"
+                          f"{'  ·  ' + pop.place if pop.place else ''}  ·  language {pop.language or '?'}")
+            arrears = money(pop.arrears_cents) if pop.arrears_cents else "none"
+            caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s  ·  arrears ")
+            caller.append(arrears, style="bold red" if pop.arrears_cents > 0 else "")
+            if pop.notes:
+                caller.append(f"\nnote: {pop.notes}")
+        else:
+            caller.append(f"{pop.number or 'withheld number'}", style="bold")
+            caller.append("  unknown caller: identify or create the resident")
+            caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s")
+        self.query_one("#caller", Static).update(caller)
+        orders = self.query_one("#orders", DataTable)
+        orders.clear()
+        for order in pop.orders:
+            left = time_left(order.seconds_left) if order.deadline else "-"
+            style = "bold red" if order.overdue else ""
+            orders.add_row(str(order.id), order.type, order.status.replace("_", " "),
+                           Text(f"{order.deadline} {left}".strip(), style=style), escape(order.description))
+        history = self.query_one("#history", DataTable)
+        history.clear()
+        for contact in pop.contacts:
+            history.add_row(when(contact.at, now), contact.queue, contact.agent or "-", contact.disposition
+                            or contact.outcome, escape(contact.notes))
+        self.query_one("#idle").display = False
+        self.query_one("#pop").display = True
+
+    def hide_pop(self) -> None:
+        self.pop = None
+        self.query_one("#pop").display = False
+        self.query_one("#idle").display = True
+
+    # --- events -----------------------------------------------------------------------------------
+    def on_phone_event(self, message: PhoneEvent) -> None:
+        event, now = message.event, self.clock()
+        if isinstance(event, Registration):
+            self.seat.registration(event.ok, event.code, event.reason)
+        elif isinstance(event, IncomingCall):
+            pop = screen_pop(self.db, event.call, event.number, event.headers, now)
+            self.seat.ringing(pop, now)
+            if self.seat.call == event.call:
+                self.show_pop(pop)
+                self.bell()
+                self.notice(f"Ringing: {pop.name or pop.number} from the {pop.queue or '?'} queue (a to answer)")
+        elif isinstance(event, CallState):
+            if event.state == "connected":
+                self.seat.connected(event.call, now)
+                self.notice("")
+            elif event.state == "ended":
+                was_current = event.call == self.seat.call
+                self.seat.ended(event.call, now, self.wrap_up_s)
+                if was_current:
+                    self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
+                    if self.seat.state == "idle":
+                        self.hide_pop()
+        elif isinstance(event, PhoneError):
+            self.notice(event.message)
+        self._refresh_header()
+
+    def on_switch_event(self, message: SwitchEvent) -> None:
+        event, now = message.event, self.clock()
+        kind = event.get("event")
+        if kind == "AgentStatusChanged" and event.get("agent_id") == self.seat.ext:
+            self.seat.status_changed(event["status"], event.get("reason", ""))
+        elif kind == "CallCompleted" and event.get("agent_id") == self.seat.ext:
+            # the switch's wrap-up is the truth: its queue's setting, from the call's end
+            if self.seat.state == "wrap_up":
+                self.seat.wrap_until = event["t"] + float(event.get("wrap_up_s", 0))
+        elif kind == "AgentStateChanged" and event.get("agent_id") == self.seat.ext and event.get("state") == "idle":
+            self.seat.wrap_up_over(now)
+            if self.seat.call is None:
+                self.hide_pop()
+        elif kind == "ControlClosed":
+            self.notice("The switch closed the control connection: status and wrap-up are not in sync.")
+        self._refresh_header()
+
+    # --- keys ---------------------------------------------------------------------------------------
+    def action_answer(self) -> None:
+        if self.seat.state == "ringing" and self.seat.call is not None:
+            self.phone.answer(self.seat.call)
+        else:
+            self.notice("Nothing is ringing.")
+
+    def action_decline(self) -> None:
+        if self.seat.state == "ringing" and self.seat.call is not None:
+            self.phone.decline(self.seat.call)
+        else:
+            self.notice("Nothing is ringing.")
+
+    def action_hang_up(self) -> None:
+        if self.seat.call is not None:
+            self.phone.hang_up(self.seat.call)
+        else:
+            self.notice("No call to hang up.")
+
+    def action_hold(self) -> None:
+        if self.seat.state in ("in_call", "on_hold") and self.seat.call is not None:
+            hold = self.seat.state == "in_call"
+            self.phone.hold(self.seat.call, hold)
+            self.seat.held(self.seat.call, hold, self.clock())
+            self._refresh_header()
+        else:
+            self.notice("No call to hold.")
+
+    async def action_available(self) -> None:
+        await self._ask("status", status="available")
+
+    async def action_on_break(self) -> None:
+        await self._ask("status", status="on_break", reason=BREAK_REASONS[0])
+
+    async def action_end_wrap_up(self) -> None:
+        if self.seat.state != "wrap_up":
+            self.notice("Not in wrap-up.")
+            return
+        if await self._ask("end_wrap_up"):
+            self.seat.wrap_up_over(self.clock())
+            self.hide_pop()
+            self._refresh_header()
+
+    async def _ask(self, op: str, **fields) -> bool:
+        if self.control is None or self.control.closed:
+            self.notice("Not connected to the switch.")
+            return False
+        try:
+            await self.control.ask(op, **fields)
+            return True
+        except ControlError as exc:
+            self.notice(exc.message)
+        except (ConnectionError, asyncio.TimeoutError):
+            self.notice("The switch did not answer.")
+        return False
+
+
+async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,
+                   token: str | None, audio: str) -> int:
+    """Start the phone and the control connection, run the app, and tidy up on the way out."""
+    from records.agents import check_login
+    from records.db import connect
+    from telephony.softphone import Softphone
+
+    db = connect(db_path, migrate=False)
+    agent = check_login(db, ext, pin)
+    if agent is None:
+        db.close()
+        raise PermissionError("wrong extension or PIN")
+    seat = SeatState(ext, agent["name"])
+    client = None
+    notice = ""
+    if control is not None:
+        try:
+            client = await ControlClient.connect(control, token)
+            await client.ask("login", ext=ext, pin=pin)
+            await client.ask("subscribe")
+        except (OSError, ControlError) as exc:
+            notice = f"No control connection to the switch ({exc}): calls still ring; status is not shown."
+            client = None
+    app = SeatApp(seat=seat, phone=None, db=db, control=client)
+    phone = Softphone(ext, pin, registrar, lambda event: app.post_message(PhoneEvent(event)), audio=audio)
+    app.phone = phone
+    try:
+        phone.start()
+        audio_note = f"Audio: {audio} (no sound device in this build: calls are silent at this seat)."
+        app.call_later(app.notice, notice or audio_note)
+        await app.run_async()
+    finally:
+        phone.stop()
+        if client is not None:
+            try:
+                await client.ask("logout")
+            except (ControlError, ConnectionError, asyncio.TimeoutError):
+                pass
+            await client.close()
+        db.close()
+    return 0

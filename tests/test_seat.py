@@ -1,0 +1,144 @@
+"""The agent seat (Textual) with events injected exactly as the softphone's pump thread
+posts them, and end to end: a SIPp resident -> the real switch -> the seat's real
+pjsua2 phone, headless."""
+import asyncio
+import queue
+import time
+
+import pytest
+
+from console.seat import PhoneEvent, SeatApp, SwitchEvent
+from console.seatlogic import SeatState
+from records.agents import add_agent
+from records.db import connect
+from records.directory import NewResident, add_resident
+from records.sla import load_policy
+from records.workorders import WorkOrders
+from telephony.softphone import CallState, IncomingCall, Registration
+
+NOW = 1_800_000_000.0
+
+
+class PhoneCommands:
+    """Records what the seat asks of its phone (the events side is the real message path)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.sent.append((name, *args))
+
+
+@pytest.fixture
+def records(tmp_path):
+    db = connect(tmp_path / "r.db", create=True)
+    agent = add_agent(db, ext="1001", name="Ann Lee", pin="1111")
+    rid = add_resident(db, NewResident(name="Chan Tai Man", kind="tenant", phones=("+85291234567",),
+                                       segment="vip", arrears_cents=250000))
+    WorkOrders(db, load_policy()).open(order_type="urgent_repair", description="No water in the kitchen",
+                                       owner_agent_id=agent, resident_id=rid, now=NOW - 20 * 3600)
+    return db, rid
+
+
+async def test_a_ringing_call_pops_the_profile_and_the_keys_drive_the_phone(records):
+    db, rid = records
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.post_message(PhoneEvent(Registration(True, 200, "OK")))
+        app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "", {
+            "X-Hotline-Queue": "repair", "X-Hotline-Wait": "14", "X-Hotline-Interaction": "c9",
+            "X-Hotline-Resident": str(rid)})))
+        await pilot.pause()
+        caller = str(app.query_one("#caller").render())
+        assert "Chan Tai Man" in caller and "VIP" in caller and "HK$2,500.00" in caller and "waited 14 s" in caller
+        orders = app.query_one("#orders")
+        assert orders.row_count == 1 and "overdue" in str(orders.get_row_at(0)[3])
+        assert "registered │ logged out │ ringing" in str(app.query_one("#header").render())
+        await pilot.press("a")
+        assert phone.sent == [("answer", 5)]
+        app.post_message(PhoneEvent(CallState(5, "connected", 200, "OK")))
+        await pilot.pause()
+        assert "in call" in str(app.query_one("#header").render())
+        await pilot.press("h")
+        assert phone.sent[-1] == ("hang_up", 5)
+        app.post_message(PhoneEvent(CallState(5, "ended", 200, "Normal call clearing")))
+        app.post_message(SwitchEvent({"event": "CallCompleted", "t": NOW, "call_id": "c9", "agent_id": "1001",
+                                      "wrap_up_s": 45}))
+        await pilot.pause()
+        header = str(app.query_one("#header").render())
+        assert "wrap-up 45s" in header and "today 1 calls" in header
+        assert app.query_one("#pop").display            # the profile stays up for the notes
+
+
+async def test_an_unknown_number_says_so_and_nothing_rings_means_a_clear_message(records):
+    db, _ = records
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        assert phone.sent == [] and "Nothing is ringing" in str(app.query_one("#notice").render())
+        app.post_message(PhoneEvent(IncomingCall(1, "+85290000000", "", {"X-Hotline-Queue": "general"})))
+        await pilot.pause()
+        assert "unknown caller" in str(app.query_one("#caller").render())
+        await pilot.press("d")
+        assert phone.sent == [("decline", 1)]
+        app.post_message(PhoneEvent(CallState(1, "ended", 486, "Busy Here")))
+        await pilot.pause()
+        assert not app.query_one("#pop").display and "idle" in str(app.query_one("#header").render())
+
+
+async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_record_is_complete(tmp_path):
+    from test_sip_calls import CALLER, _line, finished
+    from test_sip_register import start_switch
+    from telephony.control_client import ControlClient
+    from telephony.softphone import Softphone
+
+    port, process, control = start_switch(tmp_path)
+    line = _line(port, process, control)
+    db = connect(tmp_path / "switch.db", migrate=False)
+    client = await ControlClient.connect(str(control))
+    await client.ask("login", ext="1001", pin="1111")
+    await client.ask("subscribe")
+    seat = SeatState("1001", "Ann")
+    app = SeatApp(seat=seat, phone=None, db=db, control=client)
+    phone = Softphone("1001", "1111", f"127.0.0.1:{port}", lambda event: app.post_message(PhoneEvent(event)))
+    app.phone = phone
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            phone.start()
+            await pilot.press("v")                  # available
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if seat.registered and seat.status == "available":
+                    break
+            assert seat.registered and seat.status == "available"
+            caller = line.call("caller_until_agent_hangs_up.xml")
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if seat.state == "ringing":
+                    break
+            assert "Chan Tai Man" in str(app.query_one("#caller").render())
+            await pilot.press("a")
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if seat.state == "in_call":
+                    break
+            assert seat.state == "in_call"
+            await pilot.pause(1.0)
+            await pilot.press("h")
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if seat.state == "wrap_up":
+                    break
+            assert seat.state == "wrap_up" and seat.calls_today == 1
+            code, output = await asyncio.get_running_loop().run_in_executor(None, finished, caller)
+            assert code == 0, output[-3000:]
+    finally:
+        phone.stop()
+        await client.close()
+        process.kill()
+        process.wait(5)
+        db.close()
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["resident_id"] == line.resident_id
