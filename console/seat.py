@@ -16,11 +16,12 @@ from rich.markup import escape
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from console.seatlogic import Pop, SeatState, money, screen_pop, time_left, when
+from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, Draft, Drafts, Pop, SeatState, money,
+                               order_preview, screen_pop, time_left, when)
 from telephony.control_client import ControlClient, ControlError
 from telephony.softphone import CallState, IncomingCall, PhoneError, Registration
 
@@ -56,6 +57,14 @@ class SeatApp(App):
     #orders { height: auto; max-height: 8; }
     #contacts { height: 1fr; }
     #notice { height: 1; padding: 0 1; color: $warning; }
+    #form { height: auto; border-top: solid $primary; }
+    #form Horizontal { height: auto; }
+    /* one line per field: an 80x24 terminal still shows the orders and the history */
+    #form Select { width: 1fr; height: 1; margin: 0 1 0 0; }
+    #form SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
+    #form Input { width: 1fr; height: 1; border: none; padding: 0 1; margin: 0 0 0 0; background: $boost; }
+    #form Input:focus, #form Select:focus > SelectCurrent { background: $accent 30%; }
+    #preview { height: 1; padding: 0 1; color: $text-muted; }
     .section { padding: 0 1; text-style: bold; }
     """
     BINDINGS = [
@@ -66,15 +75,25 @@ class SeatApp(App):
         Binding("v", "available", "Available"),
         Binding("b", "on_break", "Break"),
         Binding("w", "end_wrap_up", "End wrap-up"),
+        Binding("n", "notes", "Notes"),
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("escape", "leave_form", "Leave form", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, *, seat: SeatState, phone, db, control: ControlClient | None = None,
-                 clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0):
+                 clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0, agent_id: int | None = None,
+                 drafts: Drafts | None = None, policy=None):
+        from records.sla import load_policy
+
         super().__init__()
         self.seat, self.phone, self.db, self.control, self.clock = seat, phone, db, control, clock
-        self.wrap_up_s = wrap_up_s
+        self.wrap_up_s, self.agent_id = wrap_up_s, agent_id
         self.pop: Pop | None = None
+        self.policy = policy or load_policy()
+        self.drafts_store = drafts
+        self.drafts: dict[str, Draft] = drafts.load() if drafts is not None else {}
+        self._filling = False   # set while the form is filled from a draft (no change events then)
 
     # --- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -83,6 +102,15 @@ class SeatApp(App):
         yield Static(self._idle_text(), id="idle")
         with Vertical(id="pop"):
             yield Static(id="caller")
+            with Vertical(id="form"):
+                with Horizontal():
+                    yield Select([(r, r) for r in CONTACT_REASONS], prompt="contact reason", id="reason")
+                    yield Select([(o, o) for o in CALL_OUTCOMES], prompt="outcome", id="outcome")
+                    yield Select([(t.replace("_", " "), t) for t in self.policy.types], prompt="no work order",
+                                 id="order_type")
+                yield Input(placeholder="notes (n)", id="notes")
+                yield Input(placeholder="work-order description", id="order_description")
+                yield Static(id="preview")
             yield Static("Open work orders", classes="section")
             yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
             yield Static("Contact history", classes="section")
@@ -103,7 +131,7 @@ class SeatApp(App):
     def _idle_text(self) -> str:
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
                 "answer.\nKeys: a answer, d decline, h hang up, o hold, v available, b break, "
-                "w end wrap-up, q quit.")
+                "w end wrap-up, n notes, ctrl+s save, q quit.")
 
     # --- the header -----------------------------------------------------------------------------
     def _refresh_header(self) -> None:
@@ -158,6 +186,92 @@ class SeatApp(App):
                             or contact.outcome, escape(contact.notes))
         self.query_one("#idle").display = False
         self.query_one("#pop").display = True
+        self._fill_form(pop)
+
+    # --- the form ---------------------------------------------------------------------------------
+    def _draft(self) -> Draft | None:
+        pop = self.pop
+        if pop is None or not pop.interaction:
+            return None
+        draft = self.drafts.get(pop.interaction)
+        if draft is None:
+            reason = pop.queue if pop.queue in CONTACT_REASONS else ""
+            draft = self.drafts[pop.interaction] = Draft(pop.interaction, reason=reason)
+        return draft
+
+    def _fill_form(self, pop: Pop) -> None:
+        draft = self._draft()
+        self._filling = True
+        try:
+            for name in ("reason", "outcome", "order_type"):
+                value = getattr(draft, name) if draft is not None else ""
+                self.query_one(f"#{name}", Select).value = value if value else Select.NULL
+            for name in ("notes", "order_description"):
+                self.query_one(f"#{name}", Input).value = getattr(draft, name) if draft is not None else ""
+        finally:
+            self.call_after_refresh(setattr, self, "_filling", False)
+        self._show_preview()
+
+    def _show_preview(self) -> None:
+        draft = self._draft()
+        text = order_preview(self.policy, draft.order_type, self.clock()) if draft is not None else ""
+        self.query_one("#preview", Static).update(text and f"work order: {text}")
+
+    def on_select_changed(self, message: Select.Changed) -> None:
+        self._form_changed(message.select.id, "" if message.value is Select.NULL else str(message.value))
+
+    def on_input_changed(self, message: Input.Changed) -> None:
+        self._form_changed(message.input.id, message.value)
+
+    def _form_changed(self, field_name: str | None, value: str) -> None:
+        draft = self._draft()
+        if self._filling or draft is None or field_name is None or not hasattr(draft, field_name):
+            return
+        setattr(draft, field_name, value)
+        if field_name == "order_type":
+            self._show_preview()
+        if self.drafts_store is not None:
+            self.drafts_store.save(self.drafts)   # as typed: nothing is lost if the seat dies
+
+    def action_notes(self) -> None:
+        if self.pop is not None:
+            self.query_one("#notes", Input).focus()
+
+    def action_leave_form(self) -> None:
+        self.set_focus(None)
+
+    async def action_save(self) -> None:
+        """One keystroke: the disposition and notes on the interaction, and the work
+        order if one was chosen (deadlines from the SLA policy)."""
+        from records.workorders import LifecycleError, WorkOrders
+
+        draft = self._draft()
+        if draft is None:
+            self.notice("No call to save.")
+            return
+        problems = draft.problems(self.policy.types)
+        if problems:
+            self.notice("Not saved: " + "; ".join(problems) + ".")
+            return
+        if not await self._ask("disposition", call_id=draft.interaction, disposition=draft.disposition,
+                               notes=draft.notes):
+            return   # the notice says why; the draft stays
+        saved = f"Saved: {draft.disposition}"
+        if draft.order_type != NO_ORDER:
+            row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [draft.interaction]).fetchone()
+            try:
+                order_id = WorkOrders(self.db, self.policy).open(
+                    order_type=draft.order_type, description=draft.order_description, owner_agent_id=self.agent_id,
+                    resident_id=self.pop.resident_id if self.pop else None, interaction_id=row[0] if row else None,
+                    callback_number=self.pop.number if self.pop else "", now=self.clock())
+            except (LifecycleError, ValueError) as exc:
+                self.notice(f"Disposition saved; the work order was not: {exc}")
+                return
+            saved += f"; work order #{order_id} ({order_preview(self.policy, draft.order_type, self.clock())})"
+        del self.drafts[draft.interaction]
+        if self.drafts_store is not None:
+            self.drafts_store.save(self.drafts)
+        self.notice(saved)
 
     def hide_pop(self) -> None:
         self.pop = None
@@ -251,6 +365,14 @@ class SeatApp(App):
             self.hide_pop()
             self._refresh_header()
 
+    async def action_quit(self) -> None:
+        """Log out first (the switch stops offering calls), then hang up and leave."""
+        if self.seat.call is not None and self.phone is not None:
+            self.phone.hang_up(self.seat.call)
+        if self.control is not None and not self.control.closed:
+            await self._ask("logout")
+        self.exit()
+
     async def _ask(self, op: str, **fields) -> bool:
         if self.control is None or self.control.closed:
             self.notice("Not connected to the switch.")
@@ -283,12 +405,16 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     if control is not None:
         try:
             client = await ControlClient.connect(control, token)
-            await client.ask("login", ext=ext, pin=pin)
+            me = await client.ask("login", ext=ext, pin=pin)
+            seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""))
             await client.ask("subscribe")
         except (OSError, ControlError) as exc:
             notice = f"No control connection to the switch ({exc}): calls still ring; status is not shown."
             client = None
-    app = SeatApp(seat=seat, phone=None, db=db, control=client)
+    from pathlib import Path
+
+    drafts = Drafts(Path(db_path).with_suffix(".drafts") / f"{ext}.json")
+    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts)
     phone = Softphone(ext, pin, registrar, lambda event: app.post_message(PhoneEvent(event)), audio=audio)
     app.phone = phone
     try:
@@ -299,10 +425,6 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     finally:
         phone.stop()
         if client is not None:
-            try:
-                await client.ask("logout")
-            except (ControlError, ConnectionError, asyncio.TimeoutError):
-                pass
             await client.close()
         db.close()
     return 0

@@ -231,3 +231,91 @@ class SeatState:
         if self.status == "on_break":
             return f"on break ({self.reason})" if self.reason else "on break"
         return self.status.replace("_", " ")
+
+
+# --- what the agent writes about a call ---------------------------------------------------------
+CONTACT_REASONS = ("repair", "complaint", "billing", "enquiry", "emergency", "general")
+CALL_OUTCOMES = ("resolved on the call", "work order opened", "callback promised", "information given",
+                 "transferred", "wrong number")
+NO_ORDER = ""
+
+
+@dataclass
+class Draft:
+    """The open form for one call; saved to disk as it is typed (a dropped call or a
+    crashed seat loses nothing)."""
+    interaction: str
+    reason: str = ""
+    outcome: str = ""
+    notes: str = ""
+    order_type: str = NO_ORDER
+    order_description: str = ""
+
+    def problems(self, order_types) -> list[str]:
+        out = []
+        if self.reason not in CONTACT_REASONS:
+            out.append("choose the contact reason")
+        if self.outcome not in CALL_OUTCOMES:
+            out.append("choose the outcome")
+        if self.order_type != NO_ORDER:
+            if self.order_type not in order_types:
+                out.append(f"unknown work-order type {self.order_type!r}")
+            if not self.order_description.strip():
+                out.append("a work order needs a description")
+        elif self.outcome == "work order opened":
+            out.append("the outcome says a work order was opened: choose its type")
+        return out
+
+    @property
+    def disposition(self) -> str:
+        return f"{self.reason}: {self.outcome}"
+
+
+def order_preview(policy, order_type: str, now: float) -> str:
+    """'engineering · dispatch 15:03 · on site 15:15 · fixed 21:00' for the form."""
+    if order_type == NO_ORDER or order_type not in policy.types:
+        return ""
+    due = policy.deadlines(order_type, now)
+    labels = (("dispatch_due", "dispatch"), ("on_site_due", "on site"), ("resolve_due", "fixed"),
+              ("feedback_due", "feedback"), ("reply_due", "reply"))
+    parts = [policy.rule(order_type).department.replace("_", " ")]
+    for key, label in labels:
+        if due.get(key) is not None:
+            moment = dt.datetime.fromtimestamp(due[key], policy.timezone)
+            today = dt.datetime.fromtimestamp(now, policy.timezone).date()
+            parts.append(f"{label} {moment:%H:%M}" if moment.date() == today else f"{label} {moment:%a %d %b %H:%M}")
+    return " · ".join(parts)
+
+
+class Drafts:
+    """Per-seat drafts in a JSON file, written whole (temp file + rename) on each change."""
+
+    def __init__(self, path):
+        from pathlib import Path
+
+        self.path = Path(path)
+
+    def load(self) -> dict[str, Draft]:
+        import json
+
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            broken = self.path.with_suffix(".broken")
+            self.path.replace(broken)   # keep what was there for a person to read; start clean
+            return {}
+        fields = set(Draft.__dataclass_fields__)
+        return {key: Draft(**{k: v for k, v in value.items() if k in fields}) for key, value in data.items()
+                if isinstance(value, dict) and "interaction" in value}
+
+    def save(self, drafts: dict[str, Draft]) -> None:
+        import json
+        import os
+        from dataclasses import asdict
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({k: asdict(v) for k, v in drafts.items()}, ensure_ascii=False))
+        os.replace(temporary, self.path)

@@ -177,7 +177,9 @@ class ControlServer:
         ext, pin = _text(request, "ext"), _text(request, "pin")
         agent = self.core.authenticate(ext, pin)
         connection.agent = agent
-        return {"agent": {k: agent[k] for k in ("ext", "name", "role")}}
+        view = self.core.view_of(agent["ext"])
+        return {"agent": {k: agent[k] for k in ("ext", "name", "role")},
+                "status": view["status"], "reason": view["reason"], "state": view["state"]}
 
     def _op_logout(self, connection, request):
         self.core.set_status(connection.agent["ext"], "logged_out")

@@ -170,6 +170,10 @@ class SwitchCore:
             self.db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = ?",
                             [disposition, notes, row_id])
 
+    def view_of(self, ext: str) -> dict:
+        """One agent's status and state as the switch has them (a seat starting up)."""
+        return dict(self._views[self._known(ext)["ext"]])
+
     def snapshot(self) -> dict:
         now = self.clock()
         queues = {}

@@ -142,3 +142,62 @@ async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_rec
         db.close()
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
     assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["resident_id"] == line.resident_id
+
+
+async def test_the_form_saves_disposition_and_work_order_in_one_keystroke_and_drafts_survive(records, tmp_path):
+    from console.seatlogic import Drafts
+    from telephony.control import ControlServer
+    from telephony.control_client import ControlClient
+    from telephony.switchcore import SwitchCore
+
+    db, rid = records
+    db["interactions"].insert({"uid": "c9", "direction": "inbound", "caller_number": "+85291234567",
+                               "resident_id": rid, "queue": "repair", "entered_at": NOW - 60,
+                               "agent_ext": "1001", "outcome": "answered", "ended_at": NOW - 5})
+    core = SwitchCore(db, clock=lambda: NOW)
+    server = ControlServer(core)
+    await server.start_unix(tmp_path / "c.sock")
+    client = await ControlClient.connect(str(tmp_path / "c.sock"))
+    await client.ask("login", ext="1001", pin="1111")
+    store = Drafts(tmp_path / "drafts" / "1001.json")
+    ring = IncomingCall(5, "+85291234567", "", {"X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9",
+                                                "X-Hotline-Resident": str(rid)})
+    try:
+        app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, control=client,
+                      clock=lambda: NOW, agent_id=1, drafts=store)
+        async with app.run_test(size=(100, 34)) as pilot:
+            app.post_message(PhoneEvent(ring))
+            await pilot.pause()
+            assert app.query_one("#reason").value == "repair"          # from the queue
+            await pilot.press("n")
+            await pilot.press(*"Tap fixed")
+            await pilot.pause()
+        assert store.load()["c9"].notes == "Tap fixed"                 # typed, then the seat went away
+
+        app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, control=client,
+                      clock=lambda: NOW, agent_id=1, drafts=store)
+        async with app.run_test(size=(100, 34)) as pilot:
+            app.post_message(PhoneEvent(ring))
+            await pilot.pause()
+            assert app.query_one("#notes").value == "Tap fixed"         # the draft came back
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert "choose the outcome" in str(app.query_one("#notice").render())
+            app.query_one("#outcome").value = "work order opened"
+            app.query_one("#order_type").value = "urgent_repair"
+            app.query_one("#order_description").value = "No hot water, boiler off"
+            await pilot.pause()
+            assert "engineering" in str(app.query_one("#preview").render())
+            await pilot.press("ctrl+s")
+            await pilot.pause(0.2)
+            assert "Saved: repair: work order opened; work order #" in str(app.query_one("#notice").render())
+        row = db.execute("SELECT id, disposition, notes FROM interactions WHERE uid = 'c9'").fetchone()
+        assert row[1:] == ("repair: work order opened", "Tap fixed")
+        order = db.execute("SELECT type, department, owner_agent_id, resident_id, interaction_id, description "
+                           "FROM work_orders ORDER BY id DESC LIMIT 1").fetchone()
+        assert order == ("urgent_repair", "engineering", 1, rid, row[0], "No hot water, boiler off")
+        assert store.load() == {}                                       # saved: the draft is gone
+    finally:
+        await client.close()
+        await server.close()
+        core.close()

@@ -85,3 +85,26 @@ def test_the_header_follows_the_phone_and_the_switch():
     seat.ringing(Pop(call=7, number="+852", queue="repair", waited_s=0, interaction="c3"), NOW + 200)
     seat.ended(7, NOW + 210, wrap_up_s=30)                  # declined or missed: no wrap-up, not counted
     assert (seat.state, seat.calls_today) == ("idle", 1)
+
+
+def test_a_draft_says_what_is_missing_and_survives_a_restart(tmp_path):
+    from console.seatlogic import Draft, Drafts, order_preview
+    policy = load_policy()
+    draft = Draft("c1")
+    assert draft.problems(policy.types) == ["choose the contact reason", "choose the outcome"]
+    draft.reason, draft.outcome = "repair", "work order opened"
+    assert draft.problems(policy.types) == ["the outcome says a work order was opened: choose its type"]
+    draft.order_type = "urgent_repair"
+    assert draft.problems(policy.types) == ["a work order needs a description"]
+    draft.order_description = "No water"
+    assert draft.problems(policy.types) == [] and draft.disposition == "repair: work order opened"
+    store = Drafts(tmp_path / "drafts" / "1001.json")
+    store.save({"c1": draft})
+    assert Drafts(tmp_path / "drafts" / "1001.json").load() == {"c1": draft}
+    (tmp_path / "drafts" / "1001.json").write_text("{not json")
+    assert Drafts(tmp_path / "drafts" / "1001.json").load() == {}
+    assert (tmp_path / "drafts" / "1001.broken").exists()       # kept for a person to read
+    tz = policy.timezone
+    now = dt.datetime(2026, 11, 23, 15, 0, tzinfo=tz).timestamp()   # a Monday
+    assert order_preview(policy, "urgent_repair", now) == "engineering · dispatch 15:03 · on site 15:15 · fixed 21:00"
+    assert order_preview(policy, "", now) == ""
