@@ -72,10 +72,10 @@ class SeatApp(App):
         Binding("d", "decline", "Decline"),
         Binding("h", "hang_up", "Hang up"),
         Binding("o", "hold", "Hold"),
-        Binding("v", "available", "Available"),
+        Binding("v", "available", "Ready"),
         Binding("b", "on_break", "Break"),
-        Binding("w", "end_wrap_up", "End wrap-up"),
-        Binding("n", "notes", "Notes"),
+        Binding("w", "end_wrap_up", "End wrap"),
+        Binding("n", "notes", "Notes", show=False),   # the notes field says "(n)"
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "leave_form", "Leave form", show=False),
         Binding("q", "quit", "Quit"),
@@ -116,7 +116,8 @@ class SeatApp(App):
             yield Static("Contact history", classes="section")
             with VerticalScroll(id="contacts"):
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        # compact, and no palette hint: every call key must fit on an 80-column terminal
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#orders", DataTable).add_columns("#", "type", "status", "next deadline", "description")
@@ -138,7 +139,7 @@ class SeatApp(App):
         seat, now = self.seat, self.clock()
         talk = int(seat.talk_today_s)
         text = (f"{seat.name} ({seat.ext}) │ {seat.registration_text} │ {seat.status_text()} │ "
-                f"{seat.state_text(now)} │ today {seat.calls_today} calls, {talk // 60}:{talk % 60:02d} talk")
+                f"{seat.state_text(now)} │ {seat.calls_today} calls · {talk // 60}:{talk % 60:02d} today")
         self.query_one("#header", Static).update(text)
 
     def _tick(self) -> None:
@@ -177,12 +178,12 @@ class SeatApp(App):
         for order in pop.orders:
             left = time_left(order.seconds_left) if order.deadline else "-"
             style = "bold red" if order.overdue else ""
-            orders.add_row(str(order.id), order.type, order.status.replace("_", " "),
+            orders.add_row(str(order.id), order.type.replace("_", " "), order.status.replace("_", " "),
                            Text(f"{order.deadline} {left}".strip(), style=style), escape(order.description))
         history = self.query_one("#history", DataTable)
         history.clear()
         for contact in pop.contacts:
-            history.add_row(when(contact.at, now), contact.queue, contact.agent or "-", contact.disposition
+            history.add_row(when(contact.at, now, self.policy.timezone), contact.queue, contact.agent or "-", contact.disposition
                             or contact.outcome, escape(contact.notes))
         self.query_one("#idle").display = False
         self.query_one("#pop").display = True

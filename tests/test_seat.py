@@ -67,7 +67,7 @@ async def test_a_ringing_call_pops_the_profile_and_the_keys_drive_the_phone(reco
                                       "wrap_up_s": 45}))
         await pilot.pause()
         header = str(app.query_one("#header").render())
-        assert "wrap-up 45s" in header and "today 1 calls" in header
+        assert "wrap-up 45s" in header and "1 calls · 0:00 today" in header
         assert app.query_one("#pop").display            # the profile stays up for the notes
 
 
