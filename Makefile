@@ -48,6 +48,7 @@ bench: native
 	$(PY) bench/records.py
 	$(PY) bench/simulator.py
 	$(PY) bench/switch.py
+	$(PY) bench/seat.py
 
 clean:
 	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm \

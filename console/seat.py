@@ -94,6 +94,7 @@ class SeatApp(App):
         self.drafts_store = drafts
         self.drafts: dict[str, Draft] = drafts.load() if drafts is not None else {}
         self._filling = False   # set while the form is filled from a draft (no change events then)
+        self.pop_latencies: list[float] = []   # INVITE at the phone -> pop on screen, seconds
 
     # --- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -289,6 +290,7 @@ class SeatApp(App):
             self.seat.ringing(pop, now)
             if self.seat.call == event.call:
                 self.show_pop(pop)
+                self.call_after_refresh(lambda: self.pop_latencies.append(time.monotonic() - event.received))
                 self.bell()
                 self.notice(f"Ringing: {pop.name or pop.number} from the {pop.queue or '?'} queue (a to answer)")
         elif isinstance(event, CallState):
@@ -300,7 +302,13 @@ class SeatApp(App):
                 self.seat.ended(event.call, now, self.wrap_up_s)
                 if was_current:
                     self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
-                    if self.seat.state == "idle":
+                    if self.seat.state == "ringing":     # the next caller was already ringing
+                        pop = self.seat.pops[self.seat.call]
+                        self.show_pop(pop)
+                        self.bell()
+                        self.notice(f"Ringing: {pop.name or pop.number} from the {pop.queue or '?'} queue "
+                                    "(a to answer)")
+                    elif self.seat.state == "idle":
                         self.hide_pop()
         elif isinstance(event, PhoneError):
             self.notice(event.message)

@@ -194,9 +194,11 @@ class SeatState:
             self.state, self.since = ("on_hold" if on else "in_call"), now
 
     def ended(self, call: int, now: float, wrap_up_s: float) -> None:
-        """The call is over: wrap-up if it was talked, else back to idle."""
+        """The call is over: wrap-up if it was talked, else back to idle, or straight to
+        the next call if one is already ringing (with no wrap-up the switch offers the
+        next caller as soon as this one ends: its INVITE can arrive before this news)."""
+        self.pops.pop(call, None)
         if call != self.call:
-            self.pops.pop(call, None)
             return
         talked = self.connected_at is not None
         if talked:
@@ -205,6 +207,8 @@ class SeatState:
         self.call, self.connected_at = None, None
         if talked and wrap_up_s > 0:
             self.state, self.since, self.wrap_until = "wrap_up", now, now + wrap_up_s
+        elif self.pops:
+            self.call, self.state, self.since, self.wrap_until = next(iter(self.pops)), "ringing", now, None
         else:
             self.state, self.since, self.wrap_until = "idle", now, None
 

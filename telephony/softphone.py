@@ -18,6 +18,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,10 +38,12 @@ class Registration:
 
 @dataclass(frozen=True)
 class IncomingCall:
-    call: int                      # the phone's key for this call (pjsua2 call id)
+    call: int                      # the phone's key for this call: never reused (pjsua2's call ids are)
     number: str                    # the caller's number (From user part)
     display: str
     headers: dict = field(default_factory=dict)   # X-Hotline-* from the INVITE
+    # when the phone got the INVITE (time.monotonic()): the seat measures its pop against it
+    received: float = field(default_factory=time.monotonic, compare=False)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ class Softphone:
         # pump-thread only:
         self._ep = None
         self._account = None
-        self._calls: dict[int, object] = {}
+        self._calls: dict[int, object] = {}   # our key -> the one strong reference to the Call
+        self._next_key = 0
 
     # --- any thread --------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -256,11 +260,15 @@ def _account_class():
             phone = self.phone
             if phone is None:
                 return
-            call = _call_class()(self, prm.callId, phone)
-            phone._calls[prm.callId] = call
+            # pjsua2 reuses a call id as soon as a call is gone, and the last call's
+            # DISCONNECTED can come after the next INVITE: keyed by id, the new call's only
+            # reference would be dropped with the old one (pjproject #3856). Our own keys.
+            phone._next_key += 1
+            call = _call_class()(self, prm.callId, phone, phone._next_key)
+            phone._calls[call.key] = call
             info = call.getInfo()
             number, display = caller_of(info.remoteUri)
-            phone.on_event(IncomingCall(prm.callId, number, display, parse_headers(prm.rdata.wholeMsg)))
+            phone.on_event(IncomingCall(call.key, number, display, parse_headers(prm.rdata.wholeMsg)))
             ringing = pj.CallOpParam(True)
             ringing.statusCode = 180
             call.answer(ringing)
@@ -273,9 +281,9 @@ def _call_class():
     import pjsua2 as pj
 
     class Call(pj.Call):
-        def __init__(self, account, call_id: int, phone: Softphone):
+        def __init__(self, account, call_id: int, phone: Softphone, key: int):
             super().__init__(account, call_id)
-            self.phone = phone
+            self.phone, self.key = phone, key
 
         def onCallState(self, prm):
             info = self.getInfo()
@@ -285,10 +293,12 @@ def _call_class():
             if state is None:
                 return
             phone = self.phone
+            if phone is None:
+                return
             if state == "ended":
-                phone._calls.pop(info.id, None)   # the one strong reference goes here
+                phone._calls.pop(self.key, None)   # the one strong reference goes here
                 self.phone = None
-            phone.on_event(CallState(info.id, state, info.lastStatusCode, info.lastReason))
+            phone.on_event(CallState(self.key, state, info.lastStatusCode, info.lastReason))
 
     return Call
 

@@ -201,3 +201,21 @@ async def test_the_form_saves_disposition_and_work_order_in_one_keystroke_and_dr
         await client.close()
         await server.close()
         core.close()
+
+
+async def test_the_next_caller_ringing_before_the_last_call_ends_is_shown(records):
+    # With no wrap-up the switch offers the next caller as soon as the last call ends:
+    # their INVITE can reach the phone before the last call's end does.
+    db, rid = records
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW, wrap_up_s=0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(1, "+85290000000", "", {"X-Hotline-Queue": "general"})))
+        app.post_message(PhoneEvent(CallState(1, "connected", 200, "OK")))
+        app.post_message(PhoneEvent(IncomingCall(2, "+85291234567", "", {"X-Hotline-Resident": str(rid)})))
+        app.post_message(PhoneEvent(CallState(1, "ended", 200, "OK")))
+        await pilot.pause()
+        assert app.seat.state == "ringing" and app.seat.call == 2
+        assert "Chan Tai Man" in str(app.query_one("#caller").render())
+        await pilot.press("a")
+        assert phone.sent[-1] == ("answer", 2)

@@ -70,6 +70,7 @@ def test_the_header_follows_the_phone_and_the_switch():
     assert seat.state == "ringing" and seat.call == 1
     seat.ringing(Pop(call=2, number="+853", queue="repair", waited_s=0, interaction="c2"), NOW)
     assert seat.call == 1                                   # a second ring does not take over
+    seat.ended(2, NOW + 1, wrap_up_s=30)                    # (it went on to another agent)
     seat.connected(1, NOW + 2)
     assert seat.state_text(NOW + 65) == "in call 1:03"
     seat.held(1, True, NOW + 70)
@@ -108,3 +109,15 @@ def test_a_draft_says_what_is_missing_and_survives_a_restart(tmp_path):
     now = dt.datetime(2026, 11, 23, 15, 0, tzinfo=tz).timestamp()   # a Monday
     assert order_preview(policy, "urgent_repair", now) == "engineering · dispatch 15:03 · on site 15:15 · fixed 21:00"
     assert order_preview(policy, "", now) == ""
+
+
+def test_a_call_that_rings_before_the_last_one_is_over_becomes_current():
+    seat = SeatState("1001")
+    seat.ringing(Pop(call=1, number="+852", queue="repair", waited_s=0, interaction="c1"), NOW)
+    seat.connected(1, NOW + 1)
+    seat.ringing(Pop(call=2, number="+853", queue="repair", waited_s=0, interaction="c2"), NOW + 5)
+    assert seat.call == 1
+    seat.ended(1, NOW + 5, wrap_up_s=0)          # the switch had no wrap-up: the next INVITE came first
+    assert (seat.state, seat.call, seat.calls_today) == ("ringing", 2, 1)
+    seat.ended(2, NOW + 6, wrap_up_s=0)          # the caller gave up while it rang
+    assert (seat.state, seat.call, seat.pops) == ("idle", None, {})
