@@ -9,6 +9,7 @@ console/seatlogic.py; this module only lays it out and maps keys to commands.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Callable
 
@@ -129,6 +130,11 @@ class SeatApp(App):
             self.control.on_close = lambda: self.post_message(SwitchEvent({"event": "ControlClosed"}))
         self.set_interval(1.0, self._tick)
         self._refresh_header()
+        # SIGTERM (shutdown, kill) and SIGHUP (the SSH session or terminal went away): the
+        # same clean way out as q, so the phone is hung up and released, never aborted.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(self.action_quit()))
 
     def _idle_text(self) -> str:
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
