@@ -171,7 +171,6 @@ class SeatState:
     call: int | None = None             # the softphone's current call
     connected_at: float | None = None
     pops: dict = field(default_factory=dict)   # call -> Pop
-    extended_at: float | None = None     # the wrap-up (by its start) already extended once
 
     def registration(self, ok: bool, code: int, reason: str) -> None:
         self.registered = ok
@@ -215,14 +214,6 @@ class SeatState:
     def wrap_up_over(self, now: float) -> None:
         if self.state == "wrap_up":
             self.state, self.since, self.wrap_until = "idle", now, None
-
-    def extend_wrap_up(self, seconds: float) -> bool:
-        """Once per call, as the queue allows: True if extended."""
-        if self.state != "wrap_up" or self.wrap_until is None or self.extended_at == self.since:
-            return False
-        self.wrap_until += seconds
-        self.extended_at = self.since
-        return True
 
     def state_text(self, now: float) -> str:
         if self.state == "wrap_up" and self.wrap_until is not None:

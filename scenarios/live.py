@@ -79,6 +79,7 @@ class LivePhones:
         self.rng = random.Random(seed)
         self.tally = Tally()
         self.bots: dict[str, "BotAgent"] = {}
+        self.callers: set["SimulatedCaller"] = set()   # waiting or talking (sippy thread)
         self.config: dict = {}
         self.numbers: list[str] = []
         self._thread: threading.Thread | None = None
@@ -194,7 +195,7 @@ class LivePhones:
                 bot.call.hang_up()
             if getattr(bot, "registration", None) is not None:
                 bot.registration.stopregister()
-        for caller in list(SimulatedCaller.live):
+        for caller in list(self.callers):
             caller.give_up()
 
     def sdp(self, who: str):
@@ -261,8 +262,6 @@ class BotCall:
 class SimulatedCaller:
     """A resident calling the hotline (sippy thread)."""
 
-    live: set["SimulatedCaller"] = set()
-
     def __init__(self, phones: LivePhones, number: str, dialled: str, patience_s: float):
         self.phones, self.number, self.dialled, self.patience_s = phones, number, dialled, patience_s
         self.ua = None
@@ -276,7 +275,7 @@ class SimulatedCaller:
         from sippy.UA import UA
 
         self.ua = UA(self.phones.config, event_cb=self.event, nh_address=self.phones.switch)
-        SimulatedCaller.live.add(self)
+        self.phones.callers.add(self)
         self.phones.tally.placed += 1
         self.ua.recvEvent(CCEventTry((SipCallId(), self.number, self.dialled, self.phones.sdp("caller"), None, "")))
         self.timer = Timeout(self.give_up, max(3.0, self.patience_s))
@@ -312,7 +311,7 @@ class SimulatedCaller:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        SimulatedCaller.live.discard(self)
+        self.phones.callers.discard(self)
 
 
 class BotAgent:

@@ -8,7 +8,6 @@ everything else has defaults. The README's "Scenario format" section documents e
 from __future__ import annotations
 
 import datetime as dt
-import math
 import operator
 import re
 from dataclasses import dataclass, field

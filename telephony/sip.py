@@ -120,14 +120,6 @@ def _named_hf_class():
     return NamedHF
 
 
-def _sdp_port(body) -> int | None:
-    """The first audio port of an SDP body (the caller's, for the recording's left channel)."""
-    import re
-
-    match = re.search(r"^m=audio (\d+)", str(body.content) if body is not None else "", re.M)
-    return int(match.group(1)) if match else None
-
-
 def _sdp_address(body) -> tuple[str, int] | None:
     """(IP, audio port) an SDP body says its media comes from."""
     import re
@@ -430,8 +422,8 @@ class InboundCall:
             media, self.media = self.media, None
             media.close()
             if self.recorded:
-                caller_port = _sdp_port(self.offer)
-                self.side.report("recording_done", self.id, media.session, caller_port)
+                address = _sdp_address(self.offer)
+                self.side.report("recording_done", self.id, media.session, address[1] if address else None)
 
 
 class SipSide:

@@ -3,7 +3,6 @@ posts them, and end to end: a SIPp resident -> the real switch -> the seat's rea
 pjsua2 phone, headless."""
 import asyncio
 import queue
-import time
 
 import pytest
 
@@ -89,7 +88,7 @@ async def test_an_unknown_number_says_so_and_nothing_rings_means_a_clear_message
 
 
 async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_record_is_complete(tmp_path):
-    from test_sip_calls import CALLER, _line, finished
+    from test_sip_calls import _line, finished
     from test_sip_register import start_switch
     from telephony.control_client import ControlClient
     from telephony.softphone import Softphone

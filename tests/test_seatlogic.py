@@ -79,8 +79,6 @@ def test_the_header_follows_the_phone_and_the_switch():
     seat.ended(1, NOW + 122, wrap_up_s=30)
     assert (seat.state, seat.calls_today, seat.talk_today_s) == ("wrap_up", 1, 120)
     assert seat.state_text(NOW + 130) == "wrap-up 22s"
-    assert seat.extend_wrap_up(30) and not seat.extend_wrap_up(30)   # once
-    assert seat.state_text(NOW + 130) == "wrap-up 52s"
     seat.wrap_up_over(NOW + 160)
     assert seat.state == "idle" and seat.wrap_until is None
     seat.ringing(Pop(call=7, number="+852", queue="repair", waited_s=0, interaction="c3"), NOW + 200)

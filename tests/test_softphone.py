@@ -5,7 +5,6 @@ the seat; events come out of on_event exactly as the seat will receive them."""
 import queue
 import time
 
-import pytest
 
 from test_sip_calls import CALLER, _line, finished  # noqa: F401
 from test_sip_register import SCENARIOS, SIPP, free_udp_port, start_switch  # noqa: F401
