@@ -37,7 +37,8 @@ $(VENV)/.native: $(VENV)/.installed $(NATIVE_SOURCES)
 
 native: $(VENV)/.native
 
-# A fresh demo database, then the switch, bot agents and simulated callers until Ctrl-C.
+# A fresh demo database, then the switch, bot agents, simulated callers and the seat of
+# extension 1001 in this terminal (q ends it all).
 demo: native
 	$(HOTLINE) --db $(DEMO_DB) demo --fresh
 
@@ -53,4 +54,4 @@ bench: native
 clean:
 	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm \
 		$(DEMO_DB:.db=.pins) $(DEMO_DB:.db=.queue_log) $(DEMO_DB:.db=.switch.log) $(DEMO_DB:.db=.sock) \
-		$(DEMO_DB:.db=.media) $(DEMO_DB:.db=.drafts)
+		$(DEMO_DB:.db=.media) $(DEMO_DB:.db=.drafts) $(DEMO_DB:.db=.feed.log)

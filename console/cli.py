@@ -338,8 +338,14 @@ def cmd_demo(args) -> int:
         print(f"hotline demo: seeding {args.db} ({args.residents} residents, seed {args.seed}) ...", flush=True)
         seed_demo(args.db, residents=args.residents, seed=args.seed)
     try:
-        asyncio.run(run_demo(args.db, bots=args.bots, calls_per_hour=args.calls_per_hour, seconds=args.seconds,
-                             talk_mean_s=args.talk_s, seed=args.seed))
+        # The seat of extension 1001 takes the terminal when there is one; otherwise (or
+        # with --feed) the routing events are printed instead.
+        seat = sys.stdout.isatty() and sys.stdin.isatty() and not args.feed
+        # With a person at 1001, fewer bots than calls need: the person gets calls too.
+        bots = args.bots if args.bots is not None else (3 if seat else 8)
+        calls = args.calls_per_hour if args.calls_per_hour is not None else (300.0 if seat else 240.0)
+        asyncio.run(run_demo(args.db, bots=bots, calls_per_hour=calls, seconds=args.seconds,
+                             talk_mean_s=args.talk_s, seed=args.seed, seat=seat))
     except (RuntimeError, OSError) as exc:
         raise UserError(str(exc)) from None
     return 0
@@ -439,10 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--fresh", action="store_true", help="seed the database again even if it exists")
     sub.add_argument("--residents", type=int, default=5000, help="residents when seeding (default 5000)")
     sub.add_argument("--seed", type=int, default=7, help="random seed for the data and the callers")
-    sub.add_argument("--bots", type=int, default=8, help="bot agents answering calls (default 8)")
-    sub.add_argument("--calls-per-hour", type=float, default=240.0, help="simulated callers (default 240)")
+    sub.add_argument("--bots", type=int, help="bot agents answering calls (default 3 beside the seat, 8 with --feed)")
+    sub.add_argument("--calls-per-hour", type=float,
+                     help="simulated callers (default 300 beside the seat, 240 with --feed)")
     sub.add_argument("--talk-s", type=float, default=40.0, help="bots' mean talk time in seconds (default 40)")
-    sub.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    sub.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C, or q in the seat)")
+    sub.add_argument("--feed", action="store_true",
+                     help="print the routing events instead of opening extension 1001's seat in this terminal")
     sub.set_defaults(handler=cmd_demo)
     return parser
 

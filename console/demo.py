@@ -113,6 +113,45 @@ def _udp_port_free(port: int) -> bool:
     return True
 
 
+async def run_human_seat(db_path: str, pin: str, sip: tuple[str, int], control: str, stop: asyncio.Event,
+                         seconds: float | None) -> None:
+    """Extension 1001's seat in this terminal while the bots and callers run; leaving
+    it (q, or the demo being stopped) ends the demo."""
+    from console.seat import PhoneEvent, SeatApp
+    from console.seatlogic import Drafts, SeatState
+    from records.agents import check_login
+    from telephony.softphone import Softphone
+
+    db = connect(db_path, migrate=False)
+    agent = check_login(db, HUMAN_EXT, pin)
+    client = await ControlClient.connect(control)
+    me = await client.ask("login", ext=HUMAN_EXT, pin=pin)
+    await client.ask("subscribe")
+    seat = SeatState(HUMAN_EXT, agent["name"] if agent else HUMAN_EXT)
+    seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""))
+    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"] if agent else None,
+                  drafts=Drafts(Path(db_path).with_suffix(".drafts") / f"{HUMAN_EXT}.json"))
+    phone = Softphone(HUMAN_EXT, pin, f"sip:{sip[0]}:{sip[1]}", lambda event: app.post_message(PhoneEvent(event)))
+    app.phone = phone
+
+    async def end_when_stopped():
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        app.exit()
+    ender = asyncio.get_running_loop().create_task(end_when_stopped())
+    try:
+        phone.start()
+        app.call_later(app.notice, "Demo: bots take calls too; press v to be available, q to end the demo.")
+        await app.run_async()
+    finally:
+        ender.cancel()
+        phone.stop()
+        await client.close()
+        db.close()
+
+
 def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path) -> subprocess.Popen:
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "console", "--db", db_path, "switch", "--sip",
@@ -141,7 +180,7 @@ def stop_switch(process: subprocess.Popen) -> None:
 
 
 async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: float | None,
-                   talk_mean_s: float, seed: int) -> dict:
+                   talk_mean_s: float, seed: int, seat: bool = False) -> dict:
     pins = read_pins(pins_path(db_path))
     db = connect(db_path, migrate=False)
     try:
@@ -162,7 +201,8 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
     loop = asyncio.get_running_loop()
     phones = LivePhones(sip, loop=loop, seed=seed,
                         behaviour=Behaviour(calls_per_hour=calls_per_hour, talk_mean_s=talk_mean_s))
-    feed = Feed(db_path, names)
+    feed_file = open(Path(db_path).with_suffix(".feed.log"), "w", encoding="utf-8") if seat else None
+    feed = Feed(db_path, names, out=feed_file or sys.stdout)
     agents: list[BotAgent] = []
     watcher = None
     stop = asyncio.Event()
@@ -180,14 +220,17 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
             agents.append(bot)
         phones.start_calling(numbers)
         registrar = "" if sip[1] == 5060 else f" --registrar sip:{sip[0]}:{sip[1]}"
-        print(f"hotline demo: switch on {sip[0]}:{sip[1]} (log {switch_log}), {len(agents)} bot agents, "
-              f"about {calls_per_hour:g} calls an hour; extension {HUMAN_EXT} is yours: in another terminal, "
-              f"hotline --db {db_path} agent --ext {HUMAN_EXT}{registrar} (PIN in {pins_path(db_path)}). "
-              f"Ctrl-C stops.", flush=True)
-        try:
-            await asyncio.wait_for(stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+        if seat:
+            await run_human_seat(db_path, pins[HUMAN_EXT], sip, str(control), stop, seconds)
+        else:
+            print(f"hotline demo: switch on {sip[0]}:{sip[1]} (log {switch_log}), {len(agents)} bot agents, "
+                  f"about {calls_per_hour:g} calls an hour; extension {HUMAN_EXT} is yours: in another terminal, "
+                  f"hotline --db {db_path} agent --ext {HUMAN_EXT}{registrar} (PIN in {pins_path(db_path)}). "
+                  f"Ctrl-C stops.", flush=True)
+            try:
+                await asyncio.wait_for(stop.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
@@ -198,6 +241,8 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
             await watcher.close()
         stop_switch(switch)
         feed.close()
+        if feed_file is not None:
+            feed_file.close()
     tally = phones.tally
     summary = {"placed": tally.placed, "answered": tally.answered, "gave_up": tally.gave_up,
                "refused": tally.refused, "cut_off": tally.cut_off, "bot_calls": tally.bot_calls, "registered": len(tally.registered),
