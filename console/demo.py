@@ -113,45 +113,6 @@ def _udp_port_free(port: int) -> bool:
     return True
 
 
-async def run_human_seat(db_path: str, pin: str, sip: tuple[str, int], control: str, stop: asyncio.Event,
-                         seconds: float | None) -> None:
-    """Extension 1001's seat in this terminal while the bots and callers run; leaving
-    it (q, or the demo being stopped) ends the demo."""
-    from console.seat import PhoneEvent, SeatApp
-    from console.seatlogic import Drafts, SeatState
-    from records.agents import check_login
-    from telephony.softphone import Softphone
-
-    db = connect(db_path, migrate=False)
-    agent = check_login(db, HUMAN_EXT, pin)
-    client = await ControlClient.connect(control)
-    me = await client.ask("login", ext=HUMAN_EXT, pin=pin)
-    await client.ask("subscribe")
-    seat = SeatState(HUMAN_EXT, agent["name"] if agent else HUMAN_EXT)
-    seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""))
-    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"] if agent else None,
-                  drafts=Drafts(Path(db_path).with_suffix(".drafts") / f"{HUMAN_EXT}.json"))
-    phone = Softphone(HUMAN_EXT, pin, f"sip:{sip[0]}:{sip[1]}", lambda event: app.post_message(PhoneEvent(event)))
-    app.phone = phone
-
-    async def end_when_stopped():
-        try:
-            await asyncio.wait_for(stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
-        app.exit()
-    ender = asyncio.get_running_loop().create_task(end_when_stopped())
-    try:
-        phone.start()
-        app.call_later(app.notice, "Demo: bots take calls too; press v to be available, q to end the demo.")
-        await app.run_async()
-    finally:
-        ender.cancel()
-        phone.stop()
-        await client.close()
-        db.close()
-
-
 def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path) -> subprocess.Popen:
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "console", "--db", db_path, "switch", "--sip",
@@ -220,8 +181,12 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
             agents.append(bot)
         phones.start_calling(numbers)
         registrar = "" if sip[1] == 5060 else f" --registrar sip:{sip[0]}:{sip[1]}"
-        if seat:
-            await run_human_seat(db_path, pins[HUMAN_EXT], sip, str(control), stop, seconds)
+        if seat:   # extension 1001's seat in this terminal; leaving it ends the demo
+            from console.seat import run_seat
+
+            await run_seat(db_path=db_path, ext=HUMAN_EXT, pin=pins[HUMAN_EXT], registrar=f"sip:{sip[0]}:{sip[1]}",
+                           control=str(control), stop=stop, seconds=seconds,
+                           hint="Demo: bots take calls too; press v to be available, q to end the demo.")
         else:
             print(f"hotline demo: switch on {sip[0]}:{sip[1]} (log {switch_log}), {len(agents)} bot agents, "
                   f"about {calls_per_hour:g} calls an hour; extension {HUMAN_EXT} is yours: in another terminal, "

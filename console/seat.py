@@ -403,8 +403,10 @@ class SeatApp(App):
 
 
 async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,
-                   token: str | None, audio: str) -> int:
-    """Start the phone and the control connection, run the app, and tidy up on the way out."""
+                   token: str | None = None, audio: str = "null", hint: str = "",
+                   stop: asyncio.Event | None = None, seconds: float | None = None) -> int:
+    """Start the phone and the control connection, run the app, and tidy up on the way out.
+    `stop` (or `seconds`) ends the seat from outside, as `hotline demo` does."""
     from records.agents import check_login
     from records.db import connect
     from telephony.softphone import Softphone
@@ -432,12 +434,22 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts)
     phone = Softphone(ext, pin, registrar, lambda event: app.post_message(PhoneEvent(event)), audio=audio)
     app.phone = phone
+
+    async def end_from_outside():
+        try:
+            await asyncio.wait_for(stop.wait() if stop is not None else asyncio.Future(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        app.exit()
+    ender = asyncio.get_running_loop().create_task(end_from_outside()) if stop or seconds else None
     try:
         phone.start()
         audio_note = f"Audio: {audio} (no sound device in this build: calls are silent at this seat)."
-        app.call_later(app.notice, notice or audio_note)
+        app.call_later(app.notice, notice or hint or audio_note)
         await app.run_async()
     finally:
+        if ender is not None:
+            ender.cancel()
         phone.stop()
         if client is not None:
             await client.close()
