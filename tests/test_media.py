@@ -26,15 +26,24 @@ class SippyThread:
 
     def __init__(self):
         os.environ.setdefault("SIPLOG_LVL", "ERR")
-        from sippy.Core.EventDispatcher import ED2
-        from sippy.SipConf import SipConf
-        from sippy.SipLogger import SipLogger
+        self.config, self.ed = {}, None
+        started = threading.Event()
 
-        self.ed = ED2
-        SipConf.my_address, SipConf.my_port = "127.0.0.1", 5999
-        self.config = {"_sip_address": "127.0.0.1", "_sip_port": 5999, "_sip_logger": SipLogger("media-test")}
-        self.thread = threading.Thread(target=ED2.loop, daemon=True)
+        def loop():
+            # sippy's dispatcher belongs to the thread that first imports it: import it here
+            from sippy.Core.EventDispatcher import ED2
+            from sippy.SipConf import SipConf
+            from sippy.SipLogger import SipLogger
+
+            self.ed = ED2
+            SipConf.my_address, SipConf.my_port = "127.0.0.1", 5999
+            self.config.update({"_sip_address": "127.0.0.1", "_sip_port": 5999,
+                                "_sip_logger": SipLogger("media-test")})
+            started.set()
+            ED2.loop()
+        self.thread = threading.Thread(target=loop, daemon=True)
         self.thread.start()
+        assert started.wait(10)
 
     def run(self, fn, *args, timeout=5.0):
         """Call fn(*args, done) on the sippy thread; return what it passed to done()."""
