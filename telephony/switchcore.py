@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -255,13 +256,11 @@ class SwitchCore:
         contact row exists from now on (queue "menu"), so one hanging up here is counted."""
         now = self.clock()
         resident = caller["resident"]
-        with self.db.atomic():
+        with self._committed():
             row_id = insert_row(self.db, "interactions", {
                 "uid": call_id, "node": self.node, "direction": "inbound", "caller_number": caller["number"],
                 "dialled_number": caller["dialled"], "resident_id": resident["id"] if resident else None,
                 "queue": MENU, "call_type": MENU, "entered_at": now})
-        if self.db.conn.in_transaction:
-            self.db.conn.commit()
         timer = asyncio.get_running_loop().call_later(self.config.menu.timeout_s, self.menu_key, call_id, None)
         self._in_menu[call_id] = {**caller, "row": row_id, "since": now, "timer": timer}
         if self.legs is not None:
@@ -286,11 +285,9 @@ class SwitchCore:
         caller = self._in_menu.pop(call_id)
         caller["timer"].cancel()
         now = self.clock()
-        with self.db.atomic():
+        with self._committed():
             self.db.execute("UPDATE interactions SET outcome = 'abandoned', ended_at = ?, wait_s = ? WHERE id = ?",
                             [now, now - caller["since"], caller["row"]])
-        if self.db.conn.in_transaction:
-            self.db.conn.commit()
 
     def call_arrived(self, call_id: str, queue: str, number: str, *, priority: str = "normal",
                      owner: str | None = None) -> None:
@@ -366,10 +363,8 @@ class SwitchCore:
         if seconds <= 0:
             log.warning("recording of %s holds no audio (%d pcap files)", call_id, len(pcaps))
             return
-        with self.db.atomic():
+        with self._committed():
             self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?", [str(wav), call_id])
-        if self.db.conn.in_transaction:
-            self.db.conn.commit()
         for pcap in pcaps:
             pcap.unlink(missing_ok=True)
 
@@ -400,6 +395,15 @@ class SwitchCore:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
 
+    @contextmanager
+    def _committed(self):
+        """A write that is on disk when the block ends. (sqlite3's implicit transactions
+        would otherwise keep the rows uncommitted until some later, unrelated write.)"""
+        with self.db.atomic():
+            yield
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
+
     # --- the engine ------------------------------------------------------------------
     def _apply(self, change: Callable[[float], None]) -> None:
         if self.closed:
@@ -416,15 +420,11 @@ class SwitchCore:
         if events:
             # One transaction per change, committed before anyone hears of it: a phone
             # rings, or a supervisor sees a call, only once its record is on disk.
-            # (sqlite3's implicit transactions would otherwise keep these rows
-            # uncommitted until some later, unrelated write.)
-            with self.db.atomic():
+            with self._committed():
                 for event in events:
                     self.recorder(event)
                     self.queue_log(event)
                     self._track_agent(event)
-            if self.db.conn.in_transaction:
-                self.db.conn.commit()
         for event in events:
             if self.legs is not None:
                 self._drive_legs(event)
@@ -474,14 +474,12 @@ class SwitchCore:
         """Every message becomes a callback task (the recording joins the contact row when
         the caller hangs up)."""
         row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [event.call_id]).fetchone()
-        with self.db.atomic():
+        with self._committed():
             insert_row(self.db, "callbacks", {
                 "kind": "voicemail", "status": "pending", "resident_id": self._residents.get(event.call_id),
                 "interaction_id": row[0] if row else None, "number": self._numbers.get(event.call_id, ""),
                 "created_at": event.t, "due_at": event.t + VOICEMAIL_CALLBACK_S,
                 "notes": f"voicemail from the {event.queue} queue after {event.wait_s:.0f} s waiting"})
-        if self.db.conn.in_transaction:
-            self.db.conn.commit()
 
     def _not_reachable(self, call_id: str, ext: str) -> None:
         self.sip_not_answered(call_id, ext, counts=False)
@@ -536,12 +534,10 @@ class SwitchCore:
                 for ext in [*call.ringing, *([call.agent.id] if call.agent is not None else [])]:
                     self.legs.hang_up_agent(call.id, ext)
                 self.legs.release(call.id, 503, "Service Unavailable")
-        with self.db.atomic():
+        with self._committed():
             closed = self.db.execute(
                 "UPDATE interactions SET outcome = 'interrupted', ended_at = ? WHERE ended_at IS NULL AND node = ?",
                 [now, self.node]).rowcount
-        if self.db.conn.in_transaction:
-            self.db.conn.commit()
         if live:
             log.warning("stopping with %d call(s) in progress: released, recorded as interrupted", len(live))
         return closed
