@@ -116,7 +116,7 @@ class SwitchCore:
             "SELECT max(t) FROM (SELECT max(time) AS t FROM queue_log UNION ALL "
             "SELECT max(coalesce(answered_at, offered_at, entered_at)) FROM interactions WHERE ended_at IS NULL)"
         ).fetchone()[0]
-        with self.db.atomic():
+        with self._committed():
             cursor = self.db.execute(
                 "UPDATE interactions SET outcome = 'interrupted', ended_at = max(?, coalesce(answered_at, "
                 "offered_at, entered_at)) WHERE ended_at IS NULL", [last or self.clock()])
@@ -167,7 +167,7 @@ class SwitchCore:
             taker = live.agent.id
         if role == "agent" and taker != by_ext:
             raise SwitchError("forbidden", f"call {call_id} was not taken by extension {by_ext}")
-        with self.db.atomic():
+        with self._committed():   # a seat in another process reads it back at once
             self.db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = ?",
                             [disposition, notes, row_id])
 
