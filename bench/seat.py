@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from console.seat import PhoneEvent, SeatApp  # noqa: E402
 from console.seatlogic import SeatState, screen_pop  # noqa: E402
 from records.agents import add_agent  # noqa: E402
 from records.db import connect  # noqa: E402
+from scenarios.live import free_udp_port  # noqa: E402
 from records.seed import seed_database  # noqa: E402
 from records.sla import load_policy  # noqa: E402
 from telephony.control_client import ControlClient  # noqa: E402
@@ -38,12 +38,6 @@ from telephony.softphone import Softphone  # noqa: E402
 
 SIPP = shutil.which("sipp")
 CALLER_XML = ROOT / "tests" / "sipp" / "caller_until_agent_hangs_up.xml"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values, share):
@@ -68,7 +62,7 @@ async def run(args, workdir: Path) -> dict:
                          "p.resident_id GROUP BY p.number ORDER BY count(*) DESC LIMIT 1").fetchone()
     db.close()
     (workdir / "switch.yaml").write_text("queues:\n  general: {wrap_up_s: 0}\n")
-    sip = free_port()
+    sip = free_udp_port()
     log = open(workdir / "switch.log", "w")
     switch = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch", "--sip",
                                f"127.0.0.1:{sip}", "--control", str(workdir / "c.sock"), "--config",
@@ -93,7 +87,7 @@ async def run(args, workdir: Path) -> dict:
                 await until(pilot, lambda: seat.registered and seat.status == "available")
                 caller = subprocess.Popen(
                     [SIPP, f"127.0.0.1:{sip}", "-sf", str(CALLER_XML), "-s", "general", "-key", "caller", number,
-                     "-m", str(args.calls), "-l", "1", "-r", "50", "-i", "127.0.0.1", "-p", str(free_port()),
+                     "-m", str(args.calls), "-l", "1", "-r", "50", "-i", "127.0.0.1", "-p", str(free_udp_port()),
                      "-timeout", str(args.calls * 5) + "s", "-nostdin"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for n in range(args.calls):

@@ -40,18 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 from records.agents import add_agent  # noqa: E402
 from records.db import connect  # noqa: E402
+from scenarios.live import free_udp_port  # noqa: E402
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 SIPP = shutil.which("sipp")
 PIN = "4321"
 CONFIG = "numbers: {'2000': general}\nqueues:\n  general: {wrap_up_s: 0, ring_timeout_s: 15}\n"
 _STAMP = re.compile(r"^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)")
-
-
-def free_port(kind=socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -186,7 +181,7 @@ def run_switch(args, workdir: Path) -> dict:
     add_agent(db, ext="2999", name="Bench supervisor", pin=PIN, role="supervisor", salt=salt)
     db.close()
     (workdir / "switch.yaml").write_text(CONFIG)
-    sip_port, agent_port = free_port(), free_port()
+    sip_port, agent_port = free_udp_port(), free_udp_port()
     sock_path = workdir / "control.sock"
     log = open(workdir / "switch.log", "w")
     switch = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch", "--sip",
@@ -211,7 +206,7 @@ def run_switch(args, workdir: Path) -> dict:
         calls = int(args.rate * args.seconds)
         callers = Sipp("callers", workdir, [f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "caller.xml"),
                                             "-s", "2000", "-d", str(args.hold_ms), "-r", str(args.rate),
-                                            "-m", str(calls), "-l", str(args.agents), "-p", str(free_port()),
+                                            "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
                                             "-timeout", str(args.seconds + args.hold_ms / 1000 + 60) + "s"])
         cpu_before, wall_before = cpu_seconds(switch.pid), time.monotonic()
         callers.start()
@@ -249,7 +244,7 @@ def register_seats(exts: list[str], sip_port: int, agent_port: int, batch: int =
         for start in range(0, len(pending), batch):
             running = [(ext, subprocess.Popen(
                 [SIPP, f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext,
-                 "-ap", PIN, "-key", "port", str(agent_port), "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
+                 "-ap", PIN, "-key", "port", str(agent_port), "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
                  "-nostdin", "-timeout", "15s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 for ext in pending[start:start + batch]]
             failed += [ext for ext, process in running if process.wait(30) != 0]
@@ -268,13 +263,13 @@ def workdir_interactions(db_path: Path) -> dict:
 
 
 def run_direct(args, workdir: Path) -> dict:
-    agent_port = free_port()
+    agent_port = free_udp_port()
     agents = Sipp("direct_agents", workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(agent_port)]).start()
     time.sleep(0.5)
     calls = int(args.rate * args.seconds)
     callers = Sipp("direct_callers", workdir, [f"127.0.0.1:{agent_port}", "-sf", str(SCENARIOS / "caller.xml"),
                                                "-s", "2000", "-d", str(args.hold_ms), "-r", str(args.rate),
-                                               "-m", str(calls), "-l", str(args.agents), "-p", str(free_port()),
+                                               "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
                                                "-timeout", str(args.seconds + args.hold_ms / 1000 + 60) + "s"]).start()
     try:
         callers.wait(args.seconds + args.hold_ms / 1000 + 90)

@@ -275,15 +275,21 @@ def _tone_pcap(path, seconds=1.0, frequency=440):
     path.write_bytes(b"".join(out))
 
 
+def _speaking_caller(directory, seconds):
+    """caller.xml, except that once connected the caller says a 440 Hz tone (a pcap SIPp plays)."""
+    tone = directory / "tone.pcap"
+    _tone_pcap(tone, seconds=seconds)
+    scenario = directory / "caller_speaks.xml"
+    scenario.write_text((SCENARIOS / "caller.xml").read_text().replace(
+        "  <pause/>", f'  <nop><action><exec play_pcap_audio="{tone}"/></action></nop>\n  <pause/>'))
+    return scenario
+
+
 def test_an_answered_call_is_recorded_through_the_switch(line):
     import wave
     # The caller's phone plays a 440 Hz tone once connected; the switch anchors the audio
     # and records it; the interaction row points at a stereo WAV with the caller on the left.
-    tone = line.control.parent / "tone.pcap"
-    _tone_pcap(tone)
-    scenario = line.control.parent / "caller_speaks.xml"
-    scenario.write_text((SCENARIOS / "caller.xml").read_text().replace(
-        "  <pause/>", f'  <nop><action><exec play_pcap_audio="{tone}"/></action></nop>\n  <pause/>'))
+    scenario = _speaking_caller(line.control.parent, seconds=1.0)
     line.agent_ready("1001", "1111")
     agent = line.phone("1001", "1111", "agent_answer.xml")
     caller = subprocess.Popen(
@@ -352,11 +358,7 @@ def test_a_caller_nobody_answers_leaves_a_message_that_becomes_a_callback(tmp_pa
     port, process, control = start_switch(tmp_path, "--config", str(config))
     try:
         line = _line(port, process, control)
-        tone = tmp_path / "tone.pcap"
-        _tone_pcap(tone, seconds=1.5)
-        scenario = tmp_path / "caller_leaves_message.xml"
-        scenario.write_text((SCENARIOS / "caller.xml").read_text().replace(
-            "  <pause/>", f'  <nop><action><exec play_pcap_audio="{tone}"/></action></nop>\n  <pause/>'))
+        scenario = _speaking_caller(tmp_path, seconds=1.5)
         caller = subprocess.Popen(
             [SIPP, f"127.0.0.1:{port}", "-sf", str(scenario), "-s", "general", "-key", "caller", CALLER,
              "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-d", "2500",
