@@ -9,6 +9,7 @@ console/seatlogic.py; this module only lays it out and maps keys to commands.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from typing import Callable
@@ -431,6 +432,14 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     from pathlib import Path
 
     drafts = Drafts(Path(db_path).with_suffix(".drafts") / f"{ext}.json")
+    # The screen belongs to the seat: our log lines and pjsip's go to a file beside the database.
+    log_handler = logging.FileHandler(Path(db_path).with_suffix(f".seat-{ext}.log"))
+    log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    hotline_log = logging.getLogger("hotline")
+    hotline_log.addHandler(log_handler)
+    hotline_log.propagate, was_propagating = False, hotline_log.propagate
+    if hotline_log.level == logging.NOTSET or hotline_log.level > logging.INFO:
+        hotline_log.setLevel(logging.INFO)
     app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts)
     phone = Softphone(ext, pin, registrar, lambda event: app.post_message(PhoneEvent(event)), audio=audio)
     app.phone = phone
@@ -454,4 +463,7 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
         if client is not None:
             await client.close()
         db.close()
+        hotline_log.removeHandler(log_handler)
+        hotline_log.propagate = was_propagating
+        log_handler.close()
     return 0

@@ -19,6 +19,7 @@ import queue
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -95,6 +96,7 @@ class Softphone:
         self._account = None
         self._calls: dict[int, object] = {}   # our key -> the one strong reference to the Call
         self._next_key = 0
+        self._log_writer = None
 
     # --- any thread --------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -148,13 +150,19 @@ class Softphone:
 
     def _start_endpoint(self, pj) -> None:
         ep = self._ep = pj.Endpoint()
-        ep.libCreate()
+        with _stdout_silenced():   # pjlib logs its start-up at level 5 before libInit can say otherwise
+            ep.libCreate()
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
         config.uaConfig.userAgent = "hotline-seat"
-        config.logConfig.level = 1
-        config.logConfig.consoleLevel = 1
+        # pjsip's own lines go to our log (a file beside the database for `hotline agent`),
+        # never to the terminal the seat draws on.
+        self._log_writer = _log_writer_class()()
+        config.logConfig.writer = self._log_writer
+        config.logConfig.level = 3
+        config.logConfig.consoleLevel = 3
+        config.logConfig.decor = pj.PJ_LOG_HAS_SENDER
         config.medConfig.sndAutoCloseTime = -1  # else conference slots leak and INVITEs get 488
         ep.libInit(config)
         transport = pj.TransportConfig()
@@ -234,6 +242,42 @@ class Softphone:
                 self._ep.libDestroy()
             finally:
                 self._ep = None
+                self._log_writer = None   # pjsip writes its last lines while being destroyed
+
+
+@contextmanager
+def _stdout_silenced():
+    """File descriptor 1 on /dev/null for a moment (C code printing before it can be told not
+    to); the seat's screen is not drawn yet when the phone starts."""
+    import ctypes
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)   # what C buffered goes to /dev/null, not later to the screen
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+@functools.cache
+def _log_writer_class():
+    import pjsua2 as pj
+
+    pjsip_log = logging.getLogger("hotline.pjsip")
+    levels = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+
+    class LogWriter(pj.LogWriter):
+        def write(self, entry):
+            pjsip_log.log(levels.get(entry.level, logging.DEBUG), "%s", entry.msg.rstrip())
+
+    return LogWriter
 
 
 def _unhold(pj):

@@ -71,18 +71,27 @@ class Line:
         """Register ext from a fresh port, then answer there with `scenario` (a running SIPp
         that also answers the switch's OPTIONS, as every phone does: -aa). Each phone has
         its own media port, so two agents' SDP differ as two real phones' would."""
-        agent_port = free_udp_port()
-        registered = subprocess.run(
-            [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext,
-             "-ap", pin, "-m", "1", "-i", "127.0.0.1", "-p", str(agent_port), "-timeout", "10s", "-nostdin"],
-            capture_output=True, text=True, timeout=30)
-        assert registered.returncode == 0, registered.stdout[-2000:]
-        return subprocess.Popen(
-            [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-i", "127.0.0.1", "-p", str(agent_port),
-             "-d", str(pause_ms), "-aa", "-mp", str(free_udp_port()), "-timeout", "40s", "-nostdin",
-             "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log"),
-             "-trace_msg", "-message_file", str(self.control.parent / f"{ext}.msg")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for attempt in range(3):
+            agent_port = free_udp_port()
+            registered = subprocess.run(
+                [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext,
+                 "-ap", pin, "-m", "1", "-i", "127.0.0.1", "-p", str(agent_port), "-timeout", "10s", "-nostdin"],
+                capture_output=True, text=True, timeout=30)
+            assert registered.returncode == 0, registered.stdout[-2000:]
+            agent = subprocess.Popen(
+                [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-i", "127.0.0.1", "-p", str(agent_port),
+                 "-d", str(pause_ms), "-aa", "-mp", str(free_udp_port()), "-timeout", "40s", "-nostdin",
+                 "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log"),
+                 "-trace_msg", "-message_file", str(self.control.parent / f"{ext}.msg")],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # A port picked as free can be taken again before SIPp binds it (SIPp also binds
+            # the media port + 2): a phone that dies at start-up is set up again, new ports.
+            try:
+                agent.wait(0.3)
+            except subprocess.TimeoutExpired:
+                return agent
+            print(f"agent SIPp for {ext} exited at start ({agent.returncode}): {agent.stdout.read()[-500:]}")
+        raise AssertionError(f"the agent SIPp for {ext} would not start")
 
     def call(self, scenario="caller.xml", dialled="general", caller=CALLER, pause_ms=1000):
         command = [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / scenario), "-s", dialled,

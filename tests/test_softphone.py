@@ -67,3 +67,20 @@ def test_the_seat_phone_registers_rings_with_caller_data_answers_and_hangs_up(tm
         process.kill()
         process.wait(5)
     assert not phone._calls and phone._ep is None    # every pjsua2 object released, library destroyed
+
+
+def test_pjsip_prints_nothing_on_the_terminal_and_logs_to_ours():
+    # The seat draws on this terminal: pjlib's start-up banner (printed before libInit can
+    # lower the level) and pjsip's warnings must not land on it; they go to our log.
+    import subprocess
+    import sys
+
+    script = ("import logging, sys, time\n"
+              "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
+              "from telephony.softphone import Softphone\n"
+              "phone = Softphone('1001', '1111', 'sip:127.0.0.1:9', lambda event: None)\n"
+              "phone.start(); time.sleep(0.5); phone.stop()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert "hotline.pjsip" in done.stderr and "pjsua version" in done.stderr
