@@ -74,6 +74,9 @@ class SeatApp(App):
         Binding("d", "decline", "Decline"),
         Binding("h", "hang_up", "Hang up"),
         Binding("o", "hold", "Hold"),
+        Binding("m", "mute", "Mute"),
+        Binding("k", "keypad", "Keypad"),
+        Binding("i", "identify", "Identify"),
         Binding("v", "available", "Ready"),
         Binding("b", "on_break", "Break"),
         Binding("w", "end_wrap_up", "End wrap"),
@@ -82,6 +85,11 @@ class SeatApp(App):
         Binding("escape", "leave_form", "Leave form", show=False),
         Binding("q", "quit", "Quit"),
     ]
+    SEAT_ACTIONS = frozenset(b.action for b in BINDINGS if b.action != "quit")
+    # The footer shows only what can be done now, so every key fits on 80 columns.
+    WHEN = {"answer": ("ringing",), "decline": ("ringing",), "hang_up": ("in_call", "on_hold"),
+            "hold": ("in_call", "on_hold"), "mute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
+            "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
 
     def __init__(self, *, seat: SeatState, phone, db, control: ControlClient | None = None,
                  clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0, agent_id: int | None = None,
@@ -97,6 +105,18 @@ class SeatApp(App):
         self.drafts: dict[str, Draft] = drafts.load() if drafts is not None else {}
         self._filling = False   # set while the form is filled from a draft (no change events then)
         self.pop_latencies: list[float] = []   # INVITE at the phone -> pop on screen, seconds
+        self._footer_for: tuple = ()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
+            return False   # a dialog (identify, keypad, ...) is open: its own keys, ctrl+s included
+        if action in self.WHEN:
+            return self.seat.state in self.WHEN[action]
+        if action == "identify":
+            return self.pop is not None and not self.pop.known
+        if action == "save":
+            return self.pop is not None
+        return True
 
     # --- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -149,6 +169,9 @@ class SeatApp(App):
         text = (f"{seat.name} ({seat.ext}) │ {seat.registration_text} │ {seat.status_text()} │ "
                 f"{seat.state_text(now)} │ {seat.calls_today} calls · {talk // 60}:{talk % 60:02d} today")
         self.query_one("#header", Static).update(text)
+        if (seat.state, self.pop is not None and self.pop.known, self.pop is None) != self._footer_for:
+            self._footer_for = (seat.state, self.pop is not None and self.pop.known, self.pop is None)
+            self.refresh_bindings()
 
     def _tick(self) -> None:
         if self.seat.state == "wrap_up" and self.seat.wrap_until is not None and self.clock() >= self.seat.wrap_until:
@@ -365,6 +388,38 @@ class SeatApp(App):
             self._refresh_header()
         else:
             self.notice("No call to hold.")
+
+    def action_mute(self) -> None:
+        if self.seat.call is not None:
+            muted = not self.seat.muted
+            self.phone.mute(self.seat.call, muted)
+            self.seat.muted = muted
+            self.notice("Muted: the caller cannot hear you (m again to unmute)." if muted else "Unmuted.")
+            self._refresh_header()
+
+    def action_keypad(self) -> None:
+        from console.keypad import KeypadScreen
+
+        if self.seat.call is not None:
+            self.push_screen(KeypadScreen(lambda digit: self.phone.send_dtmf(self.seat.call, digit)))
+
+    def action_identify(self) -> None:
+        from console.identify import IdentifyScreen
+
+        if self.pop is not None:
+            self.push_screen(IdentifyScreen(self.db, self.pop, self.clock), self._identified)
+
+    async def _identified(self, result) -> None:
+        if result is None:
+            return
+        pop, said = result
+        if pop.call in self.seat.pops:
+            self.seat.pops[pop.call] = pop
+        if self.pop is not None and self.pop.call == pop.call:
+            self.show_pop(pop)
+        recorded = bool(pop.interaction) and await self._ask("identify", call_id=pop.interaction,
+                                                             resident_id=pop.resident_id)
+        self.notice(said + ("" if recorded else " (the switch's record of this call could not say so)"))
 
     async def action_available(self) -> None:
         await self._ask("status", status="available")

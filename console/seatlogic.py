@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 
-from records.directory import last_contacts, resident, resident_by_phone
+from records.directory import (DirectoryError, NewResident, add_phone, add_resident, find_units, last_contacts,
+                               phones_of, resident, resident_by_phone, search_residents)
 from records.workorders import pending_deadlines
 
 
@@ -105,6 +106,64 @@ def screen_pop(db: Database, call: int, number: str, headers: dict[str, str], no
                               if c["id"] != current)[:history])
 
 
+# --- an unknown caller: find them, or add them -------------------------------------------------
+@dataclass(frozen=True)
+class Match:
+    resident_id: int
+    name: str
+    unit: str
+    place: str
+    phones: str
+    vip: bool
+
+
+def find_callers(db: Database, text: str, limit: int = 20) -> list[Match]:
+    """Residents by name, romanised name, unit or phone (any part of it)."""
+    out = []
+    for row in search_residents(db, text, limit):
+        phones = " ".join(p["number"] for p in phones_of(db, row["id"]))
+        place = ", ".join(part for part in (row.get("building"), row.get("estate")) if part)
+        out.append(Match(row["id"], row["name"], row.get("unit") or "", place, phones, row["segment"] == "vip"))
+    return out
+
+
+def identified(db: Database, pop: Pop, resident_id: int, now: float, *, link: bool = True) -> tuple[Pop, str]:
+    """The pop for `pop`'s call once the agent says who is calling; the caller's number is
+    linked to them so the next call pops by itself. Returns the new pop and what happened."""
+    profile = resident(db, resident_id)
+    if profile is None:
+        raise DirectoryError(f"no resident with id {resident_id}")
+    said = f"This call is from {profile['name']}."
+    if link and pop.number:
+        try:
+            number = add_phone(db, resident_id, pop.number)
+            said = f"{number} is now linked to {profile['name']}: their next call pops by itself."
+        except DirectoryError as exc:
+            said += f" The number was not linked: {exc}."
+    headers = {"X-Hotline-Queue": pop.queue, "X-Hotline-Wait": str(pop.waited_s),
+               "X-Hotline-Interaction": pop.interaction, "X-Hotline-Resident": str(resident_id)}
+    return screen_pop(db, pop.call, pop.number, headers, now), said
+
+
+def new_caller(db: Database, pop: Pop, name: str, unit_text: str, kind: str, now: float) -> tuple[Pop, str]:
+    """Add the unknown caller as a resident (in the one unit `unit_text` names, if given),
+    with this call's number, and pop them."""
+    unit_id = None
+    if unit_text.strip():
+        units = find_units(db, unit_text, limit=2)
+        if not units:
+            raise DirectoryError(f"no unit matches '{unit_text}'")
+        if len(units) > 1:
+            raise DirectoryError(f"'{unit_text}' matches more than one unit ({units[0]['label']}, "
+                                 f"{units[1]['label']}, ...): add the building or estate")
+        unit_id = units[0]["id"]
+    phones = (pop.number,) if pop.number else ()
+    resident_id = add_resident(db, NewResident(name=name, kind=kind, phones=phones, unit_id=unit_id), now=now)
+    fresh, _ = identified(db, pop, resident_id, now, link=False)
+    return fresh, f"{fresh.name} added{' in ' + fresh.unit if fresh.unit else ''}" + \
+        (f" with {pop.number}." if pop.number else ".")
+
+
 def open_orders(db: Database, resident_id: int, now: float) -> list[OrderLine]:
     """The resident's open work orders, overdue ones first, then by the next deadline."""
     cursor = db.execute("SELECT * FROM work_orders WHERE resident_id = ? AND status NOT IN ('closed', 'cancelled')",
@@ -170,6 +229,7 @@ class SeatState:
     talk_today_s: float = 0.0
     call: int | None = None             # the softphone's current call
     connected_at: float | None = None
+    muted: bool = False
     pops: dict = field(default_factory=dict)   # call -> Pop
 
     def registration(self, ok: bool, code: int, reason: str) -> None:
@@ -203,7 +263,7 @@ class SeatState:
         if talked:
             self.calls_today += 1
             self.talk_today_s += now - self.connected_at
-        self.call, self.connected_at = None, None
+        self.call, self.connected_at, self.muted = None, None, False
         if talked and wrap_up_s > 0:
             self.state, self.since, self.wrap_until = "wrap_up", now, now + wrap_up_s
         elif self.pops:
@@ -220,7 +280,7 @@ class SeatState:
             return f"wrap-up {max(0, int(self.wrap_until - now))}s"
         return {"in_call": "in call", "on_hold": "on hold"}.get(self.state, self.state) + \
             (f" {int(now - self.since) // 60}:{int(now - self.since) % 60:02d}" if self.state in ("in_call", "on_hold")
-             else "")
+             else "") + (" MUTED" if self.muted and self.call is not None else "")
 
     def status_text(self) -> str:
         if self.status == "on_break":

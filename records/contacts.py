@@ -93,6 +93,16 @@ class InteractionRecorder:
         the routing events carry on in that row instead of starting a second one."""
         self._row_ids[call_id] = row_id
 
+    def amend(self, call_id: str, **columns) -> bool:
+        """Change columns of a caller's live row (an agent identified an unknown caller);
+        False if the caller has left (the row is final: update it directly)."""
+        row = self._open.get(call_id)
+        if row is None:
+            return False
+        row.update(columns)
+        self._write(call_id)
+        return True
+
     def forget(self, call_id: str) -> None:
         """The caller announced with `expect` never entered."""
         self._details.pop(call_id, None)

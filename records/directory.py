@@ -187,3 +187,18 @@ def last_contacts(db: Database, resident_id: int, limit: int = 10) -> list[dict]
            WHERE i.resident_id = ? ORDER BY i.entered_at DESC LIMIT ?""", [resident_id, limit])
     columns = [c[0] for c in cursor.description]
     return [dict(zip(columns, row)) for row in cursor]
+
+
+def find_units(db: Database, text: str, limit: int = 10) -> list[dict]:
+    """Units whose 'label building estate' holds every word of `text` ("12A Tower 3"),
+    for an agent putting a new resident in their flat."""
+    words = text.split()
+    if not words:
+        return []
+    where = " AND ".join(["(u.label || ' ' || b.name || ' ' || e.name) LIKE ? ESCAPE '\\'"] * len(words))
+    like = ["%" + w.replace("%", r"\%").replace("_", r"\_") + "%" for w in words]
+    cursor = db.execute(
+        "SELECT u.id, u.label, b.name, e.name FROM units u JOIN buildings b ON b.id = u.building_id "
+        f"JOIN estates e ON e.id = b.estate_id WHERE {where} ORDER BY e.name, b.name, u.floor, u.label LIMIT ?",
+        [*like, limit])
+    return [{"id": row[0], "label": f"{row[1]}, {row[2]}, {row[3]}"} for row in cursor]

@@ -26,7 +26,7 @@ SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 STATUSES = ("available", "on_break")
 # op -> who may call it: None (anyone), "agent" (any logged-in person), "supervisor"
 OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
-       "disposition": "agent", "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
+       "disposition": "agent", "identify": "agent", "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
        "set_skills": "supervisor", "set_priority": "supervisor"}
 
 
@@ -199,6 +199,13 @@ class ControlServer:
         self.core.disposition(_text(request, "call_id"), by_ext=connection.agent["ext"],
                               role=connection.agent["role"], disposition=_text(request, "disposition"),
                               notes=str(request.get("notes", "")))
+
+    def _op_identify(self, connection, request):
+        resident_id = _text(request, "resident_id")
+        if not resident_id.isdigit():
+            raise RequestError("bad_request", "'resident_id' is a resident's number")
+        self.core.identify(_text(request, "call_id"), int(resident_id), by_ext=connection.agent["ext"],
+                           role=connection.agent["role"])
 
     def _op_subscribe(self, connection, request):
         if connection.subscription is not None:

@@ -122,6 +122,10 @@ class Softphone:
     def send_dtmf(self, call: int, digits: str) -> None:
         self._commands.put(("dtmf", call, digits))
 
+    def mute(self, call: int, on: bool = True) -> None:
+        """Stop (or resume) sending the agent's voice; the caller is still heard."""
+        self._commands.put(("mute", call, on))
+
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None:
             return
@@ -209,6 +213,9 @@ class Softphone:
             call.setHold(param) if args[0] else call.reinvite(_unhold(pj))
         elif name == "dtmf":
             call.dialDtmf(args[0])
+        elif name == "mute":
+            call.muted = args[0]
+            call.apply_mute()
 
     def _shutdown(self) -> None:
         import pjsua2 as pj
@@ -328,6 +335,7 @@ def _call_class():
         def __init__(self, account, call_id: int, phone: Softphone, key: int):
             super().__init__(account, call_id)
             self.phone, self.key = phone, key
+            self.muted = False
 
         def onCallState(self, prm):
             info = self.getInfo()
@@ -343,6 +351,15 @@ def _call_class():
                 phone._calls.pop(self.key, None)   # the one strong reference goes here
                 self.phone = None
             phone.on_event(CallState(self.key, state, info.lastStatusCode, info.lastReason))
+
+        def onCallMediaState(self, prm):
+            self.apply_mute()   # after hold/unhold the call's audio port can be a new one
+
+        def apply_mute(self):
+            # The conference bridge's level towards the call's port is what the caller hears.
+            for index, media in enumerate(self.getInfo().media):
+                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    self.getAudioMedia(index).adjustTxLevel(0.0 if self.muted else 1.0)
 
     return Call
 

@@ -153,8 +153,8 @@ class SwitchCore:
     def set_priority(self, call_id: str, priority: str) -> None:
         self._apply(lambda now: self.acd.set_priority(call_id, priority, now))
 
-    def disposition(self, call_id: str, *, by_ext: str, role: str, disposition: str, notes: str) -> None:
-        """Attach the agent's disposition and notes to the caller's interaction row."""
+    def _taken_row(self, call_id: str, by_ext: str, role: str) -> int:
+        """The interaction row of a call, if `by_ext` may write on it (agents: their own calls)."""
         row_id = self.recorder.row_id(call_id)
         if row_id is None:
             row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [call_id]).fetchone()
@@ -165,11 +165,30 @@ class SwitchCore:
         live = self.acd.calls.get(call_id)
         if live is not None and live.agent is not None:
             taker = live.agent.id
+        elif live is not None and by_ext in live.ringing:
+            taker = by_ext   # the seat identifies the caller while it rings
         if role == "agent" and taker != by_ext:
             raise SwitchError("forbidden", f"call {call_id} was not taken by extension {by_ext}")
+        return row_id
+
+    def disposition(self, call_id: str, *, by_ext: str, role: str, disposition: str, notes: str) -> None:
+        """Attach the agent's disposition and notes to the caller's interaction row."""
+        row_id = self._taken_row(call_id, by_ext, role)
         with self._committed():   # a seat in another process reads it back at once
             self.db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = ?",
                             [disposition, notes, row_id])
+
+    def identify(self, call_id: str, resident_id: int, *, by_ext: str, role: str) -> None:
+        """The agent found out who an unknown caller is: their contact row says so (and
+        the rest of the call, a transfer or a voicemail callback, knows it)."""
+        row_id = self._taken_row(call_id, by_ext, role)
+        if self.db.execute("SELECT 1 FROM residents WHERE id = ?", [resident_id]).fetchone() is None:
+            raise SwitchError("not_found", f"no resident with id {resident_id}")
+        if call_id in self._residents:
+            self._residents[call_id] = resident_id
+        with self._committed():
+            if not self.recorder.amend(call_id, resident_id=resident_id):
+                self.db.execute("UPDATE interactions SET resident_id = ? WHERE id = ?", [resident_id, row_id])
 
     def view_of(self, ext: str) -> dict:
         """One agent's status and state as the switch has them (a seat starting up)."""

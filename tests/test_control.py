@@ -216,3 +216,23 @@ def test_restart_closes_open_contacts_as_interrupted(db):
     assert again.recover() == 1
     assert db.execute("SELECT outcome, ended_at FROM interactions WHERE uid = 'c1'").fetchone() == ("interrupted", 1000.0)
     again.close()
+
+
+async def test_an_unknown_caller_identified_at_the_seat_is_on_the_live_row_and_stays_there(switch, db):
+    from records.directory import NewResident, add_resident
+
+    core, clock, connect, path = switch
+    rid = add_resident(db, NewResident(name="Wong Siu Ming", kind="tenant"))
+    ann, bob = await connect(), await connect()
+    await ann.call("login", ext="1001", pin="1111")
+    await bob.call("login", ext="1002", pin="2222")
+    await ann.call("status", status="available")
+    core.call_arrived("c7", "repair", "+85290007777")         # nobody knows this number
+    assert (await bob.call("identify", call_id="c7", resident_id=rid))["error"]["code"] == "forbidden"
+    assert (await ann.call("identify", call_id="c7", resident_id=999999))["error"]["code"] == "not_found"
+    assert (await ann.call("identify", call_id="c7", resident_id="x"))["error"]["code"] == "bad_request"
+    assert (await ann.call("identify", call_id="c7", resident_id=rid))["ok"]     # while it rings at Ann
+    core.call_answered("c7", "1001")
+    clock.now += 30
+    core.call_ended("c7", by="agent")       # the row's later writes keep the resident
+    assert db.execute("SELECT resident_id, outcome FROM interactions WHERE uid = 'c7'").fetchone() == (rid, "answered")

@@ -18,6 +18,12 @@ from telephony.softphone import CallState, IncomingCall, Registration
 NOW = 1_800_000_000.0
 
 
+def _footer(app) -> str:
+    from textual.widgets import Footer
+
+    return " ".join(str(key.render()) for key in app.query_one(Footer).query("FooterKey"))
+
+
 class PhoneCommands:
     """Records what the seat asks of its phone (the events side is the real message path)."""
 
@@ -76,7 +82,8 @@ async def test_an_unknown_number_says_so_and_nothing_rings_means_a_clear_message
     app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("a")
-        assert phone.sent == [] and "Nothing is ringing" in str(app.query_one("#notice").render())
+        assert phone.sent == []          # nothing rings: the key is not even in the footer
+        assert "Answer" not in _footer(app) and "Ready" in _footer(app)
         app.post_message(PhoneEvent(IncomingCall(1, "+85290000000", "", {"X-Hotline-Queue": "general"})))
         await pilot.pause()
         assert "unknown caller" in str(app.query_one("#caller").render())
@@ -218,3 +225,71 @@ async def test_the_next_caller_ringing_before_the_last_call_ends_is_shown(record
         assert "Chan Tai Man" in str(app.query_one("#caller").render())
         await pilot.press("a")
         assert phone.sent[-1] == ("answer", 2)
+
+
+async def test_an_unknown_caller_is_found_and_linked_and_the_next_call_pops_by_itself(records):
+    db, rid = records
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(1, "+85290001111", "", {"X-Hotline-Queue": "repair",
+                                                                          "X-Hotline-Interaction": "c1"})))
+        await pilot.pause()
+        assert "Identify" in _footer(app) and "Answer" in _footer(app) and "Hang up" not in _footer(app)
+        await pilot.press("i", *"chan tai")
+        await pilot.pause()
+        screen = app.screen
+        assert screen.query_one("#matches").row_count == 1
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "Chan Tai Man" in str(app.query_one("#caller").render())
+        assert "now linked to Chan Tai Man" in str(app.query_one("#notice").render())
+        assert "Identify" not in _footer(app)
+    from records.directory import resident_by_phone
+    assert resident_by_phone(db, "+85290001111")["id"] == rid
+
+
+async def test_an_unknown_caller_is_added_as_a_new_resident_in_their_unit(records):
+    db, _ = records
+    estate = db["estates"].insert({"name": "Harbour View Gardens"}).last_pk
+    building = db["buildings"].insert({"estate_id": estate, "name": "Tower 3"}).last_pk
+    db["units"].insert({"building_id": building, "number": "12A", "floor": 12, "kind": "flat", "label": "Flat 12A"})
+    db["units"].insert({"building_id": building, "number": "12B", "floor": 12, "kind": "flat", "label": "Flat 12B"})
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(1, "+85290002222", "", {"X-Hotline-Interaction": "c2"})))
+        await pilot.pause()
+        await pilot.press("i", *"Wong Siu Ming")
+        await pilot.pause()
+        assert "Nobody matches" in str(app.screen.query_one("#identify-problem").render())
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen.query_one("#new_name").value == "Wong Siu Ming"
+        await pilot.press("tab", *"12 Tower 3", "ctrl+s")
+        await pilot.pause()
+        assert "more than one unit" in str(app.screen.query_one("#identify-problem").render())  # 12A and 12B
+        app.screen.query_one("#new_unit").value = ""
+        await pilot.press(*"12A Tower 3", "ctrl+s")
+        await pilot.pause()
+        caller = str(app.query_one("#caller").render())
+        assert "Wong Siu Ming" in caller and "Flat 12A" in caller and "Tower 3" in caller
+    from records.directory import resident_by_phone
+    assert resident_by_phone(db, "+85290002222")["name"] == "Wong Siu Ming"
+
+
+async def test_mute_and_the_keypad_reach_the_phone_and_show(records):
+    db, rid = records
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(3, "+85291234567", "", {"X-Hotline-Resident": str(rid)})))
+        app.post_message(PhoneEvent(CallState(3, "connected", 200, "OK")))
+        await pilot.pause()
+        assert "Mute" in _footer(app) and "Keypad" in _footer(app) and "Answer" not in _footer(app)
+        await pilot.press("m")
+        assert phone.sent[-1] == ("mute", 3, True) and "MUTED" in str(app.query_one("#header").render())
+        await pilot.press("m")
+        assert phone.sent[-1] == ("mute", 3, False) and "MUTED" not in str(app.query_one("#header").render())
+        await pilot.press("k", "1", "2", "#", "x", "escape")
+        assert [c for c in phone.sent if c[0] == "send_dtmf"] == [("send_dtmf", 3, "1"), ("send_dtmf", 3, "2"),
+                                                                  ("send_dtmf", 3, "#")]

@@ -1,0 +1,127 @@
+"""The seat's "who is calling?" screen for a number records do not know.
+
+The agent types any part of a name, unit or phone number; matching residents list as
+they type. Enter links the caller's number to the highlighted resident (the next call
+pops by itself); ctrl+n adds a new resident in a unit found the same way. The work is
+console/seatlogic.py's (identified, new_caller); this screen only lays it out.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Select, Static
+
+from console.seatlogic import Pop, find_callers, identified, new_caller
+from records.directory import DirectoryError
+from records.schema import RESIDENT_KINDS
+
+
+class IdentifyScreen(ModalScreen):
+    """Dismissed with (new Pop, what happened) or None."""
+
+    DEFAULT_CSS = """
+    IdentifyScreen { align: center middle; }
+    #identify { width: 100%; max-width: 110; height: auto; max-height: 100%; border: round $accent;
+                background: $surface; padding: 0 1; }
+    #identify Input { height: 1; border: none; padding: 0 1; background: $boost; margin: 0 0 1 0; }
+    #identify Input:focus { background: $accent 30%; }
+    #matches { height: auto; max-height: 10; }
+    #new { height: auto; display: none; }
+    #new Input { width: 1fr; margin: 0 1 0 0; }
+    #new Select { width: 16; height: 1; }
+    #new SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
+    #identify-help { color: $text-muted; }
+    #identify-problem { color: $warning; height: auto; }
+    """
+    BINDINGS = [
+        Binding("enter", "link", "Link number", priority=True),
+        Binding("ctrl+n", "new", "New resident", priority=True),
+        Binding("ctrl+s", "create", "Create", priority=True, show=False),
+        Binding("escape", "close", "Back"),
+    ]
+
+    def __init__(self, db, pop: Pop, clock):
+        super().__init__()
+        self.db, self.pop, self.clock = db, pop, clock
+        self.matches: list = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="identify"):
+            yield Static(f"Who is calling from {self.pop.number or 'a withheld number'}? "
+                         "Type part of a name, unit or phone number.")
+            yield Input(placeholder="name, unit, phone", id="query")
+            yield DataTable(id="matches", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="new"):
+                yield Static("New resident (ctrl+s adds them with this number):")
+                with Horizontal():
+                    yield Input(placeholder="full name", id="new_name")
+                    yield Input(placeholder="unit, e.g. 12A Tower 3", id="new_unit")
+                    yield Select([(k.replace("_", " "), k) for k in RESIDENT_KINDS], value="tenant",
+                                 allow_blank=False, id="new_kind")
+            yield Static(id="identify-problem")
+            yield Static("↑↓ choose · enter link the number to them · ctrl+n new resident · esc back",
+                         id="identify-help")
+
+    def on_mount(self) -> None:
+        self.query_one("#matches", DataTable).add_columns("name", "unit", "building, estate", "phones")
+        self.query_one("#query", Input).focus()
+
+    def on_input_changed(self, message: Input.Changed) -> None:
+        if message.input.id != "query":
+            return
+        self.matches = find_callers(self.db, message.value, limit=20)
+        table = self.query_one("#matches", DataTable)
+        table.clear()
+        for match in self.matches:
+            table.add_row(match.name + ("  VIP" if match.vip else ""), match.unit, match.place, match.phones)
+        self.problem("" if self.matches or len(message.value.strip()) < 2 else
+                     "Nobody matches: try fewer letters, the unit, or ctrl+n to add them.")
+
+    def on_key(self, event) -> None:
+        # Up and down move through the matches while the cursor stays in the search box.
+        if event.key in ("up", "down") and self.focused is self.query_one("#query"):
+            table = self.query_one("#matches", DataTable)
+            table.action_cursor_up() if event.key == "up" else table.action_cursor_down()
+            event.stop()
+
+    def problem(self, text: str) -> None:
+        self.query_one("#identify-problem", Static).update(text)
+
+    def action_link(self) -> None:
+        if self.query_one("#new").display:
+            self.action_create()
+            return
+        if not self.matches:
+            self.problem("Choose a resident first (type to search).")
+            return
+        row = self.query_one("#matches", DataTable).cursor_row
+        match = self.matches[min(max(row, 0), len(self.matches) - 1)]
+        try:
+            self.dismiss(identified(self.db, self.pop, match.resident_id, self.clock()))
+        except DirectoryError as exc:
+            self.problem(str(exc))
+
+    def action_new(self) -> None:
+        self.query_one("#new").display = True
+        name = self.query_one("#new_name", Input)
+        query = self.query_one("#query", Input).value.strip()
+        if query and not name.value and not any(c.isdigit() for c in query):
+            name.value = query
+        name.focus()
+
+    def action_create(self) -> None:
+        if not self.query_one("#new").display:
+            return
+        name = self.query_one("#new_name", Input).value
+        unit = self.query_one("#new_unit", Input).value
+        kind = str(self.query_one("#new_kind", Select).value)
+        try:
+            self.dismiss(new_caller(self.db, self.pop, name, unit, kind, self.clock()))
+        except DirectoryError as exc:
+            self.problem(f"Not added: {exc}")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
