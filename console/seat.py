@@ -77,6 +77,7 @@ class SeatApp(App):
         Binding("m", "mute", "Mute"),
         Binding("k", "keypad", "Keypad"),
         Binding("i", "identify", "Identify"),
+        Binding("slash", "answers", "Answers"),
         Binding("v", "available", "Ready"),
         Binding("b", "on_break", "Break"),
         Binding("w", "end_wrap_up", "End wrap"),
@@ -106,6 +107,7 @@ class SeatApp(App):
         self._filling = False   # set while the form is filled from a draft (no change events then)
         self.pop_latencies: list[float] = []   # INVITE at the phone -> pop on screen, seconds
         self._footer_for: tuple = ()
+        self.knowledge = None   # the standard answers, read on first use
 
     def check_action(self, action: str, parameters) -> bool | None:
         if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
@@ -402,6 +404,18 @@ class SeatApp(App):
 
         if self.seat.call is not None:
             self.push_screen(KeypadScreen(lambda digit: self.phone.send_dtmf(self.seat.call, digit)))
+
+    def action_answers(self) -> None:
+        from console.answers import AnswersScreen
+        from records.knowledge import KnowledgeError, load_knowledge
+
+        if self.knowledge is None:
+            try:
+                self.knowledge = load_knowledge()
+            except KnowledgeError as exc:
+                self.notice(f"No standard answers: {exc}")
+                return
+        self.push_screen(AnswersScreen(self.knowledge))
 
     def action_identify(self) -> None:
         from console.identify import IdentifyScreen

@@ -293,3 +293,22 @@ async def test_mute_and_the_keypad_reach_the_phone_and_show(records):
         await pilot.press("k", "1", "2", "#", "x", "escape")
         assert [c for c in phone.sent if c[0] == "send_dtmf"] == [("send_dtmf", 3, "1"), ("send_dtmf", 3, "2"),
                                                                   ("send_dtmf", 3, "#")]
+
+
+async def test_the_standard_answers_are_searched_during_a_call_and_escape_returns(records):
+    db, rid = records
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(3, "+85291234567", "", {"X-Hotline-Resident": str(rid)})))
+        app.post_message(PhoneEvent(CallState(3, "connected", 200, "OK")))
+        await pilot.pause()
+        await pilot.press("slash", *"gas")
+        await pilot.pause()
+        titles = app.screen.query_one("#titles")
+        assert titles.option_count == 1 and "Towngas" in app.screen.query_one("#text").source
+        await pilot.press("backspace", "backspace", "backspace", *"water", "down")
+        await pilot.pause()
+        assert "ceiling" in app.screen.query_one("#text").source.lower()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.screen_stack[0] and "in call" in str(app.query_one("#header").render())
