@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import time
+from dataclasses import asdict
 from typing import Callable
 
 from rich.markup import escape
@@ -28,6 +29,7 @@ from telephony.control_client import ControlClient, ControlError
 from telephony.softphone import CallState, IncomingCall, PhoneError, Registration
 
 BREAK_REASONS = ("lunch", "training", "meeting", "personal")
+WRAP_EXTENSION_S = 60   # the one extension of a wrap-up an agent may ask for
 
 
 class PhoneEvent(Message):
@@ -76,8 +78,10 @@ class SeatApp(App):
         Binding("o", "hold", "Hold"),
         Binding("m", "mute", "Mute"),
         Binding("k", "keypad", "Keypad"),
+        Binding("t", "transfer", "Transfer"),
+        Binding("e", "extend_wrap_up", "More time"),
         Binding("i", "identify", "Identify"),
-        Binding("slash", "answers", "Answers"),
+        Binding("slash", "answers", "Knowledge"),
         Binding("v", "available", "Ready"),
         Binding("b", "on_break", "Break"),
         Binding("w", "end_wrap_up", "End wrap"),
@@ -90,11 +94,12 @@ class SeatApp(App):
     # The footer shows only what can be done now, so every key fits on 80 columns.
     WHEN = {"answer": ("ringing",), "decline": ("ringing",), "hang_up": ("in_call", "on_hold"),
             "hold": ("in_call", "on_hold"), "mute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
+            "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
 
     def __init__(self, *, seat: SeatState, phone, db, control: ControlClient | None = None,
                  clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0, agent_id: int | None = None,
-                 drafts: Drafts | None = None, policy=None):
+                 drafts: Drafts | None = None, policy=None, queues: tuple[str, ...] = ()):
         from records.sla import load_policy
 
         super().__init__()
@@ -108,12 +113,15 @@ class SeatApp(App):
         self.pop_latencies: list[float] = []   # INVITE at the phone -> pop on screen, seconds
         self._footer_for: tuple = ()
         self.knowledge = None   # the standard answers, read on first use
+        self.queues = tuple(queues)   # the switch's queues, transfer targets
 
     def check_action(self, action: str, parameters) -> bool | None:
         if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
             return False   # a dialog (identify, keypad, ...) is open: its own keys, ctrl+s included
         if action in self.WHEN:
             return self.seat.state in self.WHEN[action]
+        if action == "extend_wrap_up":
+            return self.seat.state == "wrap_up" and not self.seat.wrap_extended
         if action == "identify":
             return self.pop is not None and not self.pop.known
         if action == "save":
@@ -161,8 +169,9 @@ class SeatApp(App):
 
     def _idle_text(self) -> str:
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
-                "answer.\nKeys: a answer, d decline, h hang up, o hold, v available, b break, "
-                "w end wrap-up, n notes, ctrl+s save, q quit.")
+                "answer.\nThe footer shows the keys that work now: a answer, d decline, h hang up, o hold, "
+                "m mute, k keypad, t transfer, i identify a caller, / knowledge, n notes, ctrl+s save, "
+                "w end wrap-up, e more wrap-up time, v ready, b break, q quit.")
 
     # --- the header -----------------------------------------------------------------------------
     def _refresh_header(self) -> None:
@@ -171,8 +180,9 @@ class SeatApp(App):
         text = (f"{seat.name} ({seat.ext}) │ {seat.registration_text} │ {seat.status_text()} │ "
                 f"{seat.state_text(now)} │ {seat.calls_today} calls · {talk // 60}:{talk % 60:02d} today")
         self.query_one("#header", Static).update(text)
-        if (seat.state, self.pop is not None and self.pop.known, self.pop is None) != self._footer_for:
-            self._footer_for = (seat.state, self.pop is not None and self.pop.known, self.pop is None)
+        footer_for = (seat.state, seat.wrap_extended, self.pop is not None and self.pop.known, self.pop is None)
+        if footer_for != self._footer_for:
+            self._footer_for = footer_for
             self.refresh_bindings()
 
     def _tick(self) -> None:
@@ -203,7 +213,7 @@ class SeatApp(App):
                 caller.append(f"\nnote: {pop.notes}")
         else:
             caller.append(f"{pop.number or 'withheld number'}", style="bold")
-            caller.append("  unknown caller: identify or create the resident")
+            caller.append("  unknown caller: i to find or add the resident")
             caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s")
         self.query_one("#caller", Static).update(caller)
         orders = self.query_one("#orders", DataTable)
@@ -266,6 +276,18 @@ class SeatApp(App):
             self._show_preview()
         if self.drafts_store is not None:
             self.drafts_store.save(self.drafts)   # as typed: nothing is lost if the seat dies
+
+    def _received_form(self, interaction: str, form: dict) -> None:
+        """A transferred caller: what the last agent typed becomes this seat's form."""
+        mine = self.drafts.get(interaction)
+        if mine is not None and (mine.outcome or mine.notes or mine.order_type or mine.order_description):
+            return   # already typed in here (the pop came first): what this agent wrote wins
+        fields = {k: str(v) for k, v in form.items() if k in Draft.__dataclass_fields__ and k != "interaction"}
+        self.drafts[interaction] = Draft(interaction, **fields)
+        if self.drafts_store is not None:
+            self.drafts_store.save(self.drafts)
+        if self.pop is not None and self.pop.interaction == interaction:
+            self._fill_form(self.pop)
 
     def action_notes(self) -> None:
         if self.pop is not None:
@@ -351,7 +373,9 @@ class SeatApp(App):
         kind = event.get("event")
         if kind == "AgentStatusChanged" and event.get("agent_id") == self.seat.ext:
             self.seat.status_changed(event["status"], event.get("reason", ""))
-        elif kind == "CallCompleted" and event.get("agent_id") == self.seat.ext:
+        elif kind == "CallOffered" and event.get("agent_id") == self.seat.ext and isinstance(event.get("form"), dict):
+            self._received_form(event["call_id"], event["form"])
+        elif kind in ("CallCompleted", "CallTransferred") and event.get("agent_id") == self.seat.ext:
             # the switch's wrap-up is the truth: its queue's setting, from the call's end
             if self.seat.state == "wrap_up":
                 self.seat.wrap_until = event["t"] + float(event.get("wrap_up_s", 0))
@@ -416,6 +440,42 @@ class SeatApp(App):
                 self.notice(f"No standard answers: {exc}")
                 return
         self.push_screen(AnswersScreen(self.knowledge))
+
+    def action_transfer(self) -> None:
+        from console.transfer import TransferScreen
+
+        if self.seat.call is not None and self.pop is not None:
+            self.push_screen(TransferScreen(self.queues, self.seat.ext), self._transfer_to)
+
+    async def _transfer_to(self, target) -> None:
+        if target is None or self.pop is None:
+            return
+        kind, where = target
+        draft = self._draft()
+        form = {k: v for k, v in asdict(draft).items() if k != "interaction" and v} if draft is not None else {}
+        if await self._ask("transfer", call_id=self.pop.interaction, form=form, **{kind: where}):
+            if draft is not None:   # the form went with the caller: the receiving seat finishes it
+                self.drafts.pop(draft.interaction, None)
+                if self.drafts_store is not None:
+                    self.drafts_store.save(self.drafts)
+            self.notice(f"Transferred to {'extension ' if kind == 'ext' else 'the queue '}{where}; "
+                        "your notes went with the call.")
+
+    async def action_extend_wrap_up(self) -> None:
+        if self.control is None or self.control.closed:
+            self.notice("Not connected to the switch.")
+            return
+        try:
+            reply = await self.control.ask("extend_wrap_up", seconds=WRAP_EXTENSION_S)
+        except ControlError as exc:
+            self.notice(exc.message)
+            return
+        except (ConnectionError, asyncio.TimeoutError):
+            self.notice("The switch did not answer.")
+            return
+        self.seat.wrap_until, self.seat.wrap_extended = float(reply["until"]), True
+        self.notice(f"Wrap-up extended by {WRAP_EXTENSION_S} s (once per call).")
+        self._refresh_header()
 
     def action_identify(self) -> None:
         from console.identify import IdentifyScreen
@@ -489,11 +549,13 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     seat = SeatState(ext, agent["name"])
     client = None
     notice = ""
+    queues: tuple[str, ...] = ()
     if control is not None:
         try:
             client = await ControlClient.connect(control, token)
             me = await client.ask("login", ext=ext, pin=pin)
             seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""))
+            queues = tuple(me.get("queues", ()))
             await client.ask("subscribe")
         except (OSError, ControlError) as exc:
             notice = f"No control connection to the switch ({exc}): calls still ring; status is not shown."
@@ -509,7 +571,7 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     hotline_log.propagate, was_propagating = False, hotline_log.propagate
     if hotline_log.level == logging.NOTSET or hotline_log.level > logging.INFO:
         hotline_log.setLevel(logging.INFO)
-    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts)
+    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts, queues=queues)
     phone = Softphone(ext, pin, registrar, lambda event: app.post_message(PhoneEvent(event)), audio=audio)
     app.phone = phone
 

@@ -225,6 +225,7 @@ class SeatState:
     state: str = "idle"
     since: float = 0.0
     wrap_until: float | None = None
+    wrap_extended: bool = False         # the one extension of this wrap-up is used
     calls_today: int = 0
     talk_today_s: float = 0.0
     call: int | None = None             # the softphone's current call
@@ -265,7 +266,7 @@ class SeatState:
             self.talk_today_s += now - self.connected_at
         self.call, self.connected_at, self.muted = None, None, False
         if talked and wrap_up_s > 0:
-            self.state, self.since, self.wrap_until = "wrap_up", now, now + wrap_up_s
+            self.state, self.since, self.wrap_until, self.wrap_extended = "wrap_up", now, now + wrap_up_s, False
         elif self.pops:
             self.call, self.state, self.since, self.wrap_until = next(iter(self.pops)), "ringing", now, None
         else:

@@ -131,10 +131,20 @@ class InteractionRecorder:
         elif kind is ev.CallConnected:
             row = self._open.get(event.call_id)
             if row is not None:
-                row.update(answered_at=t, agent_ext=event.agent_id, wait_s=event.wait_s)
+                if row["answered_at"] is None:   # a transferred caller keeps their first answer and wait
+                    row.update(answered_at=t, wait_s=event.wait_s)
+                row["agent_ext"] = event.agent_id
+                self._write(event.call_id)
+        elif kind is ev.CallTransferred:
+            row = self._open.get(event.call_id)
+            if row is not None:   # the contact goes on: talk and hold add up over the agents
+                row.update(talk_s=(row["talk_s"] or 0.0) + event.talk_s, hold_s=(row["hold_s"] or 0.0) + event.hold_s)
                 self._write(event.call_id)
         elif kind is ev.CallCompleted:
-            self._end(event.call_id, t, "answered", talk_s=event.talk_s, hold_s=event.hold_s)
+            row = self._open.get(event.call_id)
+            before_talk, before_hold = (row["talk_s"] or 0.0, row["hold_s"] or 0.0) if row is not None else (0.0, 0.0)
+            self._end(event.call_id, t, "answered", talk_s=before_talk + event.talk_s,
+                      hold_s=before_hold + event.hold_s)
         elif kind is ev.CallAbandoned:
             self._end(event.call_id, t, "abandoned", wait_s=event.wait_s)
         elif kind is ev.CallTimedOut:

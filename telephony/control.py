@@ -25,7 +25,7 @@ MAX_LINE = 64 * 1024
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 STATUSES = ("available", "on_break")
 # op -> who may call it: None (anyone), "agent" (any logged-in person), "supervisor"
-OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
+OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent", "extend_wrap_up": "agent", "transfer": "agent",
        "disposition": "agent", "identify": "agent", "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
        "set_skills": "supervisor", "set_priority": "supervisor"}
 
@@ -179,7 +179,8 @@ class ControlServer:
         connection.agent = agent
         view = self.core.view_of(agent["ext"])
         return {"agent": {k: agent[k] for k in ("ext", "name", "role")},
-                "status": view["status"], "reason": view["reason"], "state": view["state"]}
+                "status": view["status"], "reason": view["reason"], "state": view["state"],
+                "queues": list(self.core.acd.queues)}
 
     def _op_logout(self, connection, request):
         self.core.set_status(connection.agent["ext"], "logged_out")
@@ -194,6 +195,22 @@ class ControlServer:
 
     def _op_end_wrap_up(self, connection, request):
         self.core.end_wrap_up(connection.agent["ext"])
+
+    def _op_extend_wrap_up(self, connection, request):
+        seconds = request.get("seconds", 60)
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise RequestError("bad_request", "'seconds' is a number")
+        return {"until": self.core.extend_wrap_up(connection.agent["ext"], float(seconds))}
+
+    def _op_transfer(self, connection, request):
+        queue, ext = str(request.get("queue") or ""), str(request.get("ext") or "")
+        if bool(queue) == bool(ext):
+            raise RequestError("bad_request", "give 'queue' or 'ext' (one of them)")
+        form = request.get("form")
+        if form is not None and not isinstance(form, dict):
+            raise RequestError("bad_request", "'form' is an object")
+        self.core.transfer(_text(request, "call_id"), by_ext=connection.agent["ext"], role=connection.agent["role"],
+                           queue=queue, to_ext=ext, form=form)
 
     def _op_disposition(self, connection, request):
         self.core.disposition(_text(request, "call_id"), by_ext=connection.agent["ext"],

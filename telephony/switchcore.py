@@ -97,6 +97,7 @@ class SwitchCore:
         self._residents: dict[str, int | None] = {}  # call id -> resident, for the agent's phone
         self._in_menu: dict[str, dict] = {}     # call id -> the caller in the voice menu
         self._numbers: dict[str, str] = {}      # call id -> caller's number, for a voicemail callback
+        self._forms: dict[str, dict] = {}       # call id -> the form a transferring agent had open
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -143,6 +144,29 @@ class SwitchCore:
     def end_wrap_up(self, ext: str) -> None:
         self._known(ext)
         self._apply(lambda now: self.acd.end_wrap_up(ext, now))
+
+    def extend_wrap_up(self, ext: str, seconds: float) -> float:
+        """More wrap-up time, once per wrap-up; returns when it now ends."""
+        self._known(ext)
+        until: list[float] = []
+        self._apply(lambda now: until.append(self.acd.extend_wrap_up(ext, seconds, now)))
+        return until[0]
+
+    def transfer(self, call_id: str, *, by_ext: str, role: str, queue: str = "", to_ext: str = "",
+                 form: dict | None = None) -> None:
+        """Blind transfer of a connected caller to a queue or a free agent. The agent's phone
+        is released at once (the caller hears the queue's music); the receiving seat gets
+        the same interaction, and `form` (what the agent had typed) with the offer."""
+        call = self.acd.calls.get(call_id)
+        if call is None or call.agent is None:
+            raise SwitchError("conflict", f"call {call_id} is not connected")
+        if role == "agent" and call.agent.id != by_ext:
+            raise SwitchError("forbidden", f"call {call_id} is not with extension {by_ext}")
+        if to_ext and self.legs is not None and to_ext not in self.registrations:
+            raise SwitchError("conflict", f"extension {to_ext} has no phone registered")
+        if form:
+            self._forms[call_id] = {k: str(v) for k, v in form.items() if isinstance(v, (str, int, float))}
+        self._apply(lambda now: self.acd.transfer(call_id, now, queue=queue, to_agent=to_ext))
 
     def set_skills(self, ext: str, skills: dict[str, int]) -> None:
         agent = self._known(ext)
@@ -451,7 +475,10 @@ class SwitchCore:
             agent_id = getattr(event, "agent_id", None)
             for subscriber in list(self._subscribers):
                 if subscriber.ext is None or subscriber.ext == agent_id:
-                    message = message or event_message(event)
+                    if message is None:
+                        message = event_message(event)
+                        if type(event) is ev.CallOffered and event.call_id in self._forms:
+                            message["form"] = self._forms[event.call_id]   # a transferred caller's notes
                     subscriber.deliver(message)
         self._arm_timer()
 
@@ -477,7 +504,7 @@ class SwitchCore:
             legs.bridge(event.call_id, event.agent_id)
         elif isinstance(event, (ev.RingNoAnswer, ev.CallOfferWithdrawn)):
             legs.hang_up_agent(event.call_id, event.agent_id)
-        elif isinstance(event, ev.CallRequeued):
+        elif isinstance(event, (ev.CallRequeued, ev.CallTransferred)):
             legs.drop_agent(event.call_id, event.agent_id)
         elif isinstance(event, ev.CallToVoicemail):
             if self.media:
@@ -488,6 +515,7 @@ class SwitchCore:
         if isinstance(event, (ev.CallCompleted, ev.CallAbandoned, ev.CallToVoicemail)):
             self._residents.pop(event.call_id, None)
             self._numbers.pop(event.call_id, None)
+            self._forms.pop(event.call_id, None)
 
     def _voicemail_callback(self, event) -> None:
         """Every message becomes a callback task (the recording joins the contact row when

@@ -381,3 +381,68 @@ def test_a_ringing_seat_that_vanishes_passes_the_call_on_without_a_miss():
     acd.set_reachable("a1", True, 4)                    # re-registered: offered calls again
     acd.enqueue("c2", "repair", 5)
     assert offers(acd) == [("c2", "a1")]
+
+
+def test_a_blind_transfer_to_a_queue_serves_the_caller_ahead_of_later_callers_and_wraps_the_agent_up():
+    acd = make(QueueConfig("repair", wrap_up_s=30), QueueConfig("billing"),
+               agents=[("a", {"repair": 3}), ("b", {"billing": 3})])
+    login(acd, "a")
+    acd.enqueue("c1", "repair", 0)
+    acd.answer("c1", "a", 2)
+    acd.enqueue("later", "billing", 50)      # nobody for billing yet
+    acd.drain()
+    acd.transfer("c1", 62, queue="billing")
+    events = acd.drain()
+    [moved] = [e for e in events if isinstance(e, ev.CallTransferred)]
+    assert (moved.agent_id, moved.target, moved.talk_s, moved.wait_s, moved.wrap_up_s) == ("a", "billing", 60, 2, 30)
+    assert acd.agents["a"].state == "wrap_up" and acd.agents["a"].calls == 1
+    assert [c.id for c in acd.waiting_calls("billing")] == ["c1", "later"]   # waiting since 0, not 62
+    assert format_line(rows_for(moved)[0]).endswith("|c1|repair|Agent/a|BLINDTRANSFER|billing|hotline|2|60|1")
+    login(acd, "b", at=70)
+    assert offers(acd) == [("c1", "b")]
+    acd.answer("c1", "b", 72)
+    acd.hangup("c1", 100)
+    [done] = [e for e in acd.drain() if isinstance(e, ev.CallCompleted)]
+    assert (done.agent_id, done.talk_s) == ("b", 28)
+
+
+def test_a_transfer_to_a_free_agent_rings_only_them_and_goes_back_to_the_queue_if_they_do_not_answer():
+    acd = make(QueueConfig("repair", wrap_up_s=0), agents=[("a", {"repair": 3}), ("b", {"billing": 3}),
+                                                           ("c", {"repair": 3})])
+    login(acd, "a", "b")
+    acd.enqueue("c1", "repair", 0)
+    acd.answer("c1", "a", 1)
+    with pytest.raises(AcdError, match="not free"):
+        acd.transfer("c1", 5, to_agent="c")             # logged out
+    with pytest.raises(AcdError, match="already on the call"):
+        acd.transfer("c1", 5, to_agent="a")
+    acd.drain()
+    acd.transfer("c1", 10, to_agent="b")                # b has no repair skill: a direct transfer needs none
+    assert offers(acd) == [("c1", "b")]
+    assert acd.agents["a"].state == "idle"              # no wrap-up in this queue
+    acd.ring_no_answer("c1", "b", 25)
+    assert offers(acd) == [("c1", "a")]                 # back in repair, where a is free
+    with pytest.raises(AcdError, match="not connected"):
+        acd.transfer("c1", 26, queue="repair")
+
+
+def test_wrap_up_can_be_extended_once():
+    acd = make(QueueConfig("repair", wrap_up_s=30), agents=[("a", {"repair": 3})])
+    login(acd, "a")
+    acd.enqueue("c1", "repair", 0)
+    acd.answer("c1", "a", 1)
+    acd.hangup("c1", 10)
+    acd.drain()
+    with pytest.raises(AcdError, match="1 to 300"):
+        acd.extend_wrap_up("a", 0, 20)
+    assert acd.extend_wrap_up("a", 60, 20) == 100       # the end moves from 40 to 100
+    with pytest.raises(AcdError, match="already extended"):
+        acd.extend_wrap_up("a", 60, 21)
+    acd.enqueue("c2", "repair", 41)
+    acd.advance(41)
+    assert offers(acd) == []                            # the old end (40) no longer counts
+    acd.advance(100)
+    assert offers(acd) == [("c2", "a")]
+    acd.answer("c2", "a", 101)
+    acd.hangup("c2", 110)
+    assert acd.extend_wrap_up("a", 10, 111) == 150      # a new wrap-up: once again

@@ -312,3 +312,79 @@ async def test_the_standard_answers_are_searched_during_a_call_and_escape_return
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.screen_stack[0] and "in call" in str(app.query_one("#header").render())
+
+
+async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extended_once(records, tmp_path):
+    from records.agents import add_agent
+    from telephony.control import ControlServer
+    from telephony.control_client import ControlClient
+    from telephony.switchcore import SwitchCore
+
+    db, rid = records
+    add_agent(db, ext="1002", name="Bob Wu", pin="2222", skills={"billing": 3})
+    clock = [NOW]
+    core = SwitchCore(db, clock=lambda: clock[0])
+    core.set_skills("1001", {"general": 3})
+    server = ControlServer(core)
+    await server.start_unix(tmp_path / "c.sock")
+    ann = await ControlClient.connect(str(tmp_path / "c.sock"))
+    bob = await ControlClient.connect(str(tmp_path / "c.sock"))
+    me = await ann.ask("login", ext="1001", pin="1111")
+    await ann.ask("subscribe")
+    await ann.ask("status", status="available")
+    await bob.ask("login", ext="1002", pin="2222")
+    bob_events = []
+    bob.on_event = bob_events.append
+    await bob.ask("subscribe")
+    await bob.ask("status", status="available")
+    try:
+        app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, control=ann,
+                      clock=lambda: clock[0], agent_id=1, queues=tuple(me["queues"]))
+        async with app.run_test(size=(80, 24)) as pilot:
+            core.call_arrived("c1", "general", "+85291234567")
+            app.post_message(PhoneEvent(IncomingCall(1, "+85291234567", "", {
+                "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c1", "X-Hotline-Resident": str(rid)})))
+            core.call_answered("c1", "1001")
+            app.post_message(PhoneEvent(CallState(1, "connected", 200, "OK")))
+            await pilot.pause()
+            await pilot.press("n", *"asks about the fee", "escape")
+            app.query_one("#reason").value = "billing"
+            await pilot.pause()
+            await pilot.press("t")
+            await pilot.pause()
+            assert app.screen.query_one("#targets").option_count == len(me["queues"])
+            await pilot.press(*"1001", "enter")
+            assert "your own extension" in str(app.screen.query_one("#transfer-problem").render())
+            app.screen.query_one("#target").value = "1002"
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert "Transferred to extension 1002" in str(app.query_one("#notice").render())
+            app.post_message(PhoneEvent(CallState(1, "ended", 200, "Normal call clearing")))  # the switch's BYE
+            await pilot.pause(0.2)
+            assert "wrap-up" in str(app.query_one("#header").render()) and "More time" in _footer(app)
+            clock[0] += 10
+            await pilot.press("e")
+            await pilot.pause(0.2)
+            assert "extended by 60 s" in str(app.query_one("#notice").render())
+            assert "wrap-up 80s" in str(app.query_one("#header").render())   # 30 from the queue - 10 + 60
+            assert "More time" not in _footer(app)                             # once
+        [offer] = [e for e in bob_events if e["event"] == "CallOffered"]
+        assert offer["call_id"] == "c1" and offer["form"] == {"reason": "billing", "notes": "asks about the fee"}
+
+        # Bob's seat: the form arrives with the offer and fills his form for the same interaction.
+        app = SeatApp(seat=SeatState("1002", "Bob Wu"), phone=PhoneCommands(), db=db, control=bob,
+                      clock=lambda: clock[0], agent_id=2)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.post_message(PhoneEvent(IncomingCall(7, "+85291234567", "", {
+                "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c1", "X-Hotline-Resident": str(rid)})))
+            await pilot.pause()
+            app.post_message(SwitchEvent(offer))
+            await pilot.pause()
+            assert app.query_one("#notes").value == "asks about the fee"
+            assert app.query_one("#reason").value == "billing"
+            assert "Chan Tai Man" in str(app.query_one("#caller").render())
+    finally:
+        await ann.close()
+        await bob.close()
+        await server.close()
+        core.close()

@@ -390,3 +390,32 @@ def test_a_caller_nobody_answers_leaves_a_message_that_becomes_a_callback(tmp_pa
     finally:
         process.kill()
         process.wait(5)
+
+
+def test_a_blind_transfer_moves_the_caller_to_another_agent_with_the_same_interaction_and_form(line):
+    # 1001 answers, transfers to 1002 with what they typed; the switch releases 1001's phone,
+    # rings 1002 with the same X-Hotline-Interaction, and the form travels in the offer.
+    line.agent_ready("1001", "1111")
+    ann = line.seats[-1][1]
+    first = line.phone("1001", "1111", "agent_answer.xml")
+    caller = line.call(pause_ms=6000)
+    line.wait_until(lambda: any(a["ext"] == "1001" and a["state"] == "in_call" for a in line.snapshot()["agents"]))
+    line.agent_ready("1002", "2222")
+    bob = line.seats[-1][1]
+    line.request(bob, op="subscribe")
+    second = line.phone("1002", "2222", "agent_answer.xml")
+    [call_id] = [r["uid"] for r in line.interactions()]
+    line.request(ann, op="transfer", call_id=call_id, ext="1002", form={"reason": "billing", "notes": "fee query"})
+    assert finished(first)[0] == 0              # the switch hung up the first agent's phone
+    offer = json.loads(bob.readline())
+    while offer.get("event") != "CallOffered":
+        offer = json.loads(bob.readline())
+    assert offer["call_id"] == call_id and offer["form"] == {"reason": "billing", "notes": "fee query"}
+    code, output = finished(caller)
+    assert code == 0, output[-2000:]
+    assert finished(second)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1002" and row["talk_s"] > 5
+    assert f"offered  {call_id} queue general" in (line.control.parent / "1002.log").read_text()
+    events = line.queue_log()
+    assert events.index("BLINDTRANSFER") < len(events) - 1 and events.count("CONNECT") == 2

@@ -21,10 +21,12 @@ from telephony.acd.config import PRIORITIES, QueueConfig
 from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, CallAbandoned, CallbackAccepted,
                                   CallbackDue, CallbackOffered, CallCompleted, CallConnected, CallOffered,
                                   CallOfferWithdrawn, CallQueued, CallRejectedFull, CallRequeued, CallTimedOut,
-                                  CallToVoicemail, Event, PriorityChanged, RingNoAnswer)
+                                  CallToVoicemail, CallTransferred, Event, PriorityChanged, RingNoAnswer,
+                                  WrapUpExtended)
 
 RETRY_S = 5.0  # an agent who let a call ring out is not offered the same call again for this long
 NO_ANSWER_REASON = "no_answer"
+MAX_WRAP_EXTENSION_S = 300.0
 
 
 class AcdError(ValueError):
@@ -46,7 +48,7 @@ class Queue:
 
 class Agent:
     __slots__ = ("id", "skills", "status", "reason", "state", "idle_since", "calls", "talk_s", "missed",
-                 "call", "version", "order", "queues", "reachable")
+                 "call", "version", "order", "queues", "reachable", "wrap_until", "wrap_extended")
 
     def __init__(self, agent_id: str, skills: dict[str, int], order: int):
         self.id, self.skills, self.order = agent_id, dict(skills), order
@@ -57,6 +59,8 @@ class Agent:
         self.version = 0
         self.queues: tuple[Queue, ...] = ()
         self.reachable = True  # the switch: a registered seat; the simulator: always
+        self.wrap_until = 0.0
+        self.wrap_extended = False  # once per wrap-up
 
 
 class Call:
@@ -340,12 +344,72 @@ class Acd:
         wrap = call.q.config.wrap_up_s if wrap_up_s is None else wrap_up_s
         self.events.append(CallCompleted(now, call.id, call.queue, agent.id, by, call.answered_at - call.first_entered,
                                          talk, call.hold_s, call.original_position, wrap))
+        self._wrap_up(agent, wrap, now)
+
+    def _wrap_up(self, agent: Agent, wrap: float, now: float) -> None:
         if wrap > 0:
-            agent.state = "wrap_up"
+            agent.state, agent.wrap_until, agent.wrap_extended = "wrap_up", now + wrap, False
             agent.version += 1
             self._timer(now + wrap, "wrap", agent, agent.version)
         else:
             self._become_idle(agent, now, announce=False)
+
+    def extend_wrap_up(self, agent_id: str, seconds: float, now: float) -> float:
+        """Once per wrap-up the agent may ask for more time (a long note, a callback to book).
+        Returns when the wrap-up now ends."""
+        agent = self._agent(agent_id)
+        if agent.state != "wrap_up":
+            raise AcdError(f"agent {agent_id} is not in wrap-up")
+        if agent.wrap_extended:
+            raise AcdError(f"agent {agent_id} has already extended this wrap-up once")
+        if not 0 < seconds <= MAX_WRAP_EXTENSION_S:
+            raise AcdError(f"a wrap-up extension is 1 to {MAX_WRAP_EXTENSION_S:.0f} seconds")
+        agent.wrap_until, agent.wrap_extended = max(agent.wrap_until, now) + seconds, True
+        agent.version += 1
+        self._timer(agent.wrap_until, "wrap", agent, agent.version)
+        self.events.append(WrapUpExtended(now, agent.id, agent.wrap_until))
+        return agent.wrap_until
+
+    def transfer(self, call_id: str, now: float, *, queue: str = "", to_agent: str = "",
+                 wrap_up_s: float | None = None) -> None:
+        """Blind transfer of a connected caller to a queue (served ahead of callers who came
+        later, as they waited since their first call) or to one free agent (if that agent
+        does not answer, the caller goes back to the queue they came from, at their place).
+        The transferring agent goes to wrap-up as after a call."""
+        call = self._call(call_id)
+        if call.state != "connected":
+            raise AcdError(f"call {call_id} is not connected")
+        agent = self._connected_agent(call)
+        if bool(queue) == bool(to_agent):
+            raise AcdError("transfer to a queue or to an agent")
+        if queue and queue not in self.queues:
+            raise AcdError(f"unknown queue '{queue}'")
+        target: Agent | None = None
+        if to_agent:
+            target = self._agent(to_agent)
+            if target is agent:
+                raise AcdError("that is the agent already on the call")
+            if target.id not in self._idle:
+                raise AcdError(f"agent {to_agent} is not free to take a call ({target.status}, {target.state})")
+        if call.hold_started is not None:
+            call.hold_s += now - call.hold_started
+            call.hold_started = None
+        talk = now - call.answered_at
+        agent.call = None
+        agent.calls += 1
+        agent.talk_s += talk
+        wrap = call.q.config.wrap_up_s if wrap_up_s is None else wrap_up_s
+        self.events.append(CallTransferred(now, call.id, call.queue, agent.id, queue or f"agent:{to_agent}",
+                                           call.answered_at - call.first_entered, talk, call.hold_s,
+                                           call.original_position, wrap))
+        call.agent, call.state, call.hold_s, call.max_wait_at = None, "waiting", 0.0, None
+        self._wrap_up(agent, wrap, now)
+        if target is not None:
+            call.ringing, call.declined = [], {}
+            self._offer(call, [target], now)
+        else:
+            call.hops = 0   # a person chose this queue: not an overflow chain
+            self._join(call, queue, now)
 
     def hold(self, call_id: str, now: float) -> None:
         call = self._call(call_id)

@@ -254,6 +254,38 @@ class CallRequeued(Event):
         self.talk_s = talk_s
 
 
+@final
+class CallTransferred(Event):
+    """The agent passed a connected caller on (blind transfer) to `target`: a queue name
+    or `agent:<ext>`; the caller's contact goes on, the agent goes to wrap-up."""
+    fields = ("t", "call_id", "queue", "agent_id", "target", "wait_s", "talk_s", "hold_s", "original_position",
+              "wrap_up_s")
+
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, target: str, wait_s: float,
+                 talk_s: float, hold_s: float, original_position: int, wrap_up_s: float) -> None:
+        self.t = t
+        self.call_id = call_id
+        self.queue = queue
+        self.agent_id = agent_id
+        self.target = target
+        self.wait_s = wait_s
+        self.original_position = original_position
+        self.talk_s = talk_s
+        self.hold_s = hold_s
+        self.wrap_up_s = wrap_up_s
+
+
+@final
+class WrapUpExtended(Event):
+    """The agent took more wrap-up time (once per wrap-up); it now ends at `until`."""
+    fields = ("t", "agent_id", "until")
+
+    def __init__(self, t: float, agent_id: str, until: float) -> None:
+        self.t = t
+        self.agent_id = agent_id
+        self.until = until
+
+
 def agent_state_after(event: Event) -> tuple[str, str] | None:
     """(agent_id, state) that `event` puts an agent in, or None."""
     if isinstance(event, AgentStateChanged):
@@ -262,7 +294,7 @@ def agent_state_after(event: Event) -> tuple[str, str] | None:
         return event.agent_id, "ringing"
     if isinstance(event, CallConnected):
         return event.agent_id, "in_call"
-    if isinstance(event, CallCompleted):
+    if isinstance(event, (CallCompleted, CallTransferred)):
         return event.agent_id, "wrap_up" if event.wrap_up_s > 0 else "idle"
     if isinstance(event, (RingNoAnswer, CallOfferWithdrawn, CallRequeued)):
         return event.agent_id, "idle"

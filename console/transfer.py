@@ -1,0 +1,73 @@
+"""Where to send the caller (blind transfer): one of the switch's queues, or another
+agent's extension typed in. The switch moves the caller; this seat's phone is released
+and the open form goes with the call."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+
+
+class TransferScreen(ModalScreen):
+    """Dismissed with ("queue", name), ("ext", extension) or None."""
+
+    DEFAULT_CSS = """
+    TransferScreen { align: center middle; }
+    #transfer { width: 60; height: auto; max-height: 100%; border: round $accent; background: $surface;
+                padding: 0 1; }
+    #transfer Input { height: 1; border: none; padding: 0 1; background: $boost; }
+    #transfer Input:focus { background: $accent 30%; }
+    #targets { height: auto; max-height: 10; border: none; }
+    #transfer-problem { color: $warning; height: auto; }
+    #transfer-help { color: $text-muted; }
+    """
+    BINDINGS = [Binding("enter", "choose", "Transfer", priority=True), Binding("escape", "close", "Back")]
+
+    def __init__(self, queues: tuple[str, ...], own_ext: str):
+        super().__init__()
+        self.queues, self.own_ext = queues, own_ext
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="transfer"):
+            yield Static("Transfer the caller to a queue, or type an agent's extension:")
+            yield Input(placeholder="extension (e.g. 1002) or queue", id="target")
+            yield OptionList(*self.queues, id="targets")
+            yield Static(id="transfer-problem")
+            yield Static("↑↓ choose a queue · enter transfer · esc back", id="transfer-help")
+
+    def on_mount(self) -> None:
+        self.query_one("#target", Input).focus()
+        if self.queues:
+            self.query_one("#targets", OptionList).highlighted = 0
+
+    def on_key(self, event) -> None:
+        if event.key in ("up", "down") and self.focused is self.query_one("#target"):
+            targets = self.query_one("#targets", OptionList)
+            targets.action_cursor_up() if event.key == "up" else targets.action_cursor_down()
+            event.stop()
+
+    def action_choose(self) -> None:
+        typed = self.query_one("#target", Input).value.strip()
+        if typed.isdigit():
+            if typed == self.own_ext:
+                self.query_one("#transfer-problem", Static).update("That is your own extension.")
+                return
+            self.dismiss(("ext", typed))
+        elif typed:
+            if typed not in self.queues:
+                self.query_one("#transfer-problem", Static).update(
+                    f"No queue '{typed}'. Queues: {', '.join(self.queues) or 'none known'}.")
+                return
+            self.dismiss(("queue", typed))
+        else:
+            highlighted = self.query_one("#targets", OptionList).highlighted
+            if highlighted is None or not self.queues:
+                self.query_one("#transfer-problem", Static).update("Type an extension or choose a queue.")
+                return
+            self.dismiss(("queue", self.queues[highlighted]))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
