@@ -107,7 +107,8 @@ async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_rec
     await client.ask("login", ext="1001", pin="1111")
     await client.ask("subscribe")
     seat = SeatState("1001", "Ann")
-    app = SeatApp(seat=seat, phone=None, db=db, control=client)
+    agent_id = db.execute("SELECT id FROM agents WHERE ext = '1001'").fetchone()[0]
+    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent_id)
     phone = Softphone("1001", "1111", f"127.0.0.1:{port}", lambda event: app.post_message(PhoneEvent(event)))
     app.phone = phone
     try:
@@ -131,13 +132,24 @@ async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_rec
                 if seat.state == "in_call":
                     break
             assert seat.state == "in_call"
-            await pilot.pause(1.0)
+            # the agent writes while talking: reason from the queue, outcome, notes, a work order
+            await pilot.press("n", *"Kitchen tap leaking", "escape")
+            app.query_one("#outcome").value = "work order opened"
+            app.query_one("#order_type").value = "repair"
+            app.query_one("#order_description").value = "Kitchen tap leaking under the sink"
+            await pilot.pause()
             await pilot.press("h")
             for _ in range(200):
                 await pilot.pause(0.05)
                 if seat.state == "wrap_up":
                     break
             assert seat.state == "wrap_up" and seat.calls_today == 1
+            await pilot.press("ctrl+s")             # saved in wrap-up, one keystroke
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if "Saved" in str(app.query_one("#notice").render()):
+                    break
+            assert "Saved: general: work order opened; work order #" in str(app.query_one("#notice").render())
             code, output = await asyncio.get_running_loop().run_in_executor(None, finished, caller)
             assert code == 0, output[-3000:]
     finally:
@@ -146,8 +158,16 @@ async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_rec
         process.kill()
         process.wait(5)
         db.close()
-    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] and r["recording_path"]])
     assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["resident_id"] == line.resident_id
+    assert (row["disposition"], row["notes"]) == ("general: work order opened", "Kitchen tap leaking")
+    assert row["answered_at"] > row["entered_at"] and row["talk_s"] > 0 and row["recording_path"]
+    db = connect(tmp_path / "switch.db", migrate=False)
+    order = db.execute("SELECT type, department, resident_id, interaction_id, description, dispatch_due, "
+                       "owner_agent_id FROM work_orders").fetchone()
+    db.close()
+    assert order[:5] == ("repair", "engineering", line.resident_id, row["id"], "Kitchen tap leaking under the sink")
+    assert order[5] is not None and order[6] is not None
 
 
 async def test_the_form_saves_disposition_and_work_order_in_one_keystroke_and_drafts_survive(records, tmp_path):
