@@ -16,7 +16,10 @@ RESIDENT_KINDS = ("owner", "tenant", "shop_tenant")
 SEGMENTS = ("standard", "vip")
 ROLES = ("agent", "supervisor", "admin")
 DIRECTIONS = ("inbound", "outbound")
-OUTCOMES = ("answered", "abandoned", "timeout", "voicemail", "interrupted")
+# m003 created interactions with the first five; m008 added no_answer (an outbound call
+# nobody picked up). Shipped migrations keep using what they used.
+_OUTCOMES_M003 = ("answered", "abandoned", "timeout", "voicemail", "interrupted")
+OUTCOMES = (*_OUTCOMES_M003, "no_answer")
 WORK_ORDER_STATUSES = ("open", "dispatched", "on_site", "resolved", "called_back", "closed", "cancelled")
 CALLBACK_KINDS = ("repair_callback", "complaint_feedback", "voicemail", "survey_care", "other")
 CALLBACK_STATUSES = ("pending", "done", "failed", "cancelled")
@@ -144,7 +147,7 @@ def m004_contacts(db: Database) -> None:
             hold_s REAL,
             wrapup_s REAL,
             agent_id INTEGER REFERENCES agents(id),
-            outcome TEXT {_check('outcome', OUTCOMES)},
+            outcome TEXT {_check('outcome', _OUTCOMES_M003)},
             disposition TEXT NOT NULL DEFAULT '',
             notes TEXT NOT NULL DEFAULT '',
             recording_path TEXT,
@@ -261,6 +264,39 @@ def m007_agent_sip_ha1(db: Database) -> None:
     # SIP digest authentication (RFC 2617) needs MD5(ext:realm:password); the password is
     # the agent's PIN, so seats and stock softphones register with extension and PIN.
     db.execute("ALTER TABLE agents ADD COLUMN sip_ha1 TEXT NOT NULL DEFAULT ''")
+
+
+@migrations(transactional=False)
+def m008_outbound_no_answer(db: Database) -> None:
+    # SQLite cannot change a CHECK in place: the table is rebuilt with the same SQL but the
+    # wider check (https://sqlite.org/lang_altertable.html, "other kinds of changes"), with
+    # foreign keys off so the rows that point at interactions are left as they are.
+    old_check, new_check = _check("outcome", _OUTCOMES_M003), _check("outcome", OUTCOMES)
+    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'interactions'").fetchone()[0]
+    if old_check not in table_sql:
+        raise RuntimeError("interactions.outcome has an unexpected CHECK; refusing to rebuild the table")
+    index_sqls = [row[0] for row in db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'interactions' AND sql IS NOT NULL")]
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(table_sql.replace(old_check, new_check).replace("CREATE TABLE interactions",
+                                                                          "CREATE TABLE interactions_m008", 1))
+            db.execute("INSERT INTO interactions_m008 SELECT * FROM interactions")
+            db.execute("DROP TABLE interactions")
+            db.execute("ALTER TABLE interactions_m008 RENAME TO interactions")
+            for sql in index_sqls:
+                db.execute(sql)
+            problems = db.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise RuntimeError(f"rebuilding interactions broke {len(problems)} references")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
 
 
 # Everything pending on an empty database is every migration this version knows.

@@ -106,3 +106,30 @@ def test_a_second_connection_in_the_process_does_not_cost_the_first_its_locks(tm
         writer.execute("INSERT INTO queue_log (time, callid, queuename, agent, event) VALUES (1, 'c', 'q', 'a', 'E')")
     assert subprocess.run(read, capture_output=True, text=True).stdout.strip() == "1"
     writer.close()
+
+
+def test_m008_widens_the_outcome_check_and_keeps_rows_indexes_and_references(tmp_path):
+    from records.schema import migrations
+    from sqlite_utils import Database
+
+    path = tmp_path / "m007.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    old = Database(conn)
+    migrations.apply(old, stop_before="m008_outbound_no_answer")
+    old["interactions"].insert({"uid": "c1", "direction": "inbound", "entered_at": 1.0, "outcome": "answered"})
+    old["work_orders"].insert({"type": "repair", "status": "open", "department": "engineering", "description": "x",
+                               "opened_at": 1.0, "dispatch_due": 2.0, "interaction_id": 1}, alter=False)
+    conn.commit()
+    with pytest.raises(sqlite3.IntegrityError):
+        old["interactions"].insert({"uid": "c2", "direction": "outbound", "entered_at": 2.0, "outcome": "no_answer"})
+    indexes = sorted(i.name for i in old["interactions"].indexes)
+    conn.close()
+    with connect(path) as db:
+        db["interactions"].insert({"uid": "c2", "direction": "outbound", "entered_at": 2.0, "outcome": "no_answer"})
+        assert [r["uid"] for r in db["interactions"].rows] == ["c1", "c2"]
+        assert sorted(i.name for i in db["interactions"].indexes) == indexes
+        assert db.execute("SELECT interaction_id FROM work_orders").fetchone() == (1,)
+        assert db.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        with pytest.raises(sqlite3.IntegrityError):
+            db["interactions"].insert({"uid": "c3", "direction": "inbound", "entered_at": 3.0, "outcome": "lost"})
