@@ -82,6 +82,7 @@ class SeatApp(App):
         Binding("e", "extend_wrap_up", "More time"),
         Binding("i", "identify", "Identify"),
         Binding("slash", "answers", "Knowledge"),
+        Binding("c", "callbacks", "Callbacks"),
         Binding("v", "available", "Ready"),
         Binding("b", "on_break", "Break"),
         Binding("w", "end_wrap_up", "End wrap"),
@@ -92,7 +93,8 @@ class SeatApp(App):
     ]
     SEAT_ACTIONS = frozenset(b.action for b in BINDINGS if b.action != "quit")
     # The footer shows only what can be done now, so every key fits on 80 columns.
-    WHEN = {"answer": ("ringing",), "decline": ("ringing",), "hang_up": ("in_call", "on_hold"),
+    WHEN = {"answer": ("ringing",), "decline": ("ringing",), "hang_up": ("in_call", "on_hold", "dialling"),
+            "callbacks": ("idle", "wrap_up"),
             "hold": ("in_call", "on_hold"), "mute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
@@ -114,6 +116,7 @@ class SeatApp(App):
         self._footer_for: tuple = ()
         self.knowledge = None   # the standard answers, read on first use
         self.queues = tuple(queues)   # the switch's queues, transfer targets
+        self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
 
     def check_action(self, action: str, parameters) -> bool | None:
         if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
@@ -353,6 +356,8 @@ class SeatApp(App):
                 self.notice("")
             elif event.state == "ended":
                 was_current = event.call == self.seat.call
+                if event.call in self.callback_calls:
+                    self._callback_over(event.call, self.seat.connected_at is not None and was_current, event.code)
                 self.seat.ended(event.call, now, self.wrap_up_s)
                 if was_current:
                     self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
@@ -476,6 +481,49 @@ class SeatApp(App):
         self.seat.wrap_until, self.seat.wrap_extended = float(reply["until"]), True
         self.notice(f"Wrap-up extended by {WRAP_EXTENSION_S} s (once per call).")
         self._refresh_header()
+
+    def action_callbacks(self) -> None:
+        from console.callbacks import CallbacksScreen
+        from records.callbacks import due_callbacks
+
+        self.push_screen(CallbacksScreen(due_callbacks(self.db, self.agent_id), self.clock()), self._dial_callback)
+
+    def _dial_callback(self, callback) -> None:
+        if callback is None:
+            return
+        if self.seat.state not in ("idle", "wrap_up"):
+            self.notice("Finish this call first.")
+            return
+        key = self.phone.dial(callback.number)
+        headers = {"X-Hotline-Queue": "callback"}
+        if callback.resident_id is not None:
+            headers["X-Hotline-Resident"] = str(callback.resident_id)
+        pop = screen_pop(self.db, key, callback.number, headers, self.clock())
+        self.callback_calls[key] = callback
+        self.seat.dialling(pop, self.clock())
+        self.show_pop(pop)
+        order = f" about work order #{callback.work_order_id}" if callback.work_order_id else ""
+        self.notice(f"Calling {callback.resident or callback.number}{order} (h to hang up).")
+        self._refresh_header()
+
+    def _callback_over(self, key: int, talked: bool, code: int) -> None:
+        from console.callbacks import CallbackOutcomeScreen
+
+        callback = self.callback_calls.pop(key)
+
+        def record(result) -> None:
+            from records.callbacks import record_attempt
+
+            if result is None:
+                return
+            outcome, notes = result
+            try:
+                self.notice(record_attempt(self.db, callback.id, outcome, agent_id=self.agent_id,
+                                           now=self.clock(), notes=notes, policy=self.policy))
+            except ValueError as exc:
+                self.notice(f"Not recorded: {exc}")
+
+        self.push_screen(CallbackOutcomeScreen(callback, talked, code), record)
 
     def action_identify(self) -> None:
         from console.identify import IdentifyScreen

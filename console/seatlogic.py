@@ -210,7 +210,7 @@ def when(epoch: float, now: float, tz: dt.tzinfo | None = None) -> str:
 
 
 # --- where the agent stands -----------------------------------------------------------------
-STATES = ("idle", "ringing", "in_call", "on_hold", "wrap_up")
+STATES = ("idle", "ringing", "dialling", "in_call", "on_hold", "wrap_up")
 
 
 @dataclass
@@ -244,6 +244,11 @@ class SeatState:
         self.pops[pop.call] = pop
         if self.call is None:
             self.call, self.state, self.since = pop.call, "ringing", now
+
+    def dialling(self, pop: Pop, now: float) -> None:
+        """The agent dials out (a follow-up call)."""
+        self.pops[pop.call] = pop
+        self.call, self.state, self.since, self.wrap_until = pop.call, "dialling", now, None
 
     def connected(self, call: int, now: float) -> None:
         if call == self.call:
@@ -280,8 +285,8 @@ class SeatState:
         if self.state == "wrap_up" and self.wrap_until is not None:
             return f"wrap-up {max(0, int(self.wrap_until - now))}s"
         return {"in_call": "in call", "on_hold": "on hold"}.get(self.state, self.state) + \
-            (f" {int(now - self.since) // 60}:{int(now - self.since) % 60:02d}" if self.state in ("in_call", "on_hold")
-             else "") + (" MUTED" if self.muted and self.call is not None else "")
+            (f" {int(now - self.since) // 60}:{int(now - self.since) % 60:02d}"
+             if self.state in ("in_call", "on_hold", "dialling") else "") + (" MUTED" if self.muted and self.call is not None else "")
 
     def status_text(self) -> str:
         if self.status == "on_break":

@@ -57,7 +57,7 @@ class Binding:
 class CallReports(Protocol):
     """Where the SIP side reports calls (SwitchCore), always on the asyncio thread."""
 
-    def caller_arrived(self, call_id: str, number: str, dialled: str) -> None: ...
+    def caller_arrived(self, call_id: str, number: str, dialled: str, seat: str = "") -> None: ...
 
     def sip_answered(self, call_id: str, ext: str) -> None: ...
 
@@ -169,6 +169,7 @@ class InboundCall:
         self.recorded = False
         self.in_menu = False
         self.number = self.dialled = self.caller_name = ""
+        self.seat = ""   # the agent whose phone placed this call (authenticated), for outbound calls
         self.over = False
 
     # --- the caller's leg --------------------------------------------------------------
@@ -183,7 +184,7 @@ class InboundCall:
             else:
                 self.side.run_later(self._queued)
             # Routing starts at once; a ring waits for the proxy's SDP if it must.
-            self.side.report("caller_arrived", self.id, self.number, self.dialled)
+            self.side.report("caller_arrived", self.id, self.number, self.dialled, self.seat)
         elif isinstance(event, (CCEventDisconnect, CCEventFail)):
             self._finish()
             self.side.report("sip_hung_up", self.id, by="caller")
@@ -288,7 +289,10 @@ class InboundCall:
         self.agents[ext] = leg
         offer = self.agent_offer if self.media is not None else self.offer
         body = offer.getCopy() if offer is not None else None
-        invite = CCEventTry((SipCallId(), self.number, ext, body, None, self.caller_name))
+        # A seat is called by its extension; the trunk (not a seat: not digits) is asked for
+        # the number the seat dialled.
+        callee = ext if ext.isdigit() else self.dialled
+        invite = CCEventTry((SipCallId(), self.number, callee, body, None, self.caller_name))
         invite.extra_headers = tuple(_header(name, value) for name, value in headers.items())
         leg.recvEvent(invite)
 
@@ -297,7 +301,8 @@ class InboundCall:
             self.hang_up_agent(ext)
             return
         self.connected = ext
-        self.side.watch(ext, self)
+        if ext.isdigit():   # a seat: asked OPTIONS to notice it dying; the trunk is not a seat
+            self.side.watch(ext, self)
         answer = self.answers.get(ext)
         if self.media is not None and answer is not None:
             # The agent's address goes to the proxy; the caller keeps the proxy's.
@@ -628,10 +633,38 @@ class SipSide:
     def _invite(self, req, sip_t):
         if self.reports is None:
             return (req.genResponse(503, "Service Unavailable"), None, None)
+        seat = ""
+        from_user = req.getHFBody("from").getUrl().username or ""
+        if from_user.isdigit() and 2 <= len(from_user) <= 8 and req.getHFBody("to").getTag() is None:
+            secret = self.secret_of(from_user)
+            if secret is not None:
+                # An agent's phone dialling out (a callback): it proves it is the seat, as
+                # for REGISTER, before anything is charged to the trunk in its name.
+                refusal = self._seat_challenge(req, from_user, secret)
+                if refusal is not None:
+                    return (refusal, None, None)
+                seat = from_user
         self._seq += 1
         call = InboundCall(self, f"{int(self.clock())}.{self._seq}")  # Asterisk-style uniqueid
+        call.seat = seat
         self.calls[call.id] = call
         return call.caller.recvRequest(req, sip_t)
+
+    def _seat_challenge(self, req, ext: str, secret: str):
+        """None if the INVITE carries good digest credentials of `ext`, else the 407/403."""
+        from sippy.SipHeader import SipHeader
+        from sippy.SipProxyAuthenticate import SipProxyAuthenticate
+
+        if req.countHFs("proxy-authorization") == 0:
+            response = req.genResponse(407, "Proxy Authentication Required")
+            response.appendHeader(SipHeader(name="proxy-authenticate",
+                                            body=SipProxyAuthenticate(realm=REALM, algorithm="MD5")))
+            return response
+        auth = req.getHFBody("proxy-authorization")
+        if auth.username != ext or auth.realm != REALM or not auth.verifyHA1(secret.encode(), "INVITE", None):
+            log.warning("SIP: INVITE from seat %r refused: wrong credentials", ext)
+            return req.genResponse(403, "Forbidden")
+        return None
 
     def _post(self, binding: Binding | None, ext: str) -> None:
         self.loop.call_soon_threadsafe(self.on_binding, binding, ext)

@@ -96,6 +96,7 @@ class Softphone:
         self._account = None
         self._calls: dict[int, object] = {}   # our key -> the one strong reference to the Call
         self._next_key = 0
+        self._keys = threading.Lock()   # keys are taken by dial() on any thread and by the pump
         self._log_writer = None
 
     # --- any thread --------------------------------------------------------------------------
@@ -121,6 +122,15 @@ class Softphone:
 
     def send_dtmf(self, call: int, digits: str) -> None:
         self._commands.put(("dtmf", call, digits))
+
+    def dial(self, number: str) -> int:
+        """Call `number` through the registrar (the switch sends it out its trunk); returns
+        the call's key, which its CallState events carry."""
+        with self._keys:
+            self._next_key += 1
+            key = self._next_key
+        self._commands.put(("dial", key, number))
+        return key
 
     def mute(self, call: int, on: bool = True) -> None:
         """Stop (or resume) sending the agent's voice; the caller is still heard."""
@@ -198,6 +208,9 @@ class Softphone:
     def _run(self, name: str, call_id: int, *args) -> None:
         import pjsua2 as pj
 
+        if name == "dial":
+            self._dial(call_id, args[0])
+            return
         call = self._calls.get(call_id)
         if call is None:
             raise ValueError(f"no call {call_id}")
@@ -216,6 +229,20 @@ class Softphone:
         elif name == "mute":
             call.muted = args[0]
             call.apply_mute()
+
+    def _dial(self, key: int, number: str) -> None:
+        import pjsua2 as pj
+
+        host = self.registrar[4:].split(";")[0]
+        call = _call_class()(self._account, pj.PJSUA_INVALID_ID, self, key)
+        self._calls[key] = call
+        try:
+            call.makeCall(f"sip:{number}@{host}", pj.CallOpParam(True))
+        except Exception:
+            self._calls.pop(key, None)
+            call.phone = None
+            self.on_event(CallState(key, "ended", 0, "could not dial"))
+            raise
 
     def _shutdown(self) -> None:
         import pjsua2 as pj
@@ -314,8 +341,10 @@ def _account_class():
             # pjsua2 reuses a call id as soon as a call is gone, and the last call's
             # DISCONNECTED can come after the next INVITE: keyed by id, the new call's only
             # reference would be dropped with the old one (pjproject #3856). Our own keys.
-            phone._next_key += 1
-            call = _call_class()(self, prm.callId, phone, phone._next_key)
+            with phone._keys:
+                phone._next_key += 1
+                key = phone._next_key
+            call = _call_class()(self, prm.callId, phone, key)
             phone._calls[call.key] = call
             info = call.getInfo()
             number, display = caller_of(info.remoteUri)

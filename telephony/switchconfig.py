@@ -35,6 +35,7 @@ class SwitchConfig:
     unlisted: str = "general"
     menu: Menu = Menu()
     source: str = "built-in defaults"
+    trunk: tuple[str, int] | None = None   # where seats' outbound calls go (a carrier gateway or PBX)
 
     def route(self, dialled: str) -> str:
         """Where a dialled number leads: a queue's name or "menu"."""
@@ -43,6 +44,11 @@ class SwitchConfig:
         if any(q.name == dialled for q in self.queues):
             return dialled
         return self.unlisted
+
+    def is_internal(self, dialled: str) -> bool:
+        """A number of this switch (published, or a queue's name): a seat dialling it
+        calls the hotline like anyone; any other number a seat dials goes out the trunk."""
+        return dialled in self.numbers or any(q.name == dialled for q in self.queues)
 
 
 def default_queues() -> tuple[QueueConfig, ...]:
@@ -56,7 +62,7 @@ def load_switch_config(path: str | Path | None = None) -> SwitchConfig:
 def config_from_document(doc: Document) -> SwitchConfig:
     if doc.data is None or doc.data == {}:
         return SwitchConfig(default_queues(), source=doc.source)
-    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues"))
+    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk"))
     queue_specs = doc.mapping(("queues",), allowed=CALL_TYPES) if "queues" in top else {}
     queues = tuple(queue_from_yaml(doc, ("queues", name), name, **QUEUE_DEFAULTS) if name in queue_specs
                    else QueueConfig(name, **QUEUE_DEFAULTS) for name in CALL_TYPES)
@@ -97,4 +103,17 @@ def config_from_document(doc: Document) -> SwitchConfig:
         timeout = float(_number(doc, ("menu", "timeout_s"), minimum=1)) if "timeout_s" in spec else 8.0
         menu = Menu(options, timeout, default)
     unlisted = destination(("unlisted",)) if "unlisted" in top else "general"
-    return SwitchConfig(queues, numbers, unlisted, menu, doc.source)
+    trunk = _trunk(doc) if top.get("trunk") is not None else None
+    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk)
+
+
+def _trunk(doc: Document) -> tuple[str, int]:
+    """`trunk: sip:HOST[:PORT]` (or HOST[:PORT]): the gateway outbound calls go to."""
+    value = doc.get(("trunk",))
+    text = str(value).strip() if isinstance(value, str) else ""
+    host, _, port = (text[4:] if text.startswith("sip:") else text).split(";")[0].rpartition(":")
+    if not host:
+        host, port = (text[4:] if text.startswith("sip:") else text).split(";")[0], "5060"
+    if not host or "@" in host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise doc.error(("trunk",), f"expected sip:HOST:PORT (the gateway for outbound calls), got {value!r}")
+    return host, int(port)

@@ -33,6 +33,7 @@ log = logging.getLogger("hotline.switch")
 
 VOICEMAIL_MAX_S = 120.0            # a message longer than this is cut off
 VOICEMAIL_CALLBACK_S = 24 * 3600.0  # a message is called back within a day
+TRUNK_LEG = "trunk"   # the far leg of a seat's outbound call (extensions are digits: no clash)
 
 
 class SwitchError(ValueError):
@@ -98,6 +99,7 @@ class SwitchCore:
         self._in_menu: dict[str, dict] = {}     # call id -> the caller in the voice menu
         self._numbers: dict[str, str] = {}      # call id -> caller's number, for a voicemail callback
         self._forms: dict[str, dict] = {}       # call id -> the form a transferring agent had open
+        self._outbound: dict[str, dict] = {}    # call id -> a seat's call out the trunk
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -253,12 +255,16 @@ class SwitchCore:
             return self.config.menu.default
         return route
 
-    def caller_arrived(self, call_id: str, number: str, dialled: str) -> None:
-        """A new inbound call from the SIP side: identify the caller, then queue them (or
-        first let them choose in the voice menu)."""
+    def caller_arrived(self, call_id: str, number: str, dialled: str, seat: str = "") -> None:
+        """A new call from the SIP side: identify the caller, then queue them (or first let
+        them choose in the voice menu). `seat`: the INVITE came from that agent's phone,
+        authenticated; a number that is not the switch's own then goes out the trunk."""
         if self.closed:
             if self.legs is not None:
                 self.legs.release(call_id, 503, "Service Unavailable")
+            return
+        if seat and not self.config.is_internal(dialled):
+            self._dial_out(call_id, seat, dialled)
             return
         queue = self.queue_for(dialled)
         resident = resident_by_phone(self.db, number) if number else None
@@ -292,6 +298,59 @@ class SwitchCore:
             self._residents.pop(call_id, None)
             self.recorder.forget(call_id)
             raise
+
+    # --- outbound calls from seats (callbacks) ---------------------------------------------
+    def _dial_out(self, call_id: str, ext: str, dialled: str) -> None:
+        """The seat's call goes to the trunk; the agent is busy until it ends, and the
+        contact is an outbound interaction row (recorded like any other call)."""
+        assert self.legs is not None
+        if self.config.trunk is None:
+            log.warning("outbound: %s dialled %s but no trunk is configured", ext, dialled)
+            self.legs.release(call_id, 503, "No Trunk Configured")
+            return
+        if ext not in self.agents:
+            self.legs.release(call_id, 403, "Forbidden")
+            return
+        now = self.clock()
+        try:
+            self.acd.start_outbound(ext, now)
+        except AcdError as exc:
+            log.info("outbound: %s refused (%s)", ext, exc)
+            self.legs.release(call_id, 486, "Busy Here")
+            return
+        resident = resident_by_phone(self.db, dialled)
+        with self._committed():
+            row_id = insert_row(self.db, "interactions", {
+                "uid": call_id, "node": self.node, "direction": "outbound", "caller_number": dialled,
+                "dialled_number": dialled, "resident_id": resident["id"] if resident else None, "queue": "outbound",
+                "call_type": "outbound", "entered_at": now, "agent_ext": ext, "agent_id": self.agents[ext]["id"]})
+        self._outbound[call_id] = {"ext": ext, "row": row_id, "answered_at": None}
+        self._publish()
+        self.legs.ring(call_id, TRUNK_LEG, self.config.trunk, {})   # nothing of ours to a carrier
+
+    def _outbound_answered(self, call_id: str) -> None:
+        call = self._outbound[call_id]
+        now = self.clock()
+        call["answered_at"] = now
+        with self._committed():
+            self.db.execute("UPDATE interactions SET answered_at = ?, offered_at = entered_at, wait_s = ? "
+                            "WHERE id = ?", [now, now - self._entered(call), call["row"]])
+        self.legs.bridge(call_id, TRUNK_LEG)
+
+    def _entered(self, call: dict) -> float:
+        return self.db.execute("SELECT entered_at FROM interactions WHERE id = ?", [call["row"]]).fetchone()[0]
+
+    def _outbound_over(self, call_id: str, reached_nobody: bool = False) -> None:
+        call = self._outbound.pop(call_id)
+        now = self.clock()
+        answered = call["answered_at"] is not None
+        outcome = "answered" if answered else ("no_answer" if reached_nobody else "abandoned")
+        with self._committed():
+            self.db.execute("UPDATE interactions SET ended_at = ?, outcome = ?, talk_s = ? WHERE id = ?",
+                            [now, outcome, now - call["answered_at"] if answered else None, call["row"]])
+        # a talked callback gets the wrap-up of the general queue, to write down how it went
+        wrap = self.acd.queues["general"].wrap_up_s if answered and "general" in self.acd.queues else 0.0
+        self._apply(lambda at: self.acd.end_outbound(call["ext"], at, wrap))
 
     # --- the voice menu (needs anchored media: a prompt to play, keys to hear) -------------
     def _enter_menu(self, call_id: str, caller: dict) -> None:
@@ -352,6 +411,9 @@ class SwitchCore:
     def sip_answered(self, call_id: str, ext: str) -> None:
         if self.closed:
             return
+        if call_id in self._outbound:
+            self._outbound_answered(call_id)
+            return
         try:
             self.call_answered(call_id, ext)
         except SwitchError as exc:
@@ -362,12 +424,19 @@ class SwitchCore:
     def sip_not_answered(self, call_id: str, ext: str, *, counts: bool) -> None:
         if self.closed:
             return
+        if call_id in self._outbound:   # the far end refused or never answered
+            self.legs.release(call_id, 480, "No Answer")
+            self._outbound_over(call_id, reached_nobody=True)
+            return
         call = self.acd.calls.get(call_id)
         if call is not None and ext in call.ringing:
             self.call_not_answered(call_id, ext, counts=counts)
 
     def sip_hung_up(self, call_id: str, *, by: str) -> None:
         if self.closed:
+            return
+        if call_id in self._outbound:
+            self._outbound_over(call_id)
             return
         if call_id in self._in_menu:
             self._left_menu(call_id)   # hung up in the voice menu: abandoned there
@@ -575,6 +644,11 @@ class SwitchCore:
             if self.legs is not None:
                 self.legs.release(call_id, 503, "Service Unavailable")
         self._in_menu.clear()
+        for call_id in list(self._outbound):
+            if self.legs is not None:
+                self.legs.hang_up_agent(call_id, TRUNK_LEG)
+                self.legs.release(call_id, 503, "Service Unavailable")
+        self._outbound.clear()
         live = list(self.acd.calls.values())
         for call in live:
             if self.legs is not None:

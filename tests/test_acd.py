@@ -446,3 +446,20 @@ def test_wrap_up_can_be_extended_once():
     acd.answer("c2", "a", 101)
     acd.hangup("c2", 110)
     assert acd.extend_wrap_up("a", 10, 111) == 150      # a new wrap-up: once again
+
+
+def test_an_agent_dialling_out_is_offered_nothing_until_the_call_ends():
+    acd = make(QueueConfig("repair", wrap_up_s=30), agents=[("a", {"repair": 3})])
+    login(acd, "a")
+    acd.start_outbound("a", 5)
+    acd.enqueue("c1", "repair", 6)
+    assert offers(acd) == []
+    with pytest.raises(AcdError, match="in call: no outbound"):
+        acd.start_outbound("a", 7)
+    acd.end_outbound("a", 60, wrap_up_s=20)
+    assert acd.agents["a"].state == "wrap_up" and offers(acd) == []
+    acd.start_outbound("a", 61)          # a second callback from wrap-up
+    acd.end_outbound("a", 90)
+    assert offers(acd) == [("c1", "a")]
+    with pytest.raises(AcdError, match="not on an outbound call"):
+        acd.end_outbound("a", 91)

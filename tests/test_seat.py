@@ -33,6 +33,10 @@ class PhoneCommands:
     def __getattr__(self, name):
         return lambda *args: self.sent.append((name, *args))
 
+    def dial(self, number):
+        self.sent.append(("dial", number))
+        return 42    # the phone's key for the new call
+
 
 @pytest.fixture
 def records(tmp_path):
@@ -408,3 +412,41 @@ async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extend
         await bob.close()
         await server.close()
         core.close()
+
+
+async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_work_order(records):
+    from records.sla import load_policy
+
+    db, rid = records
+    orders = WorkOrders(db, load_policy())
+    [order_id] = [r[0] for r in db.execute("SELECT id FROM work_orders")]
+    for status in ("dispatched", "on_site", "resolved"):
+        orders.move(order_id, status, by_agent_id=None, now=NOW - 3600)
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW, agent_id=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "Callbacks" in _footer(app)
+        await pilot.press("c")
+        await pilot.pause()
+        table = app.screen.query_one("#due")
+        assert table.row_count == 1 and "repair callback" in table.get_row_at(0)[1]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert phone.sent[-1] == ("dial", "+85291234567")
+        assert "Chan Tai Man" in str(app.query_one("#caller").render())
+        assert "dialling" in str(app.query_one("#header").render()) and "Hang up" in _footer(app)
+        app.post_message(PhoneEvent(CallState(42, "connected", 200, "OK")))
+        await pilot.pause()
+        await pilot.press("h")
+        assert phone.sent[-1] == ("hang_up", 42)
+        app.post_message(PhoneEvent(CallState(42, "ended", 200, "Normal call clearing")))
+        await pilot.pause()
+        outcomes = app.screen.query_one("#outcomes")
+        assert outcomes.highlighted == 0                     # talked: "reached" is offered first
+        await pilot.press("tab", *"fixed, thanks", "enter")
+        await pilot.pause()
+        assert f"work order #{order_id} updated" in str(app.query_one("#notice").render())
+        assert "wrap-up" in str(app.query_one("#header").render())
+    assert orders.get(order_id)["status"] == "called_back"
+    assert db.execute("SELECT status, outcome FROM callbacks").fetchone() == ("done", "reached: done: fixed, thanks")

@@ -419,3 +419,76 @@ def test_a_blind_transfer_moves_the_caller_to_another_agent_with_the_same_intera
     assert f"offered  {call_id} queue general" in (line.control.parent / "1002.log").read_text()
     events = line.queue_log()
     assert events.index("BLINDTRANSFER") < len(events) - 1 and events.count("CONNECT") == 2
+
+
+def _with_trunk(tmp_path):
+    """The switch with a trunk: a SIPp gateway on its own port standing for the outside world."""
+    from test_sip_register import start_switch
+
+    trunk_port = free_udp_port()
+    config = tmp_path / "switch.yaml"
+    config.write_text(f"trunk: sip:127.0.0.1:{trunk_port}\n")
+    line = _line(*start_switch(tmp_path, "--config", str(config)))
+    return line, trunk_port
+
+
+def _seat_dials(line, number, ext="1001", pin="1111", pause_ms=1500):
+    return subprocess.Popen(
+        [SIPP, f"127.0.0.1:{line.port}", "-sf", str(SCENARIOS / "seat_dials.xml"), "-s", number, "-key", "caller",
+         ext, "-au", ext, "-ap", pin, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+         "-mp", str(free_udp_port()), "-d", str(pause_ms), "-timeout", "30s", "-nostdin"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_seat_dials_out_through_the_trunk_and_the_call_is_an_outbound_contact(tmp_path):
+    line, trunk_port = _with_trunk(tmp_path)
+    try:
+        line.agent_ready("1001", "1111")
+        trunk = subprocess.Popen(
+            [SIPP, "-sf", str(SCENARIOS / "trunk_answers.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(trunk_port),
+             "-mp", str(free_udp_port()), "-aa", "-timeout", "30s", "-nostdin", "-trace_logs", "-log_file",
+             str(tmp_path / "trunk.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.3)
+        seat = _seat_dials(line, CALLER, pause_ms=2000)
+        line.wait_until(lambda: any(a["ext"] == "1001" and a["state"] == "in_call" for a in line.snapshot()["agents"]))
+        code, output = finished(seat)
+        assert code == 0, output[-3000:]
+        assert finished(trunk)[0] == 0
+        assert f"dialled {CALLER}" in (tmp_path / "trunk.log").read_text()
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+        assert (row["direction"], row["outcome"], row["agent_ext"], row["caller_number"]) == \
+            ("outbound", "answered", "1001", CALLER)
+        assert row["resident_id"] == line.resident_id and 1.5 < row["talk_s"] < 5
+        agents = {a["ext"]: a for a in line.snapshot()["agents"]}
+        assert agents["1001"]["state"] == "wrap_up"      # a talked callback: time to write it down
+    finally:
+        line.process.kill()
+        line.process.wait(5)
+
+
+def test_a_seat_must_prove_itself_and_nobody_answering_is_a_no_answer_contact(tmp_path):
+    line, trunk_port = _with_trunk(tmp_path)
+    try:
+        line.agent_ready("1001", "1111")
+        code, output = finished(_seat_dials(line, CALLER, pin="0000"))
+        assert code != 0 and "403" in output                 # a wrong PIN: nothing dialled
+        trunk = subprocess.Popen(
+            [SIPP, "-sf", str(SCENARIOS / "agent_busy.xml").replace("agent_busy", "trunk_busy"), "-m", "1",
+             "-i", "127.0.0.1", "-p", str(trunk_port), "-timeout", "30s", "-nostdin"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.3)
+        code, output = finished(_seat_dials(line, CALLER))
+        assert code != 0 and "480" in output                 # the far end was busy: the seat hears it
+        assert finished(trunk)[0] == 0
+        rows = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+        assert [(r["direction"], r["outcome"]) for r in rows] == [("outbound", "no_answer")]
+        line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "idle")
+    finally:
+        line.process.kill()
+        line.process.wait(5)
+
+
+def test_without_a_trunk_a_seat_dialling_out_hears_why(line):
+    code, output = finished(_seat_dials(line, CALLER))
+    assert code != 0 and "503" in output
+    assert "no trunk is configured" in (line.control.parent / "switch.log").read_text()

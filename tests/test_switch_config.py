@@ -33,6 +33,14 @@ def test_the_shipped_default_routes_numbers_to_queues_and_the_menu():
     assert queues["repair"].max_wait_s == 600 and queues["billing"].wrap_up_s == 30
 
 
+def test_the_trunk_for_outbound_calls_and_which_numbers_are_the_switchs_own():
+    assert load_switch_config().trunk is None
+    assert config("trunk: sip:10.0.0.5:5080").trunk == ("10.0.0.5", 5080)
+    assert config("trunk: gw.example.net").trunk == ("gw.example.net", 5060)
+    default = load_switch_config()
+    assert default.is_internal("2000") and default.is_internal("repair") and not default.is_internal("+85291234567")
+
+
 def test_numbers_written_as_yaml_integers_still_match_what_sip_dials():
     assert config("numbers: {2000: billing}\nunlisted: enquiry").route("2000") == "billing"
     assert config("numbers: {2000: billing}\nunlisted: enquiry").route("2009") == "enquiry"
@@ -49,6 +57,8 @@ def test_numbers_written_as_yaml_integers_still_match_what_sip_dials():
     ("queues:\n  plumbing: {}", 2, "queues.plumbing", "unknown key"),
     ("extensions: {}", 1, "extensions", "unknown key"),
     ("numbers: [2000]", 1, "numbers", "expected a mapping"),
+    ("numbers: {}\ntrunk: sip:gw:99999", 2, "trunk", "expected sip:HOST:PORT"),
+    ("trunk: [gw]", 1, "trunk", "expected sip:HOST:PORT"),
 ])
 def test_mistakes_name_the_line_and_key(text, line, key, words):
     with pytest.raises(ConfigError) as caught:

@@ -370,6 +370,27 @@ class Acd:
         self.events.append(WrapUpExtended(now, agent.id, agent.wrap_until))
         return agent.wrap_until
 
+    def start_outbound(self, agent_id: str, now: float) -> None:
+        """The agent dials out (a callback): busy until `end_outbound`, offered nothing.
+        From idle or from wrap-up (callbacks are often made there), never over a ringing call."""
+        agent = self._agent(agent_id)
+        if agent.state not in ("idle", "wrap_up") or agent.call is not None:
+            raise AcdError(f"agent {agent_id} is {agent.state.replace('_', ' ')}: no outbound call now")
+        self._idle.pop(agent.id, None)
+        agent.state = "in_call"
+        agent.version += 1   # a running wrap-up timer no longer applies
+        self.events.append(AgentStateChanged(now, agent.id, "in_call"))
+
+    def end_outbound(self, agent_id: str, now: float, wrap_up_s: float = 0.0) -> None:
+        agent = self._agent(agent_id)
+        if agent.state != "in_call" or agent.call is not None:
+            raise AcdError(f"agent {agent_id} is not on an outbound call")
+        if wrap_up_s > 0:
+            self.events.append(AgentStateChanged(now, agent.id, "wrap_up"))
+            self._wrap_up(agent, wrap_up_s, now)
+        else:
+            self._become_idle(agent, now)
+
     def transfer(self, call_id: str, now: float, *, queue: str = "", to_agent: str = "",
                  wrap_up_s: float | None = None) -> None:
         """Blind transfer of a connected caller to a queue (served ahead of callers who came
