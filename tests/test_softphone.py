@@ -9,7 +9,8 @@ import time
 from test_sip_calls import CALLER, _line, finished  # noqa: F401
 from test_sip_register import SCENARIOS, SIPP, free_udp_port, start_switch  # noqa: F401
 
-from telephony.softphone import CallState, IncomingCall, Registration, Softphone, caller_of, parse_headers
+from telephony.softphone import (CallState, IncomingCall, PhoneError, Registration, Softphone, caller_of,
+                                 parse_headers)
 
 
 def test_headers_and_caller_are_read_from_the_invite():
@@ -84,3 +85,52 @@ def test_pjsip_prints_nothing_on_the_terminal_and_logs_to_ours():
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert "hotline.pjsip" in done.stderr and "pjsua version" in done.stderr
+
+
+def test_the_seat_phone_dials_out_authenticates_and_mutes_through_the_switch_and_its_trunk(tmp_path):
+    # pjsua2 answers the switch's 407 with the seat's PIN by itself; the trunk (SIPp) gets
+    # the number; mute on a live call is accepted; the contact is an outbound row.
+    import subprocess
+
+    from test_sip_calls import _with_trunk
+    from test_sip_register import SCENARIOS, SIPP
+
+    line, trunk_port = _with_trunk(tmp_path)
+    trunk = subprocess.Popen(
+        [SIPP, "-sf", str(SCENARIOS / "trunk_answers.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(trunk_port),
+         "-mp", str(free_udp_port()), "-aa", "-timeout", "30s", "-nostdin", "-trace_logs", "-log_file",
+         str(tmp_path / "trunk.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    events: queue.Queue = queue.Queue()
+    phone = Softphone("1001", "1111", f"127.0.0.1:{line.port}", events.put)
+    try:
+        phone.start()
+        assert next_event(events, Registration).ok
+        line.agent_ready("1001", "1111")
+        key = phone.dial(CALLER)
+        state = next_event(events, CallState)
+        while state.state != "connected":
+            assert state.state != "ended", state
+            state = next_event(events, CallState)
+        assert state.call == key
+        phone.mute(key, True)
+        time.sleep(0.5)
+        phone.mute(key, False)
+        phone.hang_up(key)
+        while next_event(events, CallState).state != "ended":
+            pass
+        assert finished(trunk)[0] == 0
+        assert f"dialled {CALLER}" in (tmp_path / "trunk.log").read_text()
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+        assert (row["direction"], row["outcome"], row["agent_ext"]) == ("outbound", "answered", "1001")
+        errors = []
+        while not events.empty():
+            event = events.get()
+            if isinstance(event, PhoneError):
+                errors.append(event)
+        assert errors == []
+    finally:
+        phone.stop()
+        line.process.kill()
+        line.process.wait(5)
+        if trunk.poll() is None:
+            trunk.kill()
