@@ -313,9 +313,14 @@ def cmd_agent(args) -> int:
     from telephony.control import control_address
     from telephony.switch import default_control_path
 
-    if args.audio != "null":
-        raise UserError("only --audio null is built so far (the pjsua2 wheel has no sound devices; headset "
-                        "audio through an audio library is the next step)")
+    if args.audio == "list":
+        from telephony.headset import AudioError, list_devices
+
+        try:
+            print(list_devices())
+        except AudioError as exc:
+            raise UserError(str(exc)) from None
+        return 0
     connect(args.db, migrate=False).close()
     pin = read_pin(confirm=False)
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
@@ -437,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the softphone registers: the switch (default) or any SIP registrar/PBX")
     sub.add_argument("--control", metavar="PATH|HOST:PORT",
                      help="the switch's control API (env HOTLINE_CONTROL, default: the socket beside the database)")
-    sub.add_argument("--audio", default="null", help="audio path: null (headless; the only one built so far)")
+    sub.add_argument("--audio", default="default", metavar="DEVICE",
+                     help="the headset: a sound device's name or number (PortAudio), 'default', 'list' to "
+                          "see them, or 'null' for a silent seat (tests, demos, no sound card)")
     sub.set_defaults(handler=cmd_agent)
 
     sub = commands.add_parser("demo", parents=[common],

@@ -632,7 +632,7 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     ender = asyncio.get_running_loop().create_task(end_from_outside()) if stop or seconds else None
     try:
         phone.start()
-        audio_note = f"Audio: {audio} (no sound device in this build: calls are silent at this seat)."
+        audio_note = f"Audio: {phone.audio_description}."
         app.call_later(app.notice, notice or hint or audio_note)
         await app.run_async()
     finally:

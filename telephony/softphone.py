@@ -97,6 +97,8 @@ class Softphone:
         self._calls: dict[int, object] = {}   # our key -> the one strong reference to the Call
         self._next_key = 0
         self._keys = threading.Lock()   # keys are taken by dial() on any thread and by the pump
+        self.headset = None             # telephony/headset.py, unless audio is "null"
+        self.audio_description = "none (--audio null): calls are silent at this seat"
         self._log_writer = None
 
     # --- any thread --------------------------------------------------------------------------
@@ -184,7 +186,13 @@ class Softphone:
         transport.port = self.port
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         ep.libStart()
-        ep.audDevManager().setNullDev()   # the wheel has no sound devices
+        ep.audDevManager().setNullDev()   # the wheel has no sound devices: the null one clocks the bridge
+        if self.audio != "null":
+            from telephony.headset import Headset
+
+            self.headset = Headset(self.audio, config.medConfig.clockRate)
+            self.headset.start(pj)
+            self.audio_description = self.headset.description
         account_config = pj.AccountConfig()
         host = self.registrar[4:].split(";")[0]
         account_config.idUri = f"sip:{self.ext}@{host.split(':')[0]}"
@@ -267,6 +275,8 @@ class Softphone:
 
     def _destroy(self) -> None:
         self._calls.clear()
+        if self.headset is not None:
+            self.headset.stop()   # its port goes before the library does
         if self._account is not None:
             self._account.phone = None
             self._account = None
@@ -383,12 +393,21 @@ def _call_class():
 
         def onCallMediaState(self, prm):
             self.apply_mute()   # after hold/unhold the call's audio port can be a new one
+            headset = self.phone.headset if self.phone is not None else None
+            if headset is not None and headset.port is not None:
+                for index in self.active_audio():
+                    headset.connect(self.getAudioMedia(index))
 
         def apply_mute(self):
             # The conference bridge's level towards the call's port is what the caller hears.
-            for index, media in enumerate(self.getInfo().media):
-                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                    self.getAudioMedia(index).adjustTxLevel(0.0 if self.muted else 1.0)
+            for index in self.active_audio():
+                self.getAudioMedia(index).adjustTxLevel(0.0 if self.muted else 1.0)
+
+        def active_audio(self) -> list[int]:
+            info = self.getInfo()   # held while its media vector is read: SWIG's vector points into it
+            media = info.media
+            return [index for index in range(len(media))
+                    if media[index].type == pj.PJMEDIA_TYPE_AUDIO and media[index].status == pj.PJSUA_CALL_MEDIA_ACTIVE]
 
     return Call
 
