@@ -450,7 +450,8 @@ class SeatApp(App):
         from console.transfer import TransferScreen
 
         if self.seat.call is not None and self.pop is not None:
-            self.push_screen(TransferScreen(self.queues, self.seat.ext), self._transfer_to)
+            extensions = frozenset(row[0] for row in self.db.execute("SELECT ext FROM agents"))
+            self.push_screen(TransferScreen(self.queues, self.seat.ext, extensions), self._transfer_to)
 
     async def _transfer_to(self, target) -> None:
         if target is None or self.pop is None:
@@ -459,12 +460,13 @@ class SeatApp(App):
         draft = self._draft()
         form = {k: v for k, v in asdict(draft).items() if k != "interaction" and v} if draft is not None else {}
         if await self._ask("transfer", call_id=self.pop.interaction, form=form, **{kind: where}):
-            if draft is not None:   # the form went with the caller: the receiving seat finishes it
+            if draft is not None and kind != "number":   # the form went with the caller: the receiving seat finishes it
                 self.drafts.pop(draft.interaction, None)
                 if self.drafts_store is not None:
                     self.drafts_store.save(self.drafts)
-            self.notice(f"Transferred to {'extension ' if kind == 'ext' else 'the queue '}{where}; "
-                        "your notes went with the call.")
+            to = {"ext": "extension ", "queue": "the queue ", "number": ""}[kind] + where
+            self.notice(f"Transferred to {to}; your notes went with the call." if kind != "number" else
+                        f"Transferred to {to}; your notes stay with the contact for you to save.")
 
     async def action_extend_wrap_up(self) -> None:
         if self.control is None or self.control.closed:

@@ -12,7 +12,7 @@ from textual.widgets import Input, OptionList, Static
 
 
 class TransferScreen(ModalScreen):
-    """Dismissed with ("queue", name), ("ext", extension) or None."""
+    """Dismissed with ("queue", name), ("ext", extension), ("number", outside number) or None."""
 
     DEFAULT_CSS = """
     TransferScreen { align: center middle; }
@@ -26,14 +26,14 @@ class TransferScreen(ModalScreen):
     """
     BINDINGS = [Binding("enter", "choose", "Transfer", priority=True), Binding("escape", "close", "Back")]
 
-    def __init__(self, queues: tuple[str, ...], own_ext: str):
+    def __init__(self, queues: tuple[str, ...], own_ext: str, extensions: frozenset[str] = frozenset()):
         super().__init__()
-        self.queues, self.own_ext = queues, own_ext
+        self.queues, self.own_ext, self.extensions = queues, own_ext, extensions
 
     def compose(self) -> ComposeResult:
         with Vertical(id="transfer"):
-            yield Static("Transfer the caller to a queue, or type an agent's extension:")
-            yield Input(placeholder="extension (e.g. 1002) or queue", id="target")
+            yield Static("Transfer the caller to a queue, or type an agent's extension or an outside number:")
+            yield Input(placeholder="extension, +852 phone number, or queue", id="target")
             yield OptionList(*self.queues, id="targets")
             yield Static(id="transfer-problem")
             yield Static("↑↓ choose a queue · enter transfer · esc back", id="transfer-help")
@@ -51,11 +51,19 @@ class TransferScreen(ModalScreen):
 
     def action_choose(self) -> None:
         typed = self.query_one("#target", Input).value.strip()
-        if typed.isdigit():
-            if typed == self.own_ext:
-                self.query_one("#transfer-problem", Static).update("That is your own extension.")
-                return
+        digits = typed.replace(" ", "").replace("-", "")
+        if typed == self.own_ext:
+            self.query_one("#transfer-problem", Static).update("That is your own extension.")
+            return
+        if typed in self.extensions:
             self.dismiss(("ext", typed))
+        elif digits.lstrip("+").isdigit():
+            from records.phones import PhoneNumberError, normalise
+
+            try:
+                self.dismiss(("number", normalise(digits)))
+            except PhoneNumberError as exc:
+                self.query_one("#transfer-problem", Static).update(f"Not an extension or a phone number: {exc}")
         elif typed:
             if typed not in self.queues:
                 self.query_one("#transfer-problem", Static).update(

@@ -103,6 +103,13 @@ class InteractionRecorder:
         self._write(call_id)
         return True
 
+    def finish(self, call_id: str, t: float, outcome: str, *, talk_s: float = 0.0) -> None:
+        """End a row the routing core no longer follows (a caller transferred outside):
+        `talk_s` adds to what the agents already talked."""
+        row = self._open.get(call_id)
+        if row is not None:
+            self._end(call_id, t + self.offset, outcome, talk_s=(row["talk_s"] or 0.0) + talk_s)
+
     def forget(self, call_id: str) -> None:
         """The caller announced with `expect` never entered."""
         self._details.pop(call_id, None)

@@ -203,14 +203,14 @@ class ControlServer:
         return {"until": self.core.extend_wrap_up(connection.agent["ext"], float(seconds))}
 
     def _op_transfer(self, connection, request):
-        queue, ext = str(request.get("queue") or ""), str(request.get("ext") or "")
-        if bool(queue) == bool(ext):
-            raise RequestError("bad_request", "give 'queue' or 'ext' (one of them)")
+        queue, ext, number = (str(request.get(key) or "") for key in ("queue", "ext", "number"))
+        if (queue != "") + (ext != "") + (number != "") != 1:
+            raise RequestError("bad_request", "give one of 'queue', 'ext' or 'number'")
         form = request.get("form")
         if form is not None and not isinstance(form, dict):
             raise RequestError("bad_request", "'form' is an object")
         self.core.transfer(_text(request, "call_id"), by_ext=connection.agent["ext"], role=connection.agent["role"],
-                           queue=queue, to_ext=ext, form=form)
+                           queue=queue, to_ext=ext, number=number, form=form)
 
     def _op_disposition(self, connection, request):
         self.core.disposition(_text(request, "call_id"), by_ext=connection.agent["ext"],

@@ -289,9 +289,8 @@ class InboundCall:
         self.agents[ext] = leg
         offer = self.agent_offer if self.media is not None else self.offer
         body = offer.getCopy() if offer is not None else None
-        # A seat is called by its extension; the trunk (not a seat: not digits) is asked for
-        # the number the seat dialled.
-        callee = ext if ext.isdigit() else self.dialled
+        # A seat is called by its extension; a trunk leg is named "trunk:NUMBER" and asks for NUMBER.
+        callee = ext.partition(":")[2] or ext
         invite = CCEventTry((SipCallId(), self.number, callee, body, None, self.caller_name))
         invite.extra_headers = tuple(_header(name, value) for name, value in headers.items())
         leg.recvEvent(invite)

@@ -22,6 +22,7 @@ from sqlite_utils import Database
 
 from records import agents as agent_records
 from records.directory import resident_by_phone
+from records.phones import PhoneNumberError, normalise
 from records.contacts import InteractionRecorder, QueueLogWriter
 from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
@@ -33,7 +34,9 @@ log = logging.getLogger("hotline.switch")
 
 VOICEMAIL_MAX_S = 120.0            # a message longer than this is cut off
 VOICEMAIL_CALLBACK_S = 24 * 3600.0  # a message is called back within a day
-TRUNK_LEG = "trunk"   # the far leg of a seat's outbound call (extensions are digits: no clash)
+# The far leg of a call through the trunk is named "trunk:NUMBER" (extensions are digits:
+# no clash); the SIP side asks the trunk for NUMBER.
+TRUNK_LEG = "trunk"
 
 
 class SwitchError(ValueError):
@@ -100,6 +103,7 @@ class SwitchCore:
         self._numbers: dict[str, str] = {}      # call id -> caller's number, for a voicemail callback
         self._forms: dict[str, dict] = {}       # call id -> the form a transferring agent had open
         self._outbound: dict[str, dict] = {}    # call id -> a seat's call out the trunk
+        self._external: dict[str, dict] = {}    # call id -> a caller transferred to an outside number
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -155,10 +159,11 @@ class SwitchCore:
         return until[0]
 
     def transfer(self, call_id: str, *, by_ext: str, role: str, queue: str = "", to_ext: str = "",
-                 form: dict | None = None) -> None:
-        """Blind transfer of a connected caller to a queue or a free agent. The agent's phone
-        is released at once (the caller hears the queue's music); the receiving seat gets
-        the same interaction, and `form` (what the agent had typed) with the offer."""
+                 number: str = "", form: dict | None = None) -> None:
+        """Blind transfer of a connected caller to a queue, a free agent or an outside number
+        (through the trunk). The agent's phone is released at once (the caller hears the
+        queue's music); a receiving seat gets the same interaction, and `form` (what the
+        agent had typed) with the offer."""
         call = self.acd.calls.get(call_id)
         if call is None or call.agent is None:
             raise SwitchError("conflict", f"call {call_id} is not connected")
@@ -166,9 +171,22 @@ class SwitchCore:
             raise SwitchError("forbidden", f"call {call_id} is not with extension {by_ext}")
         if to_ext and self.legs is not None and to_ext not in self.registrations:
             raise SwitchError("conflict", f"extension {to_ext} has no phone registered")
+        if number:
+            if self.config.trunk is None or self.legs is None:
+                raise SwitchError("conflict", "transfers to outside numbers need a trunk (trunk: in the switch config)")
+            try:
+                number = normalise(number)
+            except PhoneNumberError as exc:
+                raise SwitchError("bad_request", str(exc)) from None
+            self._external[call_id] = {"number": number, "queue": call.queue, "caller": call.number,
+                                       "priority": call.priority, "answered_at": None}
         if form:
             self._forms[call_id] = {k: str(v) for k, v in form.items() if isinstance(v, (str, int, float))}
-        self._apply(lambda now: self.acd.transfer(call_id, now, queue=queue, to_agent=to_ext))
+        try:
+            self._apply(lambda now: self.acd.transfer(call_id, now, queue=queue, to_agent=to_ext, outside=number))
+        except SwitchError:
+            self._external.pop(call_id, None)
+            raise
 
     def set_skills(self, ext: str, skills: dict[str, int]) -> None:
         agent = self._known(ext)
@@ -324,9 +342,9 @@ class SwitchCore:
                 "uid": call_id, "node": self.node, "direction": "outbound", "caller_number": dialled,
                 "dialled_number": dialled, "resident_id": resident["id"] if resident else None, "queue": "outbound",
                 "call_type": "outbound", "entered_at": now, "agent_ext": ext, "agent_id": self.agents[ext]["id"]})
-        self._outbound[call_id] = {"ext": ext, "row": row_id, "answered_at": None}
+        self._outbound[call_id] = {"ext": ext, "row": row_id, "answered_at": None, "dialled": dialled}
         self._publish()
-        self.legs.ring(call_id, TRUNK_LEG, self.config.trunk, {})   # nothing of ours to a carrier
+        self.legs.ring(call_id, f"{TRUNK_LEG}:{dialled}", self.config.trunk, {})   # nothing of ours to a carrier
 
     def _outbound_answered(self, call_id: str) -> None:
         call = self._outbound[call_id]
@@ -335,7 +353,7 @@ class SwitchCore:
         with self._committed():
             self.db.execute("UPDATE interactions SET answered_at = ?, offered_at = entered_at, wait_s = ? "
                             "WHERE id = ?", [now, now - self._entered(call), call["row"]])
-        self.legs.bridge(call_id, TRUNK_LEG)
+        self.legs.bridge(call_id, f"{TRUNK_LEG}:{self._outbound[call_id]['dialled']}")
 
     def _entered(self, call: dict) -> float:
         return self.db.execute("SELECT entered_at FROM interactions WHERE id = ?", [call["row"]]).fetchone()[0]
@@ -414,6 +432,10 @@ class SwitchCore:
         if call_id in self._outbound:
             self._outbound_answered(call_id)
             return
+        if call_id in self._external:
+            self._external[call_id]["answered_at"] = self.clock()
+            self.legs.bridge(call_id, ext)
+            return
         try:
             self.call_answered(call_id, ext)
         except SwitchError as exc:
@@ -428,6 +450,12 @@ class SwitchCore:
             self.legs.release(call_id, 480, "No Answer")
             self._outbound_over(call_id, reached_nobody=True)
             return
+        if call_id in self._external:   # nobody there: the caller goes back to the queue they were in
+            moved = self._external.pop(call_id)
+            log.info("transfer of %s to %s not answered; back to the %s queue", call_id, moved["number"],
+                     moved["queue"])
+            self.call_arrived(call_id, moved["queue"], moved["caller"], priority=moved["priority"])
+            return
         call = self.acd.calls.get(call_id)
         if call is not None and ext in call.ringing:
             self.call_not_answered(call_id, ext, counts=counts)
@@ -437,6 +465,15 @@ class SwitchCore:
             return
         if call_id in self._outbound:
             self._outbound_over(call_id)
+            return
+        if call_id in self._external:
+            moved = self._external.pop(call_id)
+            now = self.clock()
+            talked = now - moved["answered_at"] if moved["answered_at"] is not None else 0.0
+            with self._committed():
+                self.recorder.finish(call_id, now, "answered", talk_s=talked)
+            for table in (self._residents, self._numbers, self._forms):
+                table.pop(call_id, None)
             return
         if call_id in self._in_menu:
             self._left_menu(call_id)   # hung up in the voice menu: abandoned there
@@ -575,6 +612,9 @@ class SwitchCore:
             legs.hang_up_agent(event.call_id, event.agent_id)
         elif isinstance(event, (ev.CallRequeued, ev.CallTransferred)):
             legs.drop_agent(event.call_id, event.agent_id)
+            if isinstance(event, ev.CallTransferred) and event.call_id in self._external:
+                outside = self._external[event.call_id]["number"]
+                legs.ring(event.call_id, f"{TRUNK_LEG}:{outside}", self.config.trunk, {})
         elif isinstance(event, ev.CallToVoicemail):
             if self.media:
                 legs.voicemail(event.call_id, VOICEMAIL_MAX_S)
@@ -644,11 +684,12 @@ class SwitchCore:
             if self.legs is not None:
                 self.legs.release(call_id, 503, "Service Unavailable")
         self._in_menu.clear()
-        for call_id in list(self._outbound):
+        for call_id, call in list(self._outbound.items()) + list(self._external.items()):
             if self.legs is not None:
-                self.legs.hang_up_agent(call_id, TRUNK_LEG)
+                self.legs.hang_up_agent(call_id, f"{TRUNK_LEG}:{call.get('dialled') or call.get('number')}")
                 self.legs.release(call_id, 503, "Service Unavailable")
         self._outbound.clear()
+        self._external.clear()
         live = list(self.acd.calls.values())
         for call in live:
             if self.legs is not None:

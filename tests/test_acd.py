@@ -463,3 +463,17 @@ def test_an_agent_dialling_out_is_offered_nothing_until_the_call_ends():
     assert offers(acd) == [("c1", "a")]
     with pytest.raises(AcdError, match="not on an outbound call"):
         acd.end_outbound("a", 91)
+
+
+def test_a_transfer_to_an_outside_number_takes_the_call_out_of_the_acd():
+    acd = make(QueueConfig("repair", wrap_up_s=30), agents=[("a", {"repair": 3})])
+    login(acd, "a")
+    acd.enqueue("c1", "repair", 0)
+    acd.answer("c1", "a", 1)
+    with pytest.raises(AcdError, match="one queue, agent or outside number"):
+        acd.transfer("c1", 5, queue="repair", outside="+85290000000")
+    acd.drain()
+    acd.transfer("c1", 11, outside="+85290000000")
+    [moved] = [e for e in acd.drain() if isinstance(e, ev.CallTransferred)]
+    assert moved.target == "number:+85290000000" and moved.talk_s == 10
+    assert "c1" not in acd.calls and acd.agents["a"].state == "wrap_up"

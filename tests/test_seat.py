@@ -379,6 +379,12 @@ async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extend
             assert app.screen.query_one("#targets").option_count == len(me["queues"])
             await pilot.press(*"1001", "enter")
             assert "your own extension" in str(app.screen.query_one("#transfer-problem").render())
+            app.screen.query_one("#target").value = "+852 9000 0001"     # an outside number ...
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert "need a trunk" in str(app.query_one("#notice").render())   # ... this switch has no trunk
+            await pilot.press("t")
+            await pilot.pause()
             app.screen.query_one("#target").value = "1002"
             await pilot.press("enter")
             await pilot.pause(0.2)

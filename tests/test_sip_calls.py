@@ -492,3 +492,44 @@ def test_without_a_trunk_a_seat_dialling_out_hears_why(line):
     code, output = finished(_seat_dials(line, CALLER))
     assert code != 0 and "503" in output
     assert "no trunk is configured" in (line.control.parent / "switch.log").read_text()
+
+
+def test_a_transfer_to_an_outside_number_goes_out_the_trunk_and_back_to_the_queue_if_nobody_answers(tmp_path):
+    line, trunk_port = _with_trunk(tmp_path)
+    try:
+        line.agent_ready("1001", "1111")
+        ann = line.seats[-1][1]
+        agent = line.phone("1001", "1111", "agent_answer.xml", calls=2)
+        # first: the outside number is busy -> the caller is back in the queue and 1001 (after
+        # its wrap-up) gets them again; second: the manager's mobile answers.
+        busy = subprocess.Popen([SIPP, "-sf", str(SCENARIOS / "trunk_busy.xml"), "-m", "1", "-i", "127.0.0.1",
+                                 "-p", str(trunk_port), "-timeout", "30s", "-nostdin"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        caller = line.call(pause_ms=9000)
+        in_call = lambda: any(a["ext"] == "1001" and a["state"] == "in_call" for a in line.snapshot()["agents"])  # noqa: E731
+        line.wait_until(in_call)
+        [call_id] = [r["uid"] for r in line.interactions()]
+        bad = json.dumps({"id": 2, "op": "transfer", "call_id": call_id, "number": "12"}) + "\n"
+        ann.write(bad)
+        ann.flush()
+        assert json.loads(ann.readline())["error"]["code"] == "bad_request"
+        line.request(ann, op="transfer", call_id=call_id, number="+852 9000 0001")
+        assert finished(busy)[0] == 0
+        line.request(ann, op="end_wrap_up")
+        line.wait_until(in_call)                       # queued again, and answered by 1001
+        trunk = subprocess.Popen(
+            [SIPP, "-sf", str(SCENARIOS / "trunk_answers.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(trunk_port),
+             "-mp", str(free_udp_port()), "-aa", "-timeout", "30s", "-nostdin", "-trace_logs", "-log_file",
+             str(tmp_path / "trunk.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.3)
+        line.request(ann, op="transfer", call_id=call_id, number="+85290000002")
+        code, output = finished(caller)
+        assert code == 0, output[-2000:]
+        assert finished(trunk)[0] == 0 and finished(agent)[0] == 0
+        assert "dialled +85290000002" in (tmp_path / "trunk.log").read_text()
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+        assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["talk_s"] > 3
+        assert line.queue_log().count("BLINDTRANSFER") == 2
+    finally:
+        line.process.kill()
+        line.process.wait(5)

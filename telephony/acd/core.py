@@ -391,18 +391,19 @@ class Acd:
         else:
             self._become_idle(agent, now)
 
-    def transfer(self, call_id: str, now: float, *, queue: str = "", to_agent: str = "",
+    def transfer(self, call_id: str, now: float, *, queue: str = "", to_agent: str = "", outside: str = "",
                  wrap_up_s: float | None = None) -> None:
         """Blind transfer of a connected caller to a queue (served ahead of callers who came
-        later, as they waited since their first call) or to one free agent (if that agent
-        does not answer, the caller goes back to the queue they came from, at their place).
+        later, as they waited since their first call), to one free agent (if that agent
+        does not answer, the caller goes back to the queue they came from, at their place),
+        or to an outside number (the call leaves the ACD: the driver connects it).
         The transferring agent goes to wrap-up as after a call."""
         call = self._call(call_id)
         if call.state != "connected":
             raise AcdError(f"call {call_id} is not connected")
         agent = self._connected_agent(call)
-        if bool(queue) == bool(to_agent):
-            raise AcdError("transfer to a queue or to an agent")
+        if (queue != "") + (to_agent != "") + (outside != "") != 1:
+            raise AcdError("transfer to one queue, agent or outside number")
         if queue and queue not in self.queues:
             raise AcdError(f"unknown queue '{queue}'")
         target: Agent | None = None
@@ -420,12 +421,15 @@ class Acd:
         agent.calls += 1
         agent.talk_s += talk
         wrap = call.q.config.wrap_up_s if wrap_up_s is None else wrap_up_s
-        self.events.append(CallTransferred(now, call.id, call.queue, agent.id, queue or f"agent:{to_agent}",
+        where = queue or (f"agent:{to_agent}" if to_agent else f"number:{outside}")
+        self.events.append(CallTransferred(now, call.id, call.queue, agent.id, where,
                                            call.answered_at - call.first_entered, talk, call.hold_s,
                                            call.original_position, wrap))
         call.agent, call.state, call.hold_s, call.max_wait_at = None, "waiting", 0.0, None
         self._wrap_up(agent, wrap, now)
-        if target is not None:
+        if outside:
+            del self.calls[call.id]
+        elif target is not None:
             call.ringing, call.declined = [], {}
             self._offer(call, [target], now)
         else:
