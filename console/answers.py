@@ -15,12 +15,13 @@ from records.knowledge import Answer, search_knowledge
 class AnswersScreen(ModalScreen):
     DEFAULT_CSS = """
     AnswersScreen { align: center middle; }
-    #answers { width: 100%; max-width: 110; height: 100%; max-height: 40; border: round $accent;
+    /* the header (call state, its clock) stays in sight above it */
+    #answers { width: 100%; max-width: 110; height: auto; max-height: 85%; border: round $accent;
                background: $surface; padding: 0 1; }
     #answers Input { height: 1; border: none; padding: 0 1; background: $boost; }
     #answers Input:focus { background: $accent 30%; }
     #titles { height: auto; max-height: 6; border: none; }
-    #answer { height: 1fr; }
+    #answer { height: auto; max-height: 24; }
     #answers-help { color: $text-muted; }
     """
     BINDINGS = [Binding("escape", "close", "Back to the call")]

@@ -88,6 +88,9 @@ class Feed:
             text = f"{name} did not answer {self.callers.get(call, call)}; trying the next agent"
         elif kind == "CallRequeued":
             text = f"{name}'s phone went away; {self.callers.get(call, call)} is first in line again"
+        elif kind == "CallTransferred":
+            target = event["target"].replace("agent:", "extension ").replace("number:", "")
+            text = f"{name} transferred {self.callers.get(call, call)} to {target}"
         elif kind == "CallToVoicemail":
             text = f"{self.callers.pop(call, call)} sent to voicemail after {event['wait_s']:.0f} s"
         elif kind == "AgentStatusChanged":
@@ -113,10 +116,19 @@ def _udp_port_free(port: int) -> bool:
     return True
 
 
-def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path) -> subprocess.Popen:
+def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path,
+                 trunk: tuple[str, int] | None = None) -> subprocess.Popen:
+    config = []
+    if trunk is not None:   # the shipped config, with the simulated outside world as its trunk
+        from telephony.switchconfig import DEFAULT_PATH
+
+        path = Path(db_path).with_suffix(".switch.yaml")
+        path.write_text(DEFAULT_PATH.read_text() + f"\n# hotline demo: callbacks reach simulated residents\n"
+                        f"trunk: sip:{trunk[0]}:{trunk[1]}\n")
+        config = ["--config", str(path)]
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "console", "--db", db_path, "switch", "--sip",
-                                    f"{sip[0]}:{sip[1]}", "--control", str(control)],
+                                    f"{sip[0]}:{sip[1]}", "--control", str(control), *config],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    # its own session: Ctrl-C reaches the demo, which stops the
                                    # callers and bots first and then the switch, in that order
@@ -158,10 +170,11 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
     sip = ("127.0.0.1", 5060 if _udp_port_free(5060) else free_udp_port())   # 5060: `hotline agent`'s default
     control = Path(db_path).with_suffix(".sock")
     switch_log = Path(db_path).with_suffix(".switch.log")
-    switch = start_switch(db_path, sip, control, switch_log)
     loop = asyncio.get_running_loop()
     phones = LivePhones(sip, loop=loop, seed=seed,
                         behaviour=Behaviour(calls_per_hour=calls_per_hour, talk_mean_s=talk_mean_s))
+    # the simulated phones are also the switch's trunk: a callback rings a resident who answers
+    switch = start_switch(db_path, sip, control, switch_log, trunk=(phones.host, phones.port))
     feed_file = open(Path(db_path).with_suffix(".feed.log"), "w", encoding="utf-8") if seat else None
     feed = Feed(db_path, names, out=feed_file or sys.stdout)
     agents: list[BotAgent] = []

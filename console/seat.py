@@ -117,6 +117,7 @@ class SeatApp(App):
         self.knowledge = None   # the standard answers, read on first use
         self.queues = tuple(queues)   # the switch's queues, transfer targets
         self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
+        self._transferred: int | None = None   # the call this seat last transferred away
 
     def check_action(self, action: str, parameters) -> bool | None:
         if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
@@ -128,7 +129,7 @@ class SeatApp(App):
         if action == "identify":
             return self.pop is not None and not self.pop.known
         if action == "save":
-            return self.pop is not None
+            return self.pop is not None and bool(self.pop.interaction)   # a callback is recorded on its task
         return True
 
     # --- layout --------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class SeatApp(App):
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
                 "answer.\nThe footer shows the keys that work now: a answer, d decline, h hang up, o hold, "
                 "m mute, k keypad, t transfer, i identify a caller, / knowledge, n notes, ctrl+s save, "
-                "w end wrap-up, e more wrap-up time, v ready, b break, q quit.")
+                "w end wrap-up, e more wrap-up time, c follow-up calls, v ready, b break, q quit.")
 
     # --- the header -----------------------------------------------------------------------------
     def _refresh_header(self) -> None:
@@ -183,7 +184,8 @@ class SeatApp(App):
         text = (f"{seat.name} ({seat.ext}) │ {seat.registration_text} │ {seat.status_text()} │ "
                 f"{seat.state_text(now)} │ {seat.calls_today} calls · {talk // 60}:{talk % 60:02d} today")
         self.query_one("#header", Static).update(text)
-        footer_for = (seat.state, seat.wrap_extended, self.pop is not None and self.pop.known, self.pop is None)
+        footer_for = (seat.state, seat.wrap_extended, self.pop is not None and self.pop.known,
+                      self.pop.interaction if self.pop is not None else None)
         if footer_for != self._footer_for:
             self._footer_for = footer_for
             self.refresh_bindings()
@@ -359,7 +361,7 @@ class SeatApp(App):
                 if event.call in self.callback_calls:
                     self._callback_over(event.call, self.seat.connected_at is not None and was_current, event.code)
                 self.seat.ended(event.call, now, self.wrap_up_s)
-                if was_current:
+                if was_current and event.call != self._transferred:
                     self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
                     if self.seat.state == "ringing":     # the next caller was already ringing
                         pop = self.seat.pops[self.seat.call]
@@ -459,7 +461,9 @@ class SeatApp(App):
         kind, where = target
         draft = self._draft()
         form = {k: v for k, v in asdict(draft).items() if k != "interaction" and v} if draft is not None else {}
+        call = self.seat.call
         if await self._ask("transfer", call_id=self.pop.interaction, form=form, **{kind: where}):
+            self._transferred = call   # its end (the switch's BYE) is this transfer, not news
             if draft is not None and kind != "number":   # the form went with the caller: the receiving seat finishes it
                 self.drafts.pop(draft.interaction, None)
                 if self.drafts_store is not None:

@@ -63,6 +63,7 @@ class Tally:
     refused: int = 0
     cut_off: int = 0      # still waiting or talking when the run stopped
     bot_calls: int = 0
+    called_back: int = 0  # callbacks answered by a simulated resident (through the switch's trunk)
     registered: set = field(default_factory=set)
 
 
@@ -152,7 +153,13 @@ class LivePhones:
             return (req.genResponse(200, "OK"), None, None)
         if method != "INVITE" or req.getHFBody("to").getTag() is not None:
             return (req.genResponse(481, "Call Leg/Transaction Does Not Exist"), None, None)
-        bot = self.bots.get(req.getRURI().username or "")
+        called = req.getRURI().username or ""
+        bot = self.bots.get(called)
+        if bot is None and len(called.lstrip("+")) > 8 and called.lstrip("+").isdigit():
+            # the switch's trunk: an agent calling a resident back, who picks up and talks
+            outside = OutsideCall(self, called)
+            outside.ua = UA(self.config, event_cb=outside.event)
+            return outside.ua.recvRequest(req, sip_t)
         if bot is None:
             return (req.genResponse(404, "Not Found"), None, None)
         ring = BotCall(self, bot, _header(req, "x-hotline-interaction"), _header(req, "x-hotline-queue"))
@@ -257,6 +264,41 @@ class BotCall:
             if self.connected:
                 self.phones.tally.bot_calls += 1
                 self.phones.loop.call_soon_threadsafe(self.bot.after_call, self.interaction, self.queue)
+
+
+class OutsideCall:
+    """A resident's own phone, called through the switch's trunk (a callback): it rings a
+    few seconds, is answered, and the resident hangs up after a talk (sippy thread)."""
+
+    def __init__(self, phones: LivePhones, number: str):
+        self.phones, self.number = phones, number
+        self.ua = None
+        self.timer = None
+
+    def event(self, event, ua) -> None:
+        from sippy.CCEvents import CCEventDisconnect, CCEventFail, CCEventTry
+        from sippy.Time.Timeout import Timeout
+
+        if isinstance(event, CCEventTry):
+            self.timer = Timeout(self._answer, self.phones.rng.uniform(2.0, 5.0))
+        elif isinstance(event, (CCEventDisconnect, CCEventFail)) and self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _answer(self) -> None:
+        from sippy.CCEvents import CCEventConnect
+        from sippy.Time.Timeout import Timeout
+
+        self.ua.recvEvent(CCEventConnect((200, "OK", self.phones.sdp(self.number))))
+        self.phones.tally.called_back += 1
+        self.timer = Timeout(self._hang_up, self.phones.sample_talk())
+
+    def _hang_up(self) -> None:
+        from sippy.CCEvents import CCEventDisconnect
+
+        self.timer = None
+        if self.ua is not None and not self.ua.isDead():
+            self.ua.recvEvent(CCEventDisconnect())
 
 
 class SimulatedCaller:
