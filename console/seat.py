@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Callable
 
 from rich.markup import escape
@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, Draft, Drafts, Pop, SeatState, money,
-                               order_preview, screen_pop, time_left, when)
+                               open_orders, order_preview, screen_pop, time_left, when)
 from telephony.control_client import ControlClient, ControlError
 from telephony.softphone import CallState, IncomingCall, PhoneError, Registration
 
@@ -221,13 +221,7 @@ class SeatApp(App):
             caller.append("  unknown caller: i to find or add the resident")
             caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s")
         self.query_one("#caller", Static).update(caller)
-        orders = self.query_one("#orders", DataTable)
-        orders.clear()
-        for order in pop.orders:
-            left = time_left(order.seconds_left) if order.deadline else "-"
-            style = "bold red" if order.overdue else ""
-            orders.add_row(str(order.id), order.type.replace("_", " "), order.status.replace("_", " "),
-                           Text(f"{order.deadline} {left}".strip(), style=style), escape(order.description))
+        self._show_orders(pop)
         history = self.query_one("#history", DataTable)
         history.clear()
         for contact in pop.contacts:
@@ -236,6 +230,15 @@ class SeatApp(App):
         self.query_one("#idle").display = False
         self.query_one("#pop").display = True
         self._fill_form(pop)
+
+    def _show_orders(self, pop: Pop) -> None:
+        orders = self.query_one("#orders", DataTable)
+        orders.clear()
+        for order in pop.orders:
+            left = time_left(order.seconds_left) if order.deadline else "-"
+            style = "bold red" if order.overdue else ""
+            orders.add_row(str(order.id), order.type.replace("_", " "), order.status.replace("_", " "),
+                           Text(f"{order.deadline} {left}".strip(), style=style), escape(order.description))
 
     # --- the form ---------------------------------------------------------------------------------
     def _draft(self) -> Draft | None:
@@ -287,7 +290,8 @@ class SeatApp(App):
         mine = self.drafts.get(interaction)
         if mine is not None and (mine.outcome or mine.notes or mine.order_type or mine.order_description):
             return   # already typed in here (the pop came first): what this agent wrote wins
-        fields = {k: str(v) for k, v in form.items() if k in Draft.__dataclass_fields__ and k != "interaction"}
+        fields = {k: str(v) for k, v in form.items()
+                  if k in Draft.__dataclass_fields__ and k not in ("interaction", "saved")}
         self.drafts[interaction] = Draft(interaction, **fields)
         if self.drafts_store is not None:
             self.drafts_store.save(self.drafts)
@@ -329,12 +333,25 @@ class SeatApp(App):
                 self.notice(f"Disposition saved; the work order was not: {exc}")
                 return
             saved += f"; work order #{order_id} ({order_preview(self.policy, draft.order_type, self.clock())})"
-        del self.drafts[draft.interaction]
+            if self.pop is not None and self.pop.resident_id is not None:   # the new order shows at once
+                self.pop = replace(self.pop, orders=tuple(open_orders(self.db, self.pop.resident_id, self.clock())))
+                self._show_orders(self.pop)
+            # saved: a second ctrl+s updates the disposition but does not open the order again
+            draft.order_type, draft.order_description = NO_ORDER, ""
+        draft.saved = True   # kept for this pop (a correction is saved again), no longer on disk
         if self.drafts_store is not None:
             self.drafts_store.save(self.drafts)
+        self._filling = True
+        try:
+            self.query_one("#order_type", Select).value = Select.NULL
+            self.query_one("#order_description", Input).value = ""
+        finally:
+            self.call_after_refresh(setattr, self, "_filling", False)
         self.notice(saved)
 
     def hide_pop(self) -> None:
+        for key in [key for key, draft in self.drafts.items() if draft.saved]:
+            del self.drafts[key]
         self.pop = None
         self.query_one("#pop").display = False
         self.query_one("#idle").display = True
@@ -460,7 +477,8 @@ class SeatApp(App):
             return
         kind, where = target
         draft = self._draft()
-        form = {k: v for k, v in asdict(draft).items() if k != "interaction" and v} if draft is not None else {}
+        form = {k: v for k, v in asdict(draft).items() if k not in ("interaction", "saved") and v} \
+            if draft is not None else {}
         call = self.seat.call
         if await self._ask("transfer", call_id=self.pop.interaction, form=form, **{kind: where}):
             self._transferred = call   # its end (the switch's BYE) is this transfer, not news

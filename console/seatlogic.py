@@ -311,6 +311,7 @@ class Draft:
     notes: str = ""
     order_type: str = NO_ORDER
     order_description: str = ""
+    saved: bool = False     # on the record already; kept only until the pop goes
 
     def problems(self, order_types) -> list[str]:
         out = []
@@ -378,5 +379,6 @@ class Drafts:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({k: asdict(v) for k, v in drafts.items()}, ensure_ascii=False))
+        unsaved = {k: asdict(v) for k, v in drafts.items() if not v.saved}
+        temporary.write_text(json.dumps(unsaved, ensure_ascii=False))
         os.replace(temporary, self.path)

@@ -5,6 +5,7 @@ import asyncio
 import queue
 
 import pytest
+from textual.widgets import Select
 
 from console.seat import PhoneEvent, SeatApp, SwitchEvent
 from console.seatlogic import SeatState
@@ -221,6 +222,11 @@ async def test_the_form_saves_disposition_and_work_order_in_one_keystroke_and_dr
             await pilot.press("ctrl+s")
             await pilot.pause(0.2)
             assert "Saved: repair: work order opened; work order #" in str(app.query_one("#notice").render())
+            assert app.query_one("#orders").row_count == 2           # the new order shows at once
+            assert app.query_one("#order_type").value is Select.NULL  # a second ctrl+s opens no second order
+            await pilot.press("ctrl+s")
+            await pilot.pause(0.2)
+            assert db.execute("SELECT count(*) FROM work_orders").fetchone()[0] == 2
         row = db.execute("SELECT id, disposition, notes FROM interactions WHERE uid = 'c9'").fetchone()
         assert row[1:] == ("repair: work order opened", "Tap fixed")
         order = db.execute("SELECT type, department, owner_agent_id, resident_id, interaction_id, description "
