@@ -326,6 +326,7 @@ def cmd_agent(args) -> int:
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
     try:
         return asyncio.run(run_seat(db_path=args.db, ext=args.ext, pin=pin, registrar=args.registrar,
+                                    sip_user=args.sip_user, sip_password=os.environ.get("HOTLINE_SIP_PASSWORD"),
                                     control=control_address(control), audio=args.audio,
                                     token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
     except PermissionError as exc:
@@ -440,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--ext", required=True, help="your extension; the PIN is read from the terminal or HOTLINE_PIN")
     sub.add_argument("--registrar", default="sip:127.0.0.1:5060",
                      help="where the softphone registers: the switch (default) or any SIP registrar/PBX")
+    sub.add_argument("--sip-user", metavar="NAME",
+                     help="the SIP account at another PBX (default: the extension); its password is read from "
+                          "HOTLINE_SIP_PASSWORD (default: the PIN)")
     sub.add_argument("--control", metavar="PATH|HOST:PORT",
                      help="the switch's control API (env HOTLINE_CONTROL, default: the socket beside the database)")
     sub.add_argument("--audio", default="default", metavar="DEVICE",

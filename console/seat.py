@@ -605,6 +605,7 @@ class SeatApp(App):
 
 
 async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,
+                   sip_user: str | None = None, sip_password: str | None = None,
                    token: str | None = None, audio: str = "null", hint: str = "",
                    stop: asyncio.Event | None = None, seconds: float | None = None) -> int:
     """Start the phone and the control connection, run the app, and tidy up on the way out.
@@ -644,7 +645,8 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     if hotline_log.level == logging.NOTSET or hotline_log.level > logging.INFO:
         hotline_log.setLevel(logging.INFO)
     app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts, queues=queues)
-    phone = Softphone(ext, pin, registrar, lambda event: app.post_message(PhoneEvent(event)), audio=audio)
+    phone = Softphone(ext, sip_password or pin, registrar, lambda event: app.post_message(PhoneEvent(event)),
+                      audio=audio, sip_user=sip_user)
     app.phone = phone
 
     async def end_from_outside():

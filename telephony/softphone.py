@@ -82,8 +82,10 @@ class Softphone:
     """A SIP account on a registrar (the switch, or any PBX), driven from one thread."""
 
     def __init__(self, ext: str, password: str, registrar: str, on_event: Callable[[object], None], *,
-                 host: str = "127.0.0.1", port: int = 0, audio: str = "null"):
-        self.ext, self.password, self.on_event = ext, password, on_event
+                 host: str = "127.0.0.1", port: int = 0, audio: str = "null", sip_user: str | None = None):
+        # With the switch the SIP account is the extension and PIN; behind another PBX it is
+        # whatever that PBX gave the agent (`sip_user` and its password).
+        self.ext, self.password, self.on_event = sip_user or ext, password, on_event
         self.registrar = registrar if registrar.startswith("sip:") else f"sip:{registrar}"
         self.host, self.port, self.audio = host, port, audio
         self._commands: queue.Queue = queue.Queue()

@@ -5,6 +5,8 @@ the seat; events come out of on_event exactly as the seat will receive them."""
 import queue
 import time
 
+import pytest
+
 
 from test_sip_calls import CALLER, _line, finished  # noqa: F401
 from test_sip_register import SCENARIOS, SIPP, free_udp_port, start_switch  # noqa: F401
@@ -134,3 +136,30 @@ def test_the_seat_phone_dials_out_authenticates_and_mutes_through_the_switch_and
         line.process.wait(5)
         if trunk.poll() is None:
             trunk.kill()
+
+
+@pytest.mark.parametrize("user, password, ok", [("alice", "s3cret", True), ("alice", "wrong", False)])
+def test_the_seat_phone_registers_with_an_ordinary_pbx_under_its_own_account(tmp_path, user, password, ok):
+    # Behind another PBX the SIP account is not the extension and PIN: the PBX's registrar
+    # (SIPp) checks the digest of "alice" in realm "pbx" itself.
+    import subprocess
+
+    from test_sip_register import SCENARIOS, SIPP
+
+    port = free_udp_port()
+    registrar = subprocess.Popen(
+        [SIPP, "-sf", str(SCENARIOS / "pbx_registrar.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(port),
+         "-timeout", "20s", "-nostdin", "-trace_logs", "-log_file", str(tmp_path / "pbx.log")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.3)
+    events: queue.Queue = queue.Queue()
+    phone = Softphone("1001", password, f"sip:127.0.0.1:{port}", events.put, sip_user=user)
+    try:
+        phone.start()
+        registration = next_event(events, Registration)
+        assert (registration.ok, registration.code) == ((True, 200) if ok else (False, 403))
+    finally:
+        phone.stop()
+        registrar.kill()
+        registrar.wait(5)
+    assert "REGISTER from alice" in (tmp_path / "pbx.log").read_text()
