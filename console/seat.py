@@ -122,6 +122,10 @@ class SeatApp(App):
     def check_action(self, action: str, parameters) -> bool | None:
         if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
             return False   # a dialog (identify, keypad, ...) is open: its own keys, ctrl+s included
+        return self._available(action)
+
+    def _available(self, action: str) -> bool:
+        """What the seat's state allows, whatever is on the screen."""
         if action in self.WHEN:
             return self.seat.state in self.WHEN[action]
         if action == "extend_wrap_up":
@@ -131,6 +135,17 @@ class SeatApp(App):
         if action == "save":
             return self.pop is not None and bool(self.pop.interaction)   # a callback is recorded on its task
         return True
+
+    def get_system_commands(self, screen):
+        """ctrl+p: every seat key that works now, by name (for whoever forgot the letter)."""
+        from textual.app import SystemCommand
+
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.action in self.SEAT_ACTIONS and binding.show and self._available(binding.action):
+                key = binding.key.replace("slash", "/")
+                yield SystemCommand(f"{binding.description} ({key})", f"the seat's {binding.description.lower()} key",
+                                    getattr(self, f"action_{binding.action}"))
 
     # --- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -175,7 +190,8 @@ class SeatApp(App):
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
                 "answer.\nThe footer shows the keys that work now: a answer, d decline, h hang up, o hold, "
                 "m mute, k keypad, t transfer, i identify a caller, / knowledge, n notes, ctrl+s save, "
-                "w end wrap-up, e more wrap-up time, c follow-up calls, v ready, b break, q quit.")
+                "w end wrap-up, e more wrap-up time, c follow-up calls, v ready, b break, q quit; "
+                "ctrl+p lists them by name.")
 
     # --- the header -----------------------------------------------------------------------------
     def _refresh_header(self) -> None:

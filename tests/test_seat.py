@@ -462,3 +462,21 @@ async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_
         assert "wrap-up" in str(app.query_one("#header").render())
     assert orders.get(order_id)["status"] == "called_back"
     assert db.execute("SELECT status, outcome FROM callbacks").fetchone() == ("done", "reached: done: fixed, thanks")
+
+
+async def test_the_command_palette_offers_the_keys_that_work_now(records):
+    db, rid = records
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "", {"X-Hotline-Resident": str(rid)})))
+        await pilot.pause()
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Answer (a)" in titles and "Decline (d)" in titles and "Hang up (h)" not in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"answer")
+        await pilot.pause(0.5)
+        await pilot.press("down", "enter")
+        await pilot.pause(0.3)
+        assert phone.sent == [("answer", 5)]
