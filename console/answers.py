@@ -9,6 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Markdown, OptionList, Static
 
+from console.dialogs import arrows_move_list
 from records.knowledge import Answer, search_knowledge
 
 
@@ -68,10 +69,7 @@ class AnswersScreen(ModalScreen):
         self._show(message.option_index)
 
     def on_key(self, event) -> None:
-        if event.key in ("up", "down") and self.focused is self.query_one("#search"):
-            titles = self.query_one("#titles", OptionList)
-            titles.action_cursor_up() if event.key == "up" else titles.action_cursor_down()
-            event.stop()
+        arrows_move_list(event, self.query_one("#search"), self.query_one("#titles", OptionList))
 
     def action_close(self) -> None:
         self.dismiss(None)

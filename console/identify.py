@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Select, Static
 
+from console.dialogs import arrows_move_list
 from console.seatlogic import Pop, find_callers, identified, new_caller
 from records.directory import DirectoryError
 from records.schema import RESIDENT_KINDS
@@ -81,11 +82,7 @@ class IdentifyScreen(ModalScreen):
                      "Nobody matches: try fewer letters, the unit, or ctrl+n to add them.")
 
     def on_key(self, event) -> None:
-        # Up and down move through the matches while the cursor stays in the search box.
-        if event.key in ("up", "down") and self.focused is self.query_one("#query"):
-            table = self.query_one("#matches", DataTable)
-            table.action_cursor_up() if event.key == "up" else table.action_cursor_down()
-            event.stop()
+        arrows_move_list(event, self.query_one("#query"), self.query_one("#matches", DataTable))
 
     def problem(self, text: str) -> None:
         self.query_one("#identify-problem", Static).update(text)

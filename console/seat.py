@@ -507,16 +507,8 @@ class SeatApp(App):
                         f"Transferred to {to}; your notes stay with the contact for you to save.")
 
     async def action_extend_wrap_up(self) -> None:
-        if self.control is None or self.control.closed:
-            self.notice("Not connected to the switch.")
-            return
-        try:
-            reply = await self.control.ask("extend_wrap_up", seconds=WRAP_EXTENSION_S)
-        except ControlError as exc:
-            self.notice(exc.message)
-            return
-        except (ConnectionError, asyncio.TimeoutError):
-            self.notice("The switch did not answer.")
+        reply = await self._ask("extend_wrap_up", seconds=WRAP_EXTENSION_S)
+        if reply is None:
             return
         self.seat.wrap_until, self.seat.wrap_extended = float(reply["until"]), True
         self.notice(f"Wrap-up extended by {WRAP_EXTENSION_S} s (once per call).")
@@ -580,7 +572,7 @@ class SeatApp(App):
         if self.pop is not None and self.pop.call == pop.call:
             self.show_pop(pop)
         recorded = bool(pop.interaction) and await self._ask("identify", call_id=pop.interaction,
-                                                             resident_id=pop.resident_id)
+                                                             resident_id=pop.resident_id) is not None
         self.notice(said + ("" if recorded else " (the switch's record of this call could not say so)"))
 
     async def action_available(self) -> None:
@@ -606,18 +598,18 @@ class SeatApp(App):
             await self._ask("logout")
         self.exit()
 
-    async def _ask(self, op: str, **fields) -> bool:
+    async def _ask(self, op: str, **fields) -> dict | None:
+        """The switch's reply, or None with the reason in the notice line."""
         if self.control is None or self.control.closed:
             self.notice("Not connected to the switch.")
-            return False
+            return None
         try:
-            await self.control.ask(op, **fields)
-            return True
+            return await self.control.ask(op, **fields)
         except ControlError as exc:
             self.notice(exc.message)
         except (ConnectionError, asyncio.TimeoutError):
             self.notice("The switch did not answer.")
-        return False
+        return None
 
 
 async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,

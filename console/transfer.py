@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 
+from console.dialogs import arrows_move_list
+
 
 class TransferScreen(ModalScreen):
     """Dismissed with ("queue", name), ("ext", extension), ("number", outside number) or None."""
@@ -44,10 +46,7 @@ class TransferScreen(ModalScreen):
             self.query_one("#targets", OptionList).highlighted = 0
 
     def on_key(self, event) -> None:
-        if event.key in ("up", "down") and self.focused is self.query_one("#target"):
-            targets = self.query_one("#targets", OptionList)
-            targets.action_cursor_up() if event.key == "up" else targets.action_cursor_down()
-            event.stop()
+        arrows_move_list(event, self.query_one("#target"), self.query_one("#targets", OptionList))
 
     def action_choose(self) -> None:
         typed = self.query_one("#target", Input).value.strip()

@@ -196,13 +196,16 @@ class Softphone:
             self.headset.start(pj)
             self.audio_description = self.headset.description
         account_config = pj.AccountConfig()
-        host = self.registrar[4:].split(";")[0]
-        account_config.idUri = f"sip:{self.ext}@{host.split(':')[0]}"
+        account_config.idUri = f"sip:{self.ext}@{self._registrar_host().split(':')[0]}"
         account_config.regConfig.registrarUri = self.registrar
         account_config.regConfig.timeoutSec = 300
         account_config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", self.ext, 0, self.password))
         self._account = _Account(self, pj)
         self._account.create(account_config)
+
+    def _registrar_host(self) -> str:
+        """HOST[:PORT] of the registrar URI: where the account lives and calls are placed."""
+        return self.registrar[4:].split(";")[0]
 
     def _drain(self) -> None:
         while True:
@@ -243,11 +246,10 @@ class Softphone:
     def _dial(self, key: int, number: str) -> None:
         import pjsua2 as pj
 
-        host = self.registrar[4:].split(";")[0]
         call = _call_class()(self._account, pj.PJSUA_INVALID_ID, self, key)
         self._calls[key] = call
         try:
-            call.makeCall(f"sip:{number}@{host}", pj.CallOpParam(True))
+            call.makeCall(f"sip:{number}@{self._registrar_host()}", pj.CallOpParam(True))
         except Exception:
             self._calls.pop(key, None)
             call.phone = None

@@ -342,7 +342,8 @@ class SwitchCore:
                 "uid": call_id, "node": self.node, "direction": "outbound", "caller_number": dialled,
                 "dialled_number": dialled, "resident_id": resident["id"] if resident else None, "queue": "outbound",
                 "call_type": "outbound", "entered_at": now, "agent_ext": ext, "agent_id": self.agents[ext]["id"]})
-        self._outbound[call_id] = {"ext": ext, "row": row_id, "answered_at": None, "dialled": dialled}
+        self._outbound[call_id] = {"ext": ext, "row": row_id, "entered_at": now, "answered_at": None,
+                                   "dialled": dialled}
         self._publish()
         self.legs.ring(call_id, f"{TRUNK_LEG}:{dialled}", self.config.trunk, {})   # nothing of ours to a carrier
 
@@ -352,11 +353,8 @@ class SwitchCore:
         call["answered_at"] = now
         with self._committed():
             self.db.execute("UPDATE interactions SET answered_at = ?, offered_at = entered_at, wait_s = ? "
-                            "WHERE id = ?", [now, now - self._entered(call), call["row"]])
-        self.legs.bridge(call_id, f"{TRUNK_LEG}:{self._outbound[call_id]['dialled']}")
-
-    def _entered(self, call: dict) -> float:
-        return self.db.execute("SELECT entered_at FROM interactions WHERE id = ?", [call["row"]]).fetchone()[0]
+                            "WHERE id = ?", [now, now - call["entered_at"], call["row"]])
+        self.legs.bridge(call_id, f"{TRUNK_LEG}:{call['dialled']}")
 
     def _outbound_over(self, call_id: str, reached_nobody: bool = False) -> None:
         call = self._outbound.pop(call_id)
