@@ -25,8 +25,9 @@ MAX_LINE = 64 * 1024
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 STATUSES = ("available", "on_break")
 # op -> who may call it: None (anyone), "agent" (any logged-in person), "supervisor"
-OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent", "extend_wrap_up": "agent", "transfer": "agent",
-       "disposition": "agent", "identify": "agent", "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
+OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
+       "extend_wrap_up": "agent", "transfer": "agent", "disposition": "agent", "identify": "agent",
+       "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
        "set_skills": "supervisor", "set_priority": "supervisor"}
 
 

@@ -130,6 +130,11 @@ def _sdp_address(body) -> tuple[str, int] | None:
     return (host.group(1), int(port.group(1))) if host and port else None
 
 
+def _digest_ok(auth, ext: str, ha1: str, method: str) -> bool:
+    """A digest response (RFC 2617) of `ext` in our realm, checked against the stored HA1."""
+    return auth.username == ext and auth.realm == REALM and auth.verifyHA1(ha1.encode(), method, None)
+
+
 def _discard_sdp(offer):
     """The caller's own SDP pointed at the discard port: a peer that hears nothing."""
     import re
@@ -544,8 +549,7 @@ class SipSide:
             return response
         auth = req.getHFBody("authorization")
         secret = self.secret_of(ext)
-        if secret is None or auth.username != ext or auth.realm != REALM \
-                or not auth.verifyHA1(secret.encode(), "REGISTER", None):
+        if secret is None or not _digest_ok(auth, ext, secret, "REGISTER"):
             log.warning("SIP: REGISTER for %r refused: wrong credentials", ext)
             return req.genResponse(403, "Forbidden")
         expires = self._expires(req)
@@ -634,11 +638,13 @@ class SipSide:
             return (req.genResponse(503, "Service Unavailable"), None, None)
         seat = ""
         from_user = req.getHFBody("from").getUrl().username or ""
-        if from_user.isdigit() and 2 <= len(from_user) <= 8 and req.getHFBody("to").getTag() is None:
+        binding = self.bindings.get(from_user)
+        if binding is not None and req.getSource()[0] == binding.host and req.getHFBody("to").getTag() is None:
             secret = self.secret_of(from_user)
             if secret is not None:
-                # An agent's phone dialling out (a callback): it proves it is the seat, as
-                # for REGISTER, before anything is charged to the trunk in its name.
+                # A registered seat's phone dialling out (a callback): it proves it is the
+                # seat, as for REGISTER, before anything goes out the trunk in its name. A
+                # resident whose number happens to equal an extension calls from elsewhere.
                 refusal = self._seat_challenge(req, from_user, secret)
                 if refusal is not None:
                     return (refusal, None, None)
@@ -659,8 +665,7 @@ class SipSide:
             response.appendHeader(SipHeader(name="proxy-authenticate",
                                             body=SipProxyAuthenticate(realm=REALM, algorithm="MD5")))
             return response
-        auth = req.getHFBody("proxy-authorization")
-        if auth.username != ext or auth.realm != REALM or not auth.verifyHA1(secret.encode(), "INVITE", None):
+        if not _digest_ok(req.getHFBody("proxy-authorization"), ext, secret, "INVITE"):
             log.warning("SIP: INVITE from seat %r refused: wrong credentials", ext)
             return req.genResponse(403, "Forbidden")
         return None

@@ -432,10 +432,17 @@ def _with_trunk(tmp_path):
     return line, trunk_port
 
 
-def _seat_dials(line, number, ext="1001", pin="1111", pause_ms=1500):
+def _seat_dials(line, number, ext="1001", pin="1111", pause_ms=1500, dial_pin=None):
+    """A seat's phone (SIPp) registers with `pin`, then dials `number` answering the switch's
+    challenge with `dial_pin` (default: the same PIN)."""
+    registered = subprocess.run(
+        [SIPP, f"127.0.0.1:{line.port}", "-sf", str(SCENARIOS / "register.xml"), "-s", ext, "-au", ext, "-ap", pin,
+         "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-timeout", "10s", "-nostdin"],
+        capture_output=True, text=True, timeout=30)
+    assert registered.returncode == 0, registered.stdout[-2000:]
     return subprocess.Popen(
         [SIPP, f"127.0.0.1:{line.port}", "-sf", str(SCENARIOS / "seat_dials.xml"), "-s", number, "-key", "caller",
-         ext, "-au", ext, "-ap", pin, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+         ext, "-au", ext, "-ap", dial_pin or pin, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
          "-mp", str(free_udp_port()), "-d", str(pause_ms), "-timeout", "30s", "-nostdin"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -470,7 +477,7 @@ def test_a_seat_must_prove_itself_and_nobody_answering_is_a_no_answer_contact(tm
     line, trunk_port = _with_trunk(tmp_path)
     try:
         line.agent_ready("1001", "1111")
-        code, output = finished(_seat_dials(line, CALLER, pin="0000"))
+        code, output = finished(_seat_dials(line, CALLER, dial_pin="0000"))
         assert code != 0 and "403" in output                 # a wrong PIN: nothing dialled
         trunk = subprocess.Popen(
             [SIPP, "-sf", str(SCENARIOS / "agent_busy.xml").replace("agent_busy", "trunk_busy"), "-m", "1",
