@@ -13,6 +13,7 @@ from its own; both only touch the FIFOs (under a lock each), never the UI or pjs
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
@@ -136,29 +137,25 @@ class Headset:
         outdata[:] = self.ear.take(len(outdata))
 
 
+@functools.cache
 def _port_class():
+    """Made on first use, as the softphone's pjsua2 subclasses are (pjsua2 is imported late)."""
     import pjsua2 as pj
 
-    global _Port
-    if _Port is None:
-        class Port(pj.AudioMediaPort):
-            """pjmedia's clock thread: frames from the bridge (the caller) and for it (the mic)."""
+    class Port(pj.AudioMediaPort):
+        """pjmedia's clock thread: frames from the bridge (the caller) and for it (the mic)."""
 
-            def __init__(self, headset: Headset):
-                super().__init__()
-                self.headset = headset
+        def __init__(self, headset: Headset):
+            super().__init__()
+            self.headset = headset
 
-            def onFrameReceived(self, frame):
-                if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
-                    self.headset.ear.put(bytes(frame.buf))
+        def onFrameReceived(self, frame):
+            if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
+                self.headset.ear.put(bytes(frame.buf))
 
-            def onFrameRequested(self, frame):
-                frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-                frame.buf = pj.ByteVector(self.headset.mouth.take(self.headset.frame_bytes))
-                frame.size = self.headset.frame_bytes
+        def onFrameRequested(self, frame):
+            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+            frame.buf = pj.ByteVector(self.headset.mouth.take(self.headset.frame_bytes))
+            frame.size = self.headset.frame_bytes
 
-        _Port = Port
-    return _Port
-
-
-_Port = None
+    return Port
