@@ -287,22 +287,29 @@ def cmd_switch(args) -> int:
     import asyncio
     import logging
 
-    from telephony.switch import default_control_path, serve
-    from telephony.switchconfig import load_switch_config
+    from dataclasses import replace
+
+    from telephony.switch import StartError, SwitchFailed, default_control_path, serve
+    from telephony.switchconfig import load_switch_config, parse_port_range
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
     config = load_switch_config(args.config or os.environ.get("HOTLINE_SWITCH_CONFIG"))
+    if args.rtp_ports:
+        try:
+            config = replace(config, sip=replace(config.sip, rtp_ports=parse_port_range(args.rtp_ports)))
+        except ValueError as exc:
+            raise UserError(f"--rtp-ports: {exc}") from None
     connect(args.db).close()  # a missing or foreign database is refused before anything listens
     try:
         asyncio.run(serve(args.db, args.sip, control, config=config, queue_log=args.queue_log,
                           token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None,
                           media=False if args.no_media else (args.media or True),
                           record_calls=not args.no_recording))
+    except (StartError, SwitchFailed) as exc:
+        raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"cannot listen: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
     return 0
 
 
@@ -435,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-media", action="store_true",
                      help="do not anchor audio in the switch: SDP passed between phones, no music or recording")
     sub.add_argument("--no-recording", action="store_true", help="anchor audio but record nothing")
+    sub.add_argument("--rtp-ports", metavar="LOW-HIGH",
+                     help="UDP ports the media engine may use, e.g. 10000-20000 for a firewall "
+                          "(default: the config's sip.rtp_ports, else any)")
     sub.set_defaults(handler=cmd_switch)
 
     sub = commands.add_parser("agent", parents=[common], help="the agent seat: softphone and caller screen-pop")

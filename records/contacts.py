@@ -32,14 +32,20 @@ class QueueLogWriter:
     def __init__(self, path: str | Path | None = None, db: Database | None = None, *, offset: float = 0.0,
                  batch: int = 5000):
         self.offset, self.db, self.batch = offset, db, batch
-        self._file: TextIO | None = open(path, "a", encoding="utf-8") if path else None
+        self.path = Path(path) if path else None
+        self._file: TextIO | None = None   # opened at the first line: a switch that never starts leaves no file
         self._rows: list[tuple] = []
 
     def __call__(self, event) -> None:
-        for row in rows_for(event):
+        self.write_rows(rows_for(event))
+
+    def write_rows(self, rows) -> None:
+        for row in rows:
             if self.offset:
                 row = (int(row[0] + self.offset), *row[1:])
-            if self._file:
+            if self.path is not None:
+                if self._file is None:
+                    self._file = open(self.path, "a", encoding="utf-8")
                 self._file.write(format_line(row) + "\n")
             if self.db is not None:
                 self._rows.append(row)

@@ -7,6 +7,8 @@ cents. Never edit a migration that has shipped: add a new one.
 
 from __future__ import annotations
 
+import re
+
 from sqlite_utils import Database, Migrations
 
 MIGRATION_SET = "hotline"
@@ -17,9 +19,11 @@ SEGMENTS = ("standard", "vip")
 ROLES = ("agent", "supervisor", "admin")
 DIRECTIONS = ("inbound", "outbound")
 # m003 created interactions with the first five; m008 added no_answer (an outbound call
-# nobody picked up). Shipped migrations keep using what they used.
+# nobody picked up); m009 added failed (a call the switch turned away, with its SIP
+# cause). Shipped migrations keep using what they used.
 _OUTCOMES_M003 = ("answered", "abandoned", "timeout", "voicemail", "interrupted")
-OUTCOMES = (*_OUTCOMES_M003, "no_answer")
+_OUTCOMES_M008 = (*_OUTCOMES_M003, "no_answer")
+OUTCOMES = (*_OUTCOMES_M008, "failed")
 WORK_ORDER_STATUSES = ("open", "dispatched", "on_site", "resolved", "called_back", "closed", "cancelled")
 CALLBACK_KINDS = ("repair_callback", "complaint_feedback", "voicemail", "survey_care", "other")
 CALLBACK_STATUSES = ("pending", "done", "failed", "cancelled")
@@ -266,37 +270,50 @@ def m007_agent_sip_ha1(db: Database) -> None:
     db.execute("ALTER TABLE agents ADD COLUMN sip_ha1 TEXT NOT NULL DEFAULT ''")
 
 
-@migrations(transactional=False)
-def m008_outbound_no_answer(db: Database) -> None:
-    # SQLite cannot change a CHECK in place: the table is rebuilt with the same SQL but the
-    # wider check (https://sqlite.org/lang_altertable.html, "other kinds of changes"), with
-    # foreign keys off so the rows that point at interactions are left as they are.
-    old_check, new_check = _check("outcome", _OUTCOMES_M003), _check("outcome", OUTCOMES)
-    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'interactions'").fetchone()[0]
+def _rebuild_with_check(db: Database, table: str, old_check: str, new_check: str) -> None:
+    """SQLite cannot change a CHECK in place: the table is rebuilt with the same SQL but the
+    new check (https://sqlite.org/lang_altertable.html, "other kinds of changes"), with
+    foreign keys off so the rows that point at it are left as they are."""
+    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()[0]
     if old_check not in table_sql:
-        raise RuntimeError("interactions.outcome has an unexpected CHECK; refusing to rebuild the table")
+        raise RuntimeError(f"{table} has an unexpected CHECK; refusing to rebuild the table")
     index_sqls = [row[0] for row in db.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'interactions' AND sql IS NOT NULL")]
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [table])]
     db.execute("PRAGMA foreign_keys = OFF")
     try:
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(table_sql.replace(old_check, new_check).replace("CREATE TABLE interactions",
-                                                                          "CREATE TABLE interactions_m008", 1))
-            db.execute("INSERT INTO interactions_m008 SELECT * FROM interactions")
-            db.execute("DROP TABLE interactions")
-            db.execute("ALTER TABLE interactions_m008 RENAME TO interactions")
+            # after one rebuild SQLite keeps the renamed table's SQL as CREATE TABLE "name"
+            db.execute(re.sub(rf'^CREATE TABLE ["`\[]?{table}["`\]]?', f"CREATE TABLE {table}_rebuilt",
+                              table_sql.replace(old_check, new_check), count=1))
+            db.execute(f"INSERT INTO {table}_rebuilt SELECT * FROM {table}")
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
             for sql in index_sqls:
                 db.execute(sql)
             problems = db.execute("PRAGMA foreign_key_check").fetchall()
             if problems:
-                raise RuntimeError(f"rebuilding interactions broke {len(problems)} references")
+                raise RuntimeError(f"rebuilding {table} broke {len(problems)} references")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
     finally:
         db.execute("PRAGMA foreign_keys = ON")
+
+
+@migrations(transactional=False)
+def m008_outbound_no_answer(db: Database) -> None:
+    _rebuild_with_check(db, "interactions", _check("outcome", _OUTCOMES_M003), _check("outcome", _OUTCOMES_M008))
+
+
+@migrations(transactional=False)
+def m009_failed_calls(db: Database) -> None:
+    # A call the switch refused (wrong credentials, no trunk, stopping) is a contact too:
+    # outcome 'failed' with the SIP cause, so no caller vanishes unseen.
+    if "sip_cause" not in db["interactions"].columns_dict:   # a run stopped half-way is finished
+        db.execute("ALTER TABLE interactions ADD COLUMN sip_cause TEXT NOT NULL DEFAULT ''")
+    _rebuild_with_check(db, "interactions", _check("outcome", _OUTCOMES_M008), _check("outcome", OUTCOMES))
 
 
 # Everything pending on an empty database is every migration this version knows.

@@ -76,8 +76,10 @@ def ensure_sounds(directory: str | Path) -> Path:
 class MediaEngine:
     """RTPproxy inside the switch process; start it on the sippy thread."""
 
-    def __init__(self, config: dict, *, recordings: str | Path, sounds: str | Path):
+    def __init__(self, config: dict, *, recordings: str | Path, sounds: str | Path,
+                 rtp_ports: tuple[int, int] | None = None):
         self.config = config
+        self.rtp_ports = rtp_ports   # (low, high) for a firewall; None: RTPproxy's own range
         self.recordings = Path(recordings)
         self.sounds = ensure_sounds(sounds)
         self.client = None
@@ -92,10 +94,11 @@ class MediaEngine:
         from sippy.Time.Timeout import Timeout
 
         self.recordings.mkdir(parents=True, exist_ok=True)
-        # -F: no privileges to drop; -d ERR: it logs every session otherwise; -r/-P:
-        # recordings as pcap; catch_dtmf: RFC 2833 keys;
+        # -F: no privileges to drop; -d ERR: it logs every session otherwise; -m/-M: the
+        # media port range; -r/-P: recordings as pcap; catch_dtmf: RFC 2833 keys;
         # its accounting module is not loaded, so nothing is written into the cwd.
-        spec = f"rtp.io:-F;-d;ERR;-r;{self.recordings};-P;modules=catch_dtmf"
+        ports = f"-m;{self.rtp_ports[0]};-M;{self.rtp_ports[1]};" if self.rtp_ports else ""
+        spec = f"rtp.io:-F;-d;ERR;{ports}-r;{self.recordings};-P;modules=catch_dtmf"
         self.client = Rtp_proxy_client(self.config, spath=spec, nworkers=1, nsetup_f=self._notify_setup)
         self.config["rtp_proxy_client"] = self.client
         deadline = [50]

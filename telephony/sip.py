@@ -7,7 +7,8 @@ posted into asyncio with `loop.call_soon_threadsafe`; asyncio posts into sippy w
 its own connection (one connection per thread).
 
 Agents register with their extension and PIN (digest, realm "hotline"); the registrar
-checks the response against the HA1 stored in records and never sees the PIN.
+checks the response against the HA1 stored in records and never sees the PIN. Nonces,
+nonce counts, stale challenges and lockouts after wrong PINs: telephony/digest.py.
 
 Calls: every inbound INVITE is one `InboundCall`, a sippy UA for the caller's leg and
 one for each agent being rung. The routing core decides everything (who rings, when
@@ -24,34 +25,36 @@ import asyncio
 import functools
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from telephony.digest import Credentials, DigestGuard, Verdict
+from telephony.switchconfig import SipSettings
+
 log = logging.getLogger("hotline.sip")
 
 REALM = "hotline"
-MAX_EXPIRES = 3600
-DEFAULT_EXPIRES = 300
-EXPIRY_CHECK_S = 5.0   # a seat that stopped refreshing is offered no calls within this
-# A seat in a call is asked OPTIONS (within the call's dialog) this often; when this many
-# in a row go unanswered, or it answers 481, its phone is taken for gone (killed,
-# unplugged, restarted) and its caller is queued again: a caller hears silence for at
-# most QUALIFY_S * (QUALIFY_MISSES + 1) seconds. Asterisk's qualify is the same idea
-# (out of dialog, for every peer, once a minute).
-QUALIFY_S = 2.0
-QUALIFY_MISSES = 2
+EXPIRY_CHECK_S = 1.0   # a seat that stopped refreshing is offered no calls within this (after its grace)
+# A seat in a call is asked OPTIONS (within the call's dialog) every qualify_s (a setting);
+# when qualify_misses in a row go unanswered, or it answers 481, its phone is taken for
+# gone (killed, unplugged, restarted) and its caller is queued again: a caller hears
+# silence for at most qualify_s * (qualify_misses + 1) seconds. Asterisk's qualify is the
+# same idea (out of dialog, for every peer, once a minute).
 QUALIFY_TICK_S = 0.1
+PRUNE_S = 60.0   # old nonces and failed-login counts are forgotten this often
 
 
 @dataclass(frozen=True)
 class Binding:
     ext: str
-    host: str
+    host: str            # where the phone says it can be called (its Contact)
     port: int
-    expires_at: float
+    expires_at: float    # the expiry granted, plus the grace (SipSettings.registration_grace_s)
+    source: tuple[str, int] = ("", 0)   # where its REGISTER came from: its INVITEs come from there too
 
 
 class CallReports(Protocol):
@@ -72,6 +75,14 @@ class CallReports(Protocol):
     def menu_key(self, call_id: str, key: str | None) -> None: ...
 
     def recording_done(self, call_id: str, session: str, caller_port: int | None) -> None: ...
+
+    def call_refused(self, number: str, dialled: str, *, seat: str, code: int, reason: str) -> None: ...
+
+    def sip_refused(self, cause: str) -> None: ...
+
+    def auth_locked(self, kind: str, key: str, seconds: float) -> None: ...
+
+    def sip_failed(self, message: str) -> None: ...
 
 
 # Agent replies that mean "not now" rather than "did not answer": no miss is counted.
@@ -128,11 +139,6 @@ def _sdp_address(body) -> tuple[str, int] | None:
     host = re.search(r"^c=IN IP4 (\S+)", text, re.M)
     port = re.search(r"^m=audio (\d+)", text, re.M)
     return (host.group(1), int(port.group(1))) if host and port else None
-
-
-def _digest_ok(auth, ext: str, ha1: str, method: str) -> bool:
-    """A digest response (RFC 2617) of `ext` in our realm, checked against the stored HA1."""
-    return auth.username == ext and auth.realm == REALM and auth.verifyHA1(ha1.encode(), method, None)
 
 
 def _discard_sdp(offer):
@@ -441,12 +447,19 @@ class SipSide:
     def __init__(self, host: str, port: int, *, secret_of: Callable[[str], str | None],
                  loop: asyncio.AbstractEventLoop, on_binding: Callable[[Binding | None, str], None],
                  reports: CallReports | None = None, clock: Callable[[], float] = time.time,
-                 media_dir: str | Path | None = None, record_calls: bool = True):
+                 media_dir: str | Path | None = None, record_calls: bool = True,
+                 settings: SipSettings | None = None):
         # sippy logs every message unless told otherwise; warnings are enough for a switch.
         os.environ.setdefault("SIPLOG_LVL", "WARN")
         os.environ.setdefault("SIPLOG_BEND", "stderr")
         self.host, self.port = host, port
         self.secret_of, self.loop, self.on_binding, self.clock = secret_of, loop, on_binding, clock
+        self.settings = settings or SipSettings()
+        self.guard = DigestGuard(REALM, nonce_s=self.settings.nonce_s, clock=clock,
+                                 failures_per_ext=self.settings.auth_failures_per_ext,
+                                 failures_per_address=self.settings.auth_failures_per_address,
+                                 window_s=self.settings.auth_window_s, lock_s=self.settings.auth_lock_s,
+                                 on_lock=self._locked_out)
         self.bindings: dict[str, Binding] = {}   # touched on the sippy thread only
         self.calls: dict[str, InboundCall] = {}  # likewise
         # seat in a call -> (call, OPTIONS unanswered in a row, when to ask next)
@@ -456,32 +469,52 @@ class SipSide:
         self.record_calls = record_calls
         self.media = None     # the MediaEngine once RTPproxy answers; None: SDP passed through
         self.config: dict = {}
+        self.unparsable = _RateLimitedLog(log, "SIP: cannot parse a message from %s (%s)%s")
         self._seq = 0
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self.failure: str | None = None   # why the SIP thread stopped, if it did on its own
         self._tm = None
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
+        """Start sippy; raises SipStartError with one plain sentence if it cannot."""
         self._thread = threading.Thread(target=self._run, name="sippy", daemon=True)
         self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError(f"SIP did not start on {self.host}:{self.port}")
+        deadline = time.monotonic() + 15
+        while not self._started.wait(0.05):
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise SipStartError(self.failure or f"SIP did not start on {self.host}:{self.port}")
+        if self.failure is not None:
+            raise SipStartError(self.failure)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except Exception as exc:   # the SIP thread is gone: the switch must stop, now
+            self.failure = self.failure or f"SIP stopped: {describe_os_error(exc, self.host, self.port)}"
+            log.debug("SIP thread failed", exc_info=True)
+            if self._started.is_set():
+                self.report("sip_failed", self.failure)
+
+    def _serve(self) -> None:
         from sippy.Core.EventDispatcher import ED2
         from sippy.SipConf import SipConf
         from sippy.SipLogger import SipLogger
-        from sippy.SipTransactionManager import SipTransactionManager
         from sippy.Time.Timeout import Timeout
 
         SipConf.my_uaname = "hotline"
         SipConf.my_address = self.host
         SipConf.my_port = self.port
         self.config = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": SipLogger("hotline")}
-        self._tm = self.config["_sip_tm"] = SipTransactionManager(self.config, self._request)
+        try:
+            self._tm = self.config["_sip_tm"] = _transactions_class()(self.config, self._request, self)
+        except OSError as exc:
+            self.failure = f"cannot listen for SIP: {describe_os_error(exc, self.host, self.port)}"
+            raise
         Timeout(self._expire_bindings, EXPIRY_CHECK_S, -1)
         Timeout(self._qualify, QUALIFY_TICK_S, -1)
+        Timeout(self.guard.prune, PRUNE_S, -1)
         if self.media_dir is not None:
             self._start_media()
         else:
@@ -502,7 +535,8 @@ class SipSide:
             self.report("media_ready", ok)
             self._started.set()
         try:
-            engine = MediaEngine(self.config, recordings=self.media_dir / "raw", sounds=self.media_dir / "sounds")
+            engine = MediaEngine(self.config, recordings=self.media_dir / "raw", sounds=self.media_dir / "sounds",
+                                 rtp_ports=self.settings.rtp_ports)
             engine.start(ready)
         except Exception as exc:  # no rtp.io wheel, or it would not start: calls still connect
             log.warning("media: cannot start RTPproxy (%s); SDP is passed through between phones", exc)
@@ -514,10 +548,11 @@ class SipSide:
 
         if self._thread is None:
             return
-        if self.media is not None:
-            ED2.callFromThread(self.media.shutdown)
-        ED2.callFromThread(ED2.breakLoop)
-        self._thread.join(5)
+        if self._thread.is_alive():
+            if self.media is not None:
+                ED2.callFromThread(self.media.shutdown)
+            ED2.callFromThread(ED2.breakLoop)
+            self._thread.join(5)
         self._thread = None
 
     # --- requests (sippy thread) -----------------------------------------------------------
@@ -529,37 +564,74 @@ class SipSide:
             if method == "OPTIONS":
                 return (req.genResponse(200, "OK"), None, None)
             if req.getHFBody("to").getTag() is not None:  # in a dialog we do not know (any more)
-                return (req.genResponse(481, "Call Leg/Transaction Does Not Exist"), None, None)
+                return (self._refuse(req, 481, "Call Leg/Transaction Does Not Exist"), None, None)
             if method == "INVITE":
                 return self._invite(req, sip_t)
-            return (req.genResponse(501, "Not Implemented"), None, None)
-        except Exception:  # a malformed request must cost one reply, never the SIP thread
-            log.exception("SIP: cannot handle %s", method)
-            return (req.genResponse(400, "Bad Request"), None, None)
+            return (self._refuse(req, 501, "Not Implemented"), None, None)
+        except Exception as exc:  # a malformed request must cost one reply, never the SIP thread
+            self.unparsable.warn(f"{req.getSource()[0]}:{req.getSource()[1]}", f"{method}: {exc!r}", "; answered 400")
+            log.debug("SIP: %s failed", method, exc_info=True)
+            return (self._refuse(req, 400, "Bad Request"), None, None)
+
+    def _refuse(self, req, code: int, reason: str):
+        self.refused(f"{code} {reason}")
+        return req.genResponse(code, reason)
+
+    def refused(self, cause: str) -> None:
+        """Count a request turned away (the supervisor's snapshot shows the counts)."""
+        self.report("sip_refused", cause)
+
+    def _challenge(self, req, *, proxy: bool, stale: bool = False):
+        from sippy.SipHeader import SipHeader
+
+        response = req.genResponse(407 if proxy else 401, "Proxy Authentication Required" if proxy else "Unauthorized")
+        name = "proxy-authenticate" if proxy else "www-authenticate"
+        response.appendHeader(SipHeader(name=name, bodys=self.guard.challenge(stale=stale)))
+        return response
+
+    def _authenticate(self, req, ext: str, method: str, *, proxy: bool):
+        """None if `req` carries good digest credentials of `ext`, else the response to send
+        (a challenge, stale or fresh, or 403)."""
+        header = "proxy-authorization" if proxy else "authorization"
+        if req.countHFs(header) == 0:
+            return self._challenge(req, proxy=proxy)
+        source = req.getSource()
+        binding = self.bindings.get(ext)
+        verdict = self.guard.check(Credentials.from_sippy(req.getHFBody(header)), ext=ext, ha1=self.secret_of(ext),
+                                   method=method, address=source[0],
+                                   registered_here=binding is not None and binding.source[0] == source[0])
+        if verdict is Verdict.OK:
+            return None
+        if verdict is Verdict.STALE:
+            return self._challenge(req, proxy=proxy, stale=True)
+        if verdict is Verdict.LOCKED:
+            log.info("SIP: %s for %r from %s refused: locked out after too many wrong credentials",
+                     method, ext, source[0])
+            return self._refuse(req, 403, "Forbidden (too many wrong credentials, try later)")
+        log.warning("SIP: %s for %r from %s:%d refused: wrong credentials", method, ext, *source)
+        return self._refuse(req, 403, "Forbidden")
+
+    def _locked_out(self, kind: str, key: str, seconds: float) -> None:
+        log.warning("SIP: %s %s locked out for %.0f s after repeated wrong credentials", kind, key, seconds)
+        self.report("auth_locked", kind, key, seconds)
 
     def _register(self, req):
         from sippy.SipHeader import SipHeader
-        from sippy.SipWWWAuthenticate import SipWWWAuthenticate
 
         ext = req.getHFBody("to").getUrl().username or ""
-        if req.countHFs("authorization") == 0:
-            challenge = SipHeader(name="www-authenticate", body=SipWWWAuthenticate(realm=REALM, algorithm="MD5"))
-            response = req.genResponse(401, "Unauthorized")
-            response.appendHeader(challenge)
-            return response
-        auth = req.getHFBody("authorization")
-        secret = self.secret_of(ext)
-        if secret is None or not _digest_ok(auth, ext, secret, "REGISTER"):
-            log.warning("SIP: REGISTER for %r refused: wrong credentials", ext)
-            return req.genResponse(403, "Forbidden")
-        expires = self._expires(req)
+        refusal = self._authenticate(req, ext, "REGISTER", proxy=False)
+        if refusal is not None:
+            return refusal
+        expires = self.settings.granted_expiry(self._asked_expiry(req))
         contacts = req.getHFBodys("contact")
-        if expires == 0 or not contacts:
+        if expires == 0 or not contacts or contacts[0].asterisk:
             if self.bindings.pop(ext, None) is not None:
                 self._post(None, ext)
             return req.genResponse(200, "OK")
         url = contacts[0].getUrl()
-        binding = Binding(ext, str(url.host), int(url.port or 5060), self.clock() + expires)
+        source = req.getSource()
+        binding = Binding(ext, str(url.host), int(url.port or 5060),
+                          self.clock() + expires + self.settings.registration_grace_s, (source[0], int(source[1])))
         self.bindings[ext] = binding
         self._post(binding, ext)
         response = req.genResponse(200, "OK")
@@ -571,15 +643,16 @@ class SipSide:
         response.appendHeader(SipHeader(name="expires", bodys=str(expires)))
         return response
 
-    def _expires(self, req) -> int:
+    @staticmethod
+    def _asked_expiry(req) -> float | None:
         contact = req.getHFBodys("contact")
-        value = contact[0].getUri().params.get("expires") if contact else None
+        value = contact[0].address.params.get("expires") if contact and not contact[0].asterisk else None
         if value is None and req.countHFs("expires"):
             value = req.getHFBody("expires").getNum()
         try:
-            return max(0, min(int(value), MAX_EXPIRES)) if value is not None else DEFAULT_EXPIRES
+            return float(value) if value is not None else None
         except ValueError:
-            return DEFAULT_EXPIRES
+            return None
 
     def _expire_bindings(self) -> None:
         now = self.clock()
@@ -593,7 +666,7 @@ class SipSide:
     def watch(self, ext: str, call: "InboundCall") -> None:
         # Each seat is asked on its own beat from when its call began, so hundreds of
         # calls do not send their OPTIONS in one burst that would delay new INVITEs.
-        self.watched[ext] = (call, 0, time.monotonic() + QUALIFY_S)
+        self.watched[ext] = (call, 0, time.monotonic() + self.settings.qualify_s)
 
     def unwatch(self, ext: str) -> None:
         self.watched.pop(ext, None)
@@ -608,10 +681,10 @@ class SipSide:
                 del self.watched[ext]
             elif due > now:
                 continue
-            elif misses >= QUALIFY_MISSES:
+            elif misses >= self.settings.qualify_misses:
                 self._lost(ext, "stopped answering")
             else:
-                self.watched[ext] = (call, misses + 1, due + QUALIFY_S)
+                self.watched[ext] = (call, misses + 1, due + self.settings.qualify_s)
                 try:
                     leg.lCSeq += 1
                     self._tm.newTransaction(leg.genRequest("OPTIONS"),
@@ -635,40 +708,33 @@ class SipSide:
 
     def _invite(self, req, sip_t):
         if self.reports is None:
-            return (req.genResponse(503, "Service Unavailable"), None, None)
+            return (self._refuse(req, 503, "Service Unavailable"), None, None)
         seat = ""
         from_user = req.getHFBody("from").getUrl().username or ""
         binding = self.bindings.get(from_user)
-        if binding is not None and req.getSource()[0] == binding.host and req.getHFBody("to").getTag() is None:
-            secret = self.secret_of(from_user)
-            if secret is not None:
-                # A registered seat's phone dialling out (a callback): it proves it is the
-                # seat, as for REGISTER, before anything goes out the trunk in its name. A
-                # resident whose number happens to equal an extension calls from elsewhere.
-                refusal = self._seat_challenge(req, from_user, secret)
-                if refusal is not None:
-                    return (refusal, None, None)
-                seat = from_user
+        if binding is not None and tuple(req.getSource()) == binding.source:
+            # From where that seat's phone registered (address and port): the seat dialling
+            # out (a callback). It proves it is the seat, as for REGISTER, before anything
+            # goes out the trunk in its name. A resident whose number equals an extension,
+            # calling from anywhere else (another port of the same host included), calls in.
+            refusal = self._authenticate(req, from_user, "INVITE", proxy=True)
+            if refusal is not None:
+                if refusal.getSCode()[0] >= 403 and refusal.getSCode()[0] != 407:
+                    self._report_refusal(req, refusal, seat=from_user)
+                return (refusal, None, None)
+            seat = from_user
         self._seq += 1
         call = InboundCall(self, f"{int(self.clock())}.{self._seq}")  # Asterisk-style uniqueid
         call.seat = seat
         self.calls[call.id] = call
         return call.caller.recvRequest(req, sip_t)
 
-    def _seat_challenge(self, req, ext: str, secret: str):
-        """None if the INVITE carries good digest credentials of `ext`, else the 407/403."""
-        from sippy.SipHeader import SipHeader
-        from sippy.SipProxyAuthenticate import SipProxyAuthenticate
-
-        if req.countHFs("proxy-authorization") == 0:
-            response = req.genResponse(407, "Proxy Authentication Required")
-            response.appendHeader(SipHeader(name="proxy-authenticate",
-                                            body=SipProxyAuthenticate(realm=REALM, algorithm="MD5")))
-            return response
-        if not _digest_ok(req.getHFBody("proxy-authorization"), ext, secret, "INVITE"):
-            log.warning("SIP: INVITE from seat %r refused: wrong credentials", ext)
-            return req.genResponse(403, "Forbidden")
-        return None
+    def _report_refusal(self, req, response, *, seat: str = "") -> None:
+        """A new call the switch turned away still leaves a trace: a row with its cause."""
+        code, reason = response.getSCode()[:2]
+        number = req.getHFBody("from").getUrl().username or ""
+        dialled = req.getRURI().username or ""
+        self.report("call_refused", number, dialled, seat=seat, code=code, reason=str(reason))
 
     def _post(self, binding: Binding | None, ext: str) -> None:
         self.loop.call_soon_threadsafe(self.on_binding, binding, ext)
@@ -685,6 +751,11 @@ class SipSide:
             log.exception("switch: %s%r failed", name, args)
             if name == "caller_arrived":
                 self.release(args[0], 500, "Server Internal Error")
+                try:
+                    self.reports.call_refused(args[1], args[2], seat=args[3] if len(args) > 3 else "", code=500,
+                                              reason="Server Internal Error")
+                except Exception:
+                    log.exception("switch: the refused call could not be recorded either")
 
     def run_later(self, fn, *args) -> None:
         from sippy.Core.EventDispatcher import ED2
@@ -720,3 +791,128 @@ class SipSide:
 
     def voicemail(self, call_id: str, max_s: float) -> None:
         self.run_later(self._on_call, call_id, "voicemail", max_s)
+
+
+class SipStartError(RuntimeError):
+    """SIP could not start (an address that is not this machine's, a port in use...)."""
+
+
+def describe_os_error(exc: BaseException, host: str, port: int) -> str:
+    """One sentence a person can act on, for a socket error on the SIP address."""
+    import errno
+
+    code = getattr(exc, "errno", None)
+    if code == errno.EADDRINUSE:
+        return f"{host}:{port} is already in use (another switch, or another SIP program, listens there)"
+    if code == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine"
+    if code == errno.EACCES:
+        return f"no permission to listen on port {port} (ports below 1024 need privileges)"
+    if isinstance(exc, socket.gaierror):
+        return f"{host!r} is not a known host name or address"
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+class _RateLimitedLog:
+    """A warning per event, but at most `burst` a minute: a flood of garbage costs a line a minute."""
+
+    def __init__(self, logger: logging.Logger, template: str, burst: int = 10):
+        self.logger, self.template, self.burst = logger, template, burst
+        self._window_start, self._in_window, self._dropped = 0.0, 0, 0
+
+    def warn(self, *args) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= 60:
+            if self._dropped:
+                self.logger.warning("SIP: %d more messages like that in the last minute were not logged", self._dropped)
+            self._window_start, self._in_window, self._dropped = now, 0, 0
+        if self._in_window < self.burst:
+            self._in_window += 1
+            self.logger.warning(self.template, *args)
+        else:
+            self._dropped += 1
+
+
+_HEADER_FORMS = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
+
+
+def bad_request_for(data: str) -> str | None:
+    """A 400 for a request sippy could not parse, from its raw text, if it has what a
+    response needs (RFC 3261 8.2.6: Via, From, To, Call-ID, CSeq); None for anything else
+    (a response, an ACK, or too little to answer)."""
+    head = data.split("\r\n\r\n", 1)[0].split("\n")
+    request_line = head[0].strip().split(" ")
+    if len(request_line) != 3 or request_line[2] != "SIP/2.0" or request_line[0] == "ACK":
+        return None
+    found: dict[str, list[str]] = {}
+    for line in head[1:]:
+        name, sep, value = line.partition(":")
+        name = name.strip().lower()
+        name = _HEADER_FORMS.get(name, name)
+        if sep and name in ("via", "from", "to", "call-id", "cseq"):
+            found.setdefault(name, []).append(value.strip())
+    if any(name not in found for name in ("via", "from", "to", "call-id", "cseq")):
+        return None
+    lines = ["SIP/2.0 400 Bad Request"] + [f"Via: {via}" for via in found["via"]]
+    lines += [f"From: {found['from'][0]}", f"To: {found['to'][0]}", f"Call-ID: {found['call-id'][0]}",
+              f"CSeq: {found['cseq'][0]}", "Server: hotline", "Content-Length: 0", "", ""]
+    return "\r\n".join(lines)
+
+
+@functools.cache
+def _transactions_class():
+    """sippy's transaction manager, with two changes that a switch needs:
+
+    - the socket is bound without SO_REUSEADDR / SO_REUSEPORT (sippy's default), so a
+      second switch on the same port fails to start instead of quietly sharing its calls;
+    - a message sippy cannot parse costs one log line (and a 400 where one can be
+      addressed), never a traceback on the terminal.
+    Made once, on the SIP thread (sippy is imported there only)."""
+    import sippy.SipTransactionManager as sippy_tm
+    from sippy.Exceptions.SipParseError import SipParseError
+    from sippy.SipTransactionManager import SipTransactionManager
+    from sippy.Udp_server import Udp_server, Udp_server_opts
+
+    class Unparsable(Exception):
+        pass
+
+    def unparsable(message, *_args, **_kwargs):
+        raise Unparsable(str(message))
+
+    # sippy reports what it cannot parse by printing a traceback and the message; here
+    # it raises instead, and handleIncoming below says it in one line.
+    sippy_tm.dump_exception = unparsable
+    sippy_tm.print = lambda *args, **_kwargs: log.warning("SIP: %s", " ".join(str(a) for a in args[1:] or args))
+
+    class ExclusiveUdpOpts(Udp_server_opts):
+        flags = 0   # copies of the options (sippy makes them) keep this too
+
+    class Transactions(SipTransactionManager):
+        model_udp_server = (Udp_server, ExclusiveUdpOpts)
+
+        def __init__(self, config, request_cb, side: SipSide):
+            self.side = side
+            super().__init__(config, request_cb)
+
+        def handleIncoming(self, data_in, ra, server, rtime):
+            try:
+                super().handleIncoming(data_in, ra, server, rtime)
+            except (Unparsable, UnicodeDecodeError, SipParseError) as exc:
+                self._unparsable(data_in, ra, server, exc)
+            except Exception as exc:
+                if isinstance(exc.__context__, SipParseError):   # sippy fails on its own parse error
+                    self._unparsable(data_in, ra, server, exc.__context__)
+                else:
+                    raise
+
+        def _unparsable(self, data_in, ra, server, exc) -> None:
+            data = data_in.decode("utf-8", "replace") if isinstance(data_in, bytes) else data_in
+            answer = bad_request_for(data)
+            if answer is not None:
+                server.send_to(answer.encode(), ra.address)
+                self.side.refused("400 Bad Request")
+            what = str(exc).split("\n")[0][:120] or type(exc).__name__
+            self.side.unparsable.warn(f"{ra.address[0]}:{ra.address[1]}", what,
+                                      "; answered 400" if answer is not None else "; not answered")
+
+    return Transactions

@@ -29,6 +29,44 @@ class Menu:
 
 
 @dataclass(frozen=True)
+class SipSettings:
+    """The registrar's and the call legs' timers, in seconds: settings, so that a test can
+    shorten them and cross each one many times in minutes (most faults of a day live past
+    the first five)."""
+    registration_max_s: float = 3600.0     # a phone asking for longer is granted this
+    registration_default_s: float = 300.0  # a REGISTER that names no expiry
+    # A binding outlives its expiry by this much: many phones refresh at the last second,
+    # and a call offered in that second should still ring.
+    registration_grace_s: float = 10.0
+    # How long a digest nonce may be used (RFC 7616): after it, a phone with the right
+    # credentials is challenged again with stale=true, never refused.
+    nonce_s: float = 300.0
+    # A seat in a call is asked OPTIONS this often; this many unanswered in a row and its
+    # phone is taken for gone (its caller is queued again).
+    qualify_s: float = 2.0
+    qualify_misses: int = 2
+    # Wrong credentials: this many per extension (or per source address) within the window
+    # lock that extension (or address) out for auth_lock_s, logged. A PIN is short.
+    auth_failures_per_ext: int = 5
+    auth_failures_per_address: int = 20
+    auth_window_s: float = 300.0
+    auth_lock_s: float = 300.0
+    # The media ports of the switch's RTP engine (a firewall opens this range); None: any.
+    rtp_ports: tuple[int, int] | None = None
+
+    def granted_expiry(self, asked: float | None) -> int:
+        """The expiry the registrar grants a REGISTER asking for `asked` (None: not said)."""
+        if asked is None:
+            asked = self.registration_default_s
+        return int(max(0.0, min(asked, self.registration_max_s)))
+
+
+# Reasons an agent can give for a break, each with its limit in minutes: an agent on a
+# break longer than its limit is flagged (their seat and the supervisors are told).
+DEFAULT_BREAKS = {"lunch": 60.0, "training": 120.0, "meeting": 60.0, "personal": 15.0}
+
+
+@dataclass(frozen=True)
 class SwitchConfig:
     queues: tuple[QueueConfig, ...]
     numbers: dict[str, str] = field(default_factory=dict)   # dialled number -> queue or "menu"
@@ -36,6 +74,12 @@ class SwitchConfig:
     menu: Menu = Menu()
     source: str = "built-in defaults"
     trunk: tuple[str, int] | None = None   # where seats' outbound calls go (a carrier gateway or PBX)
+    sip: SipSettings = SipSettings()
+    breaks: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BREAKS))   # reason -> limit, minutes
+
+    def break_limit_s(self, reason: str) -> float | None:
+        minutes = self.breaks.get(reason)
+        return None if minutes is None else minutes * 60.0
 
     def route(self, dialled: str) -> str:
         """Where a dialled number leads: a queue's name or "menu"."""
@@ -62,7 +106,7 @@ def load_switch_config(path: str | Path | None = None) -> SwitchConfig:
 def config_from_document(doc: Document) -> SwitchConfig:
     if doc.data is None or doc.data == {}:
         return SwitchConfig(default_queues(), source=doc.source)
-    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk"))
+    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk", "sip", "breaks"))
     queue_specs = doc.mapping(("queues",), allowed=CALL_TYPES) if "queues" in top else {}
     queues = tuple(queue_from_yaml(doc, ("queues", name), name, **QUEUE_DEFAULTS) if name in queue_specs
                    else QueueConfig(name, **QUEUE_DEFAULTS) for name in CALL_TYPES)
@@ -104,7 +148,55 @@ def config_from_document(doc: Document) -> SwitchConfig:
         menu = Menu(options, timeout, default)
     unlisted = destination(("unlisted",)) if "unlisted" in top else "general"
     trunk = _trunk(doc) if top.get("trunk") is not None else None
-    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk)
+    sip = _sip_settings(doc) if "sip" in top else SipSettings()
+    breaks = _breaks(doc) if "breaks" in top else dict(DEFAULT_BREAKS)
+    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks)
+
+
+_SIP_INTEGERS = ("qualify_misses", "auth_failures_per_ext", "auth_failures_per_address")
+
+
+def _sip_settings(doc: Document) -> SipSettings:
+    names = [f for f in SipSettings.__dataclass_fields__ if f != "rtp_ports"]
+    spec = doc.mapping(("sip",), allowed=(*names, "rtp_ports"))
+    values: dict = {}
+    for key in spec:
+        if key == "rtp_ports":
+            try:
+                values[key] = parse_port_range(str(spec[key]))
+            except ValueError as exc:
+                raise doc.error(("sip", key), str(exc)) from None
+        elif key in _SIP_INTEGERS:
+            values[key] = int(_number(doc, ("sip", key), minimum=1, integer=True))
+        else:
+            values[key] = float(_number(doc, ("sip", key), minimum=0 if key == "registration_grace_s" else 1))
+    return SipSettings(**values)
+
+
+def _breaks(doc: Document) -> dict[str, float]:
+    value = doc.get(("breaks",))
+    if not isinstance(value, dict) or not value:
+        raise doc.error(("breaks",), "expected reasons with their limit in minutes, e.g. {lunch: 60, training: 120}")
+    out = {}
+    for reason in value:
+        if not isinstance(reason, str) or not reason.replace("_", "").isalnum():
+            raise doc.error(("breaks", reason), "a break reason is one word (letters, digits, _)")
+        out[reason] = float(_number(doc, ("breaks", reason), minimum=0.1))
+    return out
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """'10000-20000' -> (10000, 20000): an even, ordered range of UDP ports (RTP uses an
+    even port and the odd one above it for RTCP)."""
+    low, sep, high = text.strip().partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError(f"expected LOW-HIGH such as 10000-20000, got {text!r}")
+    low_port, high_port = int(low), int(high)
+    if not 1024 <= low_port < high_port <= 65535:
+        raise ValueError(f"expected ports between 1024 and 65535 with LOW below HIGH, got {text!r}")
+    if high_port - low_port < 3:
+        raise ValueError(f"{text!r} holds no room for one call's audio (RTP needs an even port and the next)")
+    return low_port, high_port
 
 
 def _trunk(doc: Document) -> tuple[str, int]:

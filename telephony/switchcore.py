@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,11 @@ class SwitchCore:
         self._forms: dict[str, dict] = {}       # call id -> the form a transferring agent had open
         self._outbound: dict[str, dict] = {}    # call id -> a seat's call out the trunk
         self._external: dict[str, dict] = {}    # call id -> a caller transferred to an outside number
+        self.refused: Counter[str] = Counter()  # SIP cause -> calls turned away with it
+        self.sip_refusals: Counter[str] = Counter()   # SIP cause -> requests of any kind turned away
+        self.lockouts: dict[tuple[str, str], float] = {}   # ("extension"|"address", key) -> locked until
+        self.on_fatal: Callable[[str], None] | None = None   # the switch must stop (its SIP thread failed)
+        self._refused_seq = 0
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
 
@@ -248,7 +254,10 @@ class SwitchCore:
         agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "registered": ext in self.registrations,
                    "reachable": ext in self.registrations and self.acd.agents[ext].reachable}
                   for ext, view in sorted(self._views.items())]
-        return {"at": now, "queues": queues, "agents": agents}
+        locked = [{"kind": kind, "key": key, "seconds_left": until - now}
+                  for (kind, key), until in sorted(self.lockouts.items()) if until > now]
+        return {"at": now, "queues": queues, "agents": agents, "calls_refused": dict(self.refused),
+                "sip_refused": dict(self.sip_refusals), "locked_out": locked}
 
     def _known(self, ext: str) -> dict:
         agent = self.agents.get(str(ext))
@@ -280,6 +289,7 @@ class SwitchCore:
         if self.closed:
             if self.legs is not None:
                 self.legs.release(call_id, 503, "Service Unavailable")
+            self._record_failure(number, dialled, seat=seat, cause="503 Service Unavailable", call_id=call_id)
             return
         if seat and not self.config.is_internal(dialled):
             self._dial_out(call_id, seat, dialled)
@@ -322,20 +332,23 @@ class SwitchCore:
         """The seat's call goes to the trunk; the agent is busy until it ends, and the
         contact is an outbound interaction row (recorded like any other call)."""
         assert self.legs is not None
+        refusal = None
         if self.config.trunk is None:
             log.warning("outbound: %s dialled %s but no trunk is configured", ext, dialled)
-            self.legs.release(call_id, 503, "No Trunk Configured")
-            return
-        if ext not in self.agents:
-            self.legs.release(call_id, 403, "Forbidden")
+            refusal = (503, "No Trunk Configured")
+        elif ext not in self.agents:
+            refusal = (403, "Forbidden")
+        else:
+            try:
+                self.acd.start_outbound(ext, self.clock())
+            except AcdError as exc:
+                log.info("outbound: %s refused (%s)", ext, exc)
+                refusal = (486, "Busy Here")
+        if refusal is not None:
+            self.legs.release(call_id, *refusal)
+            self._record_failure(dialled, dialled, seat=ext, cause=f"{refusal[0]} {refusal[1]}", call_id=call_id)
             return
         now = self.clock()
-        try:
-            self.acd.start_outbound(ext, now)
-        except AcdError as exc:
-            log.info("outbound: %s refused (%s)", ext, exc)
-            self.legs.release(call_id, 486, "Busy Here")
-            return
         resident = resident_by_phone(self.db, dialled)
         with self._committed():
             row_id = insert_row(self.db, "interactions", {
@@ -482,6 +495,44 @@ class SwitchCore:
         if by == "agent" and call.state != "connected":
             return  # an agent leg that failed while ringing is reported by sip_not_answered
         self.call_ended(call_id, by=by)
+
+    def call_refused(self, number: str, dialled: str, *, seat: str, code: int, reason: str) -> None:
+        """The SIP side turned a new call away before it reached routing: it leaves a row
+        (outcome failed, with its SIP cause), a log line and a count, never nothing."""
+        self._record_failure(number, dialled, seat=seat, cause=f"{code} {reason}")
+
+    def _record_failure(self, number: str, dialled: str, *, seat: str = "", cause: str,
+                        call_id: str | None = None) -> None:
+        now = self.clock()
+        self.refused[cause] += 1
+        if call_id is None:
+            self._refused_seq += 1
+            call_id = f"{int(now)}.r{self._refused_seq}"
+        agent = self.agents.get(seat) if seat else None
+        log.info("call from %s to %s refused: %s", number or "(no number)", dialled or "(nothing)", cause)
+        try:
+            caller = normalise(number) if number and not seat else number
+        except PhoneNumberError:
+            caller = number
+        with self._committed():
+            insert_row(self.db, "interactions", {
+                "uid": call_id, "node": self.node, "direction": "outbound" if seat else "inbound",
+                "caller_number": caller, "dialled_number": dialled, "queue": "", "call_type": "",
+                "entered_at": now, "ended_at": now, "wait_s": 0.0, "outcome": "failed", "sip_cause": cause,
+                "agent_ext": seat if agent else "", "agent_id": agent["id"] if agent else None})
+
+    def sip_refused(self, cause: str) -> None:
+        self.sip_refusals[cause] += 1
+
+    def auth_locked(self, kind: str, key: str, seconds: float) -> None:
+        """Wrong PINs locked an extension or an address out of SIP for a while (supervisors see it)."""
+        now = self.clock()
+        self.lockouts = {k: until for k, until in self.lockouts.items() if until > now}
+        self.lockouts[(kind, key)] = now + seconds
+
+    def sip_failed(self, message: str) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal(message)
 
     def media_ready(self, ok: bool) -> None:
         self.media = ok

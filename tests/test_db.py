@@ -133,3 +133,23 @@ def test_m008_widens_the_outcome_check_and_keeps_rows_indexes_and_references(tmp
         assert db.execute("PRAGMA foreign_keys").fetchone() == (1,)
         with pytest.raises(sqlite3.IntegrityError):
             db["interactions"].insert({"uid": "c3", "direction": "inbound", "entered_at": 3.0, "outcome": "lost"})
+
+
+def test_m009_adds_failed_with_its_sip_cause_to_a_database_m008_rebuilt(tmp_path):
+    from records.schema import migrations
+    from sqlite_utils import Database
+
+    path = tmp_path / "m008.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    old = Database(conn)
+    migrations.apply(old, stop_before="m009_failed_calls")
+    old["interactions"].insert({"uid": "c1", "direction": "outbound", "entered_at": 1.0, "outcome": "no_answer"})
+    conn.commit()
+    conn.close()
+    with connect(path) as db:
+        db["interactions"].insert({"uid": "c2", "direction": "inbound", "entered_at": 2.0, "outcome": "failed",
+                                   "sip_cause": "503 Service Unavailable"})
+        assert [(r["uid"], r["outcome"], r["sip_cause"]) for r in db["interactions"].rows] == [
+            ("c1", "no_answer", ""), ("c2", "failed", "503 Service Unavailable")]
+        assert db.execute("PRAGMA foreign_keys").fetchone() == (1,)

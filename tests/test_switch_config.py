@@ -154,3 +154,32 @@ def test_tcp_control_without_a_token_and_a_bad_config_are_refused_at_start(tmp_p
     process, log_path = _start_switch(tmp_path, "--config", str(bad))
     assert process.wait(15) == 2
     assert "bad.yaml:2: numbers.2000: expected a queue" in log_path.read_text()
+
+
+def test_every_timer_of_the_day_is_a_setting_and_the_defaults_are_sane():
+    default = load_switch_config()
+    assert default.sip.registration_max_s == 3600 and default.sip.nonce_s == 300
+    assert default.sip.granted_expiry(None) == 300 and default.sip.granted_expiry(7200) == 3600
+    assert default.sip.granted_expiry(0) == 0
+    short = config("sip: {registration_max_s: 20, nonce_s: 5, qualify_s: 1, qualify_misses: 3, rtp_ports: 20000-20099}\n"
+                   "breaks: {lunch: 30, fire_drill: 0.5}")
+    assert short.sip.granted_expiry(300) == 20 and short.sip.nonce_s == 5 and short.sip.qualify_misses == 3
+    assert short.sip.rtp_ports == (20000, 20099)
+    assert short.break_limit_s("lunch") == 1800 and short.break_limit_s("fire_drill") == 30
+    assert short.break_limit_s("nap") is None
+    assert default.breaks == {"lunch": 60, "training": 120, "meeting": 60, "personal": 15}
+
+
+@pytest.mark.parametrize("text, key, words", [
+    ("sip: {nonce: 5}", "sip.nonce", "unknown key"),
+    ("sip: {nonce_s: 0}", "sip.nonce_s", "at least 1"),
+    ("sip: {qualify_misses: 1.5}", "sip.qualify_misses", "whole number"),
+    ("sip: {rtp_ports: 5000}", "sip.rtp_ports", "LOW-HIGH"),
+    ("breaks: {lunch: soon}", "breaks.lunch", "expected a number"),
+    ("breaks: {}", "breaks", "reasons with their limit"),
+    ("breaks: {'coffee break': 10}", "breaks.coffee break", "one word"),
+])
+def test_timer_and_break_mistakes_name_the_key(text, key, words):
+    with pytest.raises(ConfigError) as error:
+        config(text)
+    assert error.value.key == key and words in error.value.message
