@@ -7,7 +7,7 @@ the switch. Rows are written in batches inside one transaction each; `close()` f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from sqlite_utils import Database
 
@@ -19,7 +19,7 @@ from telephony.acd.queue_log import format_line, rows_for
 _QUEUE_LOG_COLUMNS = ("time", "callid", "queuename", "agent", "event", "data1", "data2", "data3", "data4", "data5")
 _INTERACTION_COLUMNS = ("uid", "node", "run", "direction", "caller_number", "dialled_number", "resident_id",
                         "queue", "call_type", "entered_at", "offered_at", "answered_at", "ended_at", "wait_s",
-                        "talk_s", "hold_s", "agent_ext", "outcome")
+                        "talk_s", "hold_s", "wrapup_s", "agent_ext", "agent_id", "outcome")
 
 
 class QueueLogWriter:
@@ -70,20 +70,28 @@ class QueueLogWriter:
 
 
 class InteractionRecorder:
-    """One interactions row per caller.
+    """One interactions row per caller, as complete as a seeded one: who took it (the
+    agent's id, so history follows the person even when the extension is reused), wait,
+    talk, hold, wrap-up and outcome.
 
-    Batch mode (the simulator) writes each row when the contact ends. Live mode (the
-    switch) writes the row when the caller enters and updates it as the call goes on,
-    so a crash leaves an open row that the next start closes as interrupted.
+    Batch mode (the simulator) writes each row when the contact and the wrap-up after it
+    have ended. Live mode (the switch) writes the row when the caller enters and updates
+    it as the call goes on, so a crash leaves an open row that the next start closes as
+    interrupted; wrap-up is added to the row when the agent's wrap-up ends.
     """
 
     def __init__(self, db: Database, *, offset: float = 0.0, node: str = "", run: str = "", batch: int = 5000,
-                 live: bool = False):
+                 live: bool = False, agent_id_of: Callable[[str], int | None] = lambda ext: None):
         self.db, self.offset, self.node, self.run, self.batch, self.live = db, offset, node, run, batch, live
+        self.agent_id_of = agent_id_of
         self._open: dict[str, dict] = {}
         self._rows: list[tuple] = []
         self._row_ids: dict[str, int] = {}  # live mode: call id -> interactions.id
         self._details: dict[str, dict] = {}  # what the driver knows before the core does
+        # agent -> (call id, its row: the live row's id or the batch row itself, when the wrap-up began)
+        self._wrapping: dict[str, tuple[str, int | dict, float]] = {}
+        self._awaiting_wrap: dict[int, dict] = {}   # batch mode: id(row) -> a finished row waiting for its wrap-up
+        self._connected_since: dict[str, float] = {}   # call id -> when its current agent answered
 
     def row_id(self, call_id: str) -> int | None:
         """The interactions.id of a caller still in the system (live mode)."""
@@ -130,7 +138,8 @@ class InteractionRecorder:
                     "run": self.run, "direction": "inbound", "caller_number": getattr(event, "number", ""),
                     "queue": event.queue, "call_type": event.queue, "entered_at": t, "offered_at": None,
                     "answered_at": None, "ended_at": None, "wait_s": None, "talk_s": None, "hold_s": None,
-                    "agent_ext": "", "outcome": None, "dialled_number": "", "resident_id": None,
+                    "wrapup_s": None, "agent_ext": "", "agent_id": None, "outcome": None, "dialled_number": "",
+                    "resident_id": None,
                     **self._details.pop(event.call_id, {})}
                 self._write(event.call_id)
             else:
@@ -146,20 +155,34 @@ class InteractionRecorder:
             if row is not None:
                 if row["answered_at"] is None:   # a transferred caller keeps their first answer and wait
                     row.update(answered_at=t, wait_s=event.wait_s)
-                row["agent_ext"] = event.agent_id
+                row.update(agent_ext=event.agent_id, agent_id=self.agent_id_of(event.agent_id))
+                self._connected_since[event.call_id] = t
                 self._write(event.call_id)
-        elif kind is ev.CallTransferred:
+        elif kind is ev.CallTransferred or kind is ev.CallRequeued:
             row = self._open.get(event.call_id)
             if row is not None:   # the contact goes on: talk and hold add up over the agents
                 row.update(talk_s=(row["talk_s"] or 0.0) + event.talk_s, hold_s=(row["hold_s"] or 0.0) + event.hold_s)
+                self._connected_since.pop(event.call_id, None)
                 self._write(event.call_id)
+            if kind is ev.CallTransferred:
+                self._wrap_begins(event.agent_id, event.call_id, t, event.wrap_up_s)
         elif kind is ev.CallCompleted:
             row = self._open.get(event.call_id)
             before_talk, before_hold = (row["talk_s"] or 0.0, row["hold_s"] or 0.0) if row is not None else (0.0, 0.0)
+            self._wrap_begins(event.agent_id, event.call_id, t, event.wrap_up_s)
             self._end(event.call_id, t, "answered", talk_s=before_talk + event.talk_s,
                       hold_s=before_hold + event.hold_s)
         elif kind is ev.CallAbandoned:
-            self._end(event.call_id, t, "abandoned", wait_s=event.wait_s)
+            row = self._open.get(event.call_id)
+            if row is not None and row["answered_at"] is not None:
+                # answered, then their agent's phone died and they hung up waiting again:
+                # still an answered call, with the talk it had and its first wait
+                self._end(event.call_id, t, "answered")
+            else:
+                self._end(event.call_id, t, "abandoned", wait_s=event.wait_s)
+        elif kind is ev.AgentStateChanged:
+            if event.state != "wrap_up" and event.agent_id in self._wrapping:
+                self._wrap_ends(event.agent_id, t)
         elif kind is ev.CallTimedOut:
             row = self._open.get(event.call_id)
             if row is not None:
@@ -168,6 +191,57 @@ class InteractionRecorder:
             row = self._open.get(event.call_id)
             outcome = "timeout" if row is not None and row["outcome"] == "timeout" else "voicemail"
             self._end(event.call_id, t, outcome, wait_s=event.wait_s)
+
+    def wrap_started(self, agent_ext: str, call_id: str, row_id: int, t: float) -> None:
+        """A wrap-up the routing events do not tie to a row (after a seat's outbound call)."""
+        if self.live:
+            self._wrapping[agent_ext] = (call_id, row_id, t + self.offset)
+
+    def _wrap_begins(self, agent: str, call_id: str, t: float, wrap_up_s: float) -> None:
+        if wrap_up_s <= 0:
+            return
+        target: int | dict | None = self._row_ids.get(call_id) if self.live else self._open.get(call_id)
+        if target is not None:
+            self._wrapping[agent] = (call_id, target, t)
+
+    def _wrap_ends(self, agent: str, t: float) -> None:
+        call_id, target, began = self._wrapping.pop(agent)
+        seconds = max(0.0, t - began)
+        row = self._open.get(call_id)
+        if row is not None and (target is row or self._row_ids.get(call_id) == target):
+            row["wrapup_s"] = (row["wrapup_s"] or 0.0) + seconds   # the contact goes on (a transfer)
+            self._write(call_id)
+        elif isinstance(target, int):   # live, contact over: its row is final in the database
+            self.db.execute("UPDATE interactions SET wrapup_s = coalesce(wrapup_s, 0) + ? WHERE id = ?",
+                            [seconds, target])
+        else:
+            target["wrapup_s"] = (target["wrapup_s"] or 0.0) + seconds
+            if id(target) in self._awaiting_wrap and not self._wrap_pending(target):
+                self._queue_row(self._awaiting_wrap.pop(id(target)))
+
+    def _wrap_pending(self, row: dict) -> bool:
+        return any(target is row for _, target, _ in self._wrapping.values())
+
+    def _queue_row(self, row: dict) -> None:
+        self._rows.append(tuple(row[c] for c in _INTERACTION_COLUMNS))
+        if len(self._rows) >= self.batch:
+            self.flush()
+
+    def interrupt(self, call_id: str, t: float) -> dict | None:
+        """The run or the switch stopped with this caller still in: the row ends as
+        interrupted, keeping the talk it had (hold not known here counts as talk).
+        Returns the row as it ended, or None if the caller was not in."""
+        row = self._open.get(call_id)
+        if row is None:
+            return None
+        end = t + self.offset
+        talk = row["talk_s"]
+        since = self._connected_since.get(call_id)
+        if since is not None:
+            talk = (talk or 0.0) + max(0.0, end - since)
+        wait = row["wait_s"] if row["answered_at"] is not None else end - row["entered_at"]
+        self._end(call_id, end, "interrupted", talk_s=talk, wait_s=wait)
+        return row
 
     def _write(self, call_id: str) -> None:
         """Live mode: put the row as it stands now into the database."""
@@ -188,10 +262,12 @@ class InteractionRecorder:
         self._write(call_id)
         del self._open[call_id]
         self._row_ids.pop(call_id, None)
+        self._connected_since.pop(call_id, None)
         if not self.live:
-            self._rows.append(tuple(row[c] for c in _INTERACTION_COLUMNS))
-            if len(self._rows) >= self.batch:
-                self.flush()
+            if self._wrap_pending(row):
+                self._awaiting_wrap[id(row)] = row   # written when the agent's wrap-up ends
+            else:
+                self._queue_row(row)
 
     def flush(self) -> None:
         if self._rows:
@@ -202,7 +278,14 @@ class InteractionRecorder:
             self._rows = []
 
     def close(self, now: float | None = None) -> None:
-        """Flush; callers still in the system when the run ends are written as interrupted."""
+        """Flush; callers still in the system when the run ends are written as interrupted
+        (with the talk they had), wrap-ups still running end now."""
+        end = (now if now is not None else 0.0) + self.offset
         for call_id in list(self._open):
-            self._end(call_id, (now if now is not None else 0.0) + self.offset, "interrupted")
+            self.interrupt(call_id, end - self.offset)
+        for agent in list(self._wrapping):
+            self._wrap_ends(agent, end)
+        for row in self._awaiting_wrap.values():
+            self._queue_row(row)
+        self._awaiting_wrap.clear()
         self.flush()

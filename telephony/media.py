@@ -53,6 +53,9 @@ SOUNDS: dict[str, list[tuple[float, int]]] = {
     "menu": [(440.0, 250), (554.4, 250), (659.3, 400), (0, 300)],
     # voicemail: "nobody can take your call" (falling), then the beep to speak after
     "voicemail": [(659.3, 300), (523.3, 300), (440.0, 400), (0, 400), (1000.0, 500)],
+    # music on hold: a softer, lower figure than the queue's, so a caller knows they are
+    # held by their agent and not back in the queue
+    "hold-music": [(392.0, 500), (493.9, 500), (587.3, 700), (0, 1300)],
 }
 
 
@@ -139,7 +142,7 @@ class MediaSession:
 
         self.engine, self.call_id = engine, call_id
         self.rtpps = Rtp_proxy_session(engine.config, call_id=call_id.replace(".", "-"))
-        self.playing = False
+        self.playing_to: set[str] = set()   # "caller", "agent": who hears a sound of ours now
         self.recording = False
         self._dtmf_tag: str | None = None
 
@@ -157,20 +160,35 @@ class MediaSession:
 
     def play_to_caller(self, sound: str, *, loop: bool = True, done: Callable | None = None) -> None:
         """Play a sound to the caller (looped until stopped, or once)."""
-        from_tag, to_tag = self.rtpps.from_tag, self.rtpps.to_tag
+        self.play_to("caller", sound, loop=loop, done=done)
+
+    def play_to(self, side: str, sound: str, *, loop: bool = True, done: Callable | None = None) -> None:
+        """Play a sound to "caller" (the leg that called the switch) or "agent" (the other
+        leg: a seat, or the far end of a seat's outbound call), in place of what the other
+        leg sends, looped until stopped (or once)."""
+        from_tag, to_tag = self._tags(side)
         path = self.engine.sounds / sound
         times = 1000 if loop else 1
-        self.playing = True
+        self.playing_to.add(side)
         self.rtpps.rtpp_seq.send_command(f"P{times} {self.session} {path} {PLAYABLE_CODECS} {from_tag} {to_tag}",
                                          lambda result, *_: done and done(result))
 
-    def stop_playing(self) -> None:
-        if self.playing:
-            self.playing = False
-            self.rtpps.rtpp_seq.send_command(f"S {self.session} {self.rtpps.from_tag} {self.rtpps.to_tag}")
+    def stop_playing(self, side: str = "caller") -> None:
+        if side in self.playing_to:
+            self.playing_to.discard(side)
+            from_tag, to_tag = self._tags(side)
+            self.rtpps.rtpp_seq.send_command(f"S {self.session} {from_tag} {to_tag}")
+
+    @property
+    def playing(self) -> bool:
+        return "caller" in self.playing_to
+
+    def _tags(self, side: str) -> tuple[str, str]:
+        tags = (self.rtpps.from_tag, self.rtpps.to_tag)
+        return tags if side == "caller" else (tags[1], tags[0])
 
     def listen_for_keys(self, on_key: Callable[[str], None], caller_ip: str, caller_port: int,
-                        done: Callable[[bool], None]) -> None:
+                        done: Callable[[bool], None], payload: int = DTMF_PAYLOAD) -> None:
         """RFC 2833 keys the caller presses -> on_key(digit)."""
         engine = self.engine
         tag = f"{self.rtpps.call_id}-dtmf"
@@ -179,7 +197,7 @@ class MediaSession:
 
         def subscribe(index: int) -> None:
             command = (f"U {self.session} {caller_ip} {caller_port} {self.rtpps.from_tag} {engine.notify_spec} "
-                       f"{tag} && M{index}:1 {tag} {DTMF_PAYLOAD}")
+                       f"{tag} && M{index}:1 {tag} {payload}")
 
             def result(answer, *_):
                 ok = answer is not None and not str(answer).startswith("E")

@@ -80,6 +80,8 @@ class CallReports(Protocol):
 
     def sip_refused(self, cause: str) -> None: ...
 
+    def sip_hold(self, call_id: str, ext: str, held: bool) -> None: ...
+
     def auth_locked(self, kind: str, key: str, seconds: float) -> None: ...
 
     def sip_failed(self, message: str) -> None: ...
@@ -141,6 +143,46 @@ def _sdp_address(body) -> tuple[str, int] | None:
     return (host.group(1), int(port.group(1))) if host and port else None
 
 
+def narrow_sdp(offer):
+    """The offer cut down to one codec the switch can play to (PCMU or PCMA, whichever the
+    phone prefers) and its telephone-event at 8 kHz for keys; None if it offers neither."""
+    import re
+
+    from sippy.MsgBody import MsgBody
+
+    text = str(offer.content).replace("\r\n", "\n")
+    media = re.search(r"^m=audio (\d+) (\S+) ([\d ]+)$", text, re.M)
+    if media is None:
+        return None
+    offered = media.group(3).split()
+    rtpmap = dict(re.findall(r"^a=rtpmap:(\d+) (\S+)$", text, re.M))
+    voice = next((pt for pt in offered if pt in ("0", "8")
+                  or rtpmap.get(pt, "").upper() in ("PCMU/8000", "PCMA/8000")), None)
+    if voice is None:
+        return None
+    keys = [pt for pt in offered if rtpmap.get(pt, "").lower() == "telephone-event/8000"]
+    kept = [voice, *keys]
+    lines = []
+    for line in text.split("\n"):
+        attribute = re.match(r"^a=(rtpmap|fmtp):(\d+) ", line)
+        if attribute and attribute.group(2) not in kept:
+            continue
+        if line.startswith("m=audio "):
+            line = f"m=audio {media.group(1)} {media.group(2)} {' '.join(kept)}"
+        if line:
+            lines.append(line)
+    return MsgBody("\r\n".join(lines) + "\r\n")
+
+
+def telephone_event_pt(body) -> int:
+    """The payload type the phone sends RFC 2833 keys with (101 when it does not say)."""
+    import re
+
+    found = re.search(r"^a=rtpmap:(\d+) telephone-event/8000", str(body.content) if body is not None else "",
+                      re.M | re.I)
+    return int(found.group(1)) if found else 101
+
+
 def _discard_sdp(offer):
     """The caller's own SDP pointed at the discard port: a peer that hears nothing."""
     import re
@@ -151,6 +193,41 @@ def _discard_sdp(offer):
     text = re.sub(r"^c=IN IP4 \S+", "c=IN IP4 127.0.0.1", text, flags=re.M)
     text = re.sub(r"^m=audio \d+", "m=audio 9", text, flags=re.M)
     return MsgBody(text)
+
+
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+def sdp_holds(body) -> bool:
+    """Does this offer put the call on hold (RFC 3264 8.4: sendonly or inactive, or the
+    older RFC 2543 way, a connection address of 0.0.0.0)?"""
+    import re
+
+    text = str(body.content) if body is not None else ""
+    return bool(re.search(r"^a=(sendonly|inactive)\s*$", text, re.M) or re.search(r"^c=IN IP4 0\.0\.0\.0", text, re.M))
+
+
+def answer_sdp(ours, offer, version_bump: int):
+    """Our SDP as the answer to `offer`: the direction that answers it (sendonly ->
+    recvonly, inactive -> inactive, else sendrecv), and a newer version in its o= line
+    (an answer that changes must say so, or phones ignore it)."""
+    import re
+
+    from sippy.MsgBody import MsgBody
+
+    offered = re.findall(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", str(offer.content), re.M)
+    direction = {"sendonly": "recvonly", "inactive": "inactive", "recvonly": "sendonly"}.get(
+        offered[-1] if offered else "sendrecv", "sendrecv")
+    if re.search(r"^c=IN IP4 0\.0\.0\.0", str(offer.content), re.M):
+        direction = "inactive" if not offered else direction
+    lines = [line for line in str(ours.content).replace("\r\n", "\n").split("\n")
+             if line and line.removeprefix("a=") not in _DIRECTIONS]
+
+    def newer(match):
+        return f"{match.group(1)}{int(match.group(2)) + version_bump}{match.group(3)}"
+    lines = [re.sub(r"^(o=\S+ \S+ )(\d+)( .*)$", newer, line) for line in lines]
+    lines.append(f"a={direction}")
+    return MsgBody("\r\n".join(lines) + "\r\n")
 
 
 def _header(name: str, value: str):
@@ -182,10 +259,16 @@ class InboundCall:
         self.number = self.dialled = self.caller_name = ""
         self.seat = ""   # the agent whose phone placed this call (authenticated), for outbound calls
         self.over = False
+        self.held = False           # the agent's phone put the other party on hold
+        self._sdp_version = 0       # raised in every answer of ours to a re-INVITE (RFC 3264 8)
+        # SDP passed through (no media): a re-INVITE from one leg is relayed to the other and
+        # the answer brought back: leg name ("caller" or an ext) -> the UA waiting for it
+        self._relayed: dict[str, object] = {}
+        self._early_reinvite: tuple | None = None   # a re-INVITE from an agent who answered a moment ago
 
     # --- the caller's leg --------------------------------------------------------------
     def _caller_event(self, event, ua) -> None:
-        from sippy.CCEvents import CCEventDisconnect, CCEventFail, CCEventTry
+        from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventTry, CCEventUpdate
 
         if isinstance(event, CCEventTry) and self.offer is None:
             _cid, cli, cld, body, _auth, name = event.getData()
@@ -196,6 +279,10 @@ class InboundCall:
                 self.side.run_later(self._queued)
             # Routing starts at once; a ring waits for the proxy's SDP if it must.
             self.side.report("caller_arrived", self.id, self.number, self.dialled, self.seat)
+        elif isinstance(event, CCEventUpdate):
+            self._reinvited("caller", ua, event.getData())
+        elif "caller" in self._relayed and isinstance(event, (CCEventConnect, CCEventFail)):
+            self._relay_answer("caller", event)   # the caller's answer to a re-INVITE we relayed
         elif isinstance(event, (CCEventDisconnect, CCEventFail)):
             self._finish()
             self.side.report("sip_hung_up", self.id, by="caller")
@@ -213,9 +300,18 @@ class InboundCall:
         queue music from it at once (early media on the 182)."""
         from telephony.media import MediaSession
 
+        narrowed = narrow_sdp(offer)
+        if narrowed is None:
+            log.info("media: %s offers neither PCMU nor PCMA; its audio is passed through", self.id)
+            self._unanchored()
+            return
+        # Everyone on the call speaks the one codec the caller heard the switch answer in
+        # the 182 (RFC 3261 13.2.1: the first SDP a phone receives is the answer), and one
+        # the switch can play its music in: RTPproxy relays, it does not transcode.
+        self.offer = narrowed
         try:
             self.media = MediaSession(self.side.media, self.id)
-            self.media.caller_offer(offer, self._agent_offer_ready)
+            self.media.caller_offer(narrowed, self._agent_offer_ready)
         except Exception:  # the proxy is unusable: connect the phones directly
             log.exception("media: cannot anchor %s; passing SDP through", self.id)
             self._unanchored()
@@ -266,7 +362,7 @@ class InboundCall:
             return
         self.media.stop_playing()
         self.media.play_to_caller("menu")
-        self.media.listen_for_keys(self._key, *address, done=lambda ok: None)
+        self.media.listen_for_keys(self._key, *address, done=lambda ok: None, payload=telephone_event_pt(self.offer))
 
     def _key(self, digit: str) -> None:
         if self.in_menu and not self.over:
@@ -323,6 +419,9 @@ class InboundCall:
                 self.media.record()
         else:
             self._connect_caller(ext, answer)
+        early, self._early_reinvite = self._early_reinvite, None
+        if early is not None and early[0] == ext:
+            self._reinvited(*early)
 
     def _connect_caller(self, ext: str, body) -> None:
         from sippy.CCEvents import CCEventConnect, CCEventUpdate
@@ -347,8 +446,7 @@ class InboundCall:
         if leg is not None and not leg.isDead():
             leg.recvEvent(CCEventDisconnect())
         if ext == self.connected and not self.over:
-            self._finish()
-            self.caller.recvEvent(CCEventDisconnect())
+            self.release(480, "Temporarily Unavailable")   # a BYE, or this if the caller's 200 is not out yet
 
     def drop_agent(self, ext: str) -> None:
         """Let go of an agent whose phone is gone; the caller stays, queued again."""
@@ -394,13 +492,76 @@ class InboundCall:
         self._finish()
         self.caller.recvEvent(CCEventDisconnect() if answered else CCEventFail((code, reason)))
 
+    # --- re-INVITEs: hold, unhold, a phone's new address ------------------------------------
+    def _reinvited(self, leg: str, ua, offer) -> None:
+        """A connected leg sent a re-INVITE. With media anchored it is answered here (the
+        proxy learns the phone's address, the phone keeps ours); when it comes from the
+        agent's phone and holds the call, the other party hears music until it is taken
+        off hold. Without media it is relayed to the other leg, as a B2BUA does."""
+        from sippy.CCEvents import CCEventFail, CCEventUpdate
+
+        seat_leg = (leg == "caller") == bool(self.seat)   # the leg of our agent's phone
+        other = self._other_leg(leg)
+        if offer is None or other is None:
+            ua.recvEvent(CCEventFail((488, "Not Acceptable Here")))
+            return
+        held = sdp_holds(offer)
+        if self.media is not None:
+            ours = self.caller_sdp if leg == "caller" else self.agent_offer
+            update = self.media.caller_offer if leg == "caller" else self.media.agent_answer
+            update(offer, lambda _rewritten: self._answer_reinvite(ua, ours, offer))
+            if seat_leg and held != self.held:
+                far = "agent" if leg == "caller" else "caller"   # who the seat is talking to
+                if held:
+                    self.media.play_to(far, "hold-music")
+                else:
+                    self.media.stop_playing(far)
+        else:
+            self._relayed[other[0]] = ua
+            other[1].recvEvent(CCEventUpdate(offer.getCopy()))
+        if seat_leg and held != self.held:
+            self.held = held
+            self.side.report("sip_hold", self.id, self.seat or self.connected, held)
+
+    def _other_leg(self, leg: str):
+        if leg == "caller":
+            return (self.connected, self.agents[self.connected]) if self.connected in self.agents else None
+        return ("caller", self.caller)
+
+    def _answer_reinvite(self, ua, ours, offer) -> None:
+        from sippy.CCEvents import CCEventConnect
+
+        if self.over or ours is None:
+            return
+        self._sdp_version += 1
+        ua.recvEvent(CCEventConnect((200, "OK", answer_sdp(ours, offer, self._sdp_version))))
+
+    def _relay_answer(self, leg: str, event) -> None:
+        from sippy.CCEvents import CCEventConnect, CCEventFail
+
+        waiting = self._relayed.pop(leg)
+        if isinstance(event, CCEventConnect):
+            body = event.getData()[2]
+            waiting.recvEvent(CCEventConnect((200, "OK", body.getCopy() if body is not None else None)))
+        else:
+            waiting.recvEvent(CCEventFail(event.getData()[:2]))
+
     # --- an agent's leg ---------------------------------------------------------------------
     def _agent_event(self, ext: str, event, ua) -> None:
-        from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail
+        from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventUpdate
 
         if self.agents.get(ext) is not ua:
             return  # a leg we already let go of
-        if isinstance(event, CCEventConnect):
+        if isinstance(event, CCEventUpdate):
+            if ext == self.connected:
+                self._reinvited(ext, ua, event.getData())
+            elif ext in self.answers:   # answered, bridge on its way from the core: after it
+                self._early_reinvite = (ext, ua, event.getData())
+            else:   # not (or no longer) bridged: nothing to change
+                ua.recvEvent(CCEventFail((488, "Not Acceptable Here")))
+        elif ext in self._relayed and isinstance(event, (CCEventConnect, CCEventFail)):
+            self._relay_answer(ext, event)   # the leg's answer to a re-INVITE we relayed
+        elif isinstance(event, CCEventConnect):
             _lower_transport(ua)
             _code, _reason, body = event.getData()
             self.answers[ext] = body

@@ -26,6 +26,7 @@ from typing import Callable
 log = logging.getLogger("hotline.softphone")
 
 PUMP_MS = 20          # libHandleEvents timeout: the pump's latency and its idle cost
+HOLD_RETRIES = 10     # a hold asked for while another re-INVITE is under way: tried again, 0.2 s apart
 HOTLINE_HEADERS = ("X-Hotline-Interaction", "X-Hotline-Queue", "X-Hotline-Resident", "X-Hotline-Wait")
 
 
@@ -56,6 +57,14 @@ class CallState:
 
 
 @dataclass(frozen=True)
+class CallHeld:
+    """The call's audio is on hold at our end (True), or flowing again (False): what the
+    other side of the re-INVITE agreed to, not just what the agent asked for."""
+    call: int
+    held: bool
+
+
+@dataclass(frozen=True)
 class PhoneError:
     message: str
 
@@ -82,12 +91,15 @@ class Softphone:
     """A SIP account on a registrar (the switch, or any PBX), driven from one thread."""
 
     def __init__(self, ext: str, password: str, registrar: str, on_event: Callable[[object], None], *,
-                 host: str = "127.0.0.1", port: int = 0, audio: str = "null", sip_user: str | None = None):
+                 host: str = "127.0.0.1", port: int = 0, audio: str = "null", sip_user: str | None = None,
+                 rtp_ports: tuple[int, int] | None = None, registration_s: int = 300):
         # With the switch the SIP account is the extension and PIN; behind another PBX it is
         # whatever that PBX gave the agent (`sip_user` and its password).
         self.ext, self.password, self.on_event = sip_user or ext, password, on_event
         self.registrar = registrar if registrar.startswith("sip:") else f"sip:{registrar}"
         self.host, self.port, self.audio = host, port, audio
+        self.rtp_ports = rtp_ports            # (low, high): the UDP ports our audio may use (a firewall's)
+        self.registration_s = registration_s  # asked of the registrar, which may grant less
         self._commands: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -97,6 +109,7 @@ class Softphone:
         self._ep = None
         self._account = None
         self._calls: dict[int, object] = {}   # our key -> the one strong reference to the Call
+        self._later: list[tuple[float, tuple]] = []   # (when, command): commands to try again
         self._next_key = 0
         self._keys = threading.Lock()   # keys are taken by dial() on any thread and by the pump
         self.headset = None             # telephony/headset.py, unless audio is "null"
@@ -182,6 +195,9 @@ class Softphone:
         config.logConfig.consoleLevel = 3
         config.logConfig.decor = pj.PJ_LOG_HAS_SENDER
         config.medConfig.sndAutoCloseTime = -1  # else conference slots leak and INVITEs get 488
+        # Voice activity detection off: silence is sent as audio, not left out, so the line
+        # never goes quiet in a way that clips the agent's first word or closes a NAT mapping.
+        config.medConfig.noVad = True
         ep.libInit(config)
         transport = pj.TransportConfig()
         transport.boundAddress = self.host
@@ -198,7 +214,11 @@ class Softphone:
         account_config = pj.AccountConfig()
         account_config.idUri = f"sip:{self.ext}@{self._registrar_host().split(':')[0]}"
         account_config.regConfig.registrarUri = self.registrar
-        account_config.regConfig.timeoutSec = 300
+        account_config.regConfig.timeoutSec = self.registration_s
+        if self.rtp_ports is not None:
+            low, high = self.rtp_ports
+            account_config.mediaConfig.transportConfig.port = low
+            account_config.mediaConfig.transportConfig.portRange = high - low
         account_config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", self.ext, 0, self.password))
         self._account = _Account(self, pj)
         self._account.create(account_config)
@@ -208,6 +228,12 @@ class Softphone:
         return self.registrar[4:].split(";")[0]
 
     def _drain(self) -> None:
+        if self._later:
+            now = time.monotonic()
+            due = [command for at, command in self._later if at <= now]
+            self._later = [(at, command) for at, command in self._later if at > now]
+            for command in due:
+                self._commands.put(command)
         while True:
             try:
                 command = self._commands.get_nowait()
@@ -236,7 +262,15 @@ class Softphone:
                 param.statusCode = args[0]
             call.hangup(param)
         elif name == "hold":
-            call.setHold(param) if args[0] else call.reinvite(_unhold(pj))
+            try:
+                call.setHold(param) if args[0] else call.reinvite(_unhold(pj))
+            except Exception as exc:
+                # PJ_EINVALIDOP: another re-INVITE of this call is still under way; try
+                # again in a moment rather than lose the agent's key press
+                retries = args[1] if len(args) > 1 else 0
+                if "PJ_EINVALIDOP" not in str(exc) or retries >= HOLD_RETRIES:
+                    raise
+                self._later.append((time.monotonic() + 0.2, ("hold", call_id, args[0], retries + 1)))
         elif name == "dtmf":
             call.dialDtmf(args[0])
         elif name == "mute":
@@ -260,11 +294,7 @@ class Softphone:
         import pjsua2 as pj
 
         try:
-            for call in list(self._calls.values()):
-                try:
-                    call.hangup(pj.CallOpParam(True))
-                except Exception:
-                    pass
+            self._hang_up_all(pj)
             deadline = 25   # ~0.5 s: let BYEs and the un-REGISTER go out
             if self._account is not None:
                 try:
@@ -276,6 +306,17 @@ class Softphone:
                 deadline -= 1
         finally:
             self._destroy()
+
+    def _hang_up_all(self, pj) -> None:
+        # A function of its own: a loop variable left in _shutdown's frame would keep the
+        # last Call alive past libDestroy(), and its C++ destructor then asserts
+        # (pjsua_call_set_user_data: call_id>=0) and aborts the seat: seen when a seat was
+        # stopped while a call was still ringing at it.
+        for call in list(self._calls.values()):
+            try:
+                call.hangup(pj.CallOpParam(True))
+            except Exception:
+                pass
 
     def _destroy(self) -> None:
         self._calls.clear()
@@ -379,6 +420,7 @@ def _call_class():
             super().__init__(account, call_id)
             self.phone, self.key = phone, key
             self.muted = False
+            self.held = False
 
         def onCallState(self, prm):
             info = self.getInfo()
@@ -397,10 +439,21 @@ def _call_class():
 
         def onCallMediaState(self, prm):
             self.apply_mute()   # after hold/unhold the call's audio port can be a new one
-            headset = self.phone.headset if self.phone is not None else None
+            phone = self.phone
+            headset = phone.headset if phone is not None else None
             if headset is not None and headset.port is not None:
                 for index in self.active_audio():
                     headset.connect(self.getAudioMedia(index))
+            held = self.on_local_hold()
+            if phone is not None and held != self.held:
+                self.held = held
+                phone.on_event(CallHeld(self.key, held))
+
+        def on_local_hold(self) -> bool:
+            info = self.getInfo()
+            media = info.media
+            return any(media[index].type == pj.PJMEDIA_TYPE_AUDIO and media[index].status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
+                       for index in range(len(media)))
 
         def apply_mute(self):
             # The conference bridge's level towards the call's port is what the caller hears.

@@ -28,6 +28,7 @@ from records.contacts import InteractionRecorder, QueueLogWriter
 from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
+from telephony.acd.queue_log import agent_field, interrupted_rows
 from telephony.switchconfig import MENU, SwitchConfig, default_queues
 
 
@@ -90,7 +91,7 @@ class SwitchCore:
         self.menu_playable = False  # set by a media engine that can play the menu and hear the keys
         self.media = False          # calls' audio anchored in the switch (telephony/media.py)
         self.recordings = Path(recordings) if recordings is not None else None
-        self.recorder = InteractionRecorder(db, node=node, live=True)
+        self.recorder = InteractionRecorder(db, node=node, live=True, agent_id_of=self._agent_id)
         self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
         self._subscribers: list[Subscriber] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -110,8 +111,13 @@ class SwitchCore:
         self.lockouts: dict[tuple[str, str], float] = {}   # ("extension"|"address", key) -> locked until
         self.on_fatal: Callable[[str], None] | None = None   # the switch must stop (its SIP thread failed)
         self._refused_seq = 0
+        self._write_depth = 0   # _committed() blocks open now
         for agent in agent_records.list_agents(db):
             self._add_agent(agent)
+
+    def _agent_id(self, ext: str) -> int | None:
+        agent = self.agents.get(ext)
+        return agent["id"] if agent is not None else None
 
     def _add_agent(self, agent: dict) -> None:
         self.agents[agent["ext"]] = agent
@@ -121,19 +127,54 @@ class SwitchCore:
 
     # --- start-up ------------------------------------------------------------------
     def recover(self) -> int:
-        """Close contacts a previous run left open, as interrupted, when it went down.
-
-        The time it went down is the last thing it wrote (queue_log or interactions).
-        """
+        """Close what a previous run left open when it went down (a crash, a kill): its
+        contacts as interrupted, with the talk they had and a queue_log line that ends
+        each; its agents as logged out. The time it went down is the last thing it wrote
+        (queue_log, agent states or interactions). Only the switch holding the
+        database's lock runs this (telephony/switch.py), so a live switch's calls are
+        never touched. Returns how many contacts were closed."""
         last = self.db.execute(
-            "SELECT max(t) FROM (SELECT max(time) AS t FROM queue_log UNION ALL "
-            "SELECT max(coalesce(answered_at, offered_at, entered_at)) FROM interactions WHERE ended_at IS NULL)"
-        ).fetchone()[0]
+            "SELECT max(t) FROM (SELECT max(time) AS t FROM queue_log UNION ALL SELECT max(at) FROM agent_states "
+            "UNION ALL SELECT max(coalesce(answered_at, offered_at, entered_at)) FROM interactions "
+            "WHERE ended_at IS NULL)").fetchone()[0] or self.clock()
+        cursor = self.db.execute("SELECT id, uid, queue, agent_ext, entered_at, answered_at, wait_s, talk_s "
+                                 "FROM interactions WHERE ended_at IS NULL")
+        rows = cursor.fetchall()
         with self._committed():
-            cursor = self.db.execute(
-                "UPDATE interactions SET outcome = 'interrupted', ended_at = max(?, coalesce(answered_at, "
-                "offered_at, entered_at)) WHERE ended_at IS NULL", [last or self.clock()])
-        return cursor.rowcount
+            for row_id, uid, queue, agent, entered, answered, wait, talk in rows:
+                end = max(last, answered or entered)
+                if answered is not None:
+                    talk = (talk or 0.0) + (end - answered)
+                else:
+                    wait = end - entered
+                self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ?, "
+                                "talk_s = ? WHERE id = ?", [end, wait, talk, row_id])
+                entry = self.db.execute("SELECT data3 FROM queue_log WHERE callid = ? AND event = 'ENTERQUEUE' "
+                                        "ORDER BY id LIMIT 1", [uid]).fetchone()
+                if entry is not None:   # it was in a queue: its queue_log story gets its end
+                    self.queue_log.write_rows(interrupted_rows(
+                        end, uid, queue, agent if answered is not None else "", answered=answered is not None,
+                        wait_s=wait or 0.0, talk_s=talk or 0.0, original_position=int(entry[0] or 1),
+                        why="switch went down"))
+            self._log_out_everyone(last, "switch went down", only_if_logged_in=True)
+            self.queue_log.flush()
+        return len(rows)
+
+    def _log_out_everyone(self, t: float, why: str, *, only_if_logged_in: bool) -> None:
+        """Agents the switch no longer serves are logged out in agent_states and queue_log
+        (AGENTLOGOFF), so time logged in adds up."""
+        for ext, agent in self.agents.items():
+            if only_if_logged_in:
+                last = self.db.execute("SELECT status FROM agent_states WHERE agent_id = ? ORDER BY at DESC, id DESC "
+                                       "LIMIT 1", [agent["id"]]).fetchone()
+                logged_in = last is not None and last[0] != "logged_out"
+            else:
+                logged_in = self._views[ext]["status"] != "logged_out"
+            if not logged_in:
+                continue
+            insert_row(self.db, "agent_states", {"at": t, "agent_id": agent["id"], "ext": ext, "status": "logged_out",
+                                                 "state": "idle", "reason": why, "node": self.node})
+            self.queue_log.write_rows([(int(t), "NONE", "NONE", agent_field(ext), "AGENTLOGOFF", why, "", "", "", "")])
 
     # --- people (control API) ------------------------------------------------------------
     def authenticate(self, ext: str, pin: str) -> dict:
@@ -356,7 +397,7 @@ class SwitchCore:
                 "dialled_number": dialled, "resident_id": resident["id"] if resident else None, "queue": "outbound",
                 "call_type": "outbound", "entered_at": now, "agent_ext": ext, "agent_id": self.agents[ext]["id"]})
         self._outbound[call_id] = {"ext": ext, "row": row_id, "entered_at": now, "answered_at": None,
-                                   "dialled": dialled}
+                                   "dialled": dialled, "hold_started": None, "hold_s": 0.0}
         self._publish()
         self.legs.ring(call_id, f"{TRUNK_LEG}:{dialled}", self.config.trunk, {})   # nothing of ours to a carrier
 
@@ -369,17 +410,29 @@ class SwitchCore:
                             "WHERE id = ?", [now, now - call["entered_at"], call["row"]])
         self.legs.bridge(call_id, f"{TRUNK_LEG}:{call['dialled']}")
 
-    def _outbound_over(self, call_id: str, reached_nobody: bool = False) -> None:
+    def _outbound_over(self, call_id: str, reached_nobody: bool = False, outcome: str | None = None) -> None:
         call = self._outbound.pop(call_id)
         now = self.clock()
         answered = call["answered_at"] is not None
-        outcome = "answered" if answered else ("no_answer" if reached_nobody else "abandoned")
-        with self._committed():
-            self.db.execute("UPDATE interactions SET ended_at = ?, outcome = ?, talk_s = ? WHERE id = ?",
-                            [now, outcome, now - call["answered_at"] if answered else None, call["row"]])
+        if outcome is None:
+            outcome = "answered" if answered else ("no_answer" if reached_nobody else "abandoned")
+        self._end_hold(call, now)
+        talk = now - call["answered_at"] - call["hold_s"] if answered else None
         # a talked callback gets the wrap-up of the general queue, to write down how it went
         wrap = self.acd.queues["general"].wrap_up_s if answered and "general" in self.acd.queues else 0.0
-        self._apply(lambda at: self.acd.end_outbound(call["ext"], at, wrap))
+        with self._committed():
+            self.db.execute("UPDATE interactions SET ended_at = ?, outcome = ?, talk_s = ?, hold_s = ? WHERE id = ?",
+                            [now, outcome, talk, call["hold_s"] if answered else None, call["row"]])
+            if wrap > 0 and not self.closed:
+                self.recorder.wrap_started(call["ext"], call_id, call["row"], now)
+        if not self.closed:
+            self._apply(lambda at: self.acd.end_outbound(call["ext"], at, wrap))
+
+    @staticmethod
+    def _end_hold(call: dict, now: float) -> None:
+        if call["hold_started"] is not None:
+            call["hold_s"] += now - call["hold_started"]
+            call["hold_started"] = None
 
     # --- the voice menu (needs anchored media: a prompt to play, keys to hear) -------------
     def _enter_menu(self, call_id: str, caller: dict) -> None:
@@ -496,6 +549,25 @@ class SwitchCore:
             return  # an agent leg that failed while ringing is reported by sip_not_answered
         self.call_ended(call_id, by=by)
 
+    def sip_hold(self, call_id: str, ext: str, held: bool) -> None:
+        """The agent's phone put the other party on hold (they hear music) or took them off
+        it: the agent's state and the call's hold time follow."""
+        if self.closed:
+            return
+        outbound = self._outbound.get(call_id)
+        if outbound is not None:
+            now = self.clock()
+            if held and outbound["hold_started"] is None:
+                outbound["hold_started"] = now
+            elif not held:
+                self._end_hold(outbound, now)
+            self._apply(lambda at: self.acd.hold_outbound(outbound["ext"], held, at))
+            return
+        call = self.acd.calls.get(call_id)
+        if call is None or call.agent is None or call.agent.id != ext or held == (call.hold_started is not None):
+            return   # over, moved on, or a re-INVITE that changes nothing
+        self._apply(lambda at: (self.acd.hold if held else self.acd.unhold)(call_id, at))
+
     def call_refused(self, number: str, dialled: str, *, seat: str, code: int, reason: str) -> None:
         """The SIP side turned a new call away before it reached routing: it leaves a row
         (outcome failed, with its SIP cause), a log line and a count, never nothing."""
@@ -597,9 +669,13 @@ class SwitchCore:
     def _committed(self):
         """A write that is on disk when the block ends. (sqlite3's implicit transactions
         would otherwise keep the rows uncommitted until some later, unrelated write.)"""
-        with self.db.atomic():
-            yield
-        if self.db.conn.in_transaction:
+        self._write_depth += 1
+        try:
+            with self.db.atomic():
+                yield
+        finally:
+            self._write_depth -= 1
+        if self._write_depth == 0 and self.db.conn.in_transaction:   # nested blocks commit with the outermost
             self.db.conn.commit()
 
     # --- the engine ------------------------------------------------------------------
@@ -725,28 +801,51 @@ class SwitchCore:
     def shut_down(self) -> int:
         """The switch is stopping: every caller and agent leg still up is released, and
         their contacts are closed as interrupted now (not left for the next start to
-        guess when). Returns how many."""
+        guess when), keeping the talk they had, each with a queue_log line that ends it;
+        agents are logged out. Returns how many contacts were closed."""
         now = self.clock()
         self.closed = True
-        for call_id, caller in list(self._in_menu.items()):
-            caller["timer"].cancel()
-            if self.legs is not None:
-                self.legs.release(call_id, 503, "Service Unavailable")
-        self._in_menu.clear()
-        for call_id, call in list(self._outbound.items()) + list(self._external.items()):
-            if self.legs is not None:
-                self.legs.hang_up_agent(call_id, f"{TRUNK_LEG}:{call.get('dialled') or call.get('number')}")
-                self.legs.release(call_id, 503, "Service Unavailable")
-        self._outbound.clear()
-        self._external.clear()
-        live = list(self.acd.calls.values())
-        for call in live:
-            if self.legs is not None:
-                for ext in [*call.ringing, *([call.agent.id] if call.agent is not None else [])]:
-                    self.legs.hang_up_agent(call.id, ext)
-                self.legs.release(call.id, 503, "Service Unavailable")
+        closed = 0
         with self._committed():
-            closed = self.db.execute(
+            for call_id, caller in list(self._in_menu.items()):
+                caller["timer"].cancel()
+                if self.legs is not None:
+                    self.legs.release(call_id, 503, "Service Unavailable")
+                self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ? WHERE id = ?",
+                                [now, now - caller["since"], caller["row"]])
+                closed += 1
+            self._in_menu.clear()
+            for call_id, call in list(self._outbound.items()):
+                if self.legs is not None:
+                    self.legs.hang_up_agent(call_id, f"{TRUNK_LEG}:{call['dialled']}")
+                    self.legs.release(call_id, 503, "Service Unavailable")
+                self._outbound_over(call_id, outcome="interrupted")
+                closed += 1
+            for call_id, moved in list(self._external.items()):
+                if self.legs is not None:
+                    self.legs.hang_up_agent(call_id, f"{TRUNK_LEG}:{moved['number']}")
+                    self.legs.release(call_id, 503, "Service Unavailable")
+                talked = now - moved["answered_at"] if moved["answered_at"] is not None else 0.0
+                self.recorder.finish(call_id, now, "interrupted", talk_s=talked)
+                closed += 1
+            self._external.clear()
+            live = list(self.acd.calls.values())
+            for call in live:
+                if self.legs is not None:   # every leg of the call: a BYE, a CANCEL or a 503
+                    self.legs.release(call.id, 503, "Service Unavailable")
+                row = self.recorder.interrupt(call.id, now)
+                if row is None:
+                    continue
+                closed += 1
+                answered = call.agent is not None
+                self.queue_log.write_rows(interrupted_rows(
+                    now, call.id, call.queue, call.agent.id if answered else "", answered=answered,
+                    wait_s=row["wait_s"] or 0.0, talk_s=row["talk_s"] or 0.0,
+                    original_position=call.original_position, why="switch stopped"))
+            self.recorder.close(now)   # wrap-ups still running end now
+            self._log_out_everyone(now, "switch stopped", only_if_logged_in=False)
+            # a row this run opened that nothing above knew of (a bug, or a race with the stop)
+            closed += self.db.execute(
                 "UPDATE interactions SET outcome = 'interrupted', ended_at = ? WHERE ended_at IS NULL AND node = ?",
                 [now, self.node]).rowcount
         if live:

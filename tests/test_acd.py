@@ -216,7 +216,8 @@ def test_wrap_up_timer_and_early_end():
     acd.unhold("c1", 25)
     acd.hangup("c1", 100, by="agent")
     events = acd.drain()
-    assert ev.CallCompleted(100, "c1", "repair", "a", "agent", 1, 99, 15, 1, 30) in events
+    # talk and hold apart: 99 s connected, 15 on hold, 84 talking
+    assert ev.CallCompleted(100, "c1", "repair", "a", "agent", 1, 84, 15, 1, 30) in events
     assert acd.agents["a"].state == "wrap_up"
     acd.enqueue("c2", "repair", 110)
     assert offers(acd) == []
@@ -354,7 +355,7 @@ def test_a_caller_whose_agent_vanishes_mid_call_goes_back_to_the_head_of_the_que
     acd.drain()
     acd.lose_agent("a1", 60)
     events = acd.drain()
-    assert events == [ev.CallRequeued(60, "c1", "repair", "a1", 58)]
+    assert events == [ev.CallRequeued(60, "c1", "repair", "a1", 48, 10)]   # 48 s talking, then 10 on hold
     assert [c.id for c in acd.waiting_calls("repair")] == ["c1", "c3", "c2"]   # ahead of even an emergency
     assert ev.agent_state_after(events[0]) == ("a1", "idle")
     acd.set_status("a2", "available", 61)
@@ -364,8 +365,9 @@ def test_a_caller_whose_agent_vanishes_mid_call_goes_back_to_the_head_of_the_que
     acd.answer("c1", "a2", 151)
     acd.hangup("c1", 171)
     completed = [e for e in acd.drain() if isinstance(e, ev.CallCompleted)]
-    assert completed == [ev.CallCompleted(171, "c1", "repair", "a2", "caller", 150, 20, 10, 1, 30)]
-    assert format_line(rows_for(events[0])[0]) == "60|c1|repair|Agent/a1|INFO|REQUEUE|58"
+    # the second agent's part alone (the first part's talk and hold came with CallRequeued)
+    assert completed == [ev.CallCompleted(171, "c1", "repair", "a2", "caller", 150, 20, 0, 1, 30)]
+    assert format_line(rows_for(events[0])[0]) == "60|c1|repair|Agent/a1|INFO|REQUEUE|48|10"
 
 
 def test_a_ringing_seat_that_vanishes_passes_the_call_on_without_a_miss():

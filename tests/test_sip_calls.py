@@ -67,7 +67,7 @@ class Line:
             self.request(stream, op="login", ext="2001", pin="9999")
             return self.request(stream, op="snapshot")["snapshot"]
 
-    def phone(self, ext, pin, scenario, calls=1, pause_ms=1000):
+    def phone(self, ext, pin, scenario, calls=1, pause_ms=1000, keys=()):
         """Register ext from a fresh port, then answer there with `scenario` (a running SIPp
         that also answers the switch's OPTIONS, as every phone does: -aa). Each phone has
         its own media port, so two agents' SDP differ as two real phones' would."""
@@ -80,7 +80,7 @@ class Line:
             assert registered.returncode == 0, registered.stdout[-2000:]
             agent = subprocess.Popen(
                 [SIPP, "-sf", str(SCENARIOS / scenario), "-m", str(calls), "-i", "127.0.0.1", "-p", str(agent_port),
-                 "-d", str(pause_ms), "-aa", "-mp", str(free_udp_port()), "-timeout", "40s", "-nostdin",
+                 "-d", str(pause_ms), "-aa", "-mp", str(free_udp_port()), "-timeout", "40s", "-nostdin", *keys,
                  "-trace_logs", "-log_file", str(self.control.parent / f"{ext}.log"),
                  "-trace_msg", "-message_file", str(self.control.parent / f"{ext}.msg")],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -93,12 +93,17 @@ class Line:
             print(f"agent SIPp for {ext} exited at start ({agent.returncode}): {agent.stdout.read()[-500:]}")
         raise AssertionError(f"the agent SIPp for {ext} would not start")
 
-    def call(self, scenario="caller.xml", dialled="general", caller=CALLER, pause_ms=1000):
+    def call(self, scenario="caller.xml", dialled="general", caller=CALLER, pause_ms=1000, keys=()):
         command = [SIPP, f"127.0.0.1:{self.port}", "-sf", str(SCENARIOS / scenario), "-s", dialled,
-                   "-key", "caller", caller, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+                   "-key", "caller", caller, *keys, "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
                    "-d", str(pause_ms), "-aa", "-timeout", "40s", "-nostdin", "-trace_msg", "-message_file",
                    str(self.control.parent / f"caller-{time.monotonic_ns()}.log")]
+        self.caller_messages = Path(command[-1])   # what the last caller's phone sent and received
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def caller_answered(self) -> bool:
+        """The last caller's phone has its 200 OK (the agent's answer reached it)."""
+        return self.caller_messages.exists() and "SIP/2.0 200 OK" in self.caller_messages.read_text()
 
     def interactions(self):
         db = connect(self.db_path, migrate=False)
@@ -211,7 +216,7 @@ def test_caller_and_agent_hanging_up_at_the_same_instant_end_one_record(line):
     agent = line.phone("1001", "1111", "agent_hangs_up_at_once.xml", )
     caller = line.call("caller_hangs_up_at_once.xml", )
     code, output = finished(caller)
-    assert code == 0, output[-3000:]
+    assert code == 0, output[-1500:] + line.caller_messages.read_text()[-4000:]
     code, output = finished(agent)
     assert code == 0, output[-3000:]
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
@@ -255,11 +260,18 @@ def test_stopping_the_switch_mid_call_releases_both_phones_and_closes_the_record
     agent = line.phone("1001", "1111", "agent_answer.xml")          # waits for a BYE
     caller = line.call("caller_until_agent_hangs_up.xml")           # likewise
     line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "in_call")
+    line.wait_until(line.caller_answered)
     line.process.send_signal(signal.SIGTERM)
     assert line.process.wait(15) == 0
     assert finished(caller)[0] == 0 and finished(agent)[0] == 0    # both got their BYE
     [row] = line.interactions()
     assert row["outcome"] == "interrupted" and row["ended_at"] is not None and row["agent_ext"] == "1001"
+    assert row["agent_id"] is not None and row["talk_s"] > 0 and row["wait_s"] is not None
+    # the queue_log closes the call too (a tool reading it sees how it ended), and the agent logs off
+    events = line.queue_log()
+    assert events[events.index("CONNECT"):] == ["CONNECT", "COMPLETEAGENT", "INFO", "AGENTLOGOFF"]
+    text = (line.control.parent / "switch.queue_log").read_text()
+    assert "|INFO|INTERRUPTED|switch stopped" in text and "|AGENTLOGOFF|switch stopped" in text
 
 
 def _tone_pcap(path, seconds=1.0, frequency=440):
@@ -568,3 +580,91 @@ def test_a_transfer_to_an_outside_number_goes_out_the_trunk_and_back_to_the_queu
     finally:
         line.process.kill()
         line.process.wait(5)
+
+
+class RtpListener:
+    """A caller's ear: every RTP payload that reaches a UDP port, with its arrival time."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.packets = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, _ = self.sock.recvfrom(2048)
+            except socket.timeout:
+                continue
+            if len(data) > 12 and data[0] >> 6 == 2 and data[1] & 0x7F == 0:   # PCMU
+                self.packets.append((time.monotonic(), data[12:]))
+
+    def stop(self):
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+def _heard(packets, sounds: dict) -> list[str]:
+    """What the caller heard, in order, as runs of names: each payload is found in one of
+    `sounds` (name -> the G.711 bytes it is cut from) or is 'other'."""
+    runs = []
+    for _, payload in packets:
+        name = next((n for n, audio in sounds.items() if payload in audio), "other")
+        if not runs or runs[-1] != name:
+            runs.append(name)
+    return runs
+
+
+def test_the_agent_holds_the_caller_hears_hold_music_then_the_agent_again(line):
+    """Hold through the switch: the agent's phone re-INVITEs with a=sendonly and gets
+    a=recvonly back, the caller hears the switch's hold music instead of the agent, and
+    the agent's voice again after a=sendrecv; the hold time is on the row, apart from talk."""
+    from telephony.media import g711
+    directory = line.control.parent
+    tone = directory / "tone.pcap"
+    _tone_pcap(tone, seconds=1.0, frequency=1000)
+    ear = RtpListener()
+    try:
+        line.agent_ready("1001", "1111")
+        agent = line.phone("1001", "1111", "agent_holds.xml", pause_ms=2500, keys=("-key", "tone", str(tone)))
+        caller = line.call("caller_media_at.xml", keys=("-key", "rtp_port", str(ear.port)))
+        code, output = finished(agent)
+        assert code == 0, output[-3000:]
+        assert finished(caller)[0] == 0
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+    finally:
+        ear.stop()
+    assert row["outcome"] == "answered" and 2.0 <= row["hold_s"] <= 4.0
+    assert 2.0 <= row["talk_s"] <= 5.0     # talk alone: 1.5 s before the hold and 1.5 s after
+    import math
+    import struct
+    samples = 8000
+    pcm = struct.pack(f"<{samples}h", *(int(8000 * math.sin(2 * math.pi * 1000 * i / 8000)) for i in range(samples)))
+    sounds = {"agent": g711().lin2ulaw(pcm, 2), "hold music": (directory / "switch.media" / "sounds" / "hold-music.0").read_bytes()}
+    heard = [name for name in _heard(ear.packets, sounds) if name != "other"]
+    assert heard == ["agent", "hold music", "agent"], _heard(ear.packets, sounds)
+    states = [r[0] for r in connect(line.db_path).execute(
+        "SELECT state FROM agent_states WHERE ext = '1001' ORDER BY id")]
+    assert "on_hold" in states and states[states.index("on_hold") + 1] == "in_call"
+
+
+def test_without_media_a_hold_is_relayed_to_the_caller_and_its_answer_back(line_without_media):
+    line = line_without_media
+    tone = line.control.parent / "tone.pcap"
+    _tone_pcap(tone, seconds=0.2)
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_holds.xml", pause_ms=1500, keys=("-key", "tone", str(tone)))
+    caller = line.call("caller_answers_reinvites.xml")
+    code, output = finished(agent)
+    assert code == 0, output[-3000:]
+    code, output = finished(caller)
+    assert code == 0, output[-3000:]
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+    assert row["outcome"] == "answered" and 1.0 <= row["hold_s"] <= 3.0

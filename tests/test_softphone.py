@@ -163,3 +163,76 @@ def test_the_seat_phone_registers_with_an_ordinary_pbx_under_its_own_account(tmp
         registrar.kill()
         registrar.wait(5)
     assert "REGISTER from alice" in (tmp_path / "pbx.log").read_text()
+
+
+def _hold_and_unhold(phone, events, call, seconds=1.5):
+    from telephony.softphone import CallHeld
+    phone.hold(call, True)
+    assert next_event(events, CallHeld) == CallHeld(call, True)     # the switch answered the re-INVITE
+    time.sleep(seconds)
+    phone.hold(call, False)
+    assert next_event(events, CallHeld) == CallHeld(call, False)
+
+
+def test_the_seat_phone_holds_and_unholds_an_inbound_call_through_the_switch(tmp_path):
+    port, process, control = start_switch(tmp_path)
+    line = _line(port, process, control)
+    events: queue.Queue = queue.Queue()
+    phone = Softphone("1001", "1111", f"127.0.0.1:{port}", events.put)
+    try:
+        phone.start()
+        assert next_event(events, Registration).ok
+        line.agent_ready("1001", "1111")
+        caller = line.call("caller_until_agent_hangs_up.xml")
+        incoming = next_event(events, IncomingCall)
+        phone.answer(incoming.call)
+        while next_event(events, CallState).state != "connected":
+            pass
+        _hold_and_unhold(phone, events, incoming.call)
+        _hold_and_unhold(phone, events, incoming.call, seconds=0.5)    # and a second time
+        time.sleep(0.5)
+        phone.hang_up(incoming.call)
+        while next_event(events, CallState).state != "ended":
+            pass
+        assert finished(caller)[0] == 0
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+        assert row["outcome"] == "answered" and 1.8 <= row["hold_s"] <= 4 and row["talk_s"] < 2
+    finally:
+        phone.stop()
+        process.kill()
+        process.wait(5)
+
+
+def test_the_seat_phone_holds_an_outbound_call_too(tmp_path):
+    import subprocess
+
+    from test_sip_calls import _with_trunk
+
+    line, trunk_port = _with_trunk(tmp_path)
+    trunk = subprocess.Popen(
+        [SIPP, "-sf", str(SCENARIOS / "trunk_answers.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(trunk_port),
+         "-mp", str(free_udp_port()), "-aa", "-d", "6000", "-timeout", "30s", "-nostdin"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    events: queue.Queue = queue.Queue()
+    phone = Softphone("1001", "1111", f"127.0.0.1:{line.port}", events.put)
+    try:
+        phone.start()
+        assert next_event(events, Registration).ok
+        line.agent_ready("1001", "1111")
+        key = phone.dial(CALLER)
+        while next_event(events, CallState).state != "connected":
+            pass
+        _hold_and_unhold(phone, events, key)
+        agents = {a["ext"]: a for a in line.snapshot()["agents"]}
+        assert agents["1001"]["state"] == "in_call"
+        phone.hang_up(key)
+        while next_event(events, CallState).state != "ended":
+            pass
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+        assert (row["direction"], row["outcome"]) == ("outbound", "answered") and 1.3 <= row["hold_s"] <= 3
+    finally:
+        phone.stop()
+        line.process.kill()
+        line.process.wait(5)
+        if trunk.poll() is None:
+            trunk.kill()

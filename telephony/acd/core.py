@@ -214,12 +214,13 @@ class Acd:
             if call.hold_started is not None:
                 call.hold_s += now - call.hold_started
                 call.hold_started = None
-            talk = now - call.answered_at
+            talk = now - call.answered_at - call.hold_s
             call.agent, agent.call = None, None
             call.state, call.max_wait_at = "waiting", None
             call.key = float("-inf")
             self._push(call)
-            self.events.append(CallRequeued(now, call.id, call.queue, agent.id, talk))
+            self.events.append(CallRequeued(now, call.id, call.queue, agent.id, talk, call.hold_s))
+            call.hold_s = 0.0   # the next agent's part is counted on its own
             self._become_idle(agent, now, announce=False)
             self._route_call(call, now)
 
@@ -336,7 +337,8 @@ class Acd:
         agent = self._connected_agent(call)
         if call.hold_started is not None:
             call.hold_s += now - call.hold_started
-        talk = now - call.answered_at
+            call.hold_started = None
+        talk = now - call.answered_at - call.hold_s   # talk and hold are reported apart
         del self.calls[call.id]
         agent.call = None
         agent.calls += 1
@@ -381,9 +383,19 @@ class Acd:
         agent.version += 1   # a running wrap-up timer no longer applies
         self.events.append(AgentStateChanged(now, agent.id, "in_call"))
 
+    def hold_outbound(self, agent_id: str, held: bool, now: float) -> None:
+        """The agent put the person they called on hold (or took them off it)."""
+        agent = self._agent(agent_id)
+        if agent.state not in ("in_call", "on_hold") or agent.call is not None:
+            raise AcdError(f"agent {agent_id} is not on an outbound call")
+        state = "on_hold" if held else "in_call"
+        if agent.state != state:
+            agent.state = state
+            self.events.append(AgentStateChanged(now, agent.id, state))
+
     def end_outbound(self, agent_id: str, now: float, wrap_up_s: float = 0.0) -> None:
         agent = self._agent(agent_id)
-        if agent.state != "in_call" or agent.call is not None:
+        if agent.state not in ("in_call", "on_hold") or agent.call is not None:
             raise AcdError(f"agent {agent_id} is not on an outbound call")
         if wrap_up_s > 0:
             self.events.append(AgentStateChanged(now, agent.id, "wrap_up"))
@@ -416,7 +428,7 @@ class Acd:
         if call.hold_started is not None:
             call.hold_s += now - call.hold_started
             call.hold_started = None
-        talk = now - call.answered_at
+        talk = now - call.answered_at - call.hold_s
         agent.call = None
         agent.calls += 1
         agent.talk_s += talk

@@ -243,15 +243,17 @@ class CallOfferWithdrawn(Event):
 @final
 class CallRequeued(Event):
     """The agent's phone went away mid-call (seat killed, network lost): the caller is
-    back at the head of the queue, and `talk_s` of conversation was cut off."""
-    fields = ("t", "call_id", "queue", "agent_id", "talk_s")
+    back at the head of the queue, and `talk_s` of conversation (and `hold_s` on hold)
+    was cut off. The contact stays answered: the next agent's part adds to it."""
+    fields = ("t", "call_id", "queue", "agent_id", "talk_s", "hold_s")
 
-    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, talk_s: float) -> None:
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, talk_s: float, hold_s: float) -> None:
         self.t = t
         self.call_id = call_id
         self.queue = queue
         self.agent_id = agent_id
         self.talk_s = talk_s
+        self.hold_s = hold_s
 
 
 @final

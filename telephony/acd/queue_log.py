@@ -2,8 +2,8 @@
 
 Field order follows Asterisk's app_queue (ENTERQUEUE url|callerid|pos, CONNECT
 holdtime|uniqueid|ringtime, COMPLETECALLER/COMPLETEAGENT holdtime|calltime|origpos,
-ABANDON and EXITWITHTIMEOUT pos|origpos|waittime, RINGNOANSWER ms), with QueueMetrics'
-INFO lines for what Asterisk has no event for. Times and durations are whole seconds,
+ABANDON, EXITWITHTIMEOUT and EXITEMPTY pos|origpos|waittime, RINGNOANSWER ms), with
+QueueMetrics' INFO lines for what Asterisk has no event for. Times and durations are whole seconds,
 as Asterisk writes them. Pure: the writer in records/ does the I/O.
 """
 
@@ -55,7 +55,7 @@ def rows_for(event) -> list[Row]:
         return [_row(event.t, event.call_id, event.queue, "NONE", "INFO", "CALLBACK", event.number)]
     if kind is ev.CallRequeued:  # the agent's phone went away mid-call; the caller waits again
         return [_row(event.t, event.call_id, event.queue, agent_field(event.agent_id), "INFO", "REQUEUE",
-                     _s(event.talk_s))]
+                     _s(event.talk_s), _s(event.hold_s))]
     if kind is ev.CallTransferred:  # Asterisk: BLINDTRANSFER|extension|context|holdtime|calltime|origposition
         return [_row(event.t, event.call_id, event.queue, agent_field(event.agent_id), "BLINDTRANSFER",
                      event.target, "hotline", _s(event.wait_s), _s(event.talk_s), event.original_position)]
@@ -73,6 +73,20 @@ def rows_for(event) -> list[Row]:
             return [_row(event.t, "NONE", "NONE", agent, "PAUSE", event.reason)]
         return [_row(event.t, "NONE", "NONE", agent, "AGENTLOGOFF")]
     return []
+
+
+def interrupted_rows(t: float, call_id: str, queue: str, agent_id: str, *, answered: bool, wait_s: float,
+                     talk_s: float, original_position: int, why: str) -> list[Row]:
+    """The lines that close a call the switch itself ended (it stopped, or it crashed and
+    the next start found the call open), so every ENTERQUEUE has its end: a connected call
+    ends as COMPLETEAGENT (the switch's side hung up), a waiting one as EXITEMPTY (nobody
+    left to answer), each followed by INFO|INTERRUPTED|why."""
+    agent = agent_field(agent_id) if agent_id else "NONE"
+    if answered:
+        close = _row(t, call_id, queue, agent, "COMPLETEAGENT", _s(wait_s), _s(talk_s), original_position)
+    else:
+        close = _row(t, call_id, queue, "NONE", "EXITEMPTY", original_position, original_position, _s(wait_s))
+    return [close, _row(t, call_id, queue, agent, "INFO", "INTERRUPTED", why)]
 
 
 def format_line(row: Row) -> str:

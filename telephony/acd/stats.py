@@ -9,8 +9,9 @@ the README):
 - asa_s: mean wait (arrival to answer) of answered calls;
 - service_level: answered within the threshold over offered, and over answered;
 - abandon_rate: abandoned over offered;
-- aht_s: mean talk plus wrap-up of answered calls; talk_s alone is reported too;
-- occupancy: agents' handling time (ringing, talking, wrap-up) over their time logged
+- aht_s: mean handle time of answered calls: talk, hold and wrap-up; talk_s and hold_s
+  alone are reported too;
+- occupancy: agents' handling time (ringing, talking, hold, wrap-up) over their time logged
   in and not on break;
 - max_queue: most callers waiting at once; longest_wait_s: longest wait of any caller.
 Each call counts in the interval and the batch in which it arrived.
@@ -30,12 +31,12 @@ _T995 = {9: 3.2498, 19: 2.8609, 29: 2.7564, 39: 2.7079, 49: 2.6800}
 
 class Counters:
     __slots__ = ("offered", "answered", "abandoned", "timed_out", "voicemail", "waited", "within",
-                 "wait_answered", "wait_abandoned", "talk", "wrap", "longest_wait", "max_queue")
+                 "wait_answered", "wait_abandoned", "talk", "hold", "wrap", "longest_wait", "max_queue")
 
     def __init__(self) -> None:
         self.offered = self.answered = self.abandoned = self.timed_out = self.voicemail = 0
         self.waited = self.within = 0
-        self.wait_answered = self.wait_abandoned = self.talk = self.wrap = 0.0
+        self.wait_answered = self.wait_abandoned = self.talk = self.hold = self.wrap = 0.0
         self.longest_wait = 0.0
         self.max_queue = 0
 
@@ -48,8 +49,9 @@ class Counters:
             "p_wait": ratio(self.waited, offered),
             "asa_s": ratio(self.wait_answered, answered),
             "abandon_rate": ratio(self.abandoned, offered),
-            "aht_s": ratio(self.talk + self.wrap, answered),
+            "aht_s": ratio(self.talk + self.hold + self.wrap, answered),
             "talk_s": ratio(self.talk, answered),
+            "hold_s": ratio(self.hold, answered),
             "max_queue": self.max_queue, "longest_wait_s": self.longest_wait,
             "service_level": {"threshold_s": threshold_s,
                               "answered_within_over_offered": ratio(self.within, offered),
@@ -186,6 +188,7 @@ class Statistics:
             counters.answered += 1
             counters.wait_answered += event.wait_s
             counters.talk += event.talk_s
+            counters.hold += event.hold_s
             if within:
                 counters.within += 1
             if event.wait_s > counters.longest_wait:
@@ -242,7 +245,7 @@ class Statistics:
     def report(self) -> dict:
         threshold = self.default_threshold
         total = self.total.metrics(threshold)
-        busy = self.total.talk + self.total.wrap + self.ring_s
+        busy = self.total.talk + self.total.hold + self.total.wrap + self.ring_s
         total["occupancy"] = busy / self.staffed_s if self.staffed_s else 0.0
         total["queues"] = {name: c.metrics(self.thresholds.get(name, threshold))
                            for name, c in sorted(self.queues.items())}
