@@ -198,9 +198,12 @@ class InteractionRecorder:
             self._wrapping[agent_ext] = (call_id, row_id, t + self.offset)
 
     def _wrap_begins(self, agent: str, call_id: str, t: float, wrap_up_s: float) -> None:
+        row = self._open.get(call_id)
+        if row is not None and row["wrapup_s"] is None:
+            row["wrapup_s"] = 0.0   # known from now on: none yet, and none at all without a timer
         if wrap_up_s <= 0:
             return
-        target: int | dict | None = self._row_ids.get(call_id) if self.live else self._open.get(call_id)
+        target: int | dict | None = self._row_ids.get(call_id) if self.live else row
         if target is not None:
             self._wrapping[agent] = (call_id, target, t)
 

@@ -128,7 +128,8 @@ def test_every_bundled_scenario_loads_and_runs():
 
 def test_cli_writes_report_queue_log_and_records(tmp_path, capsys):
     scenario = tmp_path / "s.yaml"
-    scenario.write_text(SHORT + "expect: ['service_level >= 0.99', 'abandon_rate <= 0.2']\n")
+    scenario.write_text(SHORT + "wrap_up: {dist: fixed, mean_s: 10}\n"
+                        "expect: ['service_level >= 0.99', 'abandon_rate <= 0.2']\n")
     db_path, log, out = tmp_path / "sim.db", tmp_path / "queue_log", tmp_path / "r.json"
     code = main(["simulate", str(scenario), "--calls", "3000", "--report", str(out), "--queue-log", str(log),
                  "--db", str(db_path)])
@@ -148,6 +149,13 @@ def test_cli_writes_report_queue_log_and_records(tmp_path, capsys):
     outcomes = dict(db.execute("SELECT outcome, count(*) FROM interactions GROUP BY outcome").fetchall())
     assert outcomes == {"answered": report["answered"], "abandoned": report["abandoned"]}
     assert db.execute("SELECT count(*) FROM queue_log").fetchone()[0] == len(lines)
+    # the simulated rows are as complete as live ones: every answered call has its agent,
+    # talk and the wrap-up after it
+    incomplete = db.execute("SELECT count(*) FROM interactions WHERE outcome = 'answered' AND (agent_ext = '' "
+                            "OR talk_s IS NULL OR wrapup_s IS NULL OR wait_s IS NULL)").fetchone()[0]
+    assert incomplete == 0
+    mean_wrap = db.execute("SELECT avg(wrapup_s) FROM interactions WHERE outcome = 'answered'").fetchone()[0]
+    assert mean_wrap == pytest.approx(10.0, abs=0.05)   # those still wrapping when the run ends are cut there
     assert main(["simulate", str(scenario), "--calls", "10", "--db", str(db_path)]) == 2   # same run twice
     assert "already holds run" in capsys.readouterr().err
 

@@ -1,0 +1,155 @@
+"""The rows the live switch writes are as complete as seeded ones: who (the agent's id, so
+history follows the person), when, how long (wait, talk, hold, wrap-up) and how it ended,
+whatever happened to the call. The switch core on real records, driven the way its SIP
+side reports, with a clock the test moves (no SIP here: tests/test_sip_calls.py has that)."""
+import pytest
+
+from records.agents import add_agent, remove_agent
+from records.directory import NewResident, add_resident, last_contacts
+from telephony.acd import QueueConfig
+from telephony.switchcore import SwitchCore
+
+CALLER = "+85291234567"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def core(db, tmp_path):
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"repair": 3})
+    clock = Clock()
+    switch = SwitchCore(db, [QueueConfig("repair", wrap_up_s=30)], clock=clock, queue_log_path=tmp_path / "q.log")
+    switch.clock_ = clock
+    yield switch
+    switch.close()
+
+
+def row_of(db, uid):
+    cursor = db.execute("SELECT * FROM interactions WHERE uid = ?", [uid])
+    return dict(zip([c[0] for c in cursor.description], cursor.fetchone()))
+
+
+def answered(core, call_id="c1", ext="1001", wait=5.0):
+    clock = core.clock_
+    core.set_status(ext, "available")
+    core.caller_arrived(call_id, CALLER, "repair")
+    clock.now += wait
+    core.sip_answered(call_id, ext)
+
+
+def test_an_answered_call_has_its_agent_talk_hold_and_wrap_up(core, db):
+    clock = core.clock_
+    answered(core)
+    clock.now += 20
+    core.sip_hold("c1", "1001", True)
+    core.sip_hold("c1", "1001", True)        # a repeated re-INVITE changes nothing
+    clock.now += 10
+    core.sip_hold("c1", "1001", False)
+    clock.now += 15
+    core.sip_hung_up("c1", by="caller")
+    row = row_of(db, "c1")
+    ann = db.execute("SELECT id FROM agents WHERE ext = '1001'").fetchone()[0]
+    assert (row["agent_ext"], row["agent_id"], row["outcome"]) == ("1001", ann, "answered")
+    assert (row["wait_s"], row["talk_s"], row["hold_s"]) == (5.0, 35.0, 10.0)
+    assert row["wrapup_s"] == 0.0                        # still writing it up
+    clock.now += 12
+    core.end_wrap_up("1001")
+    assert row_of(db, "c1")["wrapup_s"] == 12.0
+    states = [r[0] for r in db.execute("SELECT state FROM agent_states WHERE ext = '1001' ORDER BY id")]
+    assert states == ["idle", "ringing", "in_call", "on_hold", "in_call", "wrap_up", "idle"]
+
+
+def test_a_wrap_up_that_runs_out_is_recorded_too(core, db):
+    clock = core.clock_
+    answered(core)
+    clock.now += 10
+    core.sip_hung_up("c1", by="agent")
+    clock.now += 30
+    core._on_timer()                                      # the wrap-up timer fires
+    assert row_of(db, "c1")["wrapup_s"] == 30.0
+
+
+def test_a_caller_whose_agent_vanished_and_who_then_hangs_up_stays_answered(core, db):
+    clock = core.clock_
+    answered(core)
+    clock.now += 40
+    core.seat_lost("1001")                                # the agent's phone died mid-call
+    clock.now += 8
+    core.sip_hung_up("c1", by="caller")                   # they gave up waiting again
+    row = row_of(db, "c1")
+    assert row["outcome"] == "answered" and row["talk_s"] == 40.0 and row["wait_s"] == 5.0
+    assert row["agent_ext"] == "1001" and row["agent_id"] is not None
+
+
+def test_a_requeued_caller_answered_again_adds_both_agents_talk(core, db):
+    clock = core.clock_
+    answered(core)
+    clock.now += 40
+    core.seat_lost("1001")
+    core.set_status("1002", "available")
+    clock.now += 3
+    core.sip_answered("c1", "1002")
+    clock.now += 20
+    core.sip_hung_up("c1", by="caller")
+    row = row_of(db, "c1")
+    assert row["outcome"] == "answered" and row["talk_s"] == 60.0 and row["agent_ext"] == "1002"
+
+
+def test_history_follows_the_person_when_an_extension_is_given_to_someone_new(core, db):
+    clock = core.clock_
+    resident = add_resident(db, NewResident(name="Chan Tai Man", kind="tenant", phones=(CALLER,)))
+    answered(core)
+    clock.now += 30
+    core.sip_hung_up("c1", by="caller")
+    remove_agent(db, "1001")
+    add_agent(db, ext="1001", name="Carol", pin="3333", skills={"repair": 3})
+    [contact] = last_contacts(db, resident)
+    assert contact["agent"] == "Ann"
+
+
+def test_stopping_the_switch_closes_calls_as_interrupted_with_their_talk_and_queue_log(core, db, tmp_path):
+    clock = core.clock_
+    answered(core)
+    core.caller_arrived("c2", "+85290000001", "repair")   # waiting: nobody else is free
+    clock.now += 25
+    assert core.shut_down() == 2
+    core.close()
+    talking, waiting = row_of(db, "c1"), row_of(db, "c2")
+    assert (talking["outcome"], talking["talk_s"], talking["wait_s"]) == ("interrupted", 25.0, 5.0)
+    assert (waiting["outcome"], waiting["talk_s"], waiting["wait_s"]) == ("interrupted", None, 25.0)
+    lines = (tmp_path / "q.log").read_text().splitlines()
+    assert any("|c1|repair|Agent/1001|COMPLETEAGENT|5|25|1" in line for line in lines)
+    assert any("|c2|repair|NONE|EXITEMPTY|1|1|25" in line for line in lines)
+    assert sum("|INFO|INTERRUPTED|switch stopped" in line for line in lines) == 2
+    assert any("|Agent/1001|AGENTLOGOFF|switch stopped" in line for line in lines)
+    last = db.execute("SELECT status, reason FROM agent_states WHERE ext = '1001' ORDER BY id DESC LIMIT 1").fetchone()
+    assert last == ("logged_out", "switch stopped")
+
+
+def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    crashed.clock_ = clock
+    answered(crashed)
+    clock.now += 50
+    crashed.caller_arrived("c2", "+85290000001", "repair")   # the last thing it wrote, at +55
+    crashed.queue_log.close()                                 # ... and then it died (no shut_down)
+    clock.now += 3600
+    restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    assert restarted.recover() == 2
+    talking, waiting = row_of(db, "c1"), row_of(db, "c2")
+    assert (talking["outcome"], talking["talk_s"], talking["ended_at"]) == ("interrupted", 50.0, 1_800_000_055.0)
+    assert (waiting["outcome"], waiting["wait_s"]) == ("interrupted", 0.0)
+    restarted.close()
+    text = (tmp_path / "q.log").read_text()
+    assert "|c1|repair|Agent/1001|COMPLETEAGENT|5|50|1" in text and "|c2|repair|NONE|EXITEMPTY|" in text
+    assert text.count("|INFO|INTERRUPTED|switch went down") == 2
+    assert "|Agent/1001|AGENTLOGOFF|switch went down" in text
