@@ -24,6 +24,7 @@ from records.workorders import LifecycleError
 from records.yamlsource import ConfigError
 
 EXIT_USAGE = 2
+DEFAULT_SEED = 7   # the demo data's seed; PINs are random unless --seed is given
 
 
 class UserError(Exception):
@@ -84,12 +85,14 @@ def cmd_db_seed(args) -> int:
     as_of = _parse_as_of(args.as_of, policy)
     with _open(args, create=True) as db:
         try:
-            summary = seed_database(db, policy, residents=args.residents, seed=args.seed, as_of=as_of,
-                                    history_days=args.history_days)
+            summary = seed_database(db, policy, residents=args.residents, seed=DEFAULT_SEED if args.seed is None
+                                    else args.seed, as_of=as_of, history_days=args.history_days,
+                                    pins_from_seed=args.seed is not None)
         except ValueError as exc:
             raise UserError(str(exc)) from None
     when = dt.datetime.fromtimestamp(summary.as_of, policy.timezone)
-    print(f"Seeded {args.db} with seed {args.seed}, history up to {when:%Y-%m-%d %H:%M %Z}:")
+    print(f"Seeded {args.db} with seed {DEFAULT_SEED if args.seed is None else args.seed}, history up to "
+          f"{when:%Y-%m-%d %H:%M %Z}:")
     for name, count in summary.counts.items():
         if count:
             print(f"  {name:<18} {count:>8,}")
@@ -347,18 +350,19 @@ def cmd_demo(args) -> int:
 
     from console.demo import pins_path, run_demo, seed_demo
 
+    seed = DEFAULT_SEED if args.seed is None else args.seed
     if args.fresh or not Path(args.db).exists() or not pins_path(args.db).exists():
-        print(f"hotline demo: seeding {args.db} ({args.residents} residents, seed {args.seed}) ...", flush=True)
-        seed_demo(args.db, residents=args.residents, seed=args.seed)
+        print(f"hotline demo: seeding {args.db} ({args.residents} residents, seed {seed}) ...", flush=True)
+        seed_demo(args.db, residents=args.residents, seed=seed, pins_from_seed=args.seed is not None)
+    if args.load <= 0:
+        raise UserError("--load must be above 0 (1 is a healthy centre, 2 twice that)")
     try:
         # The seat of extension 1001 takes the terminal when there is one; otherwise (or
         # with --feed) the routing events are printed instead.
         seat = sys.stdout.isatty() and sys.stdin.isatty() and not args.feed
-        # With a person at 1001, fewer bots than calls need: the person gets calls too.
-        bots = args.bots if args.bots is not None else (3 if seat else 8)
-        calls = args.calls_per_hour if args.calls_per_hour is not None else (300.0 if seat else 240.0)
-        asyncio.run(run_demo(args.db, bots=bots, calls_per_hour=calls, seconds=args.seconds,
-                             talk_mean_s=args.talk_s, seed=args.seed, seat=seat))
+        bots = args.bots if args.bots is not None else (4 if seat else 8)
+        asyncio.run(run_demo(args.db, bots=bots, calls_per_hour=args.calls_per_hour, seconds=args.seconds,
+                             talk_mean_s=args.talk_s, seed=seed, seat=seat, load=args.load))
     except (RuntimeError, OSError) as exc:
         raise UserError(str(exc)) from None
     return 0
@@ -383,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_db_init)
     sub = db_commands.add_parser("seed", parents=[common], help="fill a new database with demo data")
     sub.add_argument("--residents", type=int, default=5000, help="how many residents (default 5000)")
-    sub.add_argument("--seed", type=int, default=7, help="random seed: same seed, same data (default 7)")
+    sub.add_argument("--seed", type=int, help=f"random seed: same seed, same data, PINs included (default "
+                                              f"{DEFAULT_SEED}, with PINs drawn at random)")
     sub.add_argument("--as-of", metavar="WHEN",
                      help="end of the generated history, e.g. 2026-11-22T09:00 (default: midnight today)")
     sub.add_argument("--history-days", type=int, default=90, help="days of past contacts (default 90)")
@@ -465,11 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
                               help="a live demo: switch, bot agents, callers")
     sub.add_argument("--fresh", action="store_true", help="seed the database again even if it exists")
     sub.add_argument("--residents", type=int, default=5000, help="residents when seeding (default 5000)")
-    sub.add_argument("--seed", type=int, default=7, help="random seed for the data and the callers")
-    sub.add_argument("--bots", type=int, help="bot agents answering calls (default 3 beside the seat, 8 with --feed)")
-    sub.add_argument("--calls-per-hour", type=float,
-                     help="simulated callers (default 300 beside the seat, 240 with --feed)")
-    sub.add_argument("--talk-s", type=float, default=40.0, help="bots' mean talk time in seconds (default 40)")
+    sub.add_argument("--seed", type=int, help=f"random seed for the data and the callers (default {DEFAULT_SEED}; "
+                                              "given, the PINs follow it too)")
+    sub.add_argument("--bots", type=int, help="bot agents answering calls (default 4 beside the seat, 8 with --feed)")
+    sub.add_argument("--load", type=float, default=1.0,
+                     help="how busy: 1 (default) is as many calls as the bots answer at 80%% within 15 s with "
+                          "under 5%% abandoned (Erlang A); 2 is twice that, an overloaded centre")
+    sub.add_argument("--calls-per-hour", type=float, help="simulated callers an hour, instead of --load")
+    sub.add_argument("--talk-s", type=float, default=40.0, help="callers' mean talk time in seconds (default 40)")
     sub.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C, or q in the seat)")
     sub.add_argument("--feed", action="store_true",
                      help="print the routing events instead of opening extension 1001's seat in this terminal")

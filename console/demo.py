@@ -22,26 +22,50 @@ from pathlib import Path
 
 from records.db import connect
 from records.directory import resident_by_phone
+from scenarios.erlang import healthy_rate
 from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port, read_pins
 from telephony.control_client import ControlClient
 
 HUMAN_EXT = "1001"
+SL_THRESHOLD_S = 15.0   # the trade's standard: answered within three rings
+BOT_SKILLS = "repair:3,complaint:3,billing:3,enquiry:3,emergency:3,general:3"
+# Files a demo run leaves beside its database; --fresh starts without any of them.
+RUN_FILES = (".pins", ".queue_log", ".switch.log", ".switch.yaml", ".switch.lock", ".sock", ".feed.log",
+             ".media", ".drafts")
+
+
+def healthy_calls_per_hour(bots: int, behaviour: Behaviour) -> float:
+    """The most calls an hour `bots` bot agents take at service level 80% within 15 s and
+    under 5% abandoned (Erlang A on their mean handle time: ring, talk and wrap-up). The
+    person at 1001, when available, is spare capacity on top."""
+    handle_s = sum(behaviour.ring_s) / 2 + behaviour.talk_mean_s + sum(behaviour.wrap_s) / 2
+    return healthy_rate(bots, handle_s, behaviour.patience_mean_s, SL_THRESHOLD_S) * 3600
 
 
 def pins_path(db_path: str | Path) -> Path:
     return Path(db_path).with_suffix(".pins")
 
 
-def seed_demo(db_path: str, *, residents: int, seed: int) -> None:
+def seed_demo(db_path: str, *, residents: int, seed: int, pins_from_seed: bool = False) -> None:
     """A fresh demo database; its logins go to a 0600 file beside it (bots need them)."""
     from records.seed import seed_database
     from records.sla import load_policy
 
+    import shutil
+
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    for suffix in RUN_FILES:   # a fresh demo is fresh: no old queue_log, drafts, logs or recordings
+        path = Path(db_path).with_suffix(suffix)
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    for log in Path(db_path).parent.glob(Path(db_path).with_suffix("").name + ".seat-*.log"):
+        log.unlink()
     db = connect(db_path, create=True)
     try:
-        summary = seed_database(db, load_policy(None), residents=residents, seed=seed)
+        summary = seed_database(db, load_policy(None), residents=residents, seed=seed, pins_from_seed=pins_from_seed)
     finally:
         db.close()
     path = pins_path(db_path)
@@ -152,8 +176,9 @@ def stop_switch(process: subprocess.Popen) -> None:
             process.wait(5)
 
 
-async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: float | None,
-                   talk_mean_s: float, seed: int, seat: bool = False) -> dict:
+async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, seconds: float | None,
+                   talk_mean_s: float, seed: int, seat: bool = False, load: float = 1.0) -> dict:
+    """`calls_per_hour` None: the healthy rate for the bots (healthy_calls_per_hour), times `load`."""
     pins = read_pins(pins_path(db_path))
     db = connect(db_path, migrate=False)
     try:
@@ -167,14 +192,18 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
     supervisor = next((ext for ext, role in sorted(roles.items()) if role == "supervisor" and ext in pins), None)
     if not bot_exts or supervisor is None:
         raise RuntimeError(f"{pins_path(db_path)} has no agent or supervisor logins: run `hotline demo --fresh`")
+    behaviour = Behaviour(talk_mean_s=talk_mean_s)
+    if calls_per_hour is None:
+        calls_per_hour = healthy_calls_per_hour(len(bot_exts), behaviour) * load
+    behaviour.calls_per_hour = calls_per_hour
     sip = ("127.0.0.1", 5060 if _udp_port_free(5060) else free_udp_port())   # 5060: `hotline agent`'s default
     control = Path(db_path).with_suffix(".sock")
     switch_log = Path(db_path).with_suffix(".switch.log")
     loop = asyncio.get_running_loop()
-    phones = LivePhones(sip, loop=loop, seed=seed,
-                        behaviour=Behaviour(calls_per_hour=calls_per_hour, talk_mean_s=talk_mean_s))
+    phones = LivePhones(sip, loop=loop, seed=seed, behaviour=behaviour)
     # the simulated phones are also the switch's trunk: a callback rings a resident who answers
     switch = start_switch(db_path, sip, control, switch_log, trunk=(phones.host, phones.port))
+    started = time.time()
     feed_file = open(Path(db_path).with_suffix(".feed.log"), "w", encoding="utf-8") if seat else None
     feed = Feed(db_path, names, out=feed_file or sys.stdout)
     agents: list[BotAgent] = []
@@ -189,21 +218,28 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
         watcher.on_event = feed
         await watcher.ask("subscribe")
         for ext in bot_exts:
+            # The demo's bots take every kind of call, so the callers' mix never waits for a
+            # skill nobody has and the sizing above (one pool of agents) holds.
+            await watcher.ask("set_skills", ext=ext, skills=BOT_SKILLS)
             bot = BotAgent(ext, pins[ext], phones)
             await bot.start(str(control))
             agents.append(bot)
         phones.start_calling(numbers)
-        registrar = "" if sip[1] == 5060 else f" --registrar sip:{sip[0]}:{sip[1]}"
+        load_text = (f"about {calls_per_hour:.0f} calls an hour, which {len(agents)} bot agents answer at a service "
+                     f"level of 80% within {SL_THRESHOLD_S:.0f} s (hotline demo --load 2 overloads it)")
         if seat:   # extension 1001's seat in this terminal; leaving it ends the demo
             from console.seat import run_seat
 
             await run_seat(db_path=db_path, ext=HUMAN_EXT, pin=pins[HUMAN_EXT], registrar=f"sip:{sip[0]}:{sip[1]}",
                            control=str(control), stop=stop, seconds=seconds,
-                           hint="Demo: bots take calls too; press v to be available, q to end the demo.")
+                           hint=f"Demo: {len(agents)} bots take calls too ({calls_per_hour:.0f} an hour); press v to "
+                                "be available, q to end the demo.")
         else:
+            registrar = "" if sip[1] == 5060 else f" --registrar sip:{sip[0]}:{sip[1]}"
             print(f"hotline demo: switch on {sip[0]}:{sip[1]} (log {switch_log}), {len(agents)} bot agents, "
-                  f"about {calls_per_hour:g} calls an hour; extension {HUMAN_EXT} is yours: in another terminal, "
-                  f"hotline --db {db_path} agent --ext {HUMAN_EXT}{registrar} (PIN in {pins_path(db_path)}). "
+                  f"{load_text}. Extension {HUMAN_EXT} is yours: in another terminal, "
+                  f"hotline --db {db_path} agent --ext {HUMAN_EXT}{registrar} --audio null (PIN in "
+                  f"{pins_path(db_path)}; leave out --audio null to talk through this machine's sound card). "
                   f"Ctrl-C stops.", flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), seconds)
@@ -212,19 +248,39 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float, seconds: f
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        phones.stop()
+        # The stop, in the order a centre closes: no new callers; the bots log out; then
+        # the switch releases every call still up and records it as interrupted; the
+        # phones go last, so every call's end is the switch's word.
+        phones.stop_calling()
         for bot in agents:
             await bot.stop()
         if watcher is not None:
             await watcher.close()
         stop_switch(switch)
+        phones.stop()
         feed.close()
         if feed_file is not None:
             feed_file.close()
     tally = phones.tally
-    summary = {"placed": tally.placed, "answered": tally.answered, "gave_up": tally.gave_up,
-               "refused": tally.refused, "cut_off": tally.cut_off, "bot_calls": tally.bot_calls, "registered": len(tally.registered),
-               "switch_exit": switch.returncode}
-    print(f"hotline demo: stopped. {tally.placed} calls placed, {tally.answered} answered, {tally.gave_up} gave up "
-          f"waiting, {tally.refused} refused, {tally.cut_off} cut off by the stop; records in {db_path}", flush=True)
+    recorded = _outcomes_since(db_path, started)
+    summary = {"placed": tally.placed, "answered": tally.answered, "finished": tally.finished,
+               "gave_up": tally.gave_up, "refused": tally.refused, "cut_off_talking": tally.cut_off_talking,
+               "cut_off_waiting": tally.cut_off_waiting, "bot_calls": tally.bot_calls,
+               "registered": len(tally.registered), "switch_exit": switch.returncode, "recorded": recorded}
+    print(f"hotline demo: stopped. {tally.placed} calls placed: {tally.finished} talked to an agent and hung up, "
+          f"{tally.gave_up} gave up waiting, {tally.refused} refused, {tally.cut_off} still in progress at the stop "
+          f"({tally.cut_off_talking} talking, {tally.cut_off_waiting} waiting), recorded as interrupted.", flush=True)
+    print("hotline demo: the records of this run: " + (", ".join(f"{n} {outcome}" for outcome, n in recorded.items())
+                                                       or "no calls") + f"; in {db_path}", flush=True)
     return summary
+
+
+def _outcomes_since(db_path: str, started: float) -> dict[str, int]:
+    """Inbound contacts the switch recorded since `started`, by outcome."""
+    db = connect(db_path, migrate=False)
+    try:
+        return dict(db.execute("SELECT outcome, count(*) FROM interactions WHERE node = 'switch' AND direction = "
+                               "'inbound' AND entered_at >= ? GROUP BY outcome ORDER BY count(*) DESC",
+                               [started - 1]).fetchall())
+    finally:
+        db.close()

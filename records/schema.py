@@ -316,6 +316,23 @@ def m009_failed_calls(db: Database) -> None:
     _rebuild_with_check(db, "interactions", _check("outcome", _OUTCOMES_M008), _check("outcome", OUTCOMES))
 
 
+@migrations()
+def m010_contact_notes(db: Database) -> None:
+    # Every agent who handled a contact keeps their own disposition and notes (a transfer
+    # has two or more); interactions.disposition and .notes hold the latest and the union.
+    db.execute("""
+        CREATE TABLE contact_notes (
+            id INTEGER PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id),
+            agent_id INTEGER REFERENCES agents(id),
+            agent_ext TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL,
+            disposition TEXT NOT NULL DEFAULT '',
+            notes TEXT NOT NULL DEFAULT '',
+            UNIQUE (interaction_id, agent_ext)
+        )""")
+
+
 # Everything pending on an empty database is every migration this version knows.
 MIGRATION_NAMES = tuple(m.name for m in migrations.pending(Database(memory=True)))
 SCHEMA_VERSION = len(MIGRATION_NAMES)

@@ -100,7 +100,10 @@ def _streams(seed: int) -> dict[str, random.Random]:
 
 def seed_database(db: Database, policy: SlaPolicy, *, residents: int = 5000, seed: int = 7,
                   as_of: float | None = None, contacts_per_resident: float = 1.2,
-                  history_days: int = 90, agents: int = 20) -> SeedSummary:
+                  history_days: int = 90, agents: int = 20, pins_from_seed: bool = False) -> SeedSummary:
+    """`pins_from_seed`: the logins' PINs (and salts) follow the seed too, for test data
+    that must come out the same; otherwise they are drawn from the system's randomness, so
+    two demo databases never share a PIN."""
     if residents < 1:
         raise ValueError("--residents must be at least 1")
     if db.execute("SELECT count(*) FROM residents").fetchone()[0]:
@@ -111,7 +114,8 @@ def seed_database(db: Database, policy: SlaPolicy, *, residents: int = 5000, see
     with db.atomic():  # one transaction: a failed seed leaves the database as it was
         units = _property(db, rng["property"], residents)
         resident_ids = _residents(db, rng["people"], rng["phones"], units, residents, as_of, history_days)
-        agent_ids = _agents(db, rng["agents"], agents, as_of - history_days * 86400, summary)
+        agent_ids = _agents(db, rng["agents"], agents, as_of - history_days * 86400, summary,
+                            secret=rng["agents"] if pins_from_seed else random.SystemRandom())
         _history(db, policy, rng["history"], rng["orders"], resident_ids, agent_ids,
                  int(residents * contacts_per_resident), as_of, history_days)
     from records.db import table_counts
@@ -229,7 +233,8 @@ def _residents(db: Database, rng: random.Random, phone_rng: random.Random,
     return [row["id"] for row in rows]
 
 
-def _agents(db: Database, rng: random.Random, count: int, since: float, summary: SeedSummary) -> list[tuple[int, set[str]]]:
+def _agents(db: Database, rng: random.Random, count: int, since: float, summary: SeedSummary,
+            secret: random.Random) -> list[tuple[int, set[str]]]:
     people = [("agent", f"{1001 + i}") for i in range(count)] + [("supervisor", "2001"), ("admin", "2900")]
     used_names: set[str] = set()
     agents: list[tuple[int, set[str]]] = []
@@ -240,8 +245,8 @@ def _agents(db: Database, rng: random.Random, count: int, since: float, summary:
             if display not in used_names:
                 used_names.add(display)
                 break
-        pin = f"{rng.randrange(10**6):06d}"
-        salt = rng.getrandbits(128).to_bytes(16, "big")
+        pin = f"{secret.randrange(10**6):06d}"
+        salt = secret.getrandbits(128).to_bytes(16, "big")
         skills = {"general": 3}
         if role == "agent":
             for skill in rng.sample(SKILL_NAMES, rng.randint(1, 3)):

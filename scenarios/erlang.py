@@ -149,3 +149,22 @@ def agents_for_service_level(rate: float, aht: float, threshold_s: float, target
         if metrics.sl_over_offered >= target:
             return servers
         servers += 1
+
+
+def healthy_rate(servers: int, aht: float, patience_s: float, threshold_s: float, *, sl_target: float = 0.8,
+                 abandon_max: float = 0.05) -> float:
+    """The most calls a second `servers` agents take while keeping the service level at or
+    above `sl_target` (answered within T over offered) and abandons under `abandon_max`
+    (Erlang A, found by bisection: both only worsen as the rate grows)."""
+    def healthy(rate: float) -> bool:
+        metrics = erlang_a(servers, rate, aht, patience_s, threshold_s)
+        return metrics.sl_over_offered >= sl_target and metrics.p_abandon < abandon_max
+
+    low, high = 0.0, servers / aht   # at full load neither target holds
+    for _ in range(40):
+        middle = (low + high) / 2
+        if healthy(middle):
+            low = middle
+        else:
+            high = middle
+    return low

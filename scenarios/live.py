@@ -5,10 +5,12 @@ loop is a process-wide singleton, so this never runs inside the switch's process
 
 - A bot agent registers its extension with digest authentication, logs in over the
   control API and goes available; when the switch rings it, it answers after a short
-  ring, talks for a sampled handle time and hangs up, then sends a disposition and
-  ends its wrap-up after a sampled pause, as a person at a seat would.
+  ring and talks until the caller hangs up (the trade's rule: the agent never hangs up
+  first), then sends a disposition and ends its wrap-up after a sampled pause, as a
+  person at a seat would.
 - Callers arrive at random (Poisson) with the numbers of real residents (some unknown
-  numbers too), dial a queue, wait up to their patience, then give up.
+  numbers too), dial a queue, wait up to their patience, then give up; once answered
+  they talk for a sampled time and hang up.
 
 No media: the phones offer SDP and send no RTP (the switch does not anchor media yet).
 Used by `hotline demo` and `hotline bots`; QA's `simulate --live` will drive it with a
@@ -30,10 +32,17 @@ from telephony.control_client import ControlClient
 
 log = logging.getLogger("hotline.live")
 
-DISPOSITIONS = {"repair": ["work order opened", "advice given"], "complaint": ["complaint logged", "apology given"],
-                "billing": ["balance explained", "payment plan"], "enquiry": ["answered"],
-                "emergency": ["duty team dispatched"], "general": ["answered", "transferred"]}
+# What a bot writes after a call: the seat's own outcomes (console/seatlogic.py), never one
+# that claims a work order, since a bot opens none, and a note saying who wrote it.
+BOT_OUTCOMES = ("resolved on the call", "information given", "callback promised")
+BOT_NOTES = {"repair": "Advised on the fault; resident will call back if it recurs.",
+             "complaint": "Listened to the complaint and apologised; passed to the estate office.",
+             "billing": "Explained the latest charges and how to pay.",
+             "enquiry": "Answered the enquiry.", "emergency": "Checked the resident is safe; duty team informed.",
+             "general": "Answered the resident's question."}
+BOT_NOTE_PREFIX = "(demo bot) "
 QUEUE_MIX = {"repair": 0.4, "enquiry": 0.2, "billing": 0.15, "complaint": 0.15, "emergency": 0.05, "general": 0.05}
+BOT_LONGEST_CALL_S = 1800.0   # a bot lets go of a caller who never hangs up after this
 _SDP = ("v=0\r\no=hotline-{who} {session} 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
         "m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
 
@@ -57,14 +66,26 @@ class Behaviour:
 
 @dataclass
 class Tally:
+    """How the simulated callers' calls went; each placed call ends in exactly one of
+    finished, gave_up, refused, cut_off_talking, cut_off_waiting."""
     placed: int = 0
-    answered: int = 0
-    gave_up: int = 0
-    refused: int = 0
-    cut_off: int = 0      # still waiting or talking when the run stopped
+    answered: int = 0           # reached an agent (finished + cut_off_talking)
+    finished: int = 0           # talked and hung up
+    gave_up: int = 0            # hung up waiting (patience ran out)
+    refused: int = 0            # the switch turned the call away
+    cut_off_talking: int = 0    # still talking when the run stopped
+    cut_off_waiting: int = 0    # still waiting when the run stopped
     bot_calls: int = 0
     called_back: int = 0  # callbacks answered by a simulated resident (through the switch's trunk)
     registered: set = field(default_factory=set)
+
+    @property
+    def cut_off(self) -> int:
+        return self.cut_off_talking + self.cut_off_waiting
+
+    @property
+    def in_progress(self) -> int:
+        return self.placed - self.finished - self.gave_up - self.refused - self.cut_off
 
 
 class LivePhones:
@@ -118,6 +139,11 @@ class LivePhones:
         ED2.callFromThread(ED2.breakLoop)
         self._thread.join(5)
         self._thread = None
+
+    def stop_calling(self) -> None:
+        """No new callers; a call ending from now on counts as cut off by the stop."""
+        self._calling = False
+        self.stopping = True
 
     def call_soon(self, fn, *args) -> None:
         from sippy.Core.EventDispatcher import ED2
@@ -246,7 +272,8 @@ class BotCall:
             return
         self.connected = True
         self.ua.recvEvent(CCEventConnect((200, "OK", self.phones.sdp(self.bot.ext))))
-        self.timer = Timeout(self.hang_up, self.phones.sample_talk())
+        # the caller ends the call; only one who never does is let go, long after
+        self.timer = Timeout(self.hang_up, BOT_LONGEST_CALL_S)
 
     def hang_up(self) -> None:
         from sippy.CCEvents import CCEventDisconnect
@@ -309,6 +336,7 @@ class SimulatedCaller:
         self.ua = None
         self.timer = None
         self.connected = False
+        self.over = False
 
     def dial(self) -> None:
         from sippy.CCEvents import CCEventTry
@@ -324,35 +352,48 @@ class SimulatedCaller:
 
     def event(self, event, ua) -> None:
         from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail
+        from sippy.Time.Timeout import Timeout
 
         if isinstance(event, CCEventConnect) and not self.connected:
             self.connected = True
             self.phones.tally.answered += 1
             if self.timer is not None:
                 self.timer.cancel()
-                self.timer = None
+            self.timer = Timeout(self.hang_up, self.phones.sample_talk())   # the caller ends the call
         elif isinstance(event, CCEventFail):
-            self.phones.tally.refused += 1
-            self._done()
-        elif isinstance(event, CCEventDisconnect):
-            self._done()
+            self._done("cut_off_waiting" if self.phones.stopping else "refused")
+        elif isinstance(event, CCEventDisconnect):   # the other side ended it: the switch stopping, or a bug
+            self._done(("cut_off_talking" if self.connected else "cut_off_waiting") if self.phones.stopping
+                       else ("finished" if self.connected else "refused"))
+
+    def hang_up(self) -> None:
+        """Talked enough: goodbye."""
+        self.timer = None
+        self._disconnect()
+        self._done("finished")
 
     def give_up(self) -> None:
+        """Waited long enough (or the run stops with the caller still in)."""
+        self.timer = None
+        self._disconnect()
+        if self.phones.stopping:
+            self._done("cut_off_talking" if self.connected else "cut_off_waiting")
+        else:
+            self._done("finished" if self.connected else "gave_up")
+
+    def _disconnect(self) -> None:
         from sippy.CCEvents import CCEventDisconnect
 
-        self.timer = None
-        if self.phones.stopping:
-            self.phones.tally.cut_off += 1
-        elif not self.connected:
-            self.phones.tally.gave_up += 1
         if self.ua is not None and not self.ua.isDead():
             self.ua.recvEvent(CCEventDisconnect())
-        self._done()
 
-    def _done(self) -> None:
+    def _done(self, outcome: str) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if not self.over:
+            self.over = True
+            setattr(self.phones.tally, outcome, getattr(self.phones.tally, outcome) + 1)
         self.phones.callers.discard(self)
 
 
@@ -381,9 +422,10 @@ class BotAgent:
         rng = self.phones.rng
         try:
             if interaction and self.control is not None:
+                reason = queue if queue in BOT_NOTES else "general"
                 await self.control.ask("disposition", call_id=interaction,
-                                       disposition=rng.choice(DISPOSITIONS.get(queue, ["answered"])),
-                                       notes="(bot)")
+                                       disposition=f"{reason}: {rng.choice(BOT_OUTCOMES)}",
+                                       notes=BOT_NOTE_PREFIX + BOT_NOTES[reason])
             await asyncio.sleep(rng.uniform(*self.phones.behaviour.wrap_s))
             if self.control is not None:
                 await self.control.ask("end_wrap_up")

@@ -245,7 +245,7 @@ def scenario_from_document(doc: Document) -> Scenario:
 
     # Service level and routing.
     sl = doc.mapping(("service_level",), allowed=("threshold_s", "target")) if "service_level" in top else {}
-    threshold = float(_number(doc, ("service_level", "threshold_s"), minimum=0)) if "threshold_s" in sl else 20.0
+    threshold = float(_number(doc, ("service_level", "threshold_s"), minimum=0)) if "threshold_s" in sl else 15.0
     target = float(_number(doc, ("service_level", "target"), minimum=0, maximum=1)) if "target" in sl else 0.8
     routing = doc.mapping(("routing",), allowed=("strategy", "ring_time_s", "no_answer_share",
                                                 "callback_accept_share", "queues")) if "routing" in top else {}

@@ -24,7 +24,7 @@ from sqlite_utils import Database
 from records import agents as agent_records
 from records.directory import resident_by_phone
 from records.phones import PhoneNumberError, normalise
-from records.contacts import InteractionRecorder, QueueLogWriter
+from records.contacts import InteractionRecorder, QueueLogWriter, record_notes
 from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
@@ -229,11 +229,23 @@ class SwitchCore:
                                        "priority": call.priority, "answered_at": None}
         if form:
             self._forms[call_id] = {k: str(v) for k, v in form.items() if isinstance(v, (str, int, float))}
+            self._keep_transferring_notes(call_id, call.agent.id, self._forms[call_id])
         try:
             self._apply(lambda now: self.acd.transfer(call_id, now, queue=queue, to_agent=to_ext, outside=number))
         except SwitchError:
             self._external.pop(call_id, None)
             raise
+
+    def _keep_transferring_notes(self, call_id: str, ext: str, form: dict) -> None:
+        """What the transferring agent typed is theirs on the contact, whatever the next
+        agent does with the form that goes along."""
+        row_id = self.recorder.row_id(call_id)
+        if row_id is None or not (form.get("notes") or form.get("reason")):
+            return
+        reason = form.get("reason") or "general"
+        with self._committed():
+            record_notes(self.db, row_id, agent_ext=ext, agent_id=self._agent_id(ext), at=self.clock(),
+                         disposition=f"{reason}: transferred", notes=form.get("notes", ""))
 
     def set_skills(self, ext: str, skills: dict[str, int]) -> None:
         agent = self._known(ext)
@@ -266,8 +278,8 @@ class SwitchCore:
         """Attach the agent's disposition and notes to the caller's interaction row."""
         row_id = self._taken_row(call_id, by_ext, role)
         with self._committed():   # a seat in another process reads it back at once
-            self.db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = ?",
-                            [disposition, notes, row_id])
+            record_notes(self.db, row_id, agent_ext=by_ext, agent_id=self._agent_id(by_ext), at=self.clock(),
+                         disposition=disposition, notes=notes)
 
     def identify(self, call_id: str, resident_id: int, *, by_ext: str, role: str) -> None:
         """The agent found out who an unknown caller is: their contact row says so (and

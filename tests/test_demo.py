@@ -21,7 +21,7 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90
-        while out_path.read_text().count(" answered ") < 4:
+        while out_path.read_text().count(" finished with ") < 4:   # four calls talked to their end
             assert demo.poll() is None and time.monotonic() < deadline, out_path.read_text()[-3000:]
             time.sleep(0.2)
         demo.send_signal(signal.SIGINT)           # what Ctrl-C does
@@ -30,8 +30,11 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
         if demo.poll() is None:
             demo.kill()
     output = out_path.read_text()
-    assert "extension 1001 is yours" in output and "agent --ext 1001" in output and "hotline demo: stopped." in output
+    assert "Extension 1001 is yours" in output and "agent --ext 1001" in output and "--audio null" in output
+    assert "hotline demo: stopped." in output and "the records of this run:" in output
     assert "waits in" in output and "rings at" in output and "finished with" in output
+    finished_lines = [line for line in output.splitlines() if " finished with " in line]
+    assert all(line.endswith("the caller hung up") for line in finished_lines)   # the agent never hangs up first
     assert oct(os.stat(tmp_path / "demo.pins").st_mode & 0o777) == "0o600"
     assert "hotline switch: stopped" in (tmp_path / "demo.switch.log").read_text()
     assert not (tmp_path / "demo.sock").exists()
@@ -46,4 +49,13 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
     answered = [r for r in rows if r[0] == "answered"]
     assert len(answered) >= 4 and all(r[2] in ("1002", "1003", "1004") for r in answered)
     assert sum(1 for r in answered if r[3]) >= 3                   # bots send dispositions
+    assert not any("work order opened" in r[3] for r in answered)   # a bot opens no work order, so never says so
     assert states > 0
+    # the stop's summary adds up, and says the same as the records
+    summary = next(line for line in output.splitlines() if line.startswith("hotline demo: stopped."))
+    import re
+    placed, finished, gave_up, refused, cut_off = map(int, re.findall(r"(\d+) (?:calls placed|talked|gave up|"
+                                                                   r"refused|still in progress)", summary))
+    assert placed == finished + gave_up + refused + cut_off
+    outcomes = {outcome: sum(1 for r in rows if r[0] == outcome) for outcome in ("answered", "interrupted")}
+    assert outcomes["interrupted"] == cut_off and outcomes["answered"] >= finished

@@ -44,3 +44,13 @@ def test_erlang_a_is_stable_when_overloaded():
 def test_staffing():
     assert agents_for_service_level(RATE, AHT, 20, 0.80) == 14   # Erlang C: 13 gives 0.7956
     assert agents_for_service_level(RATE, AHT, 20, 0.80, patience_s=120) == 12
+
+
+def test_the_healthy_rate_meets_both_targets_and_a_little_more_does_not():
+    from scenarios.erlang import erlang_a, healthy_rate
+    rate = healthy_rate(4, 50.0, 90.0, 15.0)
+    at = erlang_a(4, rate, 50.0, 90.0, 15.0)
+    assert at.sl_over_offered >= 0.8 and at.p_abandon < 0.05
+    above = erlang_a(4, rate * 1.02, 50.0, 90.0, 15.0)
+    assert above.sl_over_offered < 0.8 or above.p_abandon >= 0.05
+    assert 100 < rate * 3600 < 250     # 4 agents at 50 s a call: about 40% busy keeps it this healthy

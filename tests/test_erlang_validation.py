@@ -53,7 +53,7 @@ patience: {dist: exponential, mean_s: 120}
 agents: {count: 50}
 """)
     report = simulate(scenario)
-    m = erlang_a(50, 900 / 3600, 180, 120, 20)
+    m = erlang_a(50, 900 / 3600, 180, 120, 15)   # the default threshold: three rings
     inside(report, "p_wait", m.p_wait, 0.02)
     inside(report, "abandon_rate", m.p_abandon, 0.006)
     inside(report, "service_level_over_offered", m.sl_over_offered, 0.015)

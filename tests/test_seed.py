@@ -32,9 +32,17 @@ def test_same_seed_same_content(tmp_path, policy, seeded):
     dbs = []
     for name, seed in (("a", 11), ("b", 11), ("c", 12)):
         db = connect(tmp_path / f"{name}.db", create=True)
-        seed_database(db, policy, residents=400, seed=seed, as_of=AS_OF)
+        seed_database(db, policy, residents=400, seed=seed, as_of=AS_OF, pins_from_seed=True)
         dbs.append(content_digest(db))
     assert dbs[0] == dbs[1] and dbs[0] != dbs[2]
+
+
+def test_pins_are_secret_unless_asked_to_follow_the_seed(tmp_path, policy):
+    pins = []
+    for name in ("a", "b"):
+        db = connect(tmp_path / f"{name}.db", create=True)
+        pins.append([pin for *_, pin in seed_database(db, policy, residents=50, seed=7, as_of=AS_OF).pins])
+    assert pins[0] != pins[1]   # same data, different logins
 
 
 def test_a_realistic_property(seeded):

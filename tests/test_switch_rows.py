@@ -153,3 +153,29 @@ def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
     assert "|c1|repair|Agent/1001|COMPLETEAGENT|5|50|1" in text and "|c2|repair|NONE|EXITEMPTY|" in text
     assert text.count("|INFO|INTERRUPTED|switch went down") == 2
     assert "|Agent/1001|AGENTLOGOFF|switch went down" in text
+
+
+def test_a_transferring_agents_notes_stay_on_the_contact_beside_the_next_agents(core, db):
+    clock = core.clock_
+    answered(core)
+    core.set_status("1002", "available")
+    clock.now += 30
+    core.transfer("c1", by_ext="1001", role="agent", to_ext="1002",
+                  form={"reason": "repair", "notes": "Leak under the sink since Monday", "outcome": ""})
+    clock.now += 4
+    core.sip_answered("c1", "1002")
+    clock.now += 20
+    core.sip_hung_up("c1", by="caller")
+    # the receiving seat's form came prefilled with Ann's notes; Bob adds to them
+    core.disposition("c1", by_ext="1002", role="agent", disposition="repair: work order opened",
+                     notes="Leak under the sink since Monday; plumber booked for Tuesday")
+    row = row_of(db, "c1")
+    assert row["disposition"] == "repair: work order opened"
+    assert row["notes"] == "Leak under the sink since Monday; plumber booked for Tuesday"
+    parts = db.execute("SELECT agent_ext, disposition, notes FROM contact_notes ORDER BY id").fetchall()
+    assert parts == [("1001", "repair: transferred", "Leak under the sink since Monday"),
+                     ("1002", "repair: work order opened", "Leak under the sink since Monday; plumber booked for Tuesday")]
+    # Bob writes something of his own instead: both agents' words are on the row
+    core.disposition("c1", by_ext="1002", role="agent", disposition="repair: work order opened",
+                     notes="Plumber booked for Tuesday")
+    assert row_of(db, "c1")["notes"] == "Ann: Leak under the sink since Monday | Bob: Plumber booked for Tuesday"

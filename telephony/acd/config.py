@@ -29,7 +29,7 @@ class QueueConfig:
     name: str
     tiers: tuple[Tier, ...] = ()
     strategy: str = "longest_idle"
-    sl_threshold_s: float = 20.0
+    sl_threshold_s: float = 15.0   # the trade's standard: answered within three rings
     sl_target: float = 0.8
     max_length: int | None = None
     max_wait_s: float | None = None

@@ -77,7 +77,7 @@ class Statistics:
     """Feed events with `add(event)`; read `report()`."""
 
     def __init__(self, thresholds: dict[str, float], *, start: float = 0.0, interval_s: float = 1800.0,
-                 default_threshold_s: float = 20.0, batches: int = 50, expected_calls: int | None = None,
+                 default_threshold_s: float = 15.0, batches: int = 50, expected_calls: int | None = None,
                  horizon_s: float | None = None):
         self.thresholds, self.default_threshold = thresholds, default_threshold_s
         self.start, self.interval_s = start, interval_s
