@@ -24,6 +24,7 @@ from records.workorders import LifecycleError
 from records.yamlsource import ConfigError
 
 EXIT_USAGE = 2
+PRIVATE_UMASK = 0o027   # files readable by the owner and their group (the switch's), never by others
 DEFAULT_SEED = 7   # the demo data's seed; PINs are random unless --seed is given
 
 
@@ -64,6 +65,18 @@ def _parse_as_of(text: str | None, policy) -> float | None:
     return moment.timestamp()
 
 
+def check_writable(option: str, path: str) -> None:
+    """An output file can be written where it is asked for, or the reason why not."""
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{option} {path} is a directory; give a file name")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UserError(f"{option} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UserError(f"{option} {path}: no permission to write there")
+
+
 def _money(cents: int) -> str:
     return f"{cents / 100:,.2f}"
 
@@ -81,7 +94,7 @@ def cmd_db_init(args) -> int:
 def cmd_db_seed(args) -> int:
     from records.seed import seed_database
 
-    policy = load_policy(args.sla)
+    policy = load_policy()
     as_of = _parse_as_of(args.as_of, policy)
     with _open(args, create=True) as db:
         try:
@@ -223,6 +236,11 @@ def cmd_simulate(args) -> int:
     scenario = load_scenario(args.file)
     if args.calls is not None and args.calls < 1:
         raise UserError("--calls must be at least 1")
+    # Every output is checked before anything is written: a run that cannot save its
+    # report must not have put its calls into a records database already.
+    for option, path in (("--report", args.report), ("--queue-log", args.queue_log)):
+        if path:
+            check_writable(option, path)
     simulation = Simulation(scenario, seed=args.seed, calls=args.calls)
     sinks, closers = [], []
     db = None
@@ -250,10 +268,10 @@ def cmd_simulate(args) -> int:
             close()
         if db is not None:
             db.close()
-    if args.report:
-        with open(args.report, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
-            handle.write("\n")
+    if args.report:   # whole or not at all: a reader never sees half a report
+        partial = Path(args.report).with_name(Path(args.report).name + ".partial")
+        partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, args.report)
     _print_report(report, scenario)
     failed = [e for e in report["expectations"] if not e["passed"]]
     for item in report["expectations"]:
@@ -370,13 +388,23 @@ def cmd_demo(args) -> int:
 
 # --- parser ----------------------------------------------------------------------
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake said the way every other one is: one `hotline:` line and
+    exit status 2 (argparse prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"hotline: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     # SUPPRESS: accepted before or after the subcommand without one overwriting the other.
     common.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH",
                         help="records database (env HOTLINE_DB, default ./hotline.db)")
+    common.add_argument("--sla", default=argparse.SUPPRESS, metavar="FILE",
+                        help="SLA policy YAML for work-order deadlines (env HOTLINE_SLA, default: the bundled one)")
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hotline", parents=[common],
         description="A terminal contact centre for property-management customer service.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -392,7 +420,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--as-of", metavar="WHEN",
                      help="end of the generated history, e.g. 2026-11-22T09:00 (default: midnight today)")
     sub.add_argument("--history-days", type=int, default=90, help="days of past contacts (default 90)")
-    sub.add_argument("--sla", metavar="FILE", help="SLA policy YAML (env HOTLINE_SLA)")
     sub.set_defaults(handler=cmd_db_seed)
     sub = db_commands.add_parser("info", parents=[common], help="what the database holds")
     sub.set_defaults(handler=cmd_db_info)
@@ -491,8 +518,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.db_given = hasattr(args, "db")
     if not hasattr(args, "db"):
         args.db = default_path()
+    # Nothing this program writes (records with residents' numbers and PIN digests,
+    # recordings, queue_log, logs, drafts) is for other users of the machine.
+    os.umask(os.umask(0) | PRIVATE_UMASK)
     handler: Callable = args.handler
+    sla_before = os.environ.get("HOTLINE_SLA")
     try:
+        if hasattr(args, "sla"):   # one way in for every command and everything they start
+            os.environ["HOTLINE_SLA"] = args.sla
+        if os.environ.get("HOTLINE_SLA"):
+            load_policy()   # a bad policy file is said at once, in one line
         return handler(args)
     except (UserError, DatabaseError, ConfigError, agent_records.AgentError, DirectoryError,
             LifecycleError) as exc:
@@ -501,6 +536,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hotline: interrupted; nothing was changed", file=sys.stderr)
         return 130
+    finally:   # main() may be called again in this process (tests): leave the environment as it was
+        if sla_before is None:
+            os.environ.pop("HOTLINE_SLA", None)
+        else:
+            os.environ["HOTLINE_SLA"] = sla_before
 
 
 if __name__ == "__main__":

@@ -175,6 +175,8 @@ def _shares(doc: Document, path: tuple) -> dict[str, float]:
     total = sum(shares.values())
     if not shares or total <= 0:
         raise doc.error(path, "needs at least one call type with a share above zero")
+    if abs(total - 1.0) > 0.001:
+        raise doc.error(path, f"the shares add up to {total:g}; they are parts of all calls and must add up to 1")
     return {name: share / total for name, share in shares.items() if share > 0}
 
 
@@ -225,6 +227,9 @@ def scenario_from_document(doc: Document) -> Scenario:
             raise doc.error(("arrivals", "profile", "rates_per_hour"), "expected a list of rates, one per interval")
         segments = tuple((i * step, _number(doc, ("arrivals", "profile", "rates_per_hour", i), minimum=0) / 3600.0)
                          for i in range(len(rates)))
+    if calls is not None and all(rate == 0 for _, rate in segments):
+        raise doc.error(("arrivals",), f"every rate is 0, so no caller ever arrives, but 'calls: {calls}' asks for "
+                                       "callers; give a rate above 0")
     bursts = []
     for i, _ in enumerate(arrivals.get("bursts") or []):
         path = ("arrivals", "bursts", i)
@@ -357,4 +362,6 @@ def _time_of_day(doc: Document, path: tuple, text: str, start: dt.datetime) -> f
 
 def _skills(doc: Document, path: tuple) -> dict[str, int]:
     table = doc.mapping(path, allowed=CALL_TYPES)
+    if not table:
+        raise doc.error(path, "an agent needs at least one skill, e.g. {repair: 3} (proficiency 1-5)")
     return {name: int(_number(doc, (*path, name), minimum=1, maximum=5, integer=True)) for name in table}

@@ -168,12 +168,28 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
         lock.release()
 
 
+def keep_private(paths) -> None:
+    """Files of the switch that others on the machine could read (made by an older
+    hotline, or by hand, before the umask) lose that: they hold residents' names and
+    numbers, PIN digests and recordings. Their group keeps what it had."""
+    for path in paths:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & 0o007:
+            path.chmod(mode & ~0o007)
+            log.warning("%s was readable by everyone on this machine; it is now private to its owner and group", path)
+
+
 async def _run(db_path: str, host: str, port: int, address, *, config: SwitchConfig, queue_log, token, media,
                record_calls: bool, ready: asyncio.Event | None) -> None:
     db = connect(db_path)
     media_dir = None if media is False else Path(default_media_path(db_path) if media is True else media)
-    core = SwitchCore(db, config=config, queue_log_path=queue_log or default_queue_log_path(db_path),
-                      recordings=media_dir)
+    queue_log_path = Path(queue_log or default_queue_log_path(db_path))
+    keep_private([Path(db_path), Path(f"{db_path}-wal"), Path(f"{db_path}-shm"), queue_log_path,
+                  *([media_dir, *media_dir.rglob("*")] if media_dir is not None and media_dir.exists() else [])])
+    core = SwitchCore(db, config=config, queue_log_path=queue_log_path, recordings=media_dir)
     interrupted = core.recover()
     if interrupted:
         log.warning("closed %d contact(s) left open by the previous run as interrupted", interrupted)

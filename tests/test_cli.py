@@ -93,3 +93,37 @@ def test_seed_prints_what_it_made_and_refuses_to_seed_twice(run):
     assert code == 2 and "already holds residents" in err
     code, out, _ = run("db", "info")
     assert code == 0 and "open work orders" in out and "overdue now" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["db", "seed", "--residents", "many"], "argument --residents: invalid int value"),
+    (["switch", "--sip"], "argument --sip: expected one argument"),
+    (["agents", "add", "--name", "Ann"], "the following arguments are required: --ext"),
+    (["simulate"], "the following arguments are required: FILE"),
+    (["demo", "--loud"], "unrecognized arguments: --loud"),
+])
+def test_a_usage_mistake_is_one_hotline_line_and_status_2(argv, words):
+    result = subprocess.run([sys.executable, "-m", "console", *argv], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("hotline: ") and words in result.stderr
+
+
+def test_sla_means_the_same_everywhere_and_a_bad_one_is_one_line(run, tmp_path):
+    assert run("db", "init")[0] == 0
+    for argv in (["--sla", str(tmp_path / "missing.yaml"), "db", "info"], ["db", "info", "--sla", "nope.yaml"],
+                 ["simulate", "scenarios/library/erlang-c.yaml", "--sla", "nope.yaml"]):
+        code, out, err = run(*argv)
+        assert code == 2 and err.startswith("hotline: ") and "no such file" in err, argv
+
+
+@pytest.mark.parametrize("option, make, words", [
+    ("--report", lambda tmp: tmp / "no-such-dir" / "r.json", "does not exist"),
+    ("--report", lambda tmp: tmp, "is a directory"),
+    ("--queue-log", lambda tmp: tmp / "gone" / "q.log", "does not exist"),
+])
+def test_simulate_checks_every_output_before_writing_anything(run, tmp_path, option, make, words):
+    db_path = tmp_path / "sim.db"
+    code, out, err = run("simulate", "scenarios/library/erlang-c.yaml", "--calls", "100", "--db", str(db_path),
+                         option, str(make(tmp_path)))
+    assert code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err
+    assert not db_path.exists()    # nothing written before the mistake was found

@@ -39,6 +39,10 @@ def test_the_short_form_is_accepted_exactly_as_written():
     (("agents: {count: 12}", "agents: {count: 12}\nrouting: {strategy: ring_all}"), 8, "routing", "live switch"),
     (("patience: {dist: exponential, mean_s: 120}", "patience: {dist: exponential}"), 6, "patience", "mean_s"),
     (("name: erlang-check\n", "name: erlang-check\nbogus: 1\n"), 2, "bogus", "unknown key"),
+    (("agents: {count: 12}", "agents: {count: 12}\nmix: {types: {repair: 0.5, billing: 0.4}}"), 8, "mix.types",
+     "add up to 0.9"),
+    (("rate_per_hour: 200", "rate_per_hour: 0"), 4, "arrivals", "no caller ever arrives"),
+    (("agents: {count: 12}", "agents: {count: 12, skills: {}}"), 7, "agents.skills", "at least one skill"),
 ])
 def test_errors_name_file_line_and_key(tmp_path, change, line, key, message):
     path = tmp_path / "bad.yaml"

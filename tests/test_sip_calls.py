@@ -668,3 +668,25 @@ def test_without_media_a_hold_is_relayed_to_the_caller_and_its_answer_back(line_
     assert code == 0, output[-3000:]
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
     assert row["outcome"] == "answered" and 1.0 <= row["hold_s"] <= 3.0
+
+
+def test_what_the_switch_writes_is_private_to_its_owner_and_group(line):
+    """Residents' names and numbers, PIN digests, recordings, the queue_log and the logs:
+    nothing the switch writes is readable by other users of the machine (the database the
+    test made with an ordinary umask included: the switch tightens it at start)."""
+    import stat
+    scenario = _speaking_caller(line.control.parent, seconds=0.5)
+    line.agent_ready("1001", "1111")
+    agent = line.phone("1001", "1111", "agent_answer.xml")
+    caller = subprocess.Popen(
+        [SIPP, f"127.0.0.1:{line.port}", "-sf", str(scenario), "-s", "general", "-key", "caller", CALLER,
+         "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-d", "1000",
+         "-timeout", "40s", "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert finished(caller)[0] == 0 and finished(agent)[0] == 0
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["recording_path"]], timeout=10)
+    written = [line.db_path, Path(f"{line.db_path}-wal"), line.control.parent / "switch.queue_log",
+               Path(row["recording_path"]), *(line.control.parent / "switch.media").rglob("*")]
+    for path in written:
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0, f"{path} is readable by others"
+    assert stat.S_IMODE(line.control.stat().st_mode) == 0o660   # the socket: owner and group
