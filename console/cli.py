@@ -349,14 +349,20 @@ def cmd_agent(args) -> int:
         except AudioError as exc:
             raise UserError(str(exc)) from None
         return 0
+    from telephony.switchconfig import parse_port_range
+
     connect(args.db, migrate=False).close()
+    try:
+        rtp_ports = parse_port_range(args.rtp_ports) if args.rtp_ports else None
+    except ValueError as exc:
+        raise UserError(f"--rtp-ports: {exc}") from None
     pin = read_pin(confirm=False)
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
     try:
         return asyncio.run(run_seat(db_path=args.db, ext=args.ext, pin=pin, registrar=args.registrar,
                                     sip_user=args.sip_user, sip_password=os.environ.get("HOTLINE_SIP_PASSWORD"),
                                     control=control_address(control), audio=args.audio,
-                                    token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
+                                    token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None, rtp_ports=rtp_ports))
     except PermissionError as exc:
         raise UserError(str(exc)) from None
     except RuntimeError as exc:
@@ -491,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--audio", default="default", metavar="DEVICE",
                      help="the headset: a sound device's name or number (PortAudio), 'default', 'list' to "
                           "see them, or 'null' for a silent seat (tests, demos, no sound card)")
+    sub.add_argument("--rtp-ports", metavar="LOW-HIGH",
+                     help="UDP ports the seat's audio may use, e.g. 16000-16100 for a firewall (default: any)")
     sub.set_defaults(handler=cmd_agent)
 
     sub = commands.add_parser("demo", parents=[common],

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
 import time
-from dataclasses import asdict, replace
-from typing import Callable
+from dataclasses import replace
+from typing import Awaitable, Callable
 
 from rich.markup import escape
 from rich.text import Text
@@ -23,12 +25,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, Draft, Drafts, Pop, SeatState, money,
-                               open_orders, order_preview, screen_pop, time_left, when)
+from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
+                               money, open_orders, order_preview, screen_pop, time_left, today_totals, when)
 from telephony.control_client import ControlClient, ControlError
-from telephony.softphone import CallState, IncomingCall, PhoneError, Registration
+from telephony.softphone import CallHeld, CallState, IncomingCall, PhoneError, Registration
 
-BREAK_REASONS = ("lunch", "training", "meeting", "personal")
+BREAK_REASONS = ("lunch", "training", "meeting", "personal")   # when the switch gives no list
 WRAP_EXTENSION_S = 60   # the one extension of a wrap-up an agent may ask for
 
 
@@ -50,7 +52,8 @@ class SwitchEvent(Message):
 
 class SeatApp(App):
     """One agent's seat. `phone` has answer/decline/hang_up/hold/send_dtmf (a Softphone);
-    `db` reads records for the pop; `control` is a logged-in ControlClient (or None)."""
+    `db` reads records for the pop; `control` is a logged-in ControlClient (or None);
+    `reconnect` (optional) makes a new logged-in, subscribed one when the switch comes back."""
 
     TITLE = "hotline seat"
     CSS = """
@@ -58,9 +61,11 @@ class SeatApp(App):
     #idle { padding: 1 2; }
     #pop { height: 1fr; }
     #caller { height: auto; padding: 0 1; }
-    #orders { height: auto; max-height: 8; }
+    #orders { height: auto; max-height: 8; overflow-x: hidden; }
     #contacts { height: 1fr; }
-    #notice { height: 1; padding: 0 1; color: $warning; }
+    #history { overflow-x: hidden; }
+    /* a notice wraps onto a second line rather than lose its end */
+    #notice { height: auto; max-height: 2; padding: 0 1; color: $warning; }
     #form { height: auto; border-top: solid $primary; }
     #form Horizontal { height: auto; }
     /* one line per field: an 80x24 terminal still shows the orders and the history */
@@ -83,9 +88,11 @@ class SeatApp(App):
         Binding("i", "identify", "Identify"),
         Binding("slash", "answers", "Knowledge"),
         Binding("c", "callbacks", "Callbacks"),
+        Binding("u", "unfinished", "Unfinished"),
         Binding("v", "available", "Ready"),
         Binding("b", "on_break", "Break"),
         Binding("w", "end_wrap_up", "End wrap"),
+        Binding("x", "close_form", "Close form"),
         Binding("n", "notes", "Notes", show=False),   # the notes field says "(n)"
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "leave_form", "Leave form", show=False),
@@ -98,10 +105,14 @@ class SeatApp(App):
             "hold": ("in_call", "on_hold"), "mute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
+    WRAP_WARNING_S = 10      # this long before wrap-up ends, an unsaved form is said (and wrap-up extended once)
+    RECONNECT_S = (1, 2, 5, 10)   # waits between tries to reach the switch again (the last repeats)
 
     def __init__(self, *, seat: SeatState, phone, db, control: ControlClient | None = None,
                  clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0, agent_id: int | None = None,
-                 drafts: Drafts | None = None, policy=None, queues: tuple[str, ...] = ()):
+                 drafts: Drafts | None = None, policy=None, queues: tuple[str, ...] = (),
+                 reconnect: Callable[[], Awaitable[tuple[ControlClient, dict]]] | None = None,
+                 registrar: str = ""):
         from records.sla import load_policy
 
         super().__init__()
@@ -118,6 +129,12 @@ class SeatApp(App):
         self.queues = tuple(queues)   # the switch's queues, transfer targets
         self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
         self._transferred: int | None = None   # the call this seat last transferred away
+        self.reconnect, self.registrar = reconnect, registrar
+        self._reconnecting: asyncio.Task | None = None
+        self._wanted_status: tuple[str, str] | None = None   # what the agent had chosen when the switch went away
+        self._started = clock()
+        self._wrap_warned = False
+        self.leaving = False
 
     def check_action(self, action: str, parameters) -> bool | None:
         if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
@@ -126,14 +143,23 @@ class SeatApp(App):
 
     def _available(self, action: str) -> bool:
         """What the seat's state allows, whatever is on the screen."""
+        seat = self.seat
+        if action == "available":
+            return seat.state in self.WHEN[action] and seat.status != "available"
+        if action == "on_break":
+            return seat.state in self.WHEN[action] and seat.status != "on_break"
         if action in self.WHEN:
-            return self.seat.state in self.WHEN[action]
+            return seat.state in self.WHEN[action]
         if action == "extend_wrap_up":
-            return self.seat.state == "wrap_up" and not self.seat.wrap_extended
+            return seat.state == "wrap_up" and not seat.wrap_extended
         if action == "identify":
             return self.pop is not None and not self.pop.known
         if action == "save":
             return self.pop is not None and bool(self.pop.interaction)   # a callback is recorded on its task
+        if action == "unfinished":
+            return seat.state in ("idle", "wrap_up") and bool(self._unfinished())
+        if action == "close_form":
+            return seat.state == "idle" and self.pop is not None
         return True
 
     def get_system_commands(self, screen):
@@ -160,8 +186,9 @@ class SeatApp(App):
                     yield Select([(o, o) for o in CALL_OUTCOMES], prompt="outcome", id="outcome")
                     yield Select([(t.replace("_", " "), t) for t in self.policy.types], prompt="no work order",
                                  id="order_type")
-                yield Input(placeholder="notes (n)", id="notes")
-                yield Input(placeholder="work-order description", id="order_description")
+                # select_on_focus off: coming back to a field must never make the next key wipe it
+                yield Input(placeholder="notes (n)", id="notes", select_on_focus=False)
+                yield Input(placeholder="work-order description", id="order_description", select_on_focus=False)
                 yield Static(id="preview")
             yield Static("Open work orders", classes="section")
             yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
@@ -172,52 +199,98 @@ class SeatApp(App):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.query_one("#orders", DataTable).add_columns("#", "type", "status", "next deadline", "description")
-        self.query_one("#history", DataTable).add_columns("when", "queue", "agent", "outcome", "notes")
+        self._columns()
         self.query_one("#pop").display = False
         if self.control is not None:
-            self.control.on_event = lambda event: self.post_message(SwitchEvent(event))
-            self.control.on_close = lambda: self.post_message(SwitchEvent({"event": "ControlClosed"}))
+            self._attach(self.control)
+        if self.agent_id is not None:   # today so far, from records: a restarted seat forgets nothing
+            self.seat.calls_today, self.seat.talk_today_s = today_totals(self.db, self.agent_id, self.clock(),
+                                                                         self.policy.timezone)
         self.set_interval(1.0, self._tick)
         self._refresh_header()
-        # SIGTERM (shutdown, kill) and SIGHUP (the SSH session or terminal went away): the
-        # same clean way out as q, so the phone is hung up and released, never aborted.
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(self.action_quit()))
+        # SIGTERM (shutdown, kill), SIGHUP (the SSH session or terminal went away) and a
+        # terminal that vanishes: the same clean way out as q, within seconds, whatever
+        # the screen is doing (LastResort).
+        self.last_resort = LastResort(self, terminal_fd=_terminal_fd())
+        self.last_resort.install()
+
+    def on_unmount(self) -> None:
+        self.last_resort.uninstall()
+
+    def _attach(self, client: ControlClient) -> None:
+        self.control = client
+        client.on_event = lambda event: self.post_message(SwitchEvent(event))
+        client.on_close = lambda: self.post_message(SwitchEvent({"event": "ControlClosed"}))
 
     def _idle_text(self) -> str:
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
                 "answer.\nThe footer shows the keys that work now: a answer, d decline, h hang up, o hold, "
                 "m mute, k keypad, t transfer, i identify a caller, / knowledge, n notes, ctrl+s save, "
-                "w end wrap-up, e more wrap-up time, c follow-up calls, v ready, b break, q quit; "
-                "ctrl+p lists them by name.")
+                "w end wrap-up, e more wrap-up time, c follow-up calls, u unfinished forms, v ready, b break, "
+                "q quit; ctrl+p lists them by name.")
 
     # --- the header -----------------------------------------------------------------------------
     def _refresh_header(self) -> None:
         seat, now = self.seat, self.clock()
-        talk = int(seat.talk_today_s)
-        text = (f"{seat.name} ({seat.ext}) │ {seat.registration_text} │ {seat.status_text()} │ "
-                f"{seat.state_text(now)} │ {seat.calls_today} calls · {talk // 60}:{talk % 60:02d} today")
-        self.query_one("#header", Static).update(text)
-        footer_for = (seat.state, seat.wrap_extended, self.pop is not None and self.pop.known,
-                      self.pop.interaction if self.pop is not None else None)
+        name, phone, status, state, today = seat.header_parts(now, max(40, (self.size.width or 80) - 2))
+        header = Text(f"{name} │ {phone} │ ")
+        header.append(status, style="bold reverse" if seat.over_break_limit(now) or not seat.switch_connected else "")
+        header.append(f" │ {state} │ {today}")
+        self.query_one("#header", Static).update(header)
+        footer_for = (seat.state, seat.status, seat.wrap_extended, self.pop is not None and self.pop.known,
+                      self.pop.interaction if self.pop is not None else None, bool(self._unfinished()))
         if footer_for != self._footer_for:
             self._footer_for = footer_for
             self.refresh_bindings()
 
     def _tick(self) -> None:
-        if self.seat.state == "wrap_up" and self.seat.wrap_until is not None and self.clock() >= self.seat.wrap_until:
-            self.seat.wrap_up_over(self.clock())
+        now = self.clock()
+        if self.seat.state == "wrap_up" and self.seat.wrap_until is not None:
+            if now >= self.seat.wrap_until:
+                self._wrap_up_ended()
+            elif self.seat.wrap_until - now <= self.WRAP_WARNING_S:
+                self._warn_unsaved()
+        if not self.seat.registered and now - self._started > 10 and self.registrar:
+            self.seat.no_registrar(self.registrar)
         self._refresh_header()
 
     def notice(self, text: str) -> None:
         self.query_one("#notice", Static).update(text)
 
     # --- the pop ----------------------------------------------------------------------------------
+    NARROW = 100   # below this many columns the tables fold a column into another
+
+    def _columns(self) -> None:
+        """Column widths that fit the terminal: the free text (notes, descriptions) takes
+        what is left, cut with … rather than pushed off the right edge; below NARROW
+        columns the orders' status joins their type and the history leaves out the queue."""
+        width = max(60, self.size.width or 80) - 2
+        narrow = width < self.NARROW
+        layouts = {
+            "orders": [("#", 5), ("type, status" if narrow else "type", 20 if narrow else 13)]
+            + ([] if narrow else [("status", 10)]) + [("next deadline", 25), ("description", 0)],
+            "history": [("when", 12)] + ([] if narrow else [("queue", 9)])
+            + [("agent", 12 if narrow else 16), ("outcome", 17 if narrow else 22), ("notes", 0)],
+        }
+        self._widths = {}
+        for table_id, columns in layouts.items():
+            table = self.query_one(f"#{table_id}", DataTable)
+            table.clear(columns=True)   # an empty table keeps no widths from the last caller
+            used = sum(w for _, w in columns) + 2 * len(columns) + 2
+            for label, column_width in columns:
+                table.add_column(label, key=label, width=column_width or max(12, width - used))
+            self._widths[table_id] = {label: column_width or max(12, width - used) for label, column_width in columns}
+        self._narrow = narrow
+
+    def on_resize(self, event) -> None:
+        self._columns()
+        if self.pop is not None:
+            self._show_tables(self.pop)
+
     def show_pop(self, pop: Pop) -> None:
+        if self.pop is not None and self.pop.interaction and self.pop.interaction != pop.interaction:
+            self._keep_unfinished(self.pop.interaction)   # a form left for another call is never dropped
         self.pop = pop
-        now = self.clock()
         caller = Text()
         if pop.known:
             caller.append(pop.name, style="bold")
@@ -237,24 +310,35 @@ class SeatApp(App):
             caller.append("  unknown caller: i to find or add the resident")
             caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s")
         self.query_one("#caller", Static).update(caller)
-        self._show_orders(pop)
-        history = self.query_one("#history", DataTable)
-        history.clear()
-        for contact in pop.contacts:
-            history.add_row(when(contact.at, now, self.policy.timezone), contact.queue, contact.agent or "-", contact.disposition
-                            or contact.outcome, escape(contact.notes))
+        self._show_tables(pop)
         self.query_one("#idle").display = False
         self.query_one("#pop").display = True
         self._fill_form(pop)
 
-    def _show_orders(self, pop: Pop) -> None:
+    def _show_tables(self, pop: Pop) -> None:
+        now, narrow = self.clock(), self._narrow
+        widths = self._widths
         orders = self.query_one("#orders", DataTable)
         orders.clear()
         for order in pop.orders:
             left = time_left(order.seconds_left) if order.deadline else "-"
             style = "bold red" if order.overdue else ""
-            orders.add_row(str(order.id), order.type.replace("_", " "), order.status.replace("_", " "),
-                           Text(f"{order.deadline} {left}".strip(), style=style), escape(order.description))
+            kind, status = order.type.replace("_", " "), order.status.replace("_", " ")
+            cells = [str(order.id), cut(f"{kind}, {status}", widths["orders"]["type, status"]) if narrow else kind]
+            if not narrow:
+                cells.append(status)
+            cells += [Text(f"{order.deadline} {left}".strip(), style=style),
+                      escape(cut(order.description, widths["orders"]["description"]))]
+            orders.add_row(*cells)
+        history = self.query_one("#history", DataTable)
+        history.clear()
+        columns = widths["history"]
+        for contact in pop.contacts:
+            cells = [when(contact.at, now, self.policy.timezone)] + ([] if narrow else [contact.queue])
+            cells += [cut(contact.agent or "-", columns["agent"]),
+                      cut(contact.disposition or contact.outcome, columns["outcome"]),
+                      escape(cut(contact.notes, columns["notes"]))]
+            history.add_row(*cells)
 
     # --- the form ---------------------------------------------------------------------------------
     def _draft(self) -> Draft | None:
@@ -264,7 +348,9 @@ class SeatApp(App):
         draft = self.drafts.get(pop.interaction)
         if draft is None:
             reason = pop.queue if pop.queue in CONTACT_REASONS else ""
-            draft = self.drafts[pop.interaction] = Draft(pop.interaction, reason=reason)
+            draft = self.drafts[pop.interaction] = Draft(
+                pop.interaction, reason=reason, number=pop.number, resident_id=pop.resident_id,
+                caller=pop.name or pop.number, started=self.clock())
         return draft
 
     def _fill_form(self, pop: Pop) -> None:
@@ -275,7 +361,9 @@ class SeatApp(App):
                 value = getattr(draft, name) if draft is not None else ""
                 self.query_one(f"#{name}", Select).value = value if value else Select.NULL
             for name in ("notes", "order_description"):
-                self.query_one(f"#{name}", Input).value = getattr(draft, name) if draft is not None else ""
+                field = self.query_one(f"#{name}", Input)
+                field.value = getattr(draft, name) if draft is not None else ""
+                field.cursor_position = len(field.value)   # coming back, the agent types on at the end
         finally:
             self.call_after_refresh(setattr, self, "_filling", False)
         self._show_preview()
@@ -296,23 +384,73 @@ class SeatApp(App):
         if self._filling or draft is None or field_name is None or not hasattr(draft, field_name):
             return
         setattr(draft, field_name, value)
+        if draft.saved and field_name in ("reason", "outcome", "notes"):
+            draft.saved = False   # changed after saving: the change is kept until saved too
         if field_name == "order_type":
             self._show_preview()
+        self._store_drafts()
+
+    def _store_drafts(self) -> None:
         if self.drafts_store is not None:
             self.drafts_store.save(self.drafts)   # as typed: nothing is lost if the seat dies
 
     def _received_form(self, interaction: str, form: dict) -> None:
         """A transferred caller: what the last agent typed becomes this seat's form."""
         mine = self.drafts.get(interaction)
-        if mine is not None and (mine.outcome or mine.notes or mine.order_type or mine.order_description):
+        if mine is not None and mine.typed:
             return   # already typed in here (the pop came first): what this agent wrote wins
         fields = {k: str(v) for k, v in form.items()
-                  if k in Draft.__dataclass_fields__ and k not in ("interaction", "saved")}
-        self.drafts[interaction] = Draft(interaction, **fields)
-        if self.drafts_store is not None:
-            self.drafts_store.save(self.drafts)
+                  if k in ("reason", "outcome", "notes", "order_type", "order_description")}
+        base = mine or Draft(interaction, started=self.clock())
+        self.drafts[interaction] = replace(base, **fields)
+        self._store_drafts()
         if self.pop is not None and self.pop.interaction == interaction:
             self._fill_form(self.pop)
+
+    def _unfinished(self) -> list[Draft]:
+        """Forms of earlier calls that were never saved (their notes went to the contact as unfinished)."""
+        current = self.pop.interaction if self.pop is not None else None
+        return sorted((d for d in self.drafts.values() if not d.saved and d.typed and d.interaction != current),
+                      key=lambda d: d.started)
+
+    def _warn_unsaved(self) -> None:
+        draft = self._draft()
+        if draft is None or draft.saved or not draft.typed or self._wrap_warned:
+            return
+        self._wrap_warned = True
+        if not self.seat.wrap_extended:
+            asyncio.ensure_future(self._extend_for_unsaved())
+        else:
+            self.notice("Wrap-up is ending and the form is not saved: ctrl+s now. What you typed is kept either "
+                        "way (u finishes it later).")
+
+    async def _extend_for_unsaved(self) -> None:
+        reply = await self._ask("extend_wrap_up", seconds=WRAP_EXTENSION_S)
+        if reply is not None:
+            self.seat.wrap_until, self.seat.wrap_extended = float(reply["until"]), True
+            self.notice(f"The form is not saved: wrap-up extended by {WRAP_EXTENSION_S} s (once). ctrl+s saves it.")
+            self._refresh_header()
+
+    def _wrap_up_ended(self) -> None:
+        self.seat.wrap_up_over(self.clock())
+        self._wrap_warned = False
+        if self.pop is not None and self.seat.call is None:
+            self.hide_pop()
+
+    def _keep_unfinished(self, interaction: str) -> None:
+        """A form the agent had no time to save: its notes go to the contact now (as
+        unfinished), and the form stays on the unfinished list (u) to be finished."""
+        draft = self.drafts.get(interaction)
+        if draft is None or draft.saved or not draft.typed or draft.unfinished_sent:
+            return
+        draft.unfinished_sent = True
+        self._store_drafts()
+        disposition = draft.disposition if not draft.problems(self.policy.types) else \
+            f"{draft.reason or 'general'}: {UNFINISHED}"
+        asyncio.ensure_future(self._ask("disposition", call_id=interaction, disposition=disposition,
+                                        notes=draft.notes))
+        self.notice(f"The form for {draft.caller or 'the last caller'} was not saved: its notes are on the contact "
+                    "as unfinished; u finishes it.")
 
     def action_notes(self) -> None:
         if self.pop is not None:
@@ -340,35 +478,39 @@ class SeatApp(App):
         saved = f"Saved: {draft.disposition}"
         if draft.order_type != NO_ORDER:
             row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [draft.interaction]).fetchone()
+            resident_id = self.pop.resident_id if self.pop else draft.resident_id
             try:
                 order_id = WorkOrders(self.db, self.policy).open(
                     order_type=draft.order_type, description=draft.order_description, owner_agent_id=self.agent_id,
-                    resident_id=self.pop.resident_id if self.pop else None, interaction_id=row[0] if row else None,
-                    callback_number=self.pop.number if self.pop else "", now=self.clock())
+                    resident_id=resident_id, interaction_id=row[0] if row else None,
+                    callback_number=self.pop.number if self.pop else draft.number, now=self.clock())
             except (LifecycleError, ValueError) as exc:
                 self.notice(f"Disposition saved; the work order was not: {exc}")
                 return
             saved += f"; work order #{order_id} ({order_preview(self.policy, draft.order_type, self.clock())})"
             if self.pop is not None and self.pop.resident_id is not None:   # the new order shows at once
                 self.pop = replace(self.pop, orders=tuple(open_orders(self.db, self.pop.resident_id, self.clock())))
-                self._show_orders(self.pop)
+                self._show_tables(self.pop)
             # saved: a second ctrl+s updates the disposition but does not open the order again
-            draft.order_type, draft.order_description = NO_ORDER, ""
+            draft.order_id, draft.order_type, draft.order_description = order_id, NO_ORDER, ""
         draft.saved = True   # kept for this pop (a correction is saved again), no longer on disk
-        if self.drafts_store is not None:
-            self.drafts_store.save(self.drafts)
+        self._store_drafts()
         self._filling = True
         try:
             self.query_one("#order_type", Select).value = Select.NULL
             self.query_one("#order_description", Input).value = ""
         finally:
             self.call_after_refresh(setattr, self, "_filling", False)
+        self.set_focus(None)   # the call keys work again at once (h hangs up, it does not type an h)
         self.notice(saved)
 
     def hide_pop(self) -> None:
+        if self.pop is not None and self.pop.interaction:
+            self._keep_unfinished(self.pop.interaction)
         for key in [key for key, draft in self.drafts.items() if draft.saved]:
             del self.drafts[key]
         self.pop = None
+        self.set_focus(None)
         self.query_one("#pop").display = False
         self.query_one("#idle").display = True
 
@@ -377,10 +519,13 @@ class SeatApp(App):
         event, now = message.event, self.clock()
         if isinstance(event, Registration):
             self.seat.registration(event.ok, event.code, event.reason)
+            if not event.ok:
+                self.notice(f"The phone is not registered ({event.code} {event.reason}); it tries again by itself.")
         elif isinstance(event, IncomingCall):
             pop = screen_pop(self.db, event.call, event.number, event.headers, now)
             self.seat.ringing(pop, now)
             if self.seat.call == event.call:
+                self._clear_dialogs_for_ringing()
                 self.show_pop(pop)
                 self.call_after_refresh(lambda: self.pop_latencies.append(time.monotonic() - event.received))
                 self.bell()
@@ -394,6 +539,7 @@ class SeatApp(App):
                 if event.call in self.callback_calls:
                     self._callback_over(event.call, self.seat.connected_at is not None and was_current, event.code)
                 self.seat.ended(event.call, now, self.wrap_up_s)
+                self._wrap_warned = False
                 if was_current and event.call != self._transferred:
                     self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
                     if self.seat.state == "ringing":     # the next caller was already ringing
@@ -404,15 +550,31 @@ class SeatApp(App):
                                     "(a to answer)")
                     elif self.seat.state == "idle":
                         self.hide_pop()
+        elif isinstance(event, CallHeld):
+            self.seat.held(event.call, event.held, now)
+            self.notice("On hold: the caller hears music (o again to take them back)." if event.held else
+                        "Back from hold: the caller hears you again.")
         elif isinstance(event, PhoneError):
             self.notice(event.message)
         self._refresh_header()
+
+    def _clear_dialogs_for_ringing(self) -> None:
+        """A call rings: dialogs with nothing typed in them (the follow-up list, the
+        keypad, ...) make way for its pop; one holding typed text stays, and says so."""
+        while len(self.screen_stack) > 1:
+            screen = self.screen
+            if any(field.value.strip() for field in screen.query(Input)):
+                self.notify("A call is ringing: esc here, then a to answer.", severity="warning", timeout=8)
+                return
+            screen.dismiss(None)
 
     def on_switch_event(self, message: SwitchEvent) -> None:
         event, now = message.event, self.clock()
         kind = event.get("event")
         if kind == "AgentStatusChanged" and event.get("agent_id") == self.seat.ext:
-            self.seat.status_changed(event["status"], event.get("reason", ""))
+            self.seat.status_changed(event["status"], event.get("reason", ""), float(event.get("t", now)))
+            if event["status"] == "on_break" and event.get("reason") == "no_answer":
+                self.notice("You missed calls in a row, so the switch put you on a break: v when you are back.")
         elif kind == "CallOffered" and event.get("agent_id") == self.seat.ext and isinstance(event.get("form"), dict):
             self._received_form(event["call_id"], event["form"])
         elif kind in ("CallCompleted", "CallTransferred") and event.get("agent_id") == self.seat.ext:
@@ -420,12 +582,49 @@ class SeatApp(App):
             if self.seat.state == "wrap_up":
                 self.seat.wrap_until = event["t"] + float(event.get("wrap_up_s", 0))
         elif kind == "AgentStateChanged" and event.get("agent_id") == self.seat.ext and event.get("state") == "idle":
-            self.seat.wrap_up_over(now)
-            if self.seat.call is None:
-                self.hide_pop()
+            self._wrap_up_ended()
+        elif kind == "BreakOverrun" and event.get("agent_id") == self.seat.ext:
+            self.notice(f"Your {event.get('reason')} break is over its {float(event.get('limit_s', 0)) / 60:g}-minute "
+                        "limit: v when you are back.")
         elif kind == "ControlClosed":
-            self.notice("The switch closed the control connection: status and wrap-up are not in sync.")
+            self._switch_lost()
         self._refresh_header()
+
+    def _switch_lost(self) -> None:
+        if self.leaving:
+            return
+        self.seat.switch_connected = False
+        if self.seat.status != "logged_out":
+            self._wanted_status = (self.seat.status, self.seat.reason)
+        if self.reconnect is None:
+            self.notice("The switch closed the control connection: status and wrap-up are not in sync.")
+            return
+        self.notice("Lost the switch: trying to reach it again (calls may not ring meanwhile).")
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        assert self.reconnect is not None
+        attempt = 0
+        while not self.leaving:
+            await asyncio.sleep(self.RECONNECT_S[min(attempt, len(self.RECONNECT_S) - 1)])
+            attempt += 1
+            try:
+                client, me = await self.reconnect()
+            except (OSError, ConnectionError, ControlError, asyncio.TimeoutError) as exc:
+                self.notice(f"The switch is still unreachable ({exc}); trying again.")
+                continue
+            self._attach(client)
+            self.seat.switch_connected = True
+            self.seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), self.clock())
+            wanted, self._wanted_status = self._wanted_status, None
+            if wanted is not None and wanted[0] in ("available", "on_break") and self.seat.status == "logged_out":
+                reason = wanted[1] if wanted[0] == "on_break" else ""
+                await self._ask("status", status=wanted[0], **({"reason": reason} if reason else {}))
+            self.notice("Reconnected to the switch" + (f"; you are {self.seat.status_text()} again."
+                                                       if wanted else "."))
+            self._refresh_header()
+            return
 
     # --- keys ---------------------------------------------------------------------------------------
     def action_answer(self) -> None:
@@ -449,9 +648,8 @@ class SeatApp(App):
     def action_hold(self) -> None:
         if self.seat.state in ("in_call", "on_hold") and self.seat.call is not None:
             hold = self.seat.state == "in_call"
-            self.phone.hold(self.seat.call, hold)
-            self.seat.held(self.seat.call, hold, self.clock())
-            self._refresh_header()
+            self.phone.hold(self.seat.call, hold)   # the header changes when the phone says it took effect
+            self.notice("Putting the caller on hold..." if hold else "Taking the caller off hold...")
         else:
             self.notice("No call to hold.")
 
@@ -466,8 +664,9 @@ class SeatApp(App):
     def action_keypad(self) -> None:
         from console.keypad import KeypadScreen
 
-        if self.seat.call is not None:
-            self.push_screen(KeypadScreen(lambda digit: self.phone.send_dtmf(self.seat.call, digit)))
+        if self.seat.call is not None and self.seat.state in ("in_call", "on_hold"):
+            call = self.seat.call
+            self.push_screen(KeypadScreen(lambda digit: self.phone.send_dtmf(call, digit)))
 
     def action_answers(self) -> None:
         from console.answers import AnswersScreen
@@ -485,7 +684,7 @@ class SeatApp(App):
         from console.transfer import TransferScreen
 
         if self.seat.call is not None and self.pop is not None:
-            extensions = frozenset(row[0] for row in self.db.execute("SELECT ext FROM agents"))
+            extensions = frozenset(row[0] for row in self.db.execute("SELECT ext FROM agents WHERE active = 1"))
             self.push_screen(TransferScreen(self.queues, self.seat.ext, extensions), self._transfer_to)
 
     async def _transfer_to(self, target) -> None:
@@ -493,18 +692,20 @@ class SeatApp(App):
             return
         kind, where = target
         draft = self._draft()
-        form = {k: v for k, v in asdict(draft).items() if k not in ("interaction", "saved") and v} \
-            if draft is not None else {}
+        form = {k: getattr(draft, k) for k in ("reason", "outcome", "notes", "order_type", "order_description")
+                if getattr(draft, k)} if draft is not None else {}
         call = self.seat.call
         if await self._ask("transfer", call_id=self.pop.interaction, form=form, **{kind: where}):
             self._transferred = call   # its end (the switch's BYE) is this transfer, not news
-            if draft is not None and kind != "number":   # the form went with the caller: the receiving seat finishes it
+            if draft is not None and kind != "number":
+                # the switch keeps what was typed on the contact, as this agent's notes, and
+                # the form went with the caller: the receiving seat finishes it
                 self.drafts.pop(draft.interaction, None)
-                if self.drafts_store is not None:
-                    self.drafts_store.save(self.drafts)
+                self._store_drafts()
             to = {"ext": "extension ", "queue": "the queue ", "number": ""}[kind] + where
-            self.notice(f"Transferred to {to}; your notes went with the call." if kind != "number" else
-                        f"Transferred to {to}; your notes stay with the contact for you to save.")
+            self.notice(f"Transferred to {to}; your notes are on the contact and went with the call."
+                        if kind != "number" else f"Transferred to {to}; your notes stay with the contact for you "
+                        "to save.")
 
     async def action_extend_wrap_up(self) -> None:
         reply = await self._ask("extend_wrap_up", seconds=WRAP_EXTENSION_S)
@@ -557,6 +758,26 @@ class SeatApp(App):
 
         self.push_screen(CallbackOutcomeScreen(callback, talked, code), record)
 
+    def action_unfinished(self) -> None:
+        from console.choices import UnfinishedScreen
+
+        self.push_screen(UnfinishedScreen(self._unfinished(), self.policy.timezone), self._reopen)
+
+    def _reopen(self, draft: Draft | None) -> None:
+        """The form of an earlier call, with that caller's profile, to finish and save."""
+        if draft is None or self.seat.state not in ("idle", "wrap_up"):
+            return
+        headers = {"X-Hotline-Interaction": draft.interaction, "X-Hotline-Queue": draft.reason}
+        if draft.resident_id is not None:
+            headers["X-Hotline-Resident"] = str(draft.resident_id)
+        self.show_pop(screen_pop(self.db, 0, draft.number, headers, self.clock()))
+        self.notice(f"The form for {draft.caller or draft.number or 'an earlier call'}: finish it and ctrl+s; "
+                    "x closes it.")
+
+    def action_close_form(self) -> None:
+        if self.seat.state == "idle" and self.pop is not None:
+            self.hide_pop()
+
     def action_identify(self) -> None:
         from console.identify import IdentifyScreen
 
@@ -578,30 +799,56 @@ class SeatApp(App):
     async def action_available(self) -> None:
         await self._ask("status", status="available")
 
-    async def action_on_break(self) -> None:
-        await self._ask("status", status="on_break", reason=BREAK_REASONS[0])
+    def action_on_break(self) -> None:
+        from console.choices import BreakScreen
+
+        reasons = self.seat.break_limits or {reason: 0 for reason in BREAK_REASONS}
+        self.push_screen(BreakScreen(reasons), self._take_break)
+
+    async def _take_break(self, reason: str | None) -> None:
+        if reason is not None:
+            await self._ask("status", status="on_break", reason=reason)
 
     async def action_end_wrap_up(self) -> None:
         if self.seat.state != "wrap_up":
             self.notice("Not in wrap-up.")
             return
         if await self._ask("end_wrap_up"):
-            self.seat.wrap_up_over(self.clock())
-            self.hide_pop()
+            self._wrap_up_ended()
             self._refresh_header()
 
     async def action_quit(self) -> None:
+        """q: with a call up, asked first (the caller must never be cut off by a stray key)."""
+        from console.choices import ConfirmScreen
+
+        if self.seat.call is not None and self.seat.state != "ringing":
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    asyncio.ensure_future(self.leave())
+            self.push_screen(ConfirmScreen("A call is up: hang up on the caller and quit?"), answered)
+            return
+        await self.leave()
+
+    async def leave(self) -> None:
         """Log out first (the switch stops offering calls), then hang up and leave."""
+        if self.leaving:
+            return
+        self.leaving = True
+        if self.pop is not None and self.pop.interaction:
+            self._keep_unfinished(self.pop.interaction)
         if self.seat.call is not None and self.phone is not None:
             self.phone.hang_up(self.seat.call)
         if self.control is not None and not self.control.closed:
-            await self._ask("logout")
+            try:
+                await asyncio.wait_for(self.control.ask("logout"), 3)
+            except (ControlError, ConnectionError, asyncio.TimeoutError):
+                pass
         self.exit()
 
     async def _ask(self, op: str, **fields) -> dict | None:
         """The switch's reply, or None with the reason in the notice line."""
         if self.control is None or self.control.closed:
-            self.notice("Not connected to the switch.")
+            self.notice("Not connected to the switch" + (" (reconnecting)." if self.reconnect else "."))
             return None
         try:
             return await self.control.ask(op, **fields)
@@ -612,12 +859,113 @@ class SeatApp(App):
         return None
 
 
+def cut(text: str, width: int) -> str:
+    """`text` on one line of at most `width` cells, cut at a word with … if it must be."""
+    from rich.cells import cell_len
+
+    text = " ".join(text.split())
+    if cell_len(text) <= width:
+        return text
+    out = ""
+    for word in text.split(" "):
+        candidate = f"{out} {word}".strip()
+        if cell_len(candidate) > width - 1:
+            break
+        out = candidate
+    if not out:   # one long word (a CJK name has no spaces): cut by cells
+        for char in text:
+            if cell_len(out + char) > width - 1:
+                break
+            out += char
+    return out + "…"
+
+
+class LastResort:
+    """The seat leaves within seconds whatever state its screen is in.
+
+    SIGTERM or SIGHUP, or the terminal vanishing without a word (its tmux server killed,
+    an SSH connection gone: reads and tcgetattr then fail with EIO), start the same way
+    out as q; if that has not finished within `grace_s` (a screen that blocks writing to a
+    terminal that is gone), this thread stops the phone itself, so it unregisters, and
+    ends the process. The switch logs out an agent whose control connection closes."""
+
+    def __init__(self, app: "SeatApp", *, grace_s: float = 5.0, terminal_fd: int | None = None):
+        self.app, self.grace_s, self.terminal_fd = app, grace_s, terminal_fd
+        self.done = threading.Event()
+        self._triggered = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self._previous: dict = {}
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            # signal.signal, not the event loop's handler: its Python handler still runs
+            # while the main thread waits on a lock, where the loop would never wake.
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        threading.Thread(target=self._watch_terminal, name="seat-terminal", daemon=True).start()
+
+    def uninstall(self) -> None:
+        self.done.set()
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.trigger(f"signal {signal.Signals(signum).name}")
+
+    def _watch_terminal(self) -> None:
+        import termios
+
+        while self.terminal_fd is not None and not self.done.wait(1.0):
+            try:
+                termios.tcgetattr(self.terminal_fd)
+            except (termios.error, OSError):
+                self.trigger("the terminal went away")
+                return
+
+    def trigger(self, why: str) -> None:
+        if self._triggered.is_set() or self.done.is_set():
+            return
+        self._triggered.set()
+        logging.getLogger("hotline.seat").warning("leaving: %s", why)
+        try:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.app.leave()))
+        except RuntimeError:   # the loop is closed: nothing graceful is left to try
+            pass
+        threading.Thread(target=self._after_grace, name="seat-last-resort", daemon=True).start()
+
+    def _after_grace(self) -> None:
+        if self.done.wait(self.grace_s):
+            return
+        logging.getLogger("hotline.seat").error("the screen did not close within %.0f s; stopping the phone "
+                                                "and leaving", self.grace_s)
+        try:
+            if self.app.phone is not None:
+                self.app.phone.stop(timeout=self.grace_s)   # hangs up and unregisters on its own thread
+        finally:
+            os._exit(0)
+
+
+def _terminal_fd() -> int | None:
+    """The terminal the seat draws on, if it has one (a headless test has none)."""
+    import sys
+
+    for stream in (sys.__stdin__, sys.__stdout__):
+        try:
+            if stream is not None and stream.isatty():
+                return stream.fileno()
+        except (ValueError, OSError):
+            continue
+    return None
+
+
 async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,
                    sip_user: str | None = None, sip_password: str | None = None,
                    token: str | None = None, audio: str = "null", hint: str = "",
-                   stop: asyncio.Event | None = None, seconds: float | None = None) -> int:
+                   stop: asyncio.Event | None = None, seconds: float | None = None,
+                   rtp_ports: tuple[int, int] | None = None) -> int:
     """Start the phone and the control connection, run the app, and tidy up on the way out.
     `stop` (or `seconds`) ends the seat from outside, as `hotline demo` does."""
+    from pathlib import Path
+
     from records.agents import check_login
     from records.db import connect
     from telephony.softphone import Softphone
@@ -628,21 +976,30 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
         db.close()
         raise PermissionError("wrong extension or PIN")
     seat = SeatState(ext, agent["name"])
+
+    async def connect_and_log_in() -> tuple[ControlClient, dict]:
+        client = await asyncio.wait_for(ControlClient.connect(control, token), 5)
+        try:
+            me = await client.ask("login", ext=ext, pin=pin)
+            await client.ask("subscribe")
+        except BaseException:
+            await client.close()
+            raise
+        return client, me
+
     client = None
     notice = ""
     queues: tuple[str, ...] = ()
     if control is not None:
         try:
-            client = await ControlClient.connect(control, token)
-            me = await client.ask("login", ext=ext, pin=pin)
-            seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""))
+            client, me = await connect_and_log_in()
+            seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), time.time())
             queues = tuple(me.get("queues", ()))
-            await client.ask("subscribe")
-        except (OSError, ControlError) as exc:
-            notice = f"No control connection to the switch ({exc}): calls still ring; status is not shown."
+            seat.break_limits = dict(me.get("breaks") or {})
+        except (OSError, ControlError, asyncio.TimeoutError) as exc:
+            notice = f"No control connection to the switch ({exc}): calls still ring; trying to reach it."
             client = None
-    from pathlib import Path
-
+    os.umask(os.umask(0) | 0o077)   # the seat's drafts and logs are the agent's alone
     drafts = Drafts(Path(db_path).with_suffix(".drafts") / f"{ext}.json")
     # The screen belongs to the seat: our log lines and pjsip's go to a file beside the database.
     log_handler = logging.FileHandler(Path(db_path).with_suffix(f".seat-{ext}.log"))
@@ -652,9 +1009,10 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     hotline_log.propagate, was_propagating = False, hotline_log.propagate
     if hotline_log.level == logging.NOTSET or hotline_log.level > logging.INFO:
         hotline_log.setLevel(logging.INFO)
-    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts, queues=queues)
+    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts, queues=queues,
+                  reconnect=connect_and_log_in if control is not None else None, registrar=registrar)
     phone = Softphone(ext, sip_password or pin, registrar, lambda event: app.post_message(PhoneEvent(event)),
-                      audio=audio, sip_user=sip_user)
+                      audio=audio, sip_user=sip_user, rtp_ports=rtp_ports)
     app.phone = phone
 
     async def end_from_outside():
@@ -668,13 +1026,16 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
         phone.start()
         audio_note = f"Audio: {phone.audio_description}."
         app.call_later(app.notice, notice or hint or audio_note)
+        if client is None and control is not None:
+            app.call_later(app._switch_lost)
         await app.run_async()
     finally:
         if ender is not None:
             ender.cancel()
+        app.leaving = True
         phone.stop()
-        if client is not None:
-            await client.close()
+        if app.control is not None:
+            await app.control.close()
         db.close()
         hotline_log.removeHandler(log_handler)
         hotline_log.propagate = was_propagating

@@ -118,12 +118,14 @@ class Match:
 
 
 def find_callers(db: Database, text: str, limit: int = 20) -> list[Match]:
-    """Residents by name, romanised name, unit or phone (any part of it)."""
+    """Residents by name, romanised name, unit or phone (any part of it), each with both
+    forms of the name: two residents called 陳大文 are told apart by the rest."""
     out = []
     for row in search_residents(db, text, limit):
         phones = " ".join(p["number"] for p in phones_of(db, row["id"]))
         place = ", ".join(part for part in (row.get("building"), row.get("estate")) if part)
-        out.append(Match(row["id"], row["name"], row.get("unit") or "", place, phones, row["segment"] == "vip"))
+        name = " ".join(part for part in (row["name"], row.get("name_alt") or "") if part)
+        out.append(Match(row["id"], name, row.get("unit") or "", place, phones, row["segment"] == "vip"))
     return out
 
 
@@ -213,6 +215,13 @@ def when(epoch: float, now: float, tz: dt.tzinfo | None = None) -> str:
 STATES = ("idle", "ringing", "dialling", "in_call", "on_hold", "wrap_up")
 
 
+def clock_text(seconds: float) -> str:
+    """'1:03', '12:40', '1:02:03' (an agent reads it at a glance)."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
 @dataclass
 class SeatState:
     """The header's facts, changed only by what the phone and the switch report."""
@@ -229,15 +238,27 @@ class SeatState:
     calls_today: int = 0
     talk_today_s: float = 0.0
     call: int | None = None             # the softphone's current call
-    connected_at: float | None = None
+    connected_at: float | None = None   # when the current call was answered (its clock runs through holds)
     muted: bool = False
     pops: dict = field(default_factory=dict)   # call -> Pop
+    switch_connected: bool = True       # the control connection is up (status and wrap-up are the switch's)
+    break_since: float | None = None
+    break_limits: dict = field(default_factory=dict)   # reason -> minutes (the switch's list)
 
     def registration(self, ok: bool, code: int, reason: str) -> None:
         self.registered = ok
-        self.registration_text = "registered" if ok else f"not registered ({code} {reason})".strip()
+        self.registration_text = "registered" if ok else f"not registered: {code} {reason}".strip()
 
-    def status_changed(self, status: str, reason: str = "") -> None:
+    def no_registrar(self, registrar: str) -> None:
+        """Nothing heard from the registrar yet (a switch that is down answers nothing)."""
+        if not self.registered:
+            self.registration_text = f"no answer from {registrar}"
+
+    def status_changed(self, status: str, reason: str = "", now: float | None = None) -> None:
+        if status == "on_break" and (self.status != "on_break" or reason != self.reason):
+            self.break_since = now
+        elif status != "on_break":
+            self.break_since = None
         self.status, self.reason = status, reason if status == "on_break" else ""
 
     def ringing(self, pop: Pop, now: float) -> None:
@@ -255,8 +276,11 @@ class SeatState:
             self.state, self.since, self.connected_at = "in_call", now, now
 
     def held(self, call: int, on: bool, now: float) -> None:
+        """The hold took effect (or ended); the call's own clock goes on counting."""
         if call == self.call and self.state in ("in_call", "on_hold"):
-            self.state, self.since = ("on_hold" if on else "in_call"), now
+            state = "on_hold" if on else "in_call"
+            if state != self.state:
+                self.state, self.since = state, now
 
     def ended(self, call: int, now: float, wrap_up_s: float) -> None:
         """The call is over: wrap-up if it was talked, else back to idle, or straight to
@@ -284,14 +308,68 @@ class SeatState:
     def state_text(self, now: float) -> str:
         if self.state == "wrap_up" and self.wrap_until is not None:
             return f"wrap-up {max(0, int(self.wrap_until - now))}s"
-        return {"in_call": "in call", "on_hold": "on hold"}.get(self.state, self.state) + \
-            (f" {int(now - self.since) // 60}:{int(now - self.since) % 60:02d}"
-             if self.state in ("in_call", "on_hold", "dialling") else "") + (" MUTED" if self.muted and self.call is not None else "")
+        muted = " MUTED" if self.muted and self.call is not None else ""
+        if self.state == "on_hold" and self.connected_at is not None:
+            return f"on hold {clock_text(now - self.since)} · call {clock_text(now - self.connected_at)}{muted}"
+        if self.state == "in_call" and self.connected_at is not None:
+            return f"in call {clock_text(now - self.connected_at)}{muted}"
+        if self.state == "dialling":
+            return f"dialling {clock_text(now - self.since)}"
+        return self.state.replace("_", " ")
 
-    def status_text(self) -> str:
+    def status_text(self, now: float | None = None) -> str:
+        if not self.switch_connected:
+            return "switch unreachable"
         if self.status == "on_break":
-            return f"on break ({self.reason})" if self.reason else "on break"
+            text = f"on break ({self.reason})" if self.reason else "on break"
+            if now is not None and self.break_since is not None:
+                text += f" {clock_text(now - self.break_since)}"
+                limit = self.break_limits.get(self.reason)
+                if limit is not None and now - self.break_since > limit * 60:
+                    text += f" OVER {limit:g} min"
+            return text
         return self.status.replace("_", " ")
+
+    def over_break_limit(self, now: float) -> bool:
+        limit = self.break_limits.get(self.reason) if self.status == "on_break" else None
+        return limit is not None and self.break_since is not None and now - self.break_since > limit * 60
+
+    def today_text(self) -> str:
+        calls = self.calls_today
+        return f"{calls} call{'' if calls == 1 else 's'} {clock_text(self.talk_today_s)} today"
+
+    def header_parts(self, now: float, width: int) -> list[str]:
+        """The header's fields, shortened until they fit `width` cells: the phone's state
+        first, then the agent's name; the call's clock and today's totals always stay."""
+        from rich.cells import cell_len
+
+        phone = f"SIP {self.registration_text}"
+        name = f"{self.name} {self.ext}"
+        parts = [name, phone, self.status_text(now), self.state_text(now), self.today_text()]
+        if sum(cell_len(p) for p in parts) + 3 * (len(parts) - 1) <= width:
+            return parts
+        parts[1] = "SIP ok" if self.registered else f"SIP {self.registration_text.split(':')[0]}"
+        spare = width - sum(cell_len(p) for p in parts[1:]) - 3 * (len(parts) - 1)
+        if cell_len(name) > spare:
+            short = ""
+            for char in self.name:
+                if cell_len(f"{short}{char}… {self.ext}") > max(spare, 6):
+                    break
+                short += char
+            parts[0] = f"{short}… {self.ext}"
+        return parts
+
+
+def today_totals(db: Database, agent_id: int | None, now: float, tz: dt.tzinfo | None) -> tuple[int, float]:
+    """Calls the agent talked today (in the site's time zone) and their talk time, from
+    records: a seat restarted at noon still says what the morning was."""
+    if agent_id is None:
+        return 0, 0.0
+    midnight = dt.datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    row = db.execute("SELECT count(*), coalesce(sum(talk_s), 0) FROM interactions WHERE agent_id = ? "
+                     "AND answered_at >= ? AND answered_at IS NOT NULL AND ended_at IS NOT NULL",
+                     [agent_id, midnight]).fetchone()
+    return int(row[0]), float(row[1])
 
 
 # --- what the agent writes about a call ---------------------------------------------------------
@@ -299,6 +377,7 @@ CONTACT_REASONS = ("repair", "complaint", "billing", "enquiry", "emergency", "ge
 CALL_OUTCOMES = ("resolved on the call", "work order opened", "callback promised", "information given",
                  "transferred", "wrong number")
 NO_ORDER = ""
+UNFINISHED = "unfinished"   # the disposition of a form the agent had no time to finish (its notes are kept)
 
 
 @dataclass
@@ -312,6 +391,13 @@ class Draft:
     order_type: str = NO_ORDER
     order_description: str = ""
     saved: bool = False     # on the record already; kept only until the pop goes
+    order_id: int | None = None     # the work order this form opened (a second save does not open another)
+    # who the form is about, so it can be finished after the call (the unfinished list)
+    number: str = ""
+    resident_id: int | None = None
+    caller: str = ""
+    started: float = 0.0
+    unfinished_sent: bool = False   # its notes went to the contact as "unfinished" when wrap-up ran out
 
     def problems(self, order_types) -> list[str]:
         out = []
@@ -324,13 +410,18 @@ class Draft:
                 out.append(f"unknown work-order type {self.order_type!r}")
             if not self.order_description.strip():
                 out.append("a work order needs a description")
-        elif self.outcome == "work order opened":
+        elif self.outcome == "work order opened" and self.order_id is None:
             out.append("the outcome says a work order was opened: choose its type")
         return out
 
     @property
     def disposition(self) -> str:
         return f"{self.reason}: {self.outcome}"
+
+    @property
+    def typed(self) -> bool:
+        """Has the agent written or chosen anything beyond what the form started with?"""
+        return bool(self.outcome or self.notes.strip() or self.order_type or self.order_description.strip())
 
 
 def order_preview(policy, order_type: str, now: float) -> str:

@@ -67,6 +67,22 @@ class Connection:
             self.server.core.unsubscribe(self.subscription)
             self.subscription = None
 
+    def lost(self) -> None:
+        """The client went away without logging out (its terminal closed, its machine
+        died, the network went): an agent nobody can reach is offered no calls. A seat
+        that comes back logs in again (and restores its status itself)."""
+        agent, self.agent = self.agent, None
+        if agent is None or self.server.core.closed:
+            return
+        if any(other.agent is not None and other.agent["ext"] == agent["ext"] for other in self.server._connections):
+            return   # the same person on another connection (a seat reconnecting) carries on
+        try:
+            if self.server.core.view_of(agent["ext"])["status"] != "logged_out":
+                log.warning("control: %s's connection was lost without a logout; logged out", agent["ext"])
+                self.server.core.set_status(agent["ext"], "logged_out")
+        except Exception:   # the switch is stopping, or the agent is gone from records
+            log.debug("control: could not log out %s", agent["ext"], exc_info=True)
+
 
 class ControlServer:
     def __init__(self, core: SwitchCore, *, token: str | None = None):
@@ -128,6 +144,7 @@ class ControlServer:
         finally:
             self._connections.discard(connection)
             connection.close()
+            connection.lost()
             writer.close()
 
     def _handle(self, connection: Connection, line: bytes) -> dict:
@@ -181,18 +198,22 @@ class ControlServer:
         view = self.core.view_of(agent["ext"])
         return {"agent": {k: agent[k] for k in ("ext", "name", "role")},
                 "status": view["status"], "reason": view["reason"], "state": view["state"],
-                "queues": list(self.core.acd.queues)}
+                "queues": list(self.core.acd.queues), "breaks": dict(self.core.config.breaks)}
 
     def _op_logout(self, connection, request):
         self.core.set_status(connection.agent["ext"], "logged_out")
         connection.close()
-        connection.agent = None
+        connection.agent = None   # logged out on purpose: the end of the connection changes nothing
 
     def _op_status(self, connection, request):
         status = _text(request, "status")
         if status not in STATUSES:
             raise RequestError("bad_request", f"status must be one of: {', '.join(STATUSES)}")
-        self.core.set_status(connection.agent["ext"], status, str(request.get("reason", "")))
+        reason = str(request.get("reason", ""))
+        breaks = self.core.config.breaks
+        if status == "on_break" and reason and reason not in breaks:
+            raise RequestError("bad_request", f"unknown break reason {reason!r} (one of: {', '.join(breaks)})")
+        self.core.set_status(connection.agent["ext"], status, reason)
 
     def _op_end_wrap_up(self, connection, request):
         self.core.end_wrap_up(connection.agent["ext"])

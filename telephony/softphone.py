@@ -26,6 +26,8 @@ from typing import Callable
 log = logging.getLogger("hotline.softphone")
 
 PUMP_MS = 20          # libHandleEvents timeout: the pump's latency and its idle cost
+REGISTRATION_RETRY_S = 15
+REGISTRATION_FIRST_RETRY_S = 5
 HOLD_RETRIES = 10     # a hold asked for while another re-INVITE is under way: tried again, 0.2 s apart
 HOTLINE_HEADERS = ("X-Hotline-Interaction", "X-Hotline-Queue", "X-Hotline-Resident", "X-Hotline-Wait")
 
@@ -215,6 +217,10 @@ class Softphone:
         account_config.idUri = f"sip:{self.ext}@{self._registrar_host().split(':')[0]}"
         account_config.regConfig.registrarUri = self.registrar
         account_config.regConfig.timeoutSec = self.registration_s
+        # a registrar that refused or did not answer (the switch restarting) is tried again
+        # soon, not in pjsua's default five minutes: the seat comes back by itself
+        account_config.regConfig.retryIntervalSec = REGISTRATION_RETRY_S
+        account_config.regConfig.firstRetryIntervalSec = REGISTRATION_FIRST_RETRY_S
         if self.rtp_ports is not None:
             low, high = self.rtp_ports
             account_config.mediaConfig.transportConfig.port = low

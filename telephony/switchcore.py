@@ -87,7 +87,8 @@ class SwitchCore:
                  config: SwitchConfig | None = None, recordings: str | Path | None = None):
         self.db, self.node, self.clock = db, node, clock
         self.config = config or SwitchConfig(tuple(queues) if queues else default_queues())
-        self.acd = Acd(self.config.queues)
+        self.acd = Acd(self.config.queues, break_limits={reason: minutes * 60.0
+                                                         for reason, minutes in self.config.breaks.items()})
         self.menu_playable = False  # set by a media engine that can play the menu and hear the keys
         self.media = False          # calls' audio anchored in the switch (telephony/media.py)
         self.recordings = Path(recordings) if recordings is not None else None

@@ -479,3 +479,23 @@ def test_a_transfer_to_an_outside_number_takes_the_call_out_of_the_acd():
     [moved] = [e for e in acd.drain() if isinstance(e, ev.CallTransferred)]
     assert moved.target == "number:+85290000000" and moved.talk_s == 10
     assert "c1" not in acd.calls and acd.agents["a"].state == "wrap_up"
+
+
+def test_a_break_past_its_reasons_limit_is_flagged_once_and_a_new_break_starts_over():
+    acd = Acd([QueueConfig("repair")], break_limits={"lunch": 3600, "personal": 900})
+    acd.add_agent("a", {"repair": 3})
+    acd.set_status("a", "on_break", 0, "lunch")
+    acd.drain()
+    acd.advance(3599)
+    assert acd.drain() == []
+    acd.advance(3600)
+    assert acd.drain() == [ev.BreakOverrun(3600, "a", "lunch", 3600)]
+    assert format_line(rows_for(ev.BreakOverrun(3600, "a", "lunch", 3600))[0]) == "3600|NONE|NONE|Agent/a|INFO|BREAKLIMIT|lunch|3600"
+    acd.set_status("a", "available", 4000)
+    acd.set_status("a", "on_break", 5000, "personal")
+    acd.set_status("a", "available", 5500)          # back in time: nothing to flag
+    acd.advance(7000)
+    assert not any(isinstance(e, ev.BreakOverrun) for e in acd.drain())
+    acd.set_status("a", "on_break", 8000, "training")   # a reason without a limit
+    acd.advance(100000)
+    assert not any(isinstance(e, ev.BreakOverrun) for e in acd.drain())

@@ -236,3 +236,36 @@ async def test_an_unknown_caller_identified_at_the_seat_is_on_the_live_row_and_s
     clock.now += 30
     core.call_ended("c7", by="agent")       # the row's later writes keep the resident
     assert db.execute("SELECT resident_id, outcome FROM interactions WHERE uid = 'c7'").fetchone() == (rid, "answered")
+
+
+async def test_the_agent_picks_a_break_reason_from_the_switchs_list(switch):
+    core, clock, connect, path = switch
+    seat = await connect()
+    login = await seat.call("login", ext="1001", pin="1111")
+    assert login["breaks"] == {"lunch": 60, "training": 120, "meeting": 60, "personal": 15}
+    bad = await seat.call("status", status="on_break", reason="nap")
+    assert bad["error"]["code"] == "bad_request" and "lunch" in bad["error"]["message"]
+    assert (await seat.call("status", status="on_break", reason="training"))["ok"]
+    assert core.view_of("1001")["reason"] == "training"
+
+
+async def test_a_seat_that_vanishes_without_logging_out_is_logged_out(switch):
+    core, clock, connect, path = switch
+    seat = await connect()
+    await seat.call("login", ext="1001", pin="1111")
+    await seat.call("status", status="available")
+    second = await connect()   # the same agent again (a seat reconnecting before the first is noticed gone)
+    await second.call("login", ext="1001", pin="1111")
+    seat.writer.close()
+    await asyncio.sleep(0.1)
+    assert core.view_of("1001")["status"] == "available"    # still reachable through the second
+    second.writer.close()
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if core.view_of("1001")["status"] == "logged_out":
+            break
+    assert core.view_of("1001")["status"] == "logged_out"
+    third = await connect()
+    await third.call("login", ext="1001", pin="1111")
+    await third.call("logout")
+    third.writer.close()

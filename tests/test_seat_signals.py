@@ -67,3 +67,72 @@ def test_the_seat_leaves_cleanly_on_a_signal(tmp_path, signum):
             seat.kill()
         process.kill()
         process.wait(5)
+
+
+_READY = next(line for line in SEAT.splitlines() if 'print("ready"' in line)
+_INDENT = _READY[:len(_READY) - len(_READY.lstrip())]
+RINGING_SEAT = SEAT.replace(_READY, f'{_READY}\n{_INDENT}while seat.state != "ringing":\n{_INDENT}    '
+                            f'await pilot.pause(0.05)\n{_INDENT}print("ringing", flush=True)')
+assert RINGING_SEAT != SEAT
+
+
+def test_a_seat_stopped_while_a_call_rings_at_it_leaves_cleanly(tmp_path):
+    """Once, pjsua2 aborted the seat here (pjsua_call_set_user_data: call_id>=0): a Call
+    object outlived the library. Now: exit 0, the caller goes on to be served."""
+    port, process, control = start_switch(tmp_path)
+    line = _line(port, process, control)
+    seat = subprocess.Popen([sys.executable, "-c", RINGING_SEAT, str(port), str(control), str(tmp_path / "switch.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    caller = None
+    try:
+        deadline = time.monotonic() + 20
+        while seat.stdout.readline().strip() != "ready":
+            assert seat.poll() is None and time.monotonic() < deadline
+        caller = line.call("caller_until_agent_hangs_up.xml")
+        while seat.stdout.readline().strip() != "ringing":
+            assert seat.poll() is None and time.monotonic() < deadline
+        seat.send_signal(signal.SIGTERM)
+        output, _ = seat.communicate(timeout=20)
+        assert seat.returncode == 0 and "left cleanly" in output and "Assertion" not in output, output[-2000:]
+    finally:
+        for proc in (seat, caller):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        process.kill()
+        process.wait(5)
+
+
+def test_a_seat_whose_terminal_goes_away_logs_out_unregisters_and_exits(tmp_path):
+    """The real `hotline agent` in tmux; the tmux server is killed, as when an SSH session
+    drops: within seconds the seat is gone, logged out and unregistered at the switch."""
+    import os
+    import shutil
+
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        if os.environ.get("HOTLINE_REQUIRE_SIPP") == "1":
+            raise AssertionError("tmux is needed for this test (apt-get install tmux)")
+        pytest.skip("tmux is not installed")
+    port, process, control = start_switch(tmp_path)
+    line = _line(port, process, control)
+    socket_name = f"hotline-test-{os.getpid()}"
+    command = (f"HOTLINE_PIN=1111 {sys.executable} -m console --db {tmp_path / 'switch.db'} agent --ext 1001 "
+               f"--registrar sip:127.0.0.1:{port} --control {control} --audio null")
+    try:
+        subprocess.run([tmux, "-L", socket_name, "new-session", "-d", "-x", "100", "-y", "30", command], check=True)
+        line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["registered"], timeout=20)
+        subprocess.run([tmux, "-L", socket_name, "send-keys", "v"], check=True)
+        line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["status"] == "available")
+        seat_pids = subprocess.run(["pgrep", "-f", f"agent --ext 1001 --registrar sip:127.0.0.1:{port}"],
+                                   capture_output=True, text=True).stdout.split()
+        assert seat_pids
+        subprocess.run([tmux, "-L", socket_name, "kill-server"], check=True)
+        line.wait_until(lambda: not subprocess.run(["pgrep", "-f", f"agent --ext 1001 --registrar "
+                                                                   f"sip:127.0.0.1:{port}"],
+                                                   capture_output=True).stdout, timeout=10)
+        agent = {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]
+        assert agent["status"] == "logged_out" and not agent["registered"]
+    finally:
+        subprocess.run([tmux, "-L", socket_name, "kill-server"], capture_output=True)
+        process.kill()
+        process.wait(5)

@@ -60,7 +60,7 @@ def test_time_money_and_dates_read_the_way_an_agent_says_them():
 def test_the_header_follows_the_phone_and_the_switch():
     seat = SeatState("1001", "Ann Lee")
     seat.registration(False, 403, "Forbidden")
-    assert seat.registration_text == "not registered (403 Forbidden)"
+    assert seat.registration_text == "not registered: 403 Forbidden"
     seat.registration(True, 200, "OK")
     seat.status_changed("on_break", "lunch")
     assert seat.status_text() == "on break (lunch)"
@@ -74,13 +74,15 @@ def test_the_header_follows_the_phone_and_the_switch():
     seat.connected(1, NOW + 2)
     assert seat.state_text(NOW + 65) == "in call 1:03"
     seat.held(1, True, NOW + 70)
-    assert seat.state_text(NOW + 75) == "on hold 0:05"
+    assert seat.state_text(NOW + 75) == "on hold 0:05 · call 1:13"
     seat.held(1, False, NOW + 80)
+    assert seat.state_text(NOW + 85) == "in call 1:23"          # the call's clock ran on through the hold
     seat.ended(1, NOW + 122, wrap_up_s=30)
     assert (seat.state, seat.calls_today, seat.talk_today_s) == ("wrap_up", 1, 120)
     assert seat.state_text(NOW + 130) == "wrap-up 22s"
     seat.wrap_up_over(NOW + 160)
     assert seat.state == "idle" and seat.wrap_until is None
+    assert seat.today_text() == "1 call 2:00 today"
     seat.ringing(Pop(call=7, number="+852", queue="repair", waited_s=0, interaction="c3"), NOW + 200)
     seat.ended(7, NOW + 210, wrap_up_s=30)                  # declined or missed: no wrap-up, not counted
     assert (seat.state, seat.calls_today) == ("idle", 1)
@@ -97,6 +99,8 @@ def test_a_draft_says_what_is_missing_and_survives_a_restart(tmp_path):
     assert draft.problems(policy.types) == ["a work order needs a description"]
     draft.order_description = "No water"
     assert draft.problems(policy.types) == [] and draft.disposition == "repair: work order opened"
+    opened = Draft("c2", reason="repair", outcome="work order opened", order_id=3015)   # saved once already
+    assert opened.problems(policy.types) == []                  # so a second save only corrects the rest
     store = Drafts(tmp_path / "drafts" / "1001.json")
     store.save({"c1": draft})
     assert Drafts(tmp_path / "drafts" / "1001.json").load() == {"c1": draft}
@@ -119,3 +123,43 @@ def test_a_call_that_rings_before_the_last_one_is_over_becomes_current():
     assert (seat.state, seat.call, seat.calls_today) == ("ringing", 2, 1)
     seat.ended(2, NOW + 6, wrap_up_s=0)          # the caller gave up while it rang
     assert (seat.state, seat.call, seat.pops) == ("idle", None, {})
+
+
+def test_a_break_shows_its_time_and_says_when_it_is_over_the_limit():
+    seat = SeatState("1001", "Ann Lee")
+    seat.break_limits = {"lunch": 60, "personal": 15}
+    seat.status_changed("on_break", "personal", NOW)
+    assert seat.status_text(NOW + 600) == "on break (personal) 10:00" and not seat.over_break_limit(NOW + 600)
+    assert seat.status_text(NOW + 901) == "on break (personal) 15:01 OVER 15 min" and seat.over_break_limit(NOW + 901)
+    seat.status_changed("on_break", "lunch", NOW + 1000)            # a new reason: a new break
+    assert seat.status_text(NOW + 1060) == "on break (lunch) 1:00"
+    seat.switch_connected = False
+    assert seat.status_text(NOW + 1060) == "switch unreachable"
+
+
+def test_the_header_fits_80_columns_keeping_the_clocks():
+    seat = SeatState("1002", "Lee Sze Chi (李詩志)")
+    seat.registration(True, 200, "OK")
+    seat.status_changed("available")
+    seat.ringing(Pop(call=1, number="+852", queue="repair", waited_s=0, interaction="c1"), NOW)
+    seat.connected(1, NOW)
+    seat.calls_today, seat.talk_today_s = 14, 3723
+    from rich.cells import cell_len
+    parts = seat.header_parts(NOW + 760, 78)
+    assert cell_len(" │ ".join(parts)) <= 78
+    assert parts[3] == "in call 12:40" and parts[4] == "14 calls 1:02:03 today"
+
+
+def test_today_totals_come_from_records(tmp_path):
+    from records.agents import add_agent
+    from records.db import connect
+    from console.seatlogic import today_totals
+    db = connect(tmp_path / "t.db", create=True)
+    agent = add_agent(db, ext="1001", name="Ann", pin="1111")
+    tz = load_policy().timezone
+    now = dt.datetime(2026, 11, 23, 15, 0, tzinfo=tz).timestamp()
+    for uid, answered, talk in (("a", now - 3600, 120.0), ("b", now - 600, 60.0), ("y", now - 86400, 500.0)):
+        db["interactions"].insert({"uid": uid, "direction": "inbound", "entered_at": answered - 5,
+                                   "answered_at": answered, "ended_at": answered + talk, "talk_s": talk,
+                                   "agent_id": agent, "outcome": "answered"})
+    assert today_totals(db, agent, now, tz) == (2, 180.0)       # yesterday's call is not today's

@@ -18,7 +18,7 @@ from heapq import heappop, heappush
 from typing import Any, Iterable
 
 from telephony.acd.config import PRIORITIES, QueueConfig
-from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, CallAbandoned, CallbackAccepted,
+from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, BreakOverrun, CallAbandoned, CallbackAccepted,
                                   CallbackDue, CallbackOffered, CallCompleted, CallConnected, CallOffered,
                                   CallOfferWithdrawn, CallQueued, CallRejectedFull, CallRequeued, CallTimedOut,
                                   CallToVoicemail, CallTransferred, Event, PriorityChanged, RingNoAnswer,
@@ -48,7 +48,7 @@ class Queue:
 
 class Agent:
     __slots__ = ("id", "skills", "status", "reason", "state", "idle_since", "calls", "talk_s", "missed",
-                 "call", "version", "order", "queues", "reachable", "wrap_until", "wrap_extended")
+                 "call", "version", "order", "queues", "reachable", "wrap_until", "wrap_extended", "breaks")
 
     def __init__(self, agent_id: str, skills: dict[str, int], order: int):
         self.id, self.skills, self.order = agent_id, dict(skills), order
@@ -61,6 +61,7 @@ class Agent:
         self.reachable = True  # the switch: a registered seat; the simulator: always
         self.wrap_until = 0.0
         self.wrap_extended = False  # once per wrap-up
+        self.breaks = 0             # breaks begun: a break-limit timer is for one break only
 
 
 class Call:
@@ -100,8 +101,11 @@ def _rank(call: Call) -> tuple[float, int]:
 
 
 class Acd:
-    def __init__(self, queues: Iterable[QueueConfig], rng: random.Random | None = None):
+    def __init__(self, queues: Iterable[QueueConfig], rng: random.Random | None = None,
+                 break_limits: dict[str, float] | None = None):
         self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
+        # break reason -> seconds: an agent still on that break after it is flagged (BreakOverrun)
+        self.break_limits: dict[str, float] = dict(break_limits or {})
         for config in self.queues.values():
             for action in (config.on_full, config.on_max_wait):
                 if action.startswith("overflow:") and action[9:] not in self.queues:
@@ -176,6 +180,11 @@ class Acd:
         if status == "available":
             agent.missed = 0
         self.events.append(AgentStatusChanged(now, agent.id, status, agent.reason, previous))
+        if status == "on_break":
+            agent.breaks += 1
+            limit = self.break_limits.get(agent.reason)
+            if limit is not None:
+                self._timer(now + limit, "break", agent, (agent.breaks, limit))
         if status == "available" and agent.state == "idle":
             agent.idle_since = now
             if agent.reachable:
@@ -509,6 +518,11 @@ class Acd:
                 agent: Agent = target
                 if agent.version == version and agent.state == "wrap_up":
                     self._become_idle(agent, at)
+                continue
+            if kind == "break":
+                agent = target
+                if agent.status == "on_break" and agent.breaks == version[0]:
+                    self.events.append(BreakOverrun(at, agent.id, agent.reason, version[1]))
                 continue
             call: Call = target
             if self.calls.get(call.id) is not call:

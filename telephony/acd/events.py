@@ -278,6 +278,19 @@ class CallTransferred(Event):
 
 
 @final
+class BreakOverrun(Event):
+    """The agent is still on a break `limit_s` after it began: past the limit its reason has
+    (a supervisor's alert; the seat says so)."""
+    fields = ("t", "agent_id", "reason", "limit_s")
+
+    def __init__(self, t: float, agent_id: str, reason: str, limit_s: float) -> None:
+        self.t = t
+        self.agent_id = agent_id
+        self.reason = reason
+        self.limit_s = limit_s
+
+
+@final
 class WrapUpExtended(Event):
     """The agent took more wrap-up time (once per wrap-up); it now ends at `until`."""
     fields = ("t", "agent_id", "until")

@@ -59,6 +59,9 @@ def rows_for(event) -> list[Row]:
     if kind is ev.CallTransferred:  # Asterisk: BLINDTRANSFER|extension|context|holdtime|calltime|origposition
         return [_row(event.t, event.call_id, event.queue, agent_field(event.agent_id), "BLINDTRANSFER",
                      event.target, "hotline", _s(event.wait_s), _s(event.talk_s), event.original_position)]
+    if kind is ev.BreakOverrun:
+        return [_row(event.t, "NONE", "NONE", agent_field(event.agent_id), "INFO", "BREAKLIMIT", event.reason,
+                     _s(event.limit_s))]
     if kind is ev.PriorityChanged:
         return [_row(event.t, event.call_id, event.queue, "NONE", "INFO", "PRIORITY", event.priority)]
     if kind is ev.AgentStatusChanged:

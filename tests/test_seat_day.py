@@ -1,0 +1,284 @@
+"""What broke at the seat in a working day, each as the agent meets it: typed text is never
+lost, keys do what the footer says, a form that runs out of wrap-up is kept, a switch
+that goes away is said and reached again. The seat runs headless against a real switch
+core and control API over a Unix socket; the phone's side is injected as its pump posts it."""
+import asyncio
+
+import pytest
+from textual.widgets import Select
+
+from console.seat import PhoneEvent, SeatApp, SwitchEvent
+from console.seatlogic import Drafts, SeatState
+from records.agents import add_agent
+from records.db import connect
+from records.directory import NewResident, add_resident
+from telephony.acd import QueueConfig
+from telephony.control import ControlServer
+from telephony.control_client import ControlClient
+from telephony.softphone import CallHeld, CallState, IncomingCall
+from telephony.switchcore import SwitchCore
+from test_seat import PhoneCommands, _footer
+
+NOW = 1_800_000_000.0
+CALLER = "+85291234567"
+
+
+class Clock:
+    def __init__(self):
+        self.now = NOW
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+async def centre(tmp_path):
+    """Records, a switch core with its control API, and Ann's logged-in control connection."""
+    db = connect(tmp_path / "r.db", create=True)
+    add_agent(db, ext="1001", name="Ann Lee", pin="1111", skills={"repair": 3, "general": 3})
+    rid = add_resident(db, NewResident(name="陳大文", name_alt="Chan Tai Man", kind="tenant", phones=(CALLER,)))
+    add_resident(db, NewResident(name="陳大文", name_alt="Chan Tai Mun", kind="owner", phones=("+85298887777",)))
+    clock = Clock()
+    core = SwitchCore(db, [QueueConfig("repair", wrap_up_s=30), QueueConfig("general", wrap_up_s=30)], clock=clock)
+    server = ControlServer(core)
+    path = tmp_path / "c.sock"
+    await server.start_unix(path)
+
+    async def log_in():
+        client = await ControlClient.connect(str(path))
+        me = await client.ask("login", ext="1001", pin="1111")
+        await client.ask("subscribe")
+        return client, me
+
+    client, me = await log_in()
+    yield {"db": db, "rid": rid, "clock": clock, "core": core, "server": server, "client": client, "me": me,
+           "log_in": log_in, "path": path, "tmp": tmp_path}
+    if not client.closed:
+        await client.close()
+    await server.close()
+    core.close()
+    db.close()
+
+
+def seat_app(c, **kwargs):
+    seat = SeatState("1001", "Ann Lee")
+    seat.break_limits = dict(c["me"]["breaks"])
+    return SeatApp(seat=seat, phone=kwargs.pop("phone", PhoneCommands()), db=c["db"], control=c["client"],
+                   clock=c["clock"], agent_id=1, **kwargs)
+
+
+async def ring_and_answer(c, app, pilot, call_id="c1", key=1):
+    c["core"].set_status("1001", "available")
+    c["core"].caller_arrived(call_id, CALLER, "repair")
+    app.post_message(PhoneEvent(IncomingCall(key, CALLER, "", {
+        "X-Hotline-Queue": "repair", "X-Hotline-Interaction": call_id, "X-Hotline-Resident": str(c["rid"])})))
+    await pilot.pause()
+    c["core"].sip_answered(call_id, "1001")
+    app.post_message(PhoneEvent(CallState(key, "connected", 200, "OK")))
+    await pilot.pause(0.1)
+
+
+async def hang_up(c, app, pilot, call_id="c1", key=1):
+    c["core"].sip_hung_up(call_id, by="caller")
+    app.post_message(PhoneEvent(CallState(key, "ended", 200, "Normal call clearing")))
+    await pilot.pause(0.2)
+
+
+async def test_coming_back_to_a_field_never_wipes_what_was_typed(centre):
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        await pilot.press("n", *"Leak in", "escape", "n", *" the kitchen")
+        await pilot.pause()
+        assert app.query_one("#notes").value == "Leak in the kitchen"
+        app.query_one("#order_description").value = "Pipe"
+        app.query_one("#order_description").focus()
+        await pilot.press(*" under the sink")
+        assert app.query_one("#order_description").value == "Pipe under the sink"
+
+
+async def test_after_a_save_the_call_keys_work_and_a_second_save_corrects_without_a_second_order(centre):
+    phone = PhoneCommands()
+    app = seat_app(centre, phone=phone)
+    db = centre["db"]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        await pilot.press("n", *"No water")
+        app.query_one("#outcome").value = "work order opened"
+        app.query_one("#order_type").value = "urgent_repair"
+        app.query_one("#order_description").value = "No water since 9am"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert "work order #" in str(app.query_one("#notice").render())
+        await pilot.press("h")                             # hangs up: the focus left the emptied field
+        assert phone.sent[-1] == ("hang_up", 1) and app.query_one("#order_description").value == ""
+        app.query_one("#outcome").value = "work order opened"   # still what happened
+        await pilot.press("n", *"; plumber booked")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert str(app.query_one("#notice").render()).startswith("Saved: repair: work order opened")
+    assert db.execute("SELECT count(*) FROM work_orders").fetchone()[0] == 1
+    assert db.execute("SELECT notes FROM interactions WHERE uid = 'c1'").fetchone()[0] == "No water; plumber booked"
+
+
+async def test_a_form_that_runs_out_of_wrap_up_is_extended_once_then_kept_as_unfinished(centre, tmp_path):
+    c = centre
+    store = Drafts(tmp_path / "drafts.json")
+    app = seat_app(c, drafts=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        await pilot.press("n", *"Caller wants a callback about the lift")
+        c["clock"].now += 20
+        await hang_up(c, app, pilot)
+        assert app.seat.state == "wrap_up"
+        c["clock"].now += 22                                # 8 s of wrap-up left, the form unsaved
+        app._tick()
+        await pilot.pause(0.2)
+        assert "extended by 60 s" in str(app.query_one("#notice").render()) and app.seat.wrap_extended
+        c["clock"].now += 70
+        c["core"]._on_timer()                               # the switch ends the (extended) wrap-up
+        await pilot.pause(0.3)
+        assert app.seat.state == "idle" and not app.query_one("#pop").display
+        assert "u finishes it" in str(app.query_one("#notice").render())
+        row = c["db"].execute("SELECT disposition, notes FROM interactions WHERE uid = 'c1'").fetchone()
+        assert row == ("repair: unfinished", "Caller wants a callback about the lift")   # nothing lost
+        assert "Unfinished" in _footer(app)
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.screen.query_one("#forms").option_count == 1
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one("#notes").value == "Caller wants a callback about the lift"
+        assert "Chan Tai Man" in str(app.query_one("#caller").render())
+        app.query_one("#outcome").value = "callback promised"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        await pilot.press("x")
+        await pilot.pause()
+        assert not app.query_one("#pop").display and "Unfinished" not in _footer(app)
+    assert c["db"].execute("SELECT disposition FROM interactions WHERE uid = 'c1'").fetchone()[0] == \
+        "repair: callback promised"
+    assert store.load() == {}
+
+
+async def test_a_ringing_call_closes_the_follow_up_list_and_can_be_answered(centre):
+    phone = PhoneCommands()
+    app = seat_app(centre, phone=phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        assert len(app.screen_stack) == 2
+        app.post_message(PhoneEvent(IncomingCall(4, CALLER, "", {"X-Hotline-Resident": str(centre["rid"])})))
+        await pilot.pause(0.2)
+        assert len(app.screen_stack) == 1 and "Answer" in _footer(app)
+        await pilot.press("a")
+        assert phone.sent[-1] == ("answer", 4)
+
+
+async def test_quit_in_a_call_asks_first_and_the_keypad_needs_a_call(centre):
+    phone = PhoneCommands()
+    app = seat_app(centre, phone=phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert "hang up on the caller and quit" in str(app.screen.query_one("Static").render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running and not any(sent[0] == "hang_up" for sent in phone.sent)
+        await hang_up(centre, app, pilot)
+        assert app.seat.state == "wrap_up"
+        await pilot.press("k")
+        await pilot.pause()
+        assert len(app.screen_stack) == 1 and "Keypad" not in _footer(app)   # no call: no keypad
+
+
+async def test_the_agent_picks_the_break_reason_and_the_footer_offers_only_what_changes_something(centre):
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("v")
+        await pilot.pause(0.2)
+        assert app.seat.status == "available" and "Ready" not in _footer(app) and "Break" in _footer(app)
+        await pilot.press("b")
+        await pilot.pause()
+        await pilot.press("down", "enter")                  # lunch, then training
+        await pilot.pause(0.2)
+        assert app.seat.status == "on_break" and app.seat.reason == "training"
+        assert centre["core"].view_of("1001")["reason"] == "training"
+        assert "Ready" in _footer(app) and "Break" not in _footer(app)
+        header = str(app.query_one("#header").render())
+        assert "on break (training) 0:00" in header
+
+
+async def test_hold_shows_when_it_took_effect_and_the_call_clock_runs_on(centre):
+    phone = PhoneCommands()
+    app = seat_app(centre, phone=phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        centre["clock"].now += 30
+        await pilot.press("o")
+        assert phone.sent[-1] == ("hold", 1, True) and app.seat.state == "in_call"   # not until the phone says
+        app.post_message(PhoneEvent(CallHeld(1, True)))
+        await pilot.pause()
+        centre["clock"].now += 5
+        app._tick()
+        assert "on hold 0:05 · call 0:35" in str(app.query_one("#header").render())
+        app.post_message(PhoneEvent(CallHeld(1, False)))
+        await pilot.pause()
+        centre["clock"].now += 5
+        app._tick()
+        assert "in call 0:40" in str(app.query_one("#header").render())
+
+
+async def test_identify_tells_residents_of_the_same_name_apart(centre):
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(2, "+85290001111", "", {"X-Hotline-Queue": "general"})))
+        await pilot.pause()
+        await pilot.press("i", *"陳大文")
+        await pilot.pause()
+        table = app.screen.query_one("#matches")
+        names = sorted(str(table.get_row_at(i)[0]) for i in range(table.row_count))
+        assert names == ["陳大文 Chan Tai Man", "陳大文 Chan Tai Mun"]
+        await pilot.press("ctrl+n")
+        app.screen.query_one("#new_unit").value = "99Z Nowhere"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        problem = app.screen.query_one("#identify-problem")
+        assert "no unit matches" in str(problem.render()) and problem.region.height > 0   # in sight
+
+
+async def test_today_counts_come_from_records_after_a_restart(centre):
+    c = centre
+    app = seat_app(c)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        c["clock"].now += 95
+        await hang_up(c, app, pilot)
+    again = seat_app(c)
+    async with again.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert "1 call 1:35 today" in str(again.query_one("#header").render())
+
+
+async def test_the_seat_says_the_switch_is_gone_and_comes_back_by_itself(centre):
+    c = centre
+    app = seat_app(c, reconnect=c["log_in"])
+    app.RECONNECT_S = (0.1,)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("v")
+        await pilot.pause(0.2)
+        await c["server"].close()            # the switch goes away: every connection closes
+        await pilot.pause(0.2)
+        assert "switch unreachable" in str(app.query_one("#header").render())
+        c["core"].set_status("1001", "logged_out")   # as a restarted switch knows it
+        await c["server"].start_unix(c["path"])
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if app.seat.switch_connected and app.seat.status == "available":
+                break
+        assert app.seat.switch_connected and c["core"].view_of("1001")["status"] == "available"
+        assert "Reconnected" in str(app.query_one("#notice").render())
+        assert "available" in str(app.query_one("#header").render())
