@@ -829,8 +829,10 @@ class SeatApp(App):
             return
         await self.leave()
 
-    async def leave(self) -> None:
-        """Log out first (the switch stops offering calls), then hang up and leave."""
+    async def leave(self, urgent: bool = False) -> None:
+        """Log out first (the switch stops offering calls), then hang up and leave.
+        `urgent` (a signal, the terminal gone): the phone is released before the screen is
+        closed too, since closing a screen whose terminal is gone can hang."""
         if self.leaving:
             return
         self.leaving = True
@@ -843,6 +845,8 @@ class SeatApp(App):
                 await asyncio.wait_for(self.control.ask("logout"), 3)
             except (ControlError, ConnectionError, asyncio.TimeoutError):
                 pass
+        if urgent and self.phone is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.phone.stop)   # unregisters
         self.exit()
 
     async def _ask(self, op: str, **fields) -> dict | None:
@@ -904,6 +908,9 @@ class LastResort:
         threading.Thread(target=self._watch_terminal, name="seat-terminal", daemon=True).start()
 
     def uninstall(self) -> None:
+        """The screen is closing: the signals and the terminal are no longer watched. A way
+        out already under way keeps its deadline (closing the screen is where a dead
+        terminal makes Textual wait forever)."""
         self.done.set()
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
@@ -922,19 +929,18 @@ class LastResort:
                 return
 
     def trigger(self, why: str) -> None:
-        if self._triggered.is_set() or self.done.is_set():
+        if self._triggered.is_set():
             return
         self._triggered.set()
         logging.getLogger("hotline.seat").warning("leaving: %s", why)
         try:
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.app.leave()))
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.app.leave(urgent=True)))
         except RuntimeError:   # the loop is closed: nothing graceful is left to try
             pass
         threading.Thread(target=self._after_grace, name="seat-last-resort", daemon=True).start()
 
     def _after_grace(self) -> None:
-        if self.done.wait(self.grace_s):
-            return
+        time.sleep(self.grace_s)   # a seat that got out in time is gone already, with this thread
         logging.getLogger("hotline.seat").error("the screen did not close within %.0f s; stopping the phone "
                                                 "and leaving", self.grace_s)
         try:
