@@ -119,13 +119,13 @@ def setup_times_ms(callers: Path) -> list[float]:
 
 
 class Sipp:
-    def __init__(self, name: str, workdir: Path, args: list[str]):
+    def __init__(self, name: str, workdir: Path, args: list[str], trace: bool = True):
         self.name, self.workdir = name, workdir
         self.stats = workdir / f"{name}.csv"
         self.trace = workdir / f"{name}.msg"
+        messages = ["-trace_msg", "-message_file", str(self.trace)] if trace else []
         self.command = [SIPP, *args, "-i", "127.0.0.1", "-nostdin", "-trace_stat", "-stf", str(self.stats),
-                        "-fd", "1", "-trace_msg", "-message_file", str(self.trace), "-trace_err",
-                        "-error_file", str(workdir / f"{name}.err")]
+                        "-fd", "1", *messages, "-trace_err", "-error_file", str(workdir / f"{name}.err")]
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Sipp":

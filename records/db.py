@@ -61,6 +61,10 @@ def connect(path: str | Path, *, create: bool = False, migrate: bool = True) -> 
         _check_identity(db, path)
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA busy_timeout = 30000")
+        # WAL with NORMAL: a commit is safe from a crash of the program (it cannot corrupt
+        # the file, nor lose what was committed before); only a power cut can lose the last
+        # moments. FULL would fsync on every commit, which the switch does per routing change.
+        db.execute("PRAGMA synchronous = NORMAL")
         if migrate:
             _migrate(db, path)
         else:

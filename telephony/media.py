@@ -226,8 +226,13 @@ class MediaSession:
         self.rtpps.rtpp_seq.send_command(f"Rs {self.session} {f} {t}", result)
         self.rtpps.rtpp_seq.send_command(f"Rs {self.session} {t} {f}", result)
 
+    def recording_names(self) -> list[str]:
+        """The pcap files RTPproxy writes this session's recording to (SESSION=TAG.pcap):
+        named, not searched for, since the directory holds every recording in progress."""
+        return [f"{self.session}={tag}.pcap" for tag in (self.rtpps.from_tag, self.rtpps.to_tag)]
+
     def recording_files(self) -> list[Path]:
-        return sorted(self.engine.recordings.glob(f"{self.session}=*.pcap"))
+        return [path for name in self.recording_names() if (path := self.engine.recordings / name).exists()]
 
     def close(self) -> None:
         if self._dtmf_tag is not None:

@@ -74,7 +74,7 @@ class CallReports(Protocol):
 
     def menu_key(self, call_id: str, key: str | None) -> None: ...
 
-    def recording_done(self, call_id: str, session: str, caller_port: int | None) -> None: ...
+    def recording_done(self, call_id: str, pcaps: list[str], caller_port: int | None) -> None: ...
 
     def call_refused(self, number: str, dialled: str, *, seat: str, code: int, reason: str) -> None: ...
 
@@ -599,7 +599,7 @@ class InboundCall:
             media.close()
             if self.recorded:
                 address = _sdp_address(self.offer)
-                self.side.report("recording_done", self.id, media.session, address[1] if address else None)
+                self.side.report("recording_done", self.id, media.recording_names(), address[1] if address else None)
 
 
 class SipSide:

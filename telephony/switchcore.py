@@ -623,31 +623,31 @@ class SwitchCore:
         self.media = ok
         self.menu_playable = ok
 
-    def recording_done(self, call_id: str, session: str, caller_port: int | None) -> None:
+    def recording_done(self, call_id: str, pcaps: list[str], caller_port: int | None) -> None:
         """A recorded call ended: its pcap becomes a WAV (off the event loop) and the
         interaction row points at it."""
         if self.recordings is None:
             return
         loop = asyncio.get_running_loop()
         # RTPproxy closes the pcap just after the session is deleted: give it a moment.
-        loop.call_later(0.5, lambda: loop.create_task(self._convert_recording(call_id, session, caller_port)))
+        loop.call_later(0.5, lambda: loop.create_task(self._convert_recording(call_id, pcaps, caller_port)))
 
-    async def _convert_recording(self, call_id: str, session: str, caller_port: int | None) -> None:
+    async def _convert_recording(self, call_id: str, names: list[str], caller_port: int | None) -> None:
         from telephony.media import pcap_to_wav
 
         raw = self.recordings / "raw"
-        pcaps = sorted(raw.glob(f"{session}=*.pcap"))
+        pcaps = [path for name in names if (path := raw / name).exists()]
         wav = self.recordings / f"{call_id}.wav"
         try:
             seconds = await asyncio.get_running_loop().run_in_executor(None, pcap_to_wav, pcaps, wav, caller_port)
         except (OSError, ValueError):
             log.exception("recording of %s could not be converted; the pcap stays in %s", call_id, raw)
             return
-        if seconds <= 0:
-            log.warning("recording of %s holds no audio (%d pcap files)", call_id, len(pcaps))
-            return
-        with self._committed():
-            self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?", [str(wav), call_id])
+        if seconds > 0:
+            with self._committed():
+                self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?", [str(wav), call_id])
+        else:   # nothing was said (a phone that sent no audio): nothing to keep, and no file left behind
+            log.info("recording of %s holds no audio", call_id)
         for pcap in pcaps:
             pcap.unlink(missing_ok=True)
 

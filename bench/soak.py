@@ -1,0 +1,155 @@
+"""Soak: the switch at a steady rate for a long time, sampled every second.
+
+SIPp callers -> `hotline switch` (media anchored and recorded, as in production) ->
+registered SIPp seats, as bench/switch.py sets them up, but for minutes rather than
+seconds and without message traces (they would fill the disk). Every second: calls
+SIPp placed in that second, calls in progress, the switch's resident memory and CPU.
+Printed: a line a minute, then the rate's lowest second after the first minute, the
+seconds the rate fell below 90% of the target (stalls), memory at 5 minutes and at the
+end, SIPp's failures, and every call placed against the rows the switch wrote.
+
+    python bench/soak.py [--rate 40] [--minutes 30] [--hold-ms 5000] [--agents 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
+
+from switch import CONFIG, PIN, ROOT, SCENARIOS, SIPP, Sipp, control, cpu_seconds, register_seats  # noqa: E402
+
+from records.agents import add_agent  # noqa: E402
+from records.db import connect  # noqa: E402
+from scenarios.live import free_udp_port  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def sipp_rows(stats: Path) -> list[dict]:
+    lines = [line.split(";") for line in stats.read_text().splitlines() if line.strip()]
+    if len(lines) < 2:
+        return []
+    header = lines[0]
+    return [dict(zip(header, row)) for row in lines[1:] if len(row) >= len(header) - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=40.0)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--hold-ms", type=int, default=5000)
+    parser.add_argument("--agents", type=int, default=400)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if SIPP is None:
+        print("bench/soak.py needs sipp (apt-get install sip-tester)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="hotline-soak-"))
+    seconds = args.minutes * 60
+    db_path = workdir / "soak.db"
+    db = connect(db_path, create=True)
+    salt = b"bench-salt-16byt"
+    exts = [str(3000 + i) for i in range(args.agents)]
+    for ext in exts:
+        add_agent(db, ext=ext, name=f"Bot {ext}", pin=PIN, skills={"general": 3}, salt=salt)
+    add_agent(db, ext="2999", name="Soak supervisor", pin=PIN, role="supervisor", salt=salt)
+    db.close()
+    (workdir / "switch.yaml").write_text(CONFIG)
+    sip_port, agent_port = free_udp_port(), free_udp_port()
+    sock = workdir / "control.sock"
+    log = open(workdir / "switch.log", "w")
+    command = [sys.executable, "-m", "console", "--db", str(db_path), "switch", "--sip", f"127.0.0.1:{sip_port}",
+               "--control", str(sock), "--config", str(workdir / "switch.yaml")]
+    switch = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    agents = callers = None
+    samples: list[tuple[float, int, int, float, float]] = []   # (t, placed this second, in progress, rss, cpu%)
+    try:
+        deadline = time.monotonic() + 30
+        while "hotline switch: SIP on" not in (workdir / "switch.log").read_text():
+            if switch.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the switch did not start: " + (workdir / "switch.log").read_text()[-2000:])
+            time.sleep(0.1)
+        switch_pid = switch.pid
+        print(f"switch pid {switch_pid} (py-spy record --pid {switch_pid} profiles it)", flush=True)
+        agents = Sipp("agents", workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(agent_port), "-aa"],
+                      trace=False).start()
+        register_seats(exts, sip_port, agent_port)
+        ask, control_sock = control(sock)
+        for ext in exts:
+            ask("login", ext=ext, pin=PIN)
+            ask("status", status="available")
+        control_sock.close()
+        calls = int(args.rate * seconds)
+        callers = Sipp("callers", workdir, [f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "caller.xml"),
+                                            "-s", "2000", "-d", str(args.hold_ms), "-r", str(args.rate),
+                                            "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
+                                            "-timeout", f"{seconds + args.hold_ms / 1000 + 120:.0f}s"],
+                       trace=False).start()
+        print(f"soak: {args.rate:g} calls/s for {args.minutes:g} min, each held {args.hold_ms} ms, {args.agents} "
+              f"seats, media anchored and recorded; work directory {workdir}", flush=True)
+        started = time.monotonic()
+        cpu_last, wall_last = cpu_seconds(switch_pid), started
+        seen = 0
+        while callers.process.poll() is None:
+            time.sleep(1.0)
+            now = time.monotonic()
+            rows = sipp_rows(callers.stats)
+            new = rows[seen:]
+            seen = len(rows)
+            placed = sum(int(row.get("OutgoingCall(P)", 0) or 0) for row in new)
+            current = int(rows[-1].get("CurrentCall", 0) or 0) if rows else 0
+            cpu = cpu_seconds(switch_pid)
+            samples.append((now - started, placed, current, rss_mb(switch_pid), 100 * (cpu - cpu_last) / (now - wall_last)))
+            cpu_last, wall_last = cpu, now
+            if len(samples) % 60 == 0:
+                minute = samples[-60:]
+                print(f"  {len(samples) // 60:3d} min: placed {sum(s[1] for s in minute):5d} "
+                      f"(lowest second {min(s[1] for s in minute)}), in progress {minute[-1][2]:4d}, "
+                      f"switch {minute[-1][3]:6.1f} MB, CPU {sum(s[4] for s in minute) / 60:5.1f}%", flush=True)
+        ok, failed = callers.counts()
+    finally:
+        for sipp in (callers, agents):
+            if sipp is not None:
+                sipp.stop()
+        switch.terminate()
+        try:
+            switch.wait(30)
+        except subprocess.TimeoutExpired:
+            switch.kill()
+        log.close()
+    db = connect(db_path, migrate=False)
+    outcomes = dict(db.execute("SELECT outcome, count(*) FROM interactions GROUP BY outcome").fetchall())
+    rows_written = sum(outcomes.values())
+    db.close()
+    steady = [s for s in samples if 60 <= s[0] <= seconds]   # SIPp's rate settles in the first seconds
+    stalls = [s for s in steady if s[1] < 0.9 * args.rate]
+    at_five = next((s[3] for s in samples if s[0] >= 300), samples[0][3] if samples else float("nan"))
+    print(f"calls placed {ok + failed}, completed {ok}, failed {failed} (SIPp's count)")
+    print(f"rows written {rows_written}: {outcomes}; calls without a row {ok + failed - rows_written}")
+    if steady:
+        print(f"rate after the first minute: lowest second {min(s[1] for s in steady)} calls, "
+              f"{len(stalls)} of {len(steady)} seconds below {0.9 * args.rate:g} calls/s")
+    print(f"switch memory: {at_five:.1f} MB at 5 min, {samples[-1][3] if samples else float('nan'):.1f} MB at the end")
+    if args.keep:
+        print(f"work directory kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if failed == 0 and not stalls and rows_written == ok + failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
