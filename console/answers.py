@@ -35,7 +35,7 @@ class AnswersScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(id="answers"):
             yield Input(value=self.query_text, placeholder="search the standard answers: gas, lift, fee ...",
-                        id="search")
+                        id="search", select_on_focus=False)
             yield OptionList(id="titles")
             with VerticalScroll(id="answer"):
                 yield Markdown(id="text")

@@ -86,7 +86,7 @@ class CallbackOutcomeScreen(ModalScreen):
             who = self.callback.resident or self.callback.number
             yield Static(f"How did the call to {who} go? (↑↓ then enter)")
             yield OptionList(*OUTCOMES.values(), id="outcomes")
-            yield Input(placeholder="notes (optional)", id="callback_notes")
+            yield Input(placeholder="notes (optional)", id="callback_notes", select_on_focus=False)
 
     def on_mount(self) -> None:
         keys = list(OUTCOMES)

@@ -29,7 +29,7 @@ class IdentifyScreen(ModalScreen):
                 background: $surface; padding: 0 1; }
     #identify Input { height: 1; border: none; padding: 0 1; background: $boost; margin: 0 0 1 0; }
     #identify Input:focus { background: $accent 30%; }
-    #matches { height: auto; max-height: 10; }
+    #matches { height: auto; max-height: 8; }
     #new { height: auto; display: none; }
     #new Input { width: 1fr; margin: 0 1 0 0; }
     #new Select { width: 16; height: 1; }
@@ -53,16 +53,17 @@ class IdentifyScreen(ModalScreen):
         with Vertical(id="identify"):
             yield Static(f"Who is calling from {self.pop.number or 'a withheld number'}? "
                          "Type part of a name, unit or phone number.")
-            yield Input(placeholder="name, unit, phone", id="query")
+            yield Input(placeholder="name, unit, phone", id="query", select_on_focus=False)
+            # what went wrong stays in sight above the list, however long the list is
+            yield Static(id="identify-problem")
             yield DataTable(id="matches", cursor_type="row", zebra_stripes=True)
             with Vertical(id="new"):
                 yield Static("New resident (ctrl+s adds them with this number):")
                 with Horizontal():
-                    yield Input(placeholder="full name", id="new_name")
-                    yield Input(placeholder="unit, e.g. 12A Tower 3", id="new_unit")
+                    yield Input(placeholder="full name", id="new_name", select_on_focus=False)
+                    yield Input(placeholder="unit, e.g. 12A Tower 3", id="new_unit", select_on_focus=False)
                     yield Select([(k.replace("_", " "), k) for k in RESIDENT_KINDS], value="tenant",
                                  allow_blank=False, id="new_kind")
-            yield Static(id="identify-problem")
             yield Static("↑↓ choose · enter link the number to them · ctrl+n new resident · esc back",
                          id="identify-help")
 

@@ -35,7 +35,7 @@ class TransferScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(id="transfer"):
             yield Static("Transfer the caller to a queue, or type an agent's extension or an outside number:")
-            yield Input(placeholder="extension, +852 phone number, or queue", id="target")
+            yield Input(placeholder="extension, +852 phone number, or queue", id="target", select_on_focus=False)
             yield OptionList(*self.queues, id="targets")
             yield Static(id="transfer-problem")
             yield Static("↑↓ choose a queue · enter transfer · esc back", id="transfer-help")
