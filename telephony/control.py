@@ -72,8 +72,8 @@ class Connection:
         died, the network went): an agent nobody can reach is offered no calls. A seat
         that comes back logs in again (and restores its status itself)."""
         agent, self.agent = self.agent, None
-        if agent is None or self.server.core.closed:
-            return
+        if agent is None or self.server.core.closed or self.server.closing:
+            return   # the switch itself is closing the connections: it logs everyone out its own way
         if any(other.agent is not None and other.agent["ext"] == agent["ext"] for other in self.server._connections):
             return   # the same person on another connection (a seat reconnecting) carries on
         try:
@@ -90,8 +90,10 @@ class ControlServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._socket_paths: list[Path] = []
         self._connections: set[Connection] = set()
+        self.closing = False
 
     async def start_unix(self, path: str | Path) -> None:
+        self.closing = False
         path = Path(path)
         if path.exists():
             path.unlink()  # a socket left by a previous run
@@ -102,6 +104,7 @@ class ControlServer:
         self._socket_paths.append(path)
 
     async def start_tcp(self, host: str, port: int) -> int:
+        self.closing = False
         if not self.token:
             raise ValueError("the TCP control API needs a token (HOTLINE_CONTROL_TOKEN)")
         server = await asyncio.start_server(lambda r, w: self._serve(r, w, needs_token=True), host, port,
@@ -110,6 +113,7 @@ class ControlServer:
         return server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        self.closing = True
         for server in self._servers:
             server.close()
         for connection in list(self._connections):
