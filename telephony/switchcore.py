@@ -310,8 +310,10 @@ class SwitchCore:
                   for ext, view in sorted(self._views.items())]
         locked = [{"kind": kind, "key": key, "seconds_left": until - now}
                   for (kind, key), until in sorted(self.lockouts.items()) if until > now]
+        guard = getattr(self.legs, "guard", None)   # the registrar's digest checks, counted by verdict
+        digest = {verdict.value: count for verdict, count in dict(guard.counts).items()} if guard is not None else {}
         return {"at": now, "queues": queues, "agents": agents, "calls_refused": dict(self.refused),
-                "sip_refused": dict(self.sip_refusals), "locked_out": locked}
+                "sip_refused": dict(self.sip_refusals), "locked_out": locked, "digest": digest}
 
     def _known(self, ext: str) -> dict:
         agent = self.agents.get(str(ext))

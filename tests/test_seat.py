@@ -2,7 +2,6 @@
 posts them, and end to end: a SIPp resident -> the real switch -> the seat's real
 pjsua2 phone, headless."""
 import asyncio
-import queue
 
 import pytest
 from textual.widgets import Select

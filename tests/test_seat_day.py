@@ -2,12 +2,10 @@
 lost, keys do what the footer says, a form that runs out of wrap-up is kept, a switch
 that goes away is said and reached again. The seat runs headless against a real switch
 core and control API over a Unix socket; the phone's side is injected as its pump posts it."""
-import asyncio
 
 import pytest
-from textual.widgets import Select
 
-from console.seat import PhoneEvent, SeatApp, SwitchEvent
+from console.seat import PhoneEvent, SeatApp
 from console.seatlogic import Drafts, SeatState
 from records.agents import add_agent
 from records.db import connect

@@ -306,21 +306,28 @@ def _speaking_caller(directory, seconds):
     return scenario
 
 
-def test_an_answered_call_is_recorded_through_the_switch(line):
-    import wave
-    # The caller's phone plays a 440 Hz tone once connected; the switch anchors the audio
-    # and records it; the interaction row points at a stereo WAV with the caller on the left.
-    scenario = _speaking_caller(line.control.parent, seconds=1.0)
+def _recorded_call(line, *, seconds: float, pause_ms: int) -> dict:
+    """A caller who says a 440 Hz tone for `seconds`, answered by 1001: its row, once the
+    recording is on it."""
+    scenario = _speaking_caller(line.control.parent, seconds=seconds)
     line.agent_ready("1001", "1111")
     agent = line.phone("1001", "1111", "agent_answer.xml")
     caller = subprocess.Popen(
         [SIPP, f"127.0.0.1:{line.port}", "-sf", str(scenario), "-s", "general", "-key", "caller", CALLER,
-         "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-d", "1500",
+         "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-d", str(pause_ms),
          "-timeout", "40s", "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     code, output = finished(caller)
     assert code == 0, output[-3000:]
     assert finished(agent)[0] == 0
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["recording_path"]], timeout=10)
+    return row
+
+
+def test_an_answered_call_is_recorded_through_the_switch(line):
+    import wave
+    # The caller's phone plays a 440 Hz tone once connected; the switch anchors the audio
+    # and records it; the interaction row points at a stereo WAV with the caller on the left.
+    row = _recorded_call(line, seconds=1.0, pause_ms=1500)
     assert row["outcome"] == "answered" and row["recording_path"].endswith(f"{row['uid']}.wav")
     with wave.open(row["recording_path"]) as wav:
         assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
@@ -675,15 +682,7 @@ def test_what_the_switch_writes_is_private_to_its_owner_and_group(line):
     nothing the switch writes is readable by other users of the machine (the database the
     test made with an ordinary umask included: the switch tightens it at start)."""
     import stat
-    scenario = _speaking_caller(line.control.parent, seconds=0.5)
-    line.agent_ready("1001", "1111")
-    agent = line.phone("1001", "1111", "agent_answer.xml")
-    caller = subprocess.Popen(
-        [SIPP, f"127.0.0.1:{line.port}", "-sf", str(scenario), "-s", "general", "-key", "caller", CALLER,
-         "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()), "-d", "1000",
-         "-timeout", "40s", "-nostdin"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert finished(caller)[0] == 0 and finished(agent)[0] == 0
-    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["recording_path"]], timeout=10)
+    row = _recorded_call(line, seconds=0.5, pause_ms=1000)
     written = [line.db_path, Path(f"{line.db_path}-wal"), line.control.parent / "switch.queue_log",
                Path(row["recording_path"]), *(line.control.parent / "switch.media").rglob("*")]
     for path in written:

@@ -75,17 +75,7 @@ def switch_without_media(tmp_path):
 
 def registered(switch) -> bool:
     """Ask the running switch, over its control socket, whether seat 1001 is registered."""
-    import json
-    port, process, control = switch
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(control))
-        stream = s.makefile("rw")
-        for request in ({"id": 1, "op": "login", "ext": "2001", "pin": "9999"}, {"id": 2, "op": "snapshot"}):
-            stream.write(json.dumps(request) + "\n")
-            stream.flush()
-            reply = json.loads(stream.readline())
-            assert reply["ok"], reply
-    return {a["ext"]: a["registered"] for a in reply["snapshot"]["agents"]}["1001"]
+    return {a["ext"]: a["registered"] for a in _snapshot(switch[2])["agents"]}["1001"]
 
 
 def sipp(port, scenario, ext, pin, *, calls=1, rate=10):
