@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +24,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from switch import CONFIG, PIN, ROOT, SCENARIOS, SIPP, Sipp, control, cpu_seconds, register_seats  # noqa: E402
+from switch import SCENARIOS, SIPP, BenchSwitch, Sipp, cpu_seconds  # noqa: E402
 
-from records.agents import add_agent  # noqa: E402
 from records.db import connect  # noqa: E402
 from scenarios.live import free_udp_port  # noqa: E402
 
@@ -60,41 +58,15 @@ def main() -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="hotline-soak-"))
     seconds = args.minutes * 60
-    db_path = workdir / "soak.db"
-    db = connect(db_path, create=True)
-    salt = b"bench-salt-16byt"
-    exts = [str(3000 + i) for i in range(args.agents)]
-    for ext in exts:
-        add_agent(db, ext=ext, name=f"Bot {ext}", pin=PIN, skills={"general": 3}, salt=salt)
-    add_agent(db, ext="2999", name="Soak supervisor", pin=PIN, role="supervisor", salt=salt)
-    db.close()
-    (workdir / "switch.yaml").write_text(CONFIG)
-    sip_port, agent_port = free_udp_port(), free_udp_port()
-    sock = workdir / "control.sock"
-    log = open(workdir / "switch.log", "w")
-    command = [sys.executable, "-m", "console", "--db", str(db_path), "switch", "--sip", f"127.0.0.1:{sip_port}",
-               "--control", str(sock), "--config", str(workdir / "switch.yaml")]
-    switch = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    bench = BenchSwitch(workdir, args.agents, name="soak")
     agents = callers = None
     samples: list[tuple[float, int, int, float, float]] = []   # (t, placed this second, in progress, rss, cpu%)
     try:
-        deadline = time.monotonic() + 30
-        while "hotline switch: SIP on" not in (workdir / "switch.log").read_text():
-            if switch.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the switch did not start: " + (workdir / "switch.log").read_text()[-2000:])
-            time.sleep(0.1)
-        switch_pid = switch.pid
+        switch_pid = bench.process.pid
         print(f"switch pid {switch_pid} (py-spy record --pid {switch_pid} profiles it)", flush=True)
-        agents = Sipp("agents", workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(agent_port), "-aa"],
-                      trace=False).start()
-        register_seats(exts, sip_port, agent_port)
-        ask, control_sock = control(sock)
-        for ext in exts:
-            ask("login", ext=ext, pin=PIN)
-            ask("status", status="available")
-        control_sock.close()
+        agents = bench.bring_up_seats(trace=False)
         calls = int(args.rate * seconds)
-        callers = Sipp("callers", workdir, [f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "caller.xml"),
+        callers = Sipp("callers", workdir, [f"127.0.0.1:{bench.sip_port}", "-sf", str(SCENARIOS / "caller.xml"),
                                             "-s", "2000", "-d", str(args.hold_ms), "-r", str(args.rate),
                                             "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
                                             "-timeout", f"{seconds + args.hold_ms / 1000 + 120:.0f}s"],
@@ -125,13 +97,8 @@ def main() -> int:
         for sipp in (callers, agents):
             if sipp is not None:
                 sipp.stop()
-        switch.terminate()
-        try:
-            switch.wait(30)
-        except subprocess.TimeoutExpired:
-            switch.kill()
-        log.close()
-    db = connect(db_path, migrate=False)
+        bench.stop()
+    db = connect(bench.db_path, migrate=False)
     outcomes = dict(db.execute("SELECT outcome, count(*) FROM interactions GROUP BY outcome").fetchall())
     rows_written = sum(outcomes.values())
     db.close()

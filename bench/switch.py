@@ -171,44 +171,69 @@ def control(path: Path):
     return ask, sock
 
 
-def run_switch(args, workdir: Path) -> dict:
-    db_path = workdir / "bench.db"
-    db = connect(db_path, create=True)
-    salt = b"bench-salt-16byt"
-    exts = [str(3000 + i) for i in range(args.agents)]
-    for ext in exts:
-        add_agent(db, ext=ext, name=f"Bot {ext}", pin=PIN, skills={"general": 3}, salt=salt)
-    add_agent(db, ext="2999", name="Bench supervisor", pin=PIN, role="supervisor", salt=salt)
-    db.close()
-    (workdir / "switch.yaml").write_text(CONFIG)
-    sip_port, agent_port = free_udp_port(), free_udp_port()
-    sock_path = workdir / "control.sock"
-    log = open(workdir / "switch.log", "w")
-    switch = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch", "--sip",
-                               f"127.0.0.1:{sip_port}", "--control", str(sock_path), "--config",
-                               str(workdir / "switch.yaml"), *(["--no-media"] if args.no_media else [])],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    agents = None
-    try:
-        deadline = time.monotonic() + 20
+class BenchSwitch:
+    """`hotline switch` in `workdir` with `agents` seats (3000...) and a supervisor (2999)
+    in its records, no wrap-up, started and ready; `bring_up_seats` registers them all at
+    one SIPp agent and logs them in as available."""
+
+    def __init__(self, workdir: Path, agents: int, *, name: str = "bench", no_media: bool = False):
+        self.workdir, self.db_path = workdir, workdir / f"{name}.db"
+        db = connect(self.db_path, create=True)
+        salt = b"bench-salt-16byt"
+        self.exts = [str(3000 + i) for i in range(agents)]
+        for ext in self.exts:
+            add_agent(db, ext=ext, name=f"Bot {ext}", pin=PIN, skills={"general": 3}, salt=salt)
+        add_agent(db, ext="2999", name="Bench supervisor", pin=PIN, role="supervisor", salt=salt)
+        db.close()
+        (workdir / "switch.yaml").write_text(CONFIG)
+        self.sip_port, self.agent_port = free_udp_port(), free_udp_port()
+        self.control = workdir / "control.sock"
+        self.log = open(workdir / "switch.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "console", "--db", str(self.db_path), "switch", "--sip", f"127.0.0.1:{self.sip_port}",
+             "--control", str(self.control), "--config", str(workdir / "switch.yaml"),
+             *(["--no-media"] if no_media else [])], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
         while "hotline switch: SIP on" not in (workdir / "switch.log").read_text():
-            if switch.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the switch did not start: " + (workdir / "switch.log").read_text())
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the switch did not start: " + (workdir / "switch.log").read_text()[-2000:])
             time.sleep(0.05)
+
+    def bring_up_seats(self, trace: bool = True) -> Sipp:
         # -aa: answer the switch's in-call OPTIONS (it asks every seat in a call), as phones do.
-        agents = Sipp("agents", workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(agent_port), "-aa"]).start()
-        register_seats(exts, sip_port, agent_port)
-        ask, sock = control(sock_path)
-        for ext in exts:
+        agents = Sipp("agents", self.workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(self.agent_port), "-aa"],
+                      trace=trace).start()
+        register_seats(self.exts, self.sip_port, self.agent_port)
+        ask, sock = control(self.control)
+        for ext in self.exts:
             ask("login", ext=ext, pin=PIN)
             ask("status", status="available")
+        sock.close()
+        return agents
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def run_switch(args, workdir: Path) -> dict:
+    bench = BenchSwitch(workdir, args.agents, no_media=args.no_media)
+    agents = None
+    try:
+        agents = bench.bring_up_seats()
+        ask, sock = control(bench.control)
         ask("login", ext="2999", pin=PIN)
         calls = int(args.rate * args.seconds)
-        callers = Sipp("callers", workdir, [f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "caller.xml"),
+        callers = Sipp("callers", workdir, [f"127.0.0.1:{bench.sip_port}", "-sf", str(SCENARIOS / "caller.xml"),
                                             "-s", "2000", "-d", str(args.hold_ms), "-r", str(args.rate),
                                             "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
                                             "-timeout", str(args.seconds + args.hold_ms / 1000 + 60) + "s"])
-        cpu_before, wall_before = cpu_seconds(switch.pid), time.monotonic()
+        cpu_before, wall_before = cpu_seconds(bench.process.pid), time.monotonic()
         callers.start()
         most = 0
         while callers.process.poll() is None:
@@ -216,23 +241,18 @@ def run_switch(args, workdir: Path) -> dict:
             most = max(most, sum(1 for a in snapshot["agents"] if a["state"] == "in_call"))
             time.sleep(0.25)
         wall = time.monotonic() - wall_before
-        cpu = cpu_seconds(switch.pid) - cpu_before
+        cpu = cpu_seconds(bench.process.pid) - cpu_before
         sock.close()
         ok, failed = callers.counts()
         agents.stop()
         delays = routing_delays_ms(callers.trace, agents.trace)
-        row = workdir_interactions(db_path)
+        row = workdir_interactions(bench.db_path)
         return {"calls": calls, "ok": ok, "failed": failed, "most_bridged": most, "cpu_s": cpu, "wall_s": wall,
                 "routing_ms": delays, "setup_ms": setup_times_ms(callers.trace), "records": row}
     finally:
         if agents is not None:
             agents.stop()
-        switch.terminate()
-        try:
-            switch.wait(10)
-        except subprocess.TimeoutExpired:
-            switch.kill()
-        log.close()
+        bench.stop()
 
 
 def register_seats(exts: list[str], sip_port: int, agent_port: int, batch: int = 25) -> None:
