@@ -38,13 +38,9 @@ from records.db import connect  # noqa: E402
 from records.directory import NewResident, add_resident  # noqa: E402
 from scenarios.live import free_udp_port  # noqa: E402
 from sipclient import SipClient, authorization  # noqa: E402
+from switch import control, percentile  # noqa: E402  (bench/switch.py)
 
 PIN = "4242"
-
-
-def percentile(values, share):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 class Terminal:
@@ -170,23 +166,6 @@ class BarePhone:
                         for name in ("From", "To", "Call-ID", "CSeq")}
                 self.client.send(f"SIP/2.0 486 Busy Here\r\n{via}\r\n{head['From']}\r\n{head['To']};tag=bare\r\n"
                                  f"{head['Call-ID']}\r\n{head['CSeq']}\r\nContent-Length: 0\r\n\r\n")
-
-
-def control(path: Path):
-    import json
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(str(path))
-    stream = sock.makefile("rw")
-
-    def ask(op, **fields):
-        stream.write(json.dumps({"id": 1, "op": op, **fields}) + "\n")
-        stream.flush()
-        while True:
-            reply = json.loads(stream.readline())
-            if "event" not in reply:
-                assert reply["ok"], reply
-                return reply
-    return ask, sock
 
 
 def main() -> int:

@@ -35,14 +35,10 @@ from records.seed import seed_database  # noqa: E402
 from records.sla import load_policy  # noqa: E402
 from telephony.control_client import ControlClient  # noqa: E402
 from telephony.softphone import Softphone  # noqa: E402
+from switch import percentile  # noqa: E402  (bench/switch.py)
 
 SIPP = shutil.which("sipp")
 CALLER_XML = ROOT / "tests" / "sipp" / "caller_until_agent_hangs_up.xml"
-
-
-def percentile(values, share):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def until(pilot, check, timeout=15.0):
