@@ -244,6 +244,9 @@ class SeatApp(App):
             self.refresh_bindings()
 
     def _tick(self) -> None:
+        # the interval can fire once more while Textual is tearing the screen down
+        if not self.is_running:
+            return
         now = self.clock()
         if self.seat.state == "wrap_up" and self.seat.wrap_until is not None:
             if now >= self.seat.wrap_until:

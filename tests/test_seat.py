@@ -98,6 +98,15 @@ async def test_an_unknown_number_says_so_and_nothing_rings_means_a_clear_message
         assert not app.query_one("#pop").display and "idle" in str(app.query_one("#header").render())
 
 
+async def test_the_clock_tick_after_the_screen_is_torn_down_does_nothing(records):
+    # CI saw the 1 s interval fire while Textual was removing the widgets: NoMatches on #header
+    db, _ = records
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+    app._tick()
+
+
 async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_record_is_complete(tmp_path):
     from test_sip_calls import _line, finished
     from test_sip_register import start_switch
