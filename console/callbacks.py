@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, OptionList, Static
 
+from console.dialogs import typing_caught_up
 from console.seatlogic import time_left
 from records.callbacks import OUTCOMES, Callback
 
@@ -95,6 +96,7 @@ class CallbackOutcomeScreen(ModalScreen):
         outcomes.highlighted = keys.index(guess)
         outcomes.focus()
 
-    def action_record(self) -> None:
+    async def action_record(self) -> None:
+        await typing_caught_up(self.app)
         index = self.query_one("#outcomes", OptionList).highlighted or 0
         self.dismiss((list(OUTCOMES)[index], self.query_one("#callback_notes", Input).value.strip()))

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Select, Static
 
-from console.dialogs import arrows_move_list
+from console.dialogs import arrows_move_list, typing_caught_up
 from console.seatlogic import Pop, find_callers, identified, new_caller
 from records.directory import DirectoryError
 from records.schema import RESIDENT_KINDS
@@ -48,6 +48,7 @@ class IdentifyScreen(ModalScreen):
         super().__init__()
         self.db, self.pop, self.clock = db, pop, clock
         self.matches: list = []
+        self.searched = ""   # the query self.matches answers
 
     def compose(self) -> ComposeResult:
         with Vertical(id="identify"):
@@ -72,14 +73,18 @@ class IdentifyScreen(ModalScreen):
         self.query_one("#query", Input).focus()
 
     def on_input_changed(self, message: Input.Changed) -> None:
-        if message.input.id != "query":
-            return
-        self.matches = find_callers(self.db, message.value, limit=20)
+        # the field as it is now: late Changed messages of a burst carry older values
+        if message.input.id == "query" and message.input.value != self.searched:
+            self._search(message.input.value)
+
+    def _search(self, query: str) -> None:
+        self.searched = query
+        self.matches = find_callers(self.db, query, limit=20)
         table = self.query_one("#matches", DataTable)
         table.clear()
         for match in self.matches:
             table.add_row(match.name + ("  VIP" if match.vip else ""), match.unit, match.place, match.phones)
-        self.problem("" if self.matches or len(message.value.strip()) < 2 else
+        self.problem("" if self.matches or len(query.strip()) < 2 else
                      "Nobody matches: try fewer letters, the unit, or ctrl+n to add them.")
 
     def on_key(self, event) -> None:
@@ -88,9 +93,15 @@ class IdentifyScreen(ModalScreen):
     def problem(self, text: str) -> None:
         self.query_one("#identify-problem", Static).update(text)
 
-    def action_link(self) -> None:
+    async def action_link(self) -> None:
         if self.query_one("#new").display:
-            self.action_create()
+            await self.action_create()
+            return
+        await typing_caught_up(self.app)
+        query = self.query_one("#query", Input).value
+        if query != self.searched:   # enter came before the list caught up with the typing
+            self._search(query)
+            self.problem("The list changed as you typed: check it, then enter links the number.")
             return
         if not self.matches:
             self.problem("Choose a resident first (type to search).")
@@ -110,9 +121,10 @@ class IdentifyScreen(ModalScreen):
             name.value = query
         name.focus()
 
-    def action_create(self) -> None:
+    async def action_create(self) -> None:
         if not self.query_one("#new").display:
             return
+        await typing_caught_up(self.app)
         name = self.query_one("#new_name", Input).value
         unit = self.query_one("#new_unit", Input).value
         kind = str(self.query_one("#new_kind", Select).value)

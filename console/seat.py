@@ -25,6 +25,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
+from console.dialogs import typing_caught_up
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
                                money, open_orders, order_preview, screen_pop, time_left, today_totals, when)
 from telephony.control_client import ControlClient, ControlError
@@ -376,6 +377,18 @@ class SeatApp(App):
         text = order_preview(self.policy, draft.order_type, self.clock()) if draft is not None else ""
         self.query_one("#preview", Static).update(text and f"work order: {text}")
 
+    def _take_form(self, draft: Draft) -> None:
+        """The form as it stands on screen into the draft: the Changed messages of the
+        last keys may still be on their way up when ctrl+s arrives."""
+        if self._filling or self.pop is None or draft.interaction != self.pop.interaction:
+            return
+        on_screen = {name: self.query_one(f"#{name}", Select).value for name in ("reason", "outcome", "order_type")}
+        on_screen = {name: "" if value is Select.NULL else str(value) for name, value in on_screen.items()}
+        on_screen |= {name: self.query_one(f"#{name}", Input).value for name in ("notes", "order_description")}
+        for name, value in on_screen.items():
+            if getattr(draft, name) != value:
+                self._form_changed(name, value)
+
     def on_select_changed(self, message: Select.Changed) -> None:
         self._form_changed(message.select.id, "" if message.value is Select.NULL else str(message.value))
 
@@ -471,6 +484,8 @@ class SeatApp(App):
         if draft is None:
             self.notice("No call to save.")
             return
+        await typing_caught_up(self)
+        self._take_form(draft)
         problems = draft.problems(self.policy.types)
         if problems:
             self.notice("Not saved: " + "; ".join(problems) + ".")

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 
-from console.dialogs import arrows_move_list
+from console.dialogs import arrows_move_list, typing_caught_up
 
 
 class TransferScreen(ModalScreen):
@@ -48,7 +48,8 @@ class TransferScreen(ModalScreen):
     def on_key(self, event) -> None:
         arrows_move_list(event, self.query_one("#target"), self.query_one("#targets", OptionList))
 
-    def action_choose(self) -> None:
+    async def action_choose(self) -> None:
+        await typing_caught_up(self.app)
         typed = self.query_one("#target", Input).value.strip()
         digits = typed.replace(" ", "").replace("-", "")
         if typed == self.own_ext:

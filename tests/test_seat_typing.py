@@ -1,0 +1,105 @@
+"""Keys arriving in one burst, as a fast typist, a paste or tmux send them: a priority key
+(enter, ctrl+s) that comes right behind the typed text must see all of it. Before the fix
+each of these kept the text without its tail, or without any of it."""
+from textual import events
+from textual.app import App
+
+from console.callbacks import CallbackOutcomeScreen
+from console.seat import PhoneEvent, SeatApp
+from console.seatlogic import SeatState
+from console.transfer import TransferScreen
+from records.callbacks import Callback
+from telephony.softphone import IncomingCall
+from test_seat import NOW, PhoneCommands, records  # noqa: F401 (records is a fixture)
+
+
+def burst(app, *keys: str) -> None:
+    """Every key posted before any is handled, the way the terminal driver delivers a burst."""
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+
+class Host(App):
+    """A bare app that shows one dialog and keeps what it was dismissed with."""
+
+    def __init__(self, screen):
+        super().__init__()
+        self.dialog, self.result = screen, "not dismissed"
+
+    def on_mount(self) -> None:
+        self.push_screen(self.dialog, lambda result: setattr(self, "result", result))
+
+
+async def test_callback_notes_typed_then_enter_at_once_are_kept_whole():
+    callback = Callback(1, "survey_care", NOW, "+85291234567", 1, "Chan Tai Man", None, "", "", 0, "", "")
+    app = Host(CallbackOutcomeScreen(callback, talked=True, code=200))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("tab")
+        burst(app, *"Satisfied with the follow-up", "enter")
+        await pilot.pause(0.3)
+    assert app.result == ("reached", "Satisfied with the follow-up")
+
+
+async def test_an_extension_typed_then_enter_at_once_transfers_to_it_not_to_the_highlighted_queue():
+    app = Host(TransferScreen(("repair", "billing"), "1001", frozenset({"1002"})))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        burst(app, *"1002", "enter")
+        await pilot.pause(0.3)
+    assert app.result == ("ext", "1002")
+
+
+async def test_the_notes_typed_then_ctrl_s_at_once_are_saved_whole(records, tmp_path):  # noqa: F811
+    from telephony.control import ControlServer
+    from telephony.control_client import ControlClient
+    from telephony.switchcore import SwitchCore
+
+    db, rid = records
+    db["interactions"].insert({"uid": "c9", "direction": "inbound", "caller_number": "+85291234567",
+                               "resident_id": rid, "queue": "repair", "entered_at": NOW - 60,
+                               "agent_ext": "1001", "outcome": "answered", "ended_at": NOW - 5})
+    server = ControlServer(SwitchCore(db, clock=lambda: NOW))
+    await server.start_unix(tmp_path / "c.sock")
+    client = await ControlClient.connect(str(tmp_path / "c.sock"))
+    await client.ask("login", ext="1001", pin="1111")
+    try:
+        app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, control=client,
+                      clock=lambda: NOW, agent_id=1)
+        async with app.run_test(size=(100, 34)) as pilot:
+            app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "", {
+                "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9", "X-Hotline-Resident": str(rid)})))
+            await pilot.pause()
+            app.query_one("#outcome").value = "resolved on the call"
+            await pilot.press("n")
+            burst(app, *"Reset the breaker, power back", "ctrl+s")
+            await pilot.pause(0.3)
+            assert "Saved: repair: resolved on the call" in str(app.query_one("#notice").render())
+        notes = db.execute("SELECT notes FROM interactions WHERE uid = 'c9'").fetchone()[0]
+        assert notes == "Reset the breaker, power back"
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_enter_before_the_matches_caught_up_with_the_typing_links_nobody(records):  # noqa: F811
+    db, rid = records
+    from records.directory import NewResident, add_resident
+
+    add_resident(db, NewResident(name="Chan Mei Ling", kind="tenant", phones=("+85291110000",)))
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(1, "+85290001111", "", {"X-Hotline-Interaction": "c1"})))
+        await pilot.pause()
+        await pilot.press("i", *"chan")          # two matches on screen
+        await pilot.pause()
+        burst(app, *" tai", "enter")              # enter lands before the list narrowed to one
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert "changed as you typed" in str(screen.query_one("#identify-problem").render())
+        assert screen.query_one("#matches").row_count == 1
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "Chan Tai Man" in str(app.query_one("#caller").render())
+    from records.directory import resident_by_phone
+    assert resident_by_phone(db, "+85290001111")["id"] == rid
