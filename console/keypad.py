@@ -15,6 +15,7 @@ DIGITS = "0123456789*#ABCD"
 
 
 class KeypadScreen(ModalScreen):
+    NEEDS_A_CALL = True   # the seat closes it when the call ends
     DEFAULT_CSS = """
     KeypadScreen { align: center middle; }
     #keypad { width: 44; height: auto; border: round $accent; background: $surface; padding: 0 1; }

@@ -82,6 +82,7 @@ class SeatApp(App):
         Binding("d", "decline", "Decline"),
         Binding("h", "hang_up", "Hang up"),
         Binding("o", "hold", "Hold"),
+        Binding("o", "resume", "Resume"),   # the same key; the footer names what it does now
         Binding("m", "mute", "Mute"),
         Binding("k", "keypad", "Keypad"),
         Binding("t", "transfer", "Transfer"),
@@ -103,7 +104,7 @@ class SeatApp(App):
     # The footer shows only what can be done now, so every key fits on 80 columns.
     WHEN = {"answer": ("ringing",), "decline": ("ringing",), "hang_up": ("in_call", "on_hold", "dialling"),
             "callbacks": ("idle", "wrap_up"),
-            "hold": ("in_call", "on_hold"), "mute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
+            "hold": ("in_call",), "resume": ("on_hold",), "mute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
     WRAP_WARNING_S = 10      # this long before wrap-up ends, an unsaved form is said (and wrap-up extended once)
@@ -486,9 +487,10 @@ class SeatApp(App):
             return
         await typing_caught_up(self)
         self._take_form(draft)
-        problems = draft.problems(self.policy.types)
+        problems = draft.problems_by_field(self.policy.types)
         if problems:
-            self.notice("Not saved: " + "; ".join(problems) + ".")
+            self.notice("Not saved: " + "; ".join(text for _, text in problems) + ".")
+            self.query_one(f"#{problems[0][0]}").focus()   # enter opens the first thing to fix
             return
         if not await self._ask("disposition", call_id=draft.interaction, disposition=draft.disposition,
                                notes=draft.notes):
@@ -554,12 +556,20 @@ class SeatApp(App):
                 self.notice("")
             elif event.state == "ended":
                 was_current = event.call == self.seat.call
+                missed = self.seat.pops.get(event.call) if was_current and self.seat.state == "ringing" else None
+                rang_s = now - self.seat.since
                 if event.call in self.callback_calls:
                     self._callback_over(event.call, self.seat.connected_at is not None and was_current, event.code)
                 self.seat.ended(event.call, now, self.wrap_up_s)
                 self._wrap_warned = False
+                if was_current:
+                    self._close_call_dialogs()
                 if was_current and event.call != self._transferred:
-                    self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
+                    if missed is not None:   # the switch took it back (ring-out) or the caller gave up
+                        self.notice(f"Missed: {missed.name or missed.number or 'a caller'} rang here "
+                                    f"{rang_s:.0f} s without an answer.")
+                    else:
+                        self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
                     if self.seat.state == "ringing":     # the next caller was already ringing
                         pop = self.seat.pops[self.seat.call]
                         self.show_pop(pop)
@@ -575,6 +585,11 @@ class SeatApp(App):
         elif isinstance(event, PhoneError):
             self.notice(event.message)
         self._refresh_header()
+
+    def _close_call_dialogs(self) -> None:
+        """The call is over: the keypad and the transfer dialog have nothing left to act on."""
+        while len(self.screen_stack) > 1 and getattr(self.screen, "NEEDS_A_CALL", False):
+            self.screen.dismiss(None)
 
     def _clear_dialogs_for_ringing(self) -> None:
         """A call rings: dialogs with nothing typed in them (the follow-up list, the
@@ -671,6 +686,9 @@ class SeatApp(App):
         else:
             self.notice("No call to hold.")
 
+    def action_resume(self) -> None:
+        self.action_hold()
+
     def action_mute(self) -> None:
         if self.seat.call is not None:
             muted = not self.seat.muted
@@ -707,6 +725,9 @@ class SeatApp(App):
 
     async def _transfer_to(self, target) -> None:
         if target is None or self.pop is None:
+            return
+        if self.seat.state not in ("in_call", "on_hold"):
+            self.notice("The call ended before the transfer: there is nobody to transfer.")
             return
         kind, where = target
         draft = self._draft()

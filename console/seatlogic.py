@@ -400,18 +400,22 @@ class Draft:
     unfinished_sent: bool = False   # its notes went to the contact as "unfinished" when wrap-up ran out
 
     def problems(self, order_types) -> list[str]:
+        return [text for _, text in self.problems_by_field(order_types)]
+
+    def problems_by_field(self, order_types) -> list[tuple[str, str]]:
+        """(the form field to fix, what is wrong), in the form's order."""
         out = []
         if self.reason not in CONTACT_REASONS:
-            out.append("choose the contact reason")
+            out.append(("reason", "choose the contact reason"))
         if self.outcome not in CALL_OUTCOMES:
-            out.append("choose the outcome")
+            out.append(("outcome", "choose the outcome"))
         if self.order_type != NO_ORDER:
             if self.order_type not in order_types:
-                out.append(f"unknown work-order type {self.order_type!r}")
+                out.append(("order_type", f"unknown work-order type {self.order_type!r}"))
             if not self.order_description.strip():
-                out.append("a work order needs a description")
+                out.append(("order_description", "a work order needs a description"))
         elif self.outcome == "work order opened" and self.order_id is None:
-            out.append("the outcome says a work order was opened: choose its type")
+            out.append(("order_type", "the outcome says a work order was opened: choose its type"))
         return out
 
     @property

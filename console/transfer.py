@@ -16,6 +16,8 @@ from console.dialogs import arrows_move_list, typing_caught_up
 class TransferScreen(ModalScreen):
     """Dismissed with ("queue", name), ("ext", extension), ("number", outside number) or None."""
 
+    NEEDS_A_CALL = True   # the seat closes it when the call ends
+
     DEFAULT_CSS = """
     TransferScreen { align: center middle; }
     #transfer { width: 60; height: auto; max-height: 100%; border: round $accent; background: $surface;

@@ -218,11 +218,15 @@ async def test_hold_shows_when_it_took_effect_and_the_call_clock_runs_on(centre)
         centre["clock"].now += 30
         await pilot.press("o")
         assert phone.sent[-1] == ("hold", 1, True) and app.seat.state == "in_call"   # not until the phone says
+        assert "Hold" in _footer(app) and "Resume" not in _footer(app)
         app.post_message(PhoneEvent(CallHeld(1, True)))
         await pilot.pause()
         centre["clock"].now += 5
         app._tick()
         assert "on hold 0:05 · call 0:35" in str(app.query_one("#header").render())
+        assert "Resume" in _footer(app) and "Hold" not in _footer(app)   # o says what it does now
+        await pilot.press("o")
+        assert phone.sent[-1] == ("hold", 1, False)
         app.post_message(PhoneEvent(CallHeld(1, False)))
         await pilot.pause()
         centre["clock"].now += 5
@@ -280,3 +284,57 @@ async def test_the_seat_says_the_switch_is_gone_and_comes_back_by_itself(centre)
         assert app.seat.switch_connected and c["core"].view_of("1001")["status"] == "available"
         assert "Reconnected" in str(app.query_one("#notice").render())
         assert "available" in str(app.query_one("#header").render())
+
+
+async def test_a_call_that_rings_out_says_missed_and_who_it_was(centre):
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        centre["core"].set_status("1001", "available")
+        app.post_message(PhoneEvent(IncomingCall(1, CALLER, "", {"X-Hotline-Queue": "repair",
+                                                                "X-Hotline-Interaction": "c1"})))
+        await pilot.pause()
+        centre["clock"].now += 15
+        app.post_message(PhoneEvent(CallState(1, "ended", 487, "Request Terminated")))
+        await pilot.pause()
+        notice = str(app.query_one("#notice").render())
+        assert "Missed: 陳大文 rang here 15 s without an answer." in notice and "487" not in notice
+
+
+async def test_the_keypad_and_transfer_dialogs_close_when_the_call_ends(centre):
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        await pilot.press("k")
+        assert type(app.screen).__name__ == "KeypadScreen"
+        app.post_message(PhoneEvent(CallState(1, "ended", 200, "OK")))
+        await pilot.pause()
+        assert len(app.screen_stack) == 1 and "Call ended." in str(app.query_one("#notice").render())
+        await ring_and_answer(centre, app, pilot, call_id="c2", key=2)
+        await pilot.press("t")
+        assert type(app.screen).__name__ == "TransferScreen"
+        app.post_message(PhoneEvent(CallState(2, "ended", 200, "OK")))
+        await pilot.pause()
+        assert len(app.screen_stack) == 1
+
+
+async def test_a_transfer_chosen_as_the_caller_hangs_up_says_so_in_words(centre):
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        app.post_message(PhoneEvent(CallState(1, "ended", 200, "OK")))
+        await pilot.pause()
+        await app._transfer_to(("queue", "general"))   # the dialog's enter, a moment too late
+        assert "The call ended before the transfer" in str(app.query_one("#notice").render())
+
+
+async def test_save_with_the_outcome_missing_puts_the_cursor_on_it(centre):
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "choose the outcome" in str(app.query_one("#notice").render())
+        assert app.focused is app.query_one("#outcome")
+        await pilot.press("enter")                      # enter opens the list of outcomes at once
+        await pilot.pause()
+        assert app.query_one("#outcome").expanded
