@@ -18,6 +18,7 @@ REACHED = "reached"
 OUTCOMES = {REACHED: "reached: done", "no_answer": "no answer", "busy": "line busy",
             "wrong_number": "wrong number", "call_later": "asked to call later"}
 GIVE_UP_AFTER = 5   # attempts: then the task is failed and shows for a supervisor
+CALL_ROW_WINDOW_S = 3 * 3600   # the call an outcome is about was dialled at most this long before
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,17 @@ def record_attempt(db: Database, callback_id: int, outcome: str, *, agent_id: in
     """What came of calling back; returns a sentence for the agent."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown callback outcome {outcome!r} (expected one of: {', '.join(OUTCOMES)})")
-    row = db.execute("SELECT kind, status, work_order_id, attempts FROM callbacks WHERE id = ?",
+    row = db.execute("SELECT kind, status, work_order_id, attempts, number FROM callbacks WHERE id = ?",
                      [callback_id]).fetchone()
     if row is None:
         raise ValueError(f"no callback {callback_id}")
-    kind, status, order_id, attempts = row
+    kind, status, order_id, attempts, number = row
     if status != "pending":
         raise ValueError(f"callback {callback_id} is already {status}")
     attempts += 1
     text = OUTCOMES[outcome] + (f": {notes}" if notes else "")
     with db.atomic():
+        _on_the_call_row(db, number, agent_id, now, f"callback {kind.replace('_', ' ')}: {OUTCOMES[outcome]}", notes)
         if outcome == REACHED:
             if order_id is not None and kind in ("repair_callback", "complaint_feedback"):
                 from records.sla import load_policy
@@ -83,3 +85,15 @@ def record_attempt(db: Database, callback_id: int, outcome: str, *, agent_id: in
                    [attempts, text, "failed" if failed else "pending", now if failed else None, callback_id])
     return (f"Attempt {attempts} recorded ({OUTCOMES[outcome]}); "
             + ("given up: a supervisor sees it." if failed else "it stays on your list."))
+
+
+def _on_the_call_row(db: Database, number: str, agent_id: int | None, now: float, disposition: str,
+                     notes: str) -> None:
+    """The outbound call the agent just made for this task says how it went, like every
+    other contact (its row is written by the switch, which does not know the task)."""
+    if agent_id is None or not number:
+        return
+    db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = (SELECT id FROM interactions "
+               "WHERE direction = 'outbound' AND dialled_number = ? AND agent_id = ? AND disposition = '' "
+               "AND entered_at >= ? ORDER BY entered_at DESC LIMIT 1)",
+               [disposition, notes, number, agent_id, now - CALL_ROW_WINDOW_S])

@@ -64,3 +64,15 @@ def test_a_caller_never_reached_is_given_up_after_the_limit(db, policy, resolved
         ("failed", GIVE_UP_AFTER)
     with pytest.raises(ValueError, match="unknown callback outcome"):
         record_attempt(db, task.id, "maybe", agent_id=ann, now=T0, policy=policy)
+
+
+def test_the_outcome_and_notes_go_on_the_outbound_call_row_too(db, policy, resolved):
+    _, _, ann, _ = resolved
+    [task] = due_callbacks(db, ann)
+    row = {"direction": "outbound", "caller_number": "+85291234567", "dialled_number": "+85291234567",
+           "agent_id": ann, "agent_ext": "1001", "queue": "outbound", "outcome": "answered"}
+    insert_row(db, "interactions", {**row, "uid": "earlier", "entered_at": T0 + 6 * H - 10 * H})
+    insert_row(db, "interactions", {**row, "uid": "this one", "entered_at": T0 + 6 * H - 60})
+    record_attempt(db, task.id, "reached", agent_id=ann, now=T0 + 6 * H, notes="all fine now", policy=policy)
+    rows = dict(db.execute("SELECT uid, disposition || ' | ' || notes FROM interactions").fetchall())
+    assert rows == {"earlier": " | ", "this one": "callback repair callback: reached: done | all fine now"}
