@@ -145,6 +145,11 @@ class MediaSession:
         self.playing_to: set[str] = set()   # "caller", "agent": who hears a sound of ours now
         self.recording = False
         self._dtmf_tag: str | None = None
+        # SDP updates sent and not yet answered: sippy reads the session's proxy client when
+        # the answer arrives, so a session closed meanwhile (a caller who hangs up while the
+        # offer is in the proxy) is deleted only after the last answer
+        self._updates_in_flight = 0
+        self._closed = False
 
     @property
     def session(self) -> str:
@@ -152,11 +157,24 @@ class MediaSession:
 
     def caller_offer(self, body, done: Callable) -> None:
         """The caller's SDP -> what to offer agents (the proxy's agent-facing address)."""
-        self.rtpps.on_caller_sdp_change(body.getCopy(), lambda rewritten, *_: done(rewritten))
+        self._sdp_update(self.rtpps.on_caller_sdp_change, body, done)
 
     def agent_answer(self, body, done: Callable) -> None:
         """An agent's SDP -> what the caller is told (the proxy's caller-facing address)."""
-        self.rtpps.on_callee_sdp_change(body.getCopy(), lambda rewritten, *_: done(rewritten))
+        self._sdp_update(self.rtpps.on_callee_sdp_change, body, done)
+
+    def _sdp_update(self, change: Callable, body, done: Callable) -> None:
+        if self._closed:
+            return   # the call is over: nobody waits for its media
+        self._updates_in_flight += 1
+
+        def answered(rewritten, *_, **__):
+            self._updates_in_flight -= 1
+            if not self._closed:
+                done(rewritten)
+            elif self._updates_in_flight == 0:
+                self._delete()
+        change(body.getCopy(), answered)
 
     def play_to_caller(self, sound: str, *, loop: bool = True, done: Callable | None = None) -> None:
         """Play a sound to the caller (looped until stopped, or once)."""
@@ -235,8 +253,15 @@ class MediaSession:
         return [path for name in self.recording_names() if (path := self.engine.recordings / name).exists()]
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._dtmf_tag is not None:
             self.engine._dtmf_listeners.pop(self._dtmf_tag, None)
+        if self._updates_in_flight == 0:
+            self._delete()
+
+    def _delete(self) -> None:
         self.rtpps.delete()
 
 

@@ -155,3 +155,32 @@ def test_relay_prompt_keys_and_recording_through_the_embedded_proxy(media, tmp_p
         return sum(1 for a, b in zip(sound, sound[1:]) if (a < 0) != (b < 0)) / (len(sound) / 8000)
     assert 700 < crossings(left) < 1100        # the caller's 440 Hz
     assert 1700 < crossings(right) < 2300      # the agent's 1000 Hz
+
+
+def test_a_session_closed_while_its_offer_is_in_the_proxy_is_deleted_when_the_answer_comes(media, capfd):
+    # the restarted demo switch printed sippy's AttributeError ('NoneType' ... 'proxy_address')
+    # for a caller who hung up while the offer was still being answered
+    from sippy.MsgBody import MsgBody
+
+    sippy, engine = media
+    caller = phone()
+    offered = []
+
+    def offer_then_hang_up(done):
+        session = MediaSession(engine, "1795400001.9")
+        session.caller_offer(MsgBody(SDP.format(port=caller.getsockname()[1])), offered.append)
+        session.close()          # before the proxy answered
+        # sippy reads the session's proxy client when the answer arrives (for an answer
+        # without an address: the crash), so closing must not have cleared it yet
+        done((session, session.rtpps.rtp_proxy_client is not None))
+    session, kept_until_answered = sippy.run(offer_then_hang_up)
+    assert kept_until_answered
+    # one more offer on the same control connection: answered in order, so by its answer
+    # the first one's has been handled
+    later = sippy.run(lambda done: done(MediaSession(engine, "1795400001.10")))
+    assert sippy.run(later.caller_offer, MsgBody(SDP.format(port=caller.getsockname()[1]))) is not None
+    sippy.run(lambda done: done(later.close()))
+    assert session.rtpps.rtp_proxy_client is None     # deleted, once the answer was in
+    assert offered == []                              # nobody is told about a call that is gone
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "proxy_address" not in err
