@@ -654,8 +654,13 @@ class SeatApp(App):
             if wanted is not None and wanted[0] in ("available", "on_break") and self.seat.status == "logged_out":
                 reason = wanted[1] if wanted[0] == "on_break" else ""
                 await self._ask("status", status=wanted[0], **({"reason": reason} if reason else {}))
-            self.notice("Reconnected to the switch" + (f"; you are {self.seat.status_text()} again."
-                                                       if wanted else "."))
+            now_status = self.seat.status_text()
+            if wanted is not None and self.seat.status == wanted[0]:
+                self.notice(f"Reconnected to the switch; you are {now_status} again.")
+            elif self.seat.status == "logged_out":
+                self.notice("Reconnected to the switch; you are logged out there: v to be available.")
+            else:
+                self.notice(f"Reconnected to the switch; you are {now_status}.")
             self._refresh_header()
             return
 

@@ -338,3 +338,24 @@ async def test_save_with_the_outcome_missing_puts_the_cursor_on_it(centre):
         await pilot.press("enter")                      # enter opens the list of outcomes at once
         await pilot.pause()
         assert app.query_one("#outcome").expanded
+
+
+async def test_after_a_switch_restart_the_seat_says_where_it_stands_in_words(centre):
+    c = centre
+    app = seat_app(c, reconnect=c["log_in"])
+    app.RECONNECT_S = (0.1,)
+    async with app.run_test(size=(100, 30)) as pilot:
+        c["core"].set_status("1001", "on_break", reason="no_answer")   # the switch paused a seat that missed calls
+        await pilot.pause(0.2)
+        await c["server"].close()
+        await pilot.pause(0.2)
+        c["core"].set_status("1001", "logged_out")
+        await c["server"].start_unix(c["path"])
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if app.seat.switch_connected and "Reconnected" in str(app.query_one("#notice").render()):
+                break
+        # a pause the switch imposed is not asked back: the agent is told how to go on
+        assert app.seat.status == "logged_out"
+        assert "Reconnected to the switch; you are logged out there: v to be available." in str(
+            app.query_one("#notice").render())
