@@ -811,6 +811,8 @@ class SwitchCore:
 
     def _on_timer(self) -> None:
         self._timer = None
+        if self.closed:   # shut down since it was set: nothing left to time
+            return
         self._apply(lambda now: self.acd.advance(now))
 
     def shut_down(self) -> int:
@@ -820,6 +822,9 @@ class SwitchCore:
         agents are logged out. Returns how many contacts were closed."""
         now = self.clock()
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         closed = 0
         with self._committed():
             for call_id, caller in list(self._in_menu.items()):

@@ -179,3 +179,11 @@ def test_a_transferring_agents_notes_stay_on_the_contact_beside_the_next_agents(
     core.disposition("c1", by_ext="1002", role="agent", disposition="repair: work order opened",
                      notes="Plumber booked for Tuesday")
     assert row_of(db, "c1")["notes"] == "Ann: Leak under the sink since Monday | Bob: Plumber booked for Tuesday"
+
+
+def test_a_timer_that_fires_as_the_switch_stops_does_nothing(core):
+    # the demo's switch log ended with SwitchError "the switch is stopping" from a queue timer
+    # that was already due when shut_down ran
+    core.caller_arrived("c2", "+85290000001", "repair")
+    core.shut_down()
+    core._on_timer()
