@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from records.db import connect
 from records.directory import resident_by_phone
@@ -125,8 +126,62 @@ class Feed:
         stamp = dt.datetime.fromtimestamp(event["t"]).strftime("%H:%M:%S")
         print(f"{stamp}  {text}", file=self.out, flush=True)
 
+    def say(self, text: str) -> None:
+        """A line of the demo's own (the switch restarting), in the feed's format."""
+        print(f"{dt.datetime.now().strftime('%H:%M:%S')}  {text}", file=self.out, flush=True)
+
     def close(self) -> None:
         self.db.close()
+
+
+class FeedWatcher:
+    """The feed's supervisor login: subscribed to the switch's events, and logged in
+    again whenever the switch comes back after going away."""
+
+    RECONNECT_S = (1, 2, 5)
+
+    def __init__(self, control: str, ext: str, pin: str, feed: Feed):
+        self.control, self.ext, self.pin, self.feed = control, ext, pin, feed
+        self.client: ControlClient | None = None
+        self.closing = False
+        self._reconnecting: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        client = await ControlClient.connect(self.control)
+        try:
+            await client.ask("login", ext=self.ext, pin=self.pin)
+            client.on_event = self.feed
+            await client.ask("subscribe")
+        except BaseException:
+            await client.close()
+            raise
+        client.on_close = self._lost
+        self.client = client
+
+    def _lost(self) -> None:
+        if self.closing or (self._reconnecting is not None and not self._reconnecting.done()):
+            return
+        self.feed.say("lost the switch's control connection; the feed goes on when it is back")
+        self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while not self.closing:
+            await asyncio.sleep(self.RECONNECT_S[min(attempt, len(self.RECONNECT_S) - 1)])
+            attempt += 1
+            try:
+                await self.start()
+            except (OSError, ConnectionError, RuntimeError, asyncio.TimeoutError):
+                continue
+            return
+
+    async def close(self) -> None:
+        self.closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+        if self.client is not None:
+            self.client.on_close = None
+            await self.client.close()
 
 
 def _udp_port_free(port: int) -> bool:
@@ -141,7 +196,8 @@ def _udp_port_free(port: int) -> bool:
 
 
 def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path,
-                 trunk: tuple[str, int] | None = None) -> subprocess.Popen:
+                 trunk: tuple[str, int] | None = None, append: bool = False) -> subprocess.Popen:
+    """`append`: a restart, whose log goes on after the last one's."""
     config = []
     if trunk is not None:   # the shipped config, with the simulated outside world as its trunk
         from telephony.switchconfig import DEFAULT_PATH
@@ -150,7 +206,8 @@ def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Pa
         path.write_text(DEFAULT_PATH.read_text() + f"\n# hotline demo: callbacks reach simulated residents\n"
                         f"trunk: sip:{trunk[0]}:{trunk[1]}\n")
         config = ["--config", str(path)]
-    with open(log_path, "w") as log:
+    start_of_log = log_path.stat().st_size if append and log_path.exists() else 0
+    with open(log_path, "a" if append else "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "console", "--db", db_path, "switch", "--sip",
                                     f"{sip[0]}:{sip[1]}", "--control", str(control), *config],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -158,12 +215,53 @@ def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Pa
                                    # callers and bots first and then the switch, in that order
                                    start_new_session=True)
     deadline = time.monotonic() + 20
-    while "hotline switch: SIP on" not in log_path.read_text():
+    while "hotline switch: SIP on" not in (this_log := log_path.read_text()[start_of_log:]):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"the switch did not start; its log:\n{log_path.read_text()[-2000:]}")
+            raise RuntimeError(f"the switch did not start; its log:\n{this_log[-2000:]}")
         time.sleep(0.05)
     return process
+
+
+class SupervisedSwitch:
+    """The demo's switch process, started again whenever it exits without being asked
+    to, as a service manager would: the seat and the bots log in again by themselves."""
+
+    CHECK_S = 0.5
+    RETRY_S = 5.0
+
+    def __init__(self, start: Callable[[bool], subprocess.Popen], say: Callable[[str], None]):
+        self._start, self.say = start, say
+        self.process = start(False)
+        self.restarts = 0
+        self.stopping = False
+        self._task: asyncio.Task | None = None
+
+    def watch(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(self.CHECK_S)
+            code = self.process.poll()
+            if code is None or self.stopping:
+                continue
+            self.say(f"the switch stopped (exit status {code}); starting it again")
+            try:
+                self.process = await asyncio.to_thread(self._start, True)
+            except RuntimeError as exc:
+                self.say(f"the switch did not start again: {str(exc).splitlines()[-1]}; "
+                         f"trying again in {self.RETRY_S:g} s")
+                await asyncio.sleep(self.RETRY_S)
+                continue
+            self.restarts += 1
+            self.say("the switch is back: the seat and the bots log in again by themselves")
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self._task is not None:
+            self._task.cancel()
+        stop_switch(self.process)
 
 
 def stop_switch(process: subprocess.Popen) -> None:
@@ -202,25 +300,24 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
     loop = asyncio.get_running_loop()
     phones = LivePhones(sip, loop=loop, seed=seed, behaviour=behaviour)
     # the simulated phones are also the switch's trunk: a callback rings a resident who answers
-    switch = start_switch(db_path, sip, control, switch_log, trunk=(phones.host, phones.port))
-    started = time.time()
     feed_file = open(Path(db_path).with_suffix(".feed.log"), "w", encoding="utf-8") if seat else None
     feed = Feed(db_path, names, out=feed_file or sys.stdout)
+    switch = SupervisedSwitch(lambda again: start_switch(db_path, sip, control, switch_log,
+                                                         trunk=(phones.host, phones.port), append=again), feed.say)
+    started = time.time()
     agents: list[BotAgent] = []
-    watcher = None
+    watcher = FeedWatcher(str(control), supervisor, pins[supervisor], feed)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     try:
         phones.start()
-        watcher = await ControlClient.connect(str(control))
-        await watcher.ask("login", ext=supervisor, pin=pins[supervisor])
-        watcher.on_event = feed
-        await watcher.ask("subscribe")
+        switch.watch()
+        await watcher.start()
         for ext in bot_exts:
             # The demo's bots take every kind of call, so the callers' mix never waits for a
             # skill nobody has and the sizing above (one pool of agents) holds.
-            await watcher.ask("set_skills", ext=ext, skills=BOT_SKILLS)
+            await watcher.client.ask("set_skills", ext=ext, skills=BOT_SKILLS)
             bot = BotAgent(ext, pins[ext], phones)
             await bot.start(str(control))
             agents.append(bot)
@@ -254,9 +351,8 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
         phones.stop_calling()
         for bot in agents:
             await bot.stop()
-        if watcher is not None:
-            await watcher.close()
-        stop_switch(switch)
+        await watcher.close()
+        switch.stop()
         phones.stop()
         feed.close()
         if feed_file is not None:
@@ -266,7 +362,8 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
     summary = {"placed": tally.placed, "answered": tally.answered, "finished": tally.finished,
                "gave_up": tally.gave_up, "refused": tally.refused, "cut_off_talking": tally.cut_off_talking,
                "cut_off_waiting": tally.cut_off_waiting, "bot_calls": tally.bot_calls,
-               "registered": len(tally.registered), "switch_exit": switch.returncode, "recorded": recorded}
+               "registered": len(tally.registered), "switch_exit": switch.process.returncode,
+               "switch_restarts": switch.restarts, "recorded": recorded}
     print(f"hotline demo: stopped. {tally.placed} calls placed: {tally.finished} talked to an agent and hung up, "
           f"{tally.gave_up} gave up waiting, {tally.refused} refused, {tally.cut_off} still in progress at the stop "
           f"({tally.cut_off_talking} talking, {tally.cut_off_waiting} waiting), recorded as interrupted.", flush=True)

@@ -155,6 +155,15 @@ class LivePhones:
         self.bots[bot.ext] = bot
         self.call_soon(self._register, bot)
 
+    def reregister(self, bot: "BotAgent") -> None:
+        """Register again now (a restarted switch knows no phone until it does); the old
+        refresh chain stops."""
+        def again() -> None:
+            if bot.registration is not None:
+                bot.registration.stopregister()
+            self._register(bot)
+        self.call_soon(again)
+
     def _register(self, bot: "BotAgent") -> None:
         from sippy.SipRegistrationAgent import SipRegistrationAgent
         from sippy.SipURL import SipURL
@@ -400,19 +409,59 @@ class SimulatedCaller:
 class BotAgent:
     """An agent played by the computer: a phone (in LivePhones) and a control connection."""
 
+    RECONNECT_S = (1, 2, 5)   # waits between tries to reach a switch that went away (the last repeats)
+
     def __init__(self, ext: str, pin: str, phones: LivePhones):
         self.ext, self.pin, self.phones = ext, pin, phones
         self.call: BotCall | None = None     # sippy thread only
         self.ready = False
         self.control: ControlClient | None = None
         self.registration = None
+        self.address, self.token = None, None
+        self.reconnects = 0
+        self._reconnecting: asyncio.Task | None = None
 
     async def start(self, address, token: str | None = None) -> None:
-        self.control = await ControlClient.connect(address, token)
-        await self.control.ask("login", ext=self.ext, pin=self.pin)
-        self.ready = True
-        self.phones.add_bot(self)
-        await self.control.ask("status", status="available")
+        self.address, self.token = address, token
+        await self._log_in()
+
+    async def _log_in(self) -> None:
+        control = await ControlClient.connect(self.address, self.token)
+        try:
+            await control.ask("login", ext=self.ext, pin=self.pin)
+        except BaseException:
+            await control.close()
+            raise
+        self.control = control
+        if not self.ready:   # the first time: the phone registers before the switch may ring it
+            self.ready = True
+            self.phones.add_bot(self)
+        else:                # logged in again: a restarted switch knows no phone yet
+            self.phones.reregister(self)
+        await control.ask("status", status="available")
+        control.on_close = self._lost
+
+    def _lost(self) -> None:
+        """The switch went away (a restart, a crash): a person would log in again once it is
+        back, and so does the bot; its phone keeps refreshing its registration meanwhile."""
+        if self.ready and (self._reconnecting is None or self._reconnecting.done()):
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while self.ready:
+            await asyncio.sleep(self.RECONNECT_S[min(attempt, len(self.RECONNECT_S) - 1)])
+            attempt += 1
+            if not self.ready:
+                return
+            try:
+                await self._log_in()
+            except (OSError, ConnectionError, RuntimeError, asyncio.TimeoutError) as exc:
+                log.debug("bot %s: the switch is still unreachable (%s)", self.ext, exc)
+                continue
+            self.reconnects += 1
+            log.info("bot %s: logged in again after the switch came back", self.ext)
+            return
 
     def after_call(self, interaction: str, queue: str) -> None:
         """asyncio: what a person does after hanging up: a disposition, then ready again."""
@@ -436,7 +485,10 @@ class BotAgent:
 
     async def stop(self) -> None:
         self.ready = False
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         if self.control is not None:
+            self.control.on_close = None
             try:
                 await self.control.ask("logout")
             except (RuntimeError, ConnectionError, asyncio.TimeoutError):

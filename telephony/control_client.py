@@ -64,6 +64,8 @@ class ControlClient:
                     future.set_exception(ConnectionError("the switch closed the control connection"))
 
     async def ask(self, op: str, **fields) -> dict:
+        if self.closed:   # at once, not after the reply's timeout
+            raise ConnectionError("the switch closed the control connection")
         self._next_id += 1
         future = asyncio.get_running_loop().create_future()
         self._replies[self._next_id] = future

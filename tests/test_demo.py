@@ -59,3 +59,58 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
     assert placed == finished + gave_up + refused + cut_off
     outcomes = {outcome: sum(1 for r in rows if r[0] == outcome) for outcome in ("answered", "interrupted")}
     assert outcomes["interrupted"] == cut_off and outcomes["answered"] >= finished
+
+
+def _switch_pid(db_path) -> int:
+    for proc in os.listdir("/proc"):
+        if proc.isdigit():
+            try:
+                args = open(f"/proc/{proc}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if str(db_path).encode() in args and b"switch" in args:
+                return int(proc)
+    raise AssertionError("no switch process")
+
+
+def test_a_switch_that_dies_comes_back_and_the_bots_and_feed_carry_on(tmp_path):
+    # found using the demo: after the switch was killed and started again, every caller was
+    # abandoned (the bots never logged in again) and the feed stopped for good
+    db_path = tmp_path / "demo.db"
+    out_path = tmp_path / "demo.out"
+    with open(out_path, "w") as out:
+        demo = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "demo", "--residents", "200",
+                                 "--bots", "3", "--calls-per-hour", "2400", "--talk-s", "3"],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        def wait_for(condition, seconds=90):
+            deadline = time.monotonic() + seconds
+            while not condition(out_path.read_text()):
+                assert demo.poll() is None and time.monotonic() < deadline, out_path.read_text()[-3000:]
+                time.sleep(0.2)
+        wait_for(lambda text: text.count(" finished with ") >= 2)
+        first = _switch_pid(db_path)
+        os.kill(first, signal.SIGKILL)                 # a crash: no clean stop, calls cut
+        wait_for(lambda text: "the switch is back" in text)
+        assert _switch_pid(db_path) != first
+        wait_for(lambda text: text.split("the switch is back")[1].count(" finished with ") >= 3)
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(30) == 0, out_path.read_text()[-3000:]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    output = out_path.read_text()
+    assert "the switch stopped (exit status -9); starting it again" in output
+    assert "Traceback" not in output, output[output.index("Traceback") - 1500:][:4000]
+    after = output.split("the switch is back")[1]
+    assert all(f"{ext} " in after for ext in ("1002", "1003", "1004"))   # every bot took calls again
+    log = (tmp_path / "demo.switch.log").read_text()
+    assert log.count("hotline switch: SIP on") == 2
+    assert "Traceback" not in log, log[log.index("Traceback") - 500:][:3000]
+    db = connect(db_path, migrate=False)
+    try:
+        open_rows = db.execute("SELECT count(*) FROM interactions WHERE node = 'switch' AND ended_at IS NULL"
+                               ).fetchone()[0]
+    finally:
+        db.close()
+    assert open_rows == 0     # what the crash cut is recorded too (start-up recovery), nothing left open
