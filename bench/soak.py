@@ -111,7 +111,10 @@ def main() -> int:
         print(f"rate after the first minute: lowest second {min(s[1] for s in steady)} calls, "
               f"{len(stalls)} of {len(steady)} seconds below {0.9 * args.rate:g} calls/s")
     print(f"switch memory: {at_five:.1f} MB at 5 min, {samples[-1][3] if samples else float('nan'):.1f} MB at the end")
-    if args.keep:
+    errors = workdir / "callers.err"
+    if failed and errors.exists():   # what SIPp said about its failed calls, before anything is deleted
+        print("SIPp's callers' errors (last lines):\n" + "\n".join(errors.read_text(errors="replace").splitlines()[-12:]))
+    if args.keep or failed:
         print(f"work directory kept: {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
