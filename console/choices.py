@@ -86,9 +86,10 @@ class UnfinishedScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="unfinished-box"):
-            yield Static(f"{len(self.drafts)} form(s) not saved yet: their notes are on the contact as unfinished. "
-                         "Enter opens one to finish and save; esc back." if self.drafts else
-                         "Every form is saved.")
+            count = len(self.drafts)
+            yield Static(("1 form is not saved yet: its notes are" if count == 1 else
+                          f"{count} forms are not saved yet: their notes are") + " on the contact as unfinished. "
+                         "Enter opens one to finish and save; esc back." if self.drafts else "Every form is saved.")
             yield OptionList(*(self._line(draft) for draft in self.drafts), id="forms")
 
     def _line(self, draft: Draft) -> str:

@@ -145,6 +145,8 @@ async def test_a_form_that_runs_out_of_wrap_up_is_extended_once_then_kept_as_unf
         await pilot.press("u")
         await pilot.pause()
         assert app.screen.query_one("#forms").option_count == 1
+        assert "1 form is not saved yet: its notes are on the contact" in str(
+            app.screen.query_one("Static").render())
         await pilot.press("enter")
         await pilot.pause()
         assert app.query_one("#notes").value == "Caller wants a callback about the lift"
