@@ -190,15 +190,21 @@ def last_contacts(db: Database, resident_id: int, limit: int = 10) -> list[dict]
 
 
 def find_units(db: Database, text: str, limit: int = 10) -> list[dict]:
-    """Units whose 'label building estate' holds every word of `text` ("12A Tower 3"),
-    for an agent putting a new resident in their flat."""
+    """Units whose 'label building estate' has a word starting with each word of `text`
+    ("12A Tower 3", "12a kings"), for an agent putting a new resident in their flat. Units
+    where every word is a whole word come first, and if there are any, only they: "5F
+    Tower 1" is flat 5F, not 15F as well."""
     words = text.split()
     if not words:
         return []
-    where = " AND ".join(["(u.label || ' ' || b.name || ' ' || e.name) LIKE ? ESCAPE '\\'"] * len(words))
-    like = ["%" + w.replace("%", r"\%").replace("_", r"\_") + "%" for w in words]
+    haystack = "(' ' || u.label || ' ' || b.name || ' ' || e.name)"
+    where = " AND ".join([f"{haystack} LIKE ? ESCAPE '\\'"] * len(words))
+    like = ["% " + w.replace("%", r"\%").replace("_", r"\_") + "%" for w in words]
     cursor = db.execute(
         "SELECT u.id, u.label, b.name, e.name FROM units u JOIN buildings b ON b.id = u.building_id "
         f"JOIN estates e ON e.id = b.estate_id WHERE {where} ORDER BY e.name, b.name, u.floor, u.label LIMIT ?",
-        [*like, limit])
-    return [{"id": row[0], "label": f"{row[1]}, {row[2]}, {row[3]}"} for row in cursor]
+        [*like, max(limit, 200)])
+    units = [{"id": row[0], "label": f"{row[1]}, {row[2]}, {row[3]}",
+              "words": {w.casefold() for w in f"{row[1]} {row[2]} {row[3]}".split()}} for row in cursor]
+    exact = [unit for unit in units if all(w.casefold() in unit["words"] for w in words)]
+    return [{"id": unit["id"], "label": unit["label"]} for unit in (exact or units)[:limit]]

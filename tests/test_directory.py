@@ -91,3 +91,21 @@ def test_last_contacts_newest_first_with_agent_name(db):
     assert [c["disposition"] for c in contacts] == [f"d{i}" for i in range(14, 4, -1)]
     assert contacts[0]["agent"] == "Ann"
     assert resident(db, rid)["name"] == "Alice"
+
+
+def test_a_unit_is_found_by_whole_words_first_then_by_their_start(db):
+    # "5F Tower 1 Pine Crest" was refused as matching 5F and 15F (found using the demo)
+    from records.directory import find_units
+
+    estate = db["estates"].insert({"name": "Pine Crest"}).last_pk
+    tower1 = db["buildings"].insert({"estate_id": estate, "name": "Tower 1"}).last_pk
+    tower12 = db["buildings"].insert({"estate_id": estate, "name": "Tower 12"}).last_pk
+    for building in (tower1, tower12):
+        for number, floor in (("5F", 5), ("15F", 15)):
+            db["units"].insert({"building_id": building, "number": number, "floor": floor, "label": f"Flat {number}"})
+    labels = lambda text: [u["label"] for u in find_units(db, text)]  # noqa: E731
+    assert labels("5F Tower 1 Pine Crest") == ["Flat 5F, Tower 1, Pine Crest"]
+    assert labels("5f tower 1") == ["Flat 5F, Tower 1, Pine Crest"]
+    assert labels("15F pine") == ["Flat 15F, Tower 1, Pine Crest", "Flat 15F, Tower 12, Pine Crest"]
+    assert labels("5F Tow 1") == ["Flat 5F, Tower 1, Pine Crest", "Flat 5F, Tower 12, Pine Crest"]  # word starts
+    assert labels("ower 1") == []                      # not the middle of a word
