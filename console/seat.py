@@ -427,12 +427,12 @@ class SeatApp(App):
     def _unfinished(self) -> list[Draft]:
         """Forms of earlier calls that were never saved (their notes went to the contact as unfinished)."""
         current = self.pop.interaction if self.pop is not None else None
-        return sorted((d for d in self.drafts.values() if not d.saved and d.typed and d.interaction != current),
+        return sorted((d for d in self.drafts.values() if d.owed and d.interaction != current),
                       key=lambda d: d.started)
 
     def _warn_unsaved(self) -> None:
         draft = self._draft()
-        if draft is None or draft.saved or not draft.typed or self._wrap_warned:
+        if draft is None or not draft.owed or self._wrap_warned:
             return
         self._wrap_warned = True
         if not self.seat.wrap_extended:
@@ -458,8 +458,8 @@ class SeatApp(App):
         """A form the agent had no time to save: its notes go to the contact now (as
         unfinished), and the form stays on the unfinished list (u) to be finished."""
         draft = self.drafts.get(interaction)
-        if draft is None or draft.saved or not draft.typed or draft.unfinished_sent:
-            return
+        if draft is None or not draft.owed or draft.unfinished_sent:
+            return   # a call that only rang here has nothing to finish
         draft.unfinished_sent = True
         self._store_drafts()
         disposition = draft.disposition if not draft.problems(self.policy.types) else \
@@ -554,6 +554,9 @@ class SeatApp(App):
             if event.state == "connected":
                 self.seat.connected(event.call, now)
                 self.notice("")
+                if event.call == self.seat.call and (draft := self._draft()) is not None:
+                    draft.talked = True
+                    self._store_drafts()
             elif event.state == "ended":
                 was_current = event.call == self.seat.call
                 missed = self.seat.pops.get(event.call) if was_current and self.seat.state == "ringing" else None

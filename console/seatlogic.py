@@ -391,6 +391,7 @@ class Draft:
     order_type: str = NO_ORDER
     order_description: str = ""
     saved: bool = False     # on the record already; kept only until the pop goes
+    talked: bool = False    # the call was answered: its form must be saved, even if nothing was typed
     order_id: int | None = None     # the work order this form opened (a second save does not open another)
     # who the form is about, so it can be finished after the call (the unfinished list)
     number: str = ""
@@ -426,6 +427,11 @@ class Draft:
     def typed(self) -> bool:
         """Has the agent written or chosen anything beyond what the form started with?"""
         return bool(self.outcome or self.notes.strip() or self.order_type or self.order_description.strip())
+
+    @property
+    def owed(self) -> bool:
+        """Not saved, and there is something to save: a call was talked or a form typed in."""
+        return not self.saved and (self.talked or self.typed)
 
 
 def order_preview(policy, order_type: str, now: float) -> str:

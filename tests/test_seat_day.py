@@ -361,3 +361,32 @@ async def test_after_a_switch_restart_the_seat_says_where_it_stands_in_words(cen
         assert app.seat.status == "logged_out"
         assert "Reconnected to the switch; you are logged out there: v to be available." in str(
             app.query_one("#notice").render())
+
+
+async def test_a_talked_call_whose_form_was_never_touched_is_unfinished_not_silently_blank(centre, tmp_path):
+    # found using the demo: an answered call hung up with nothing typed left a row with no disposition
+    c = centre
+    app = seat_app(c, drafts=Drafts(tmp_path / "drafts.json"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        c["clock"].now += 20
+        await hang_up(c, app, pilot)
+        c["clock"].now += 100
+        c["core"]._on_timer()                               # wrap-up runs out, the form never touched
+        await pilot.pause(0.3)
+        assert "u finishes it" in str(app.query_one("#notice").render()) and "Unfinished" in _footer(app)
+    row = c["db"].execute("SELECT disposition FROM interactions WHERE uid = 'c1'").fetchone()
+    assert row == ("repair: unfinished",)
+
+
+async def test_a_call_that_only_rang_here_leaves_nothing_to_finish(centre, tmp_path):
+    c = centre
+    app = seat_app(c, drafts=Drafts(tmp_path / "drafts.json"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        c["core"].set_status("1001", "available")
+        app.post_message(PhoneEvent(IncomingCall(1, CALLER, "", {"X-Hotline-Queue": "repair",
+                                                                "X-Hotline-Interaction": "c1"})))
+        await pilot.pause()
+        app.post_message(PhoneEvent(CallState(1, "ended", 487, "Request Terminated")))
+        await pilot.pause()
+        assert "Unfinished" not in _footer(app) and app._unfinished() == []
