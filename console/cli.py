@@ -53,6 +53,27 @@ def read_pin(*, confirm: bool) -> str:
     return pin
 
 
+PIN_TRIES = 3   # at a terminal: a mistyped PIN is asked again, this many times in all
+
+
+def _seat_pin(db_path: str, ext: str) -> str:
+    """The agent's PIN, asked again at the terminal when it is wrong (a typo should not
+    mean retyping the whole command); HOTLINE_PIN is taken as it is."""
+    pin = read_pin(confirm=False)
+    if "HOTLINE_PIN" in os.environ:
+        return pin
+    db = connect(db_path, migrate=False)
+    try:
+        for _ in range(PIN_TRIES - 1):
+            if agent_records.check_login(db, ext, pin) is not None:
+                break
+            print("hotline: wrong extension or PIN; try again", file=sys.stderr, flush=True)
+            pin = read_pin(confirm=False)
+    finally:
+        db.close()
+    return pin
+
+
 def _parse_as_of(text: str | None, policy) -> float | None:
     if not text:
         return None
@@ -356,7 +377,7 @@ def cmd_agent(args) -> int:
         rtp_ports = parse_port_range(args.rtp_ports) if args.rtp_ports else None
     except ValueError as exc:
         raise UserError(f"--rtp-ports: {exc}") from None
-    pin = read_pin(confirm=False)
+    pin = _seat_pin(args.db, args.ext)
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
     try:
         return asyncio.run(run_seat(db_path=args.db, ext=args.ext, pin=pin, registrar=args.registrar,

@@ -127,3 +127,44 @@ def test_simulate_checks_every_output_before_writing_anything(run, tmp_path, opt
                          option, str(make(tmp_path)))
     assert code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err
     assert not db_path.exists()    # nothing written before the mistake was found
+
+
+def test_a_wrong_pin_at_the_seat_is_asked_again_then_refused(tmp_path):
+    # found using the demo: one typo ended `hotline agent`, and the whole command had to be retyped
+    import pty
+    import select
+
+    env = {**os.environ, "HOTLINE_DB": str(tmp_path / "x.db"), "HOTLINE_PIN": "4321"}
+    subprocess.run([sys.executable, "-m", "console", "db", "init"], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "console", "agents", "add", "--ext", "1001", "--name", "Ann"], env=env,
+                   check=True, capture_output=True)
+    env.pop("HOTLINE_PIN")
+    leader, follower = pty.openpty()
+    seat = subprocess.Popen([sys.executable, "-m", "console", "agent", "--ext", "1001", "--audio", "null"], env=env,
+                            stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    screen = b""
+
+    def read_until(text: bytes) -> None:
+        nonlocal screen
+        while text not in screen:
+            ready, _, _ = select.select([leader], [], [], 20)
+            assert ready, screen.decode(errors="replace")
+            try:
+                screen += os.read(leader, 4096)
+            except OSError:      # the process is gone and the pty closed
+                break
+    transcript = b""
+    try:
+        for _ in range(3):
+            read_until(b"PIN (4-8 digits): ")
+            transcript, screen = transcript + screen, b""
+            os.write(leader, b"9999\n")
+        read_until(b"hotline: wrong extension or PIN\r\n")
+        assert seat.wait(20) == 2
+        assert transcript.count(b"wrong extension or PIN; try again") == 2   # asked 3 times in all
+        assert b"try again" not in screen and b"9999" not in transcript + screen   # never echoed
+    finally:
+        if seat.poll() is None:
+            seat.kill()
+        os.close(leader)
