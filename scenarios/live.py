@@ -12,9 +12,9 @@ loop is a process-wide singleton, so this never runs inside the switch's process
   numbers too), dial a queue, wait up to their patience, then give up; once answered
   they talk for a sampled time and hang up.
 
-No media: the phones offer SDP and send no RTP (the switch does not anchor media yet).
-Used by `hotline demo` and `hotline bots`; QA's `simulate --live` will drive it with a
-scenario's arrival and handle-time models.
+No audio: the phones offer SDP and send no RTP, so the switch anchors and records their
+calls' media but the recordings hold nothing. Used by `hotline demo` and the working-day
+test; a bot logs in again by itself when the switch comes back after going away.
 """
 
 from __future__ import annotations
