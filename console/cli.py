@@ -346,6 +346,8 @@ def cmd_switch(args) -> int:
     try:
         asyncio.run(serve(args.db, args.sip, control, config=config, queue_log=args.queue_log,
                           token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None,
+                          tls_cert=args.tls_cert or os.environ.get("HOTLINE_TLS_CERT") or None,
+                          tls_key=args.tls_key or os.environ.get("HOTLINE_TLS_KEY") or None,
                           media=False if args.no_media else (args.media or True),
                           record_calls=not args.no_recording))
     except (StartError, SwitchFailed) as exc:
@@ -377,17 +379,40 @@ def cmd_agent(args) -> int:
         rtp_ports = parse_port_range(args.rtp_ports) if args.rtp_ports else None
     except ValueError as exc:
         raise UserError(f"--rtp-ports: {exc}") from None
+    tls_ca = args.tls_ca or os.environ.get("HOTLINE_CONTROL_CA") or None
+    if tls_ca:
+        from telephony.tls import TlsError, client_context
+
+        try:
+            client_context(tls_ca)   # a wrong file is said now, not as a seat that cannot connect
+        except TlsError as exc:
+            raise UserError(f"--tls-ca: {exc}") from None
     pin = _seat_pin(args.db, args.ext)
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
     try:
         return asyncio.run(run_seat(db_path=args.db, ext=args.ext, pin=pin, registrar=args.registrar,
                                     sip_user=args.sip_user, sip_password=os.environ.get("HOTLINE_SIP_PASSWORD"),
                                     control=control_address(control), audio=args.audio,
-                                    token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None, rtp_ports=rtp_ports))
+                                    token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None, rtp_ports=rtp_ports,
+                                    tls_ca=tls_ca))
     except PermissionError as exc:
         raise UserError(str(exc)) from None
     except RuntimeError as exc:
         raise UserError(str(exc)) from None
+
+
+def cmd_certs(args) -> int:
+    from telephony.tls import TlsError, make_self_signed
+
+    if args.days < 1:
+        raise UserError("--days must be at least 1")
+    try:
+        cert, key = make_self_signed(args.out, args.name, days=args.days)
+    except (TlsError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"hotline certs: {cert} (copy it to every seat: --tls-ca) and {key} (mode 0600: it stays on the "
+          f"switch: --tls-cert {cert} --tls-key {key}); valid {args.days} days")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -501,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-media", action="store_true",
                      help="do not anchor audio in the switch: SDP passed between phones, no music or recording")
     sub.add_argument("--no-recording", action="store_true", help="anchor audio but record nothing")
+    sub.add_argument("--tls-cert", metavar="FILE",
+                     help="TLS certificate for a TCP control API (env HOTLINE_TLS_CERT; needed unless it listens "
+                          "on loopback; hotline certs makes one)")
+    sub.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (env HOTLINE_TLS_KEY)")
     sub.add_argument("--rtp-ports", metavar="LOW-HIGH",
                      help="UDP ports the media engine may use, e.g. 10000-20000 for a firewall "
                           "(default: the config's sip.rtp_ports, else any)")
@@ -520,7 +549,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "see them, or 'null' for a silent seat (tests, demos, no sound card)")
     sub.add_argument("--rtp-ports", metavar="LOW-HIGH",
                      help="UDP ports the seat's audio may use, e.g. 16000-16100 for a firewall (default: any)")
+    sub.add_argument("--tls-ca", metavar="FILE",
+                     help="the switch's certificate (switch.crt from hotline certs): the TCP control API over "
+                          "TLS, to that switch only (env HOTLINE_CONTROL_CA)")
     sub.set_defaults(handler=cmd_agent)
+
+    sub = commands.add_parser("certs", help="make a self-signed certificate for the TLS control API")
+    sub.add_argument("--out", required=True, metavar="DIR", help="where switch.crt and switch.key go")
+    sub.add_argument("--name", action="append", default=[], metavar="HOST",
+                     help="a name or address seats reach the switch by (repeatable; this host's name, "
+                          "localhost and 127.0.0.1 are always in)")
+    sub.add_argument("--days", type=int, default=825, help="valid for this many days (default 825)")
+    sub.set_defaults(handler=cmd_certs)
 
     sub = commands.add_parser("demo", parents=[common],
                               help="a live demo: switch, bot agents, callers")

@@ -1014,7 +1014,7 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
                    sip_user: str | None = None, sip_password: str | None = None,
                    token: str | None = None, audio: str = "null", hint: str = "",
                    stop: asyncio.Event | None = None, seconds: float | None = None,
-                   rtp_ports: tuple[int, int] | None = None) -> int:
+                   rtp_ports: tuple[int, int] | None = None, tls_ca: str | None = None) -> int:
     """Start the phone and the control connection, run the app, and tidy up on the way out.
     `stop` (or `seconds`) ends the seat from outside, as `hotline demo` does."""
     from pathlib import Path
@@ -1031,7 +1031,7 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
     seat = SeatState(ext, agent["name"])
 
     async def connect_and_log_in() -> tuple[ControlClient, dict]:
-        client = await asyncio.wait_for(ControlClient.connect(control, token), 5)
+        client = await asyncio.wait_for(ControlClient.connect(control, token, tls_ca), 5)
         try:
             me = await client.ask("login", ext=ext, pin=pin)
             await client.ask("subscribe")

@@ -1,4 +1,5 @@
-"""The control API: newline-delimited JSON over a Unix socket (mode 0660) or TCP with a token.
+"""The control API: newline-delimited JSON over a Unix socket (mode 0660) or TCP with a token
+(TLS off loopback).
 
 Every request is an object with an `id` and an `op`; every reply echoes the `id` with
 `ok: true` and the result, or `ok: false` and `error: {code, message}`. Events arrive
@@ -14,6 +15,7 @@ import hmac
 import json
 import logging
 import os
+import ssl
 from pathlib import Path
 
 from records.agents import AgentError, parse_skills
@@ -103,12 +105,20 @@ class ControlServer:
         self._servers.append(server)
         self._socket_paths.append(path)
 
-    async def start_tcp(self, host: str, port: int) -> int:
+    async def start_tcp(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        """TCP, with TLS when `tls` is given; without it only on loopback (the token and
+        PINs would cross the network in clear)."""
+        from telephony.tls import is_loopback
+
         self.closing = False
         if not self.token:
             raise ValueError("the TCP control API needs a token (HOTLINE_CONTROL_TOKEN)")
+        if tls is None and not is_loopback(host):
+            raise ValueError(f"control on {host}:{port} without TLS would carry PINs in clear: give a certificate "
+                             "and key (hotline certs makes a pair) or listen on 127.0.0.1")
+        with_tls = {"ssl": tls, "ssl_handshake_timeout": 10} if tls is not None else {}
         server = await asyncio.start_server(lambda r, w: self._serve(r, w, needs_token=True), host, port,
-                                            limit=MAX_LINE)
+                                            limit=MAX_LINE, **with_tls)
         self._servers.append(server)
         return server.sockets[0].getsockname()[1]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Callable
 
 
@@ -32,14 +33,37 @@ class ControlClient:
         self._pump = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def connect(cls, address: str | tuple[str, int], token: str | None = None) -> "ControlClient":
+    async def connect(cls, address: str | tuple[str, int], token: str | None = None,
+                      tls_ca: str | None = None) -> "ControlClient":
+        """`tls_ca`: the switch's certificate (or its CA), pinned: TCP goes over TLS."""
         if isinstance(address, str):
             reader, writer = await asyncio.open_unix_connection(address, limit=1 << 20)
         else:
-            reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
+            context = None
+            if tls_ca:
+                from telephony.tls import client_context
+
+                context = client_context(tls_ca)
+            try:
+                with_tls = {"ssl": context, "ssl_handshake_timeout": 10} if context is not None else {}
+                reader, writer = await asyncio.open_connection(*address, limit=1 << 20, **with_tls)
+            except ssl.SSLCertVerificationError:
+                raise ConnectionError(f"the switch at {address[0]}:{address[1]} is not the one whose certificate is "
+                                      f"{tls_ca}: not connected") from None
+            except ssl.SSLError as exc:
+                raise ConnectionError(f"no TLS with the switch at {address[0]}:{address[1]} ({exc.reason or exc}); "
+                                      "does it run with --tls-cert?") from None
         client = cls(reader, writer)
         if not isinstance(address, str):
-            await client.ask("auth", token=token or "")
+            try:
+                await client.ask("auth", token=token or "")
+            except ConnectionError:
+                await client.close()
+                hint = "" if tls_ca else ": does it want TLS (the switch's certificate with --tls-ca)?"
+                raise ConnectionError(f"the switch at {address[0]}:{address[1]} closed the connection{hint}") from None
+            except BaseException:
+                await client.close()
+                raise
         return client
 
     async def _read(self) -> None:

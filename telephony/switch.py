@@ -144,6 +144,7 @@ class SecretLookup:
 
 async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | None = None,
                 queue_log: str | Path | None = None, token: str | None = None,
+                tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
                 media: str | Path | None | bool = True, record_calls: bool = True,
                 ready: asyncio.Event | None = None) -> None:
     """Run the switch until a signal; raises StartError (could not start, nothing changed)
@@ -155,6 +156,25 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
         raise StartError(str(exc)) from None
     if not isinstance(address, str) and not token:
         raise StartError("a TCP control API needs a token: set HOTLINE_CONTROL_TOKEN")
+    tls = None
+    if bool(tls_cert) != bool(tls_key):
+        raise StartError("TLS needs both the certificate and its key (--tls-cert and --tls-key)")
+    if tls_cert:
+        from telephony.tls import TlsError, server_context
+
+        if isinstance(address, str):
+            raise StartError("--tls-cert is for a TCP control API (HOST:PORT); a Unix socket is guarded by its "
+                             "file permissions")
+        try:
+            tls = server_context(tls_cert, tls_key)
+        except TlsError as exc:
+            raise StartError(f"TLS: {exc}") from None
+    if not isinstance(address, str) and tls is None:
+        from telephony.tls import is_loopback
+
+        if not is_loopback(address[0]):
+            raise StartError(f"control on {address[0]}:{address[1]} can be reached from other machines: give "
+                             "--tls-cert and --tls-key (hotline certs makes a pair), or listen on 127.0.0.1")
     host, port = parse_address(sip, 5060)
     check_sip_address(host, port)
     lock = SwitchLock(db_path)
@@ -163,7 +183,7 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
         if isinstance(address, str):
             check_control_path(Path(address))
         await _run(db_path, host, port, address, config=config, queue_log=queue_log, token=token, media=media,
-                   record_calls=record_calls, ready=ready)
+                   record_calls=record_calls, ready=ready, tls=tls)
     finally:
         lock.release()
 
@@ -183,7 +203,7 @@ def keep_private(paths) -> None:
 
 
 async def _run(db_path: str, host: str, port: int, address, *, config: SwitchConfig, queue_log, token, media,
-               record_calls: bool, ready: asyncio.Event | None) -> None:
+               record_calls: bool, ready: asyncio.Event | None, tls=None) -> None:
     db = connect(db_path)
     media_dir = None if media is False else Path(default_media_path(db_path) if media is True else media)
     queue_log_path = Path(queue_log or default_queue_log_path(db_path))
@@ -224,7 +244,7 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
                 await server.start_unix(address)
                 control = address
             else:
-                control = f"{address[0]}:{await server.start_tcp(*address)}"
+                control = f"{address[0]}:{await server.start_tcp(*address, tls=tls)}" + (" (TLS)" if tls else "")
         except OSError as exc:
             raise StartError(f"cannot listen for the control API on {address}: {exc.strerror or exc}") from None
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
