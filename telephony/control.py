@@ -56,6 +56,9 @@ class Connection:
     def __init__(self, server: "ControlServer", writer: asyncio.StreamWriter, *, needs_token: bool):
         self.server, self.writer = server, writer
         self.authorised = not needs_token
+        peer = writer.get_extra_info("peername")
+        # the TCP peer's address, for counting wrong PINs; the local socket has none
+        self.peer_host = peer[0] if isinstance(peer, tuple) and peer else ""
         self.agent: dict | None = None
         self.subscription: Subscriber | None = None
 
@@ -207,7 +210,7 @@ class ControlServer:
 
     def _op_login(self, connection, request):
         ext, pin = _text(request, "ext"), _text(request, "pin")
-        agent = self.core.authenticate(ext, pin)
+        agent = self.core.authenticate(ext, pin, address=connection.peer_host)
         connection.agent = agent
         view = self.core.view_of(agent["ext"])
         return {"agent": {k: agent[k] for k in ("ext", "name", "role")},

@@ -29,6 +29,7 @@ from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
 from telephony.acd.queue_log import agent_field, interrupted_rows
+from telephony.lockout import Lockout
 from telephony.switchconfig import MENU, SwitchConfig, default_queues
 
 
@@ -110,6 +111,13 @@ class SwitchCore:
         self.refused: Counter[str] = Counter()  # SIP cause -> calls turned away with it
         self.sip_refusals: Counter[str] = Counter()   # SIP cause -> requests of any kind turned away
         self.lockouts: dict[tuple[str, str], float] = {}   # ("extension"|"address", key) -> locked until
+        # control-API logins: the same PINs as SIP's digest, counted on their own
+        sip = self.config.sip
+        self._login_guards = {
+            "extension": Lockout(max_failures=sip.auth_failures_per_ext, window_s=sip.auth_window_s,
+                                 lock_s=sip.auth_lock_s),
+            "address": Lockout(max_failures=sip.auth_failures_per_address, window_s=sip.auth_window_s,
+                               lock_s=sip.auth_lock_s)}
         self.on_fatal: Callable[[str], None] | None = None   # the switch must stop (its SIP thread failed)
         self._refused_seq = 0
         self._write_depth = 0   # _committed() blocks open now
@@ -178,10 +186,28 @@ class SwitchCore:
             self.queue_log.write_rows([(int(t), "NONE", "NONE", agent_field(ext), "AGENTLOGOFF", why, "", "", "", "")])
 
     # --- people (control API) ------------------------------------------------------------
-    def authenticate(self, ext: str, pin: str) -> dict:
+    def authenticate(self, ext: str, pin: str, address: str = "") -> dict:
+        """A login's extension and PIN. Wrong PINs are counted per extension and per
+        source address (`address`: the TCP peer; "" for the local socket); too many lock
+        that key out for a while, the right PIN included, and supervisors see it."""
+        now = self.clock()
+        keys = {"extension": str(ext), **({"address": address} if address else {})}
+        for kind, key in keys.items():
+            left = self._login_guards[kind].locked_for(key, now)
+            if left > 0:
+                who = f"extension {key}" if kind == "extension" else f"address {key}"
+                raise SwitchError("locked_out", f"too many wrong PINs: {who} may try again in {left:.0f} s")
         agent = agent_records.check_login(self.db, str(ext), str(pin))
         if agent is None:
+            for kind, key in keys.items():
+                guard = self._login_guards[kind]
+                guard.prune(now)   # memory stays flat under a guessing run over many extensions
+                if guard.failed(key, now):
+                    log.warning("control: %s %s locked out of logins for %.0f s after repeated wrong PINs",
+                                kind, key, guard.lock_s)
+                    self.auth_locked(kind, key, guard.lock_s)
             raise SwitchError("bad_credentials", "wrong extension or PIN")
+        self._login_guards["extension"].succeeded(str(ext))
         if agent["ext"] not in self.agents:  # added to records after the switch started
             self._add_agent({**agent, "skills": dict(self._skills_of(agent["id"]))})
         return agent

@@ -269,3 +269,36 @@ async def test_a_seat_that_vanishes_without_logging_out_is_logged_out(switch):
     await third.call("login", ext="1001", pin="1111")
     await third.call("logout")
     third.writer.close()
+
+
+async def test_a_hundred_wrong_pins_lock_the_extension_out_and_the_right_pin_works_after(switch, caplog):
+    core, clock, connect, _ = switch
+    client = await connect()
+    codes = [(await client.call("login", ext="1001", pin="0000"))["error"]["code"] for _ in range(100)]
+    assert codes[:5] == ["bad_credentials"] * 5 and set(codes[5:]) == {"locked_out"}   # 5 per extension
+    locked = await client.call("login", ext="1001", pin="1111")     # the right PIN, while locked
+    assert locked["error"]["code"] == "locked_out" and "extension 1001 may try again in 300 s" in \
+        locked["error"]["message"]
+    assert "extension 1001 locked out of logins for 300 s" in caplog.text
+    supervisor = await connect()
+    await supervisor.call("login", ext="2001", pin="9999")
+    snapshot = (await supervisor.call("snapshot"))["snapshot"]
+    assert {"kind": "extension", "key": "1001"} in [{k: e[k] for k in ("kind", "key")} for e in snapshot["locked_out"]]
+    assert (await client.call("login", ext="1002", pin="2222"))["ok"]   # other people log in meanwhile
+    clock.now += 301
+    assert (await client.call("login", ext="1001", pin="1111"))["ok"]
+
+
+def test_wrong_pins_from_one_address_over_many_extensions_lock_the_address(db):
+    from telephony.switchcore import SwitchError
+
+    for n in range(30):
+        add_agent(db, ext=f"{3000 + n}", name=f"Agent {n}", pin="4444")
+    core = SwitchCore(db, clock=Clock())
+    for n in range(20):                      # one wrong guess each: no extension reaches its limit
+        with pytest.raises(SwitchError, match="wrong extension or PIN"):
+            core.authenticate(f"{3000 + n}", "0000", address="203.0.113.9")
+    with pytest.raises(SwitchError, match="address 203.0.113.9 may try again"):
+        core.authenticate("3025", "4444", address="203.0.113.9")
+    assert core.authenticate("3025", "4444", address="198.51.100.7")["ext"] == "3025"   # elsewhere: fine
+    assert core.authenticate("3025", "4444")["ext"] == "3025"                         # the local socket too
