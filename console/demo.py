@@ -151,7 +151,8 @@ class FeedWatcher:
         try:
             await client.ask("login", ext=self.ext, pin=self.pin)
             client.on_event = self.feed
-            await client.ask("subscribe")
+            # back after the switch went away: what it logged meanwhile comes first
+            await client.subscribe(self.client.last_seq if self.client is not None else None)
         except BaseException:
             await client.close()
             raise

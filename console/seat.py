@@ -113,7 +113,7 @@ class SeatApp(App):
     def __init__(self, *, seat: SeatState, phone, db, control: ControlClient | None = None,
                  clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0, agent_id: int | None = None,
                  drafts: Drafts | None = None, policy=None, queues: tuple[str, ...] = (),
-                 reconnect: Callable[[], Awaitable[tuple[ControlClient, dict]]] | None = None,
+                 reconnect: Callable[[int | None], Awaitable[tuple[ControlClient, dict]]] | None = None,
                  registrar: str = ""):
         from records.sla import load_policy
 
@@ -646,7 +646,8 @@ class SeatApp(App):
             await asyncio.sleep(self.RECONNECT_S[min(attempt, len(self.RECONNECT_S) - 1)])
             attempt += 1
             try:
-                client, me = await self.reconnect()
+                # what happened while the connection was down comes first (the event log)
+                client, me = await self.reconnect(self.control.last_seq if self.control is not None else None)
             except (OSError, ConnectionError, ControlError, asyncio.TimeoutError) as exc:
                 self.notice(f"The switch is still unreachable ({exc}); trying again.")
                 continue
@@ -1030,11 +1031,11 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
         raise PermissionError("wrong extension or PIN")
     seat = SeatState(ext, agent["name"])
 
-    async def connect_and_log_in() -> tuple[ControlClient, dict]:
+    async def connect_and_log_in(after_seq: int | None = None) -> tuple[ControlClient, dict]:
         client = await asyncio.wait_for(ControlClient.connect(control, token, tls_ca), 5)
         try:
             me = await client.ask("login", ext=ext, pin=pin)
-            await client.ask("subscribe")
+            await client.subscribe(after_seq)
         except BaseException:
             await client.close()
             raise

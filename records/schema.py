@@ -333,6 +333,25 @@ def m010_contact_notes(db: Database) -> None:
         )""")
 
 
+@migrations()
+def m011_events(db: Database) -> None:
+    # The switch's event log: every routing event as the control API sends it, numbered
+    # in order (AUTOINCREMENT: a number is never reused, even after pruning), written in
+    # the transaction of the rows it caused. A client that reconnects catches up from it;
+    # a console started mid-day rebuilds the day from it.
+    db.execute("""
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            node TEXT NOT NULL DEFAULT '',
+            event TEXT NOT NULL,
+            call_id TEXT NOT NULL DEFAULT '',
+            agent_ext TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX events_at ON events(at)")
+
+
 # Everything pending on an empty database is every migration this version knows.
 MIGRATION_NAMES = tuple(m.name for m in migrations.pending(Database(memory=True)))
 SCHEMA_VERSION = len(MIGRATION_NAMES)

@@ -264,11 +264,23 @@ class ControlServer:
                            role=connection.agent["role"])
 
     def _op_subscribe(self, connection, request):
+        after = request.get("after_seq")
+        if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+            raise RequestError("bad_request", "after_seq: the seq of the last event you have (an integer >= 0)")
+        supervisor = connection.agent["role"] in SUPERVISOR_ROLES
+        ext = None if supervisor else connection.agent["ext"]
+        # read and sent before the subscription starts, on the loop that publishes: nothing
+        # published in between, so no gap and no event twice
+        missed = self.core.events_after(after, ext) if after is not None else []
         if connection.subscription is not None:
             self.core.unsubscribe(connection.subscription)
-        supervisor = connection.agent["role"] in SUPERVISOR_ROLES
-        connection.subscription = self.core.subscribe(connection.send, None if supervisor else connection.agent["ext"])
-        return {"snapshot": self.core.snapshot()} if supervisor else {}
+        for message in missed:
+            connection.send(message)
+        connection.subscription = self.core.subscribe(connection.send, ext)
+        reply: dict = {"last_seq": self.core.last_seq, "replayed": len(missed)}
+        if supervisor:
+            reply["snapshot"] = self.core.snapshot()
+        return reply
 
     def _op_snapshot(self, connection, request):
         return {"snapshot": self.core.snapshot()}

@@ -30,6 +30,7 @@ class ControlClient:
         self.on_event: Callable[[dict], None] | None = None
         self.on_close: Callable[[], None] | None = None
         self.closed = False
+        self.last_seq = 0   # the event log's number of the last event taken (a reconnect asks for what follows)
         self._pump = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
@@ -71,6 +72,11 @@ class ControlClient:
             while line := await self.reader.readline():
                 message = json.loads(line)
                 if "event" in message:
+                    seq = message.get("seq")
+                    if isinstance(seq, int):
+                        if seq <= self.last_seq:
+                            continue   # had it already: a catch-up never applies an event twice
+                        self.last_seq = seq
                     if self.on_event is not None:
                         self.on_event(message)
                     continue
@@ -99,6 +105,18 @@ class ControlClient:
         if not reply.get("ok"):
             error = reply.get("error", {})
             raise ControlError(op, str(error.get("code")), str(error.get("message")))
+        return reply
+
+    async def subscribe(self, after_seq: int | None = None) -> dict:
+        """Start the event stream; with `after_seq` (the last event a previous connection
+        took), the switch first sends every event logged since, so nothing is missed."""
+        if after_seq is None:
+            return await self.ask("subscribe")
+        self.last_seq = max(self.last_seq, after_seq)
+        reply = await self.ask("subscribe", after_seq=after_seq)
+        newest = reply.get("last_seq")
+        if isinstance(newest, int) and newest < self.last_seq:
+            self.last_seq = newest   # another event log (a new database): its numbers start again
         return reply
 
     async def close(self) -> None:

@@ -202,6 +202,21 @@ def keep_private(paths) -> None:
             log.warning("%s was readable by everyone on this machine; it is now private to its owner and group", path)
 
 
+EVENT_PRUNE_EVERY_S = 3600.0
+
+
+async def _prune_events(core: SwitchCore) -> None:
+    """The event log's old lines go in small batches with pauses between them, so a
+    call's write never waits behind a long delete."""
+    while True:
+        try:
+            while core.prune_events(batch=5000) == 5000:
+                await asyncio.sleep(0.05)
+        except Exception:   # a locked or broken database: say so, try again later
+            log.exception("pruning the event log failed")
+        await asyncio.sleep(EVENT_PRUNE_EVERY_S)
+
+
 async def _run(db_path: str, host: str, port: int, address, *, config: SwitchConfig, queue_log, token, media,
                record_calls: bool, ready: asyncio.Event | None, tls=None) -> None:
     db = connect(db_path)
@@ -259,7 +274,9 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
               f"config {config.source}, {media_text}", flush=True)
         if ready is not None:
             ready.set()
+        pruning = loop.create_task(_prune_events(core))
         await stop.wait()
+        pruning.cancel()
     finally:
         await server.close()
         core.shut_down()

@@ -76,6 +76,7 @@ class SwitchConfig:
     trunk: tuple[str, int] | None = None   # where seats' outbound calls go (a carrier gateway or PBX)
     sip: SipSettings = SipSettings()
     breaks: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BREAKS))   # reason -> limit, minutes
+    events_retention_days: float = 90.0   # the event log keeps this long; older events are pruned
 
     def break_limit_s(self, reason: str) -> float | None:
         minutes = self.breaks.get(reason)
@@ -106,7 +107,8 @@ def load_switch_config(path: str | Path | None = None) -> SwitchConfig:
 def config_from_document(doc: Document) -> SwitchConfig:
     if doc.data is None or doc.data == {}:
         return SwitchConfig(default_queues(), source=doc.source)
-    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk", "sip", "breaks"))
+    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk", "sip", "breaks",
+                                   "events_retention_days"))
     queue_specs = doc.mapping(("queues",), allowed=CALL_TYPES) if "queues" in top else {}
     queues = tuple(queue_from_yaml(doc, ("queues", name), name, **QUEUE_DEFAULTS) if name in queue_specs
                    else QueueConfig(name, **QUEUE_DEFAULTS) for name in CALL_TYPES)
@@ -150,7 +152,8 @@ def config_from_document(doc: Document) -> SwitchConfig:
     trunk = _trunk(doc) if top.get("trunk") is not None else None
     sip = _sip_settings(doc) if "sip" in top else SipSettings()
     breaks = _breaks(doc) if "breaks" in top else dict(DEFAULT_BREAKS)
-    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks)
+    retention = float(_number(doc, ("events_retention_days",), minimum=1)) if "events_retention_days" in top else 90.0
+    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks, retention)
 
 
 _SIP_INTEGERS = ("qualify_misses", "auth_failures_per_ext", "auth_failures_per_address")

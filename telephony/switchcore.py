@@ -11,6 +11,7 @@ recorder, the queue_log writer, the agent-state history and the subscribers.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -732,27 +733,65 @@ class SwitchCore:
 
     def _publish(self) -> None:
         events = self.acd.drain()
+        messages = []
         if events:
             # One transaction per change, committed before anyone hears of it: a phone
-            # rings, or a supervisor sees a call, only once its record is on disk.
+            # rings, or a supervisor sees a call, only once its record is on disk; the
+            # event log's lines are in the same transaction as the rows they caused.
             with self._committed():
                 for event in events:
                     self.recorder(event)
                     self.queue_log(event)
                     self._track_agent(event)
-        for event in events:
+                    messages.append(self._logged(event))
+        for event, message in zip(events, messages):
             if self.legs is not None:
                 self._drive_legs(event)
-            message = None
             agent_id = getattr(event, "agent_id", None)
             for subscriber in list(self._subscribers):
                 if subscriber.ext is None or subscriber.ext == agent_id:
-                    if message is None:
-                        message = event_message(event)
-                        if type(event) is ev.CallOffered and event.call_id in self._forms:
-                            message["form"] = self._forms[event.call_id]   # a transferred caller's notes
                     subscriber.deliver(message)
         self._arm_timer()
+
+    def _logged(self, event) -> dict:
+        """The event as the control API sends it, numbered by its line in the event log."""
+        message = event_message(event)
+        if type(event) is ev.CallOffered and event.call_id in self._forms:
+            message["form"] = self._forms[event.call_id]   # a transferred caller's notes
+        cursor = self.db.conn.execute(
+            "INSERT INTO events (at, node, event, call_id, agent_ext, body) VALUES (?, ?, ?, ?, ?, ?)",
+            [message.get("t", self.clock()), self.node, message["event"], message.get("call_id") or "",
+             message.get("agent_id") or "", json.dumps(message, ensure_ascii=False)])
+        message["seq"] = cursor.lastrowid
+        return message
+
+    def events_after(self, seq: int, ext: str | None = None, limit: int = 100_000) -> list[dict]:
+        """The logged events after `seq` that a subscriber of `ext` (None: a supervisor)
+        gets, in order. Raises SwitchError `pruned` if some of them are no longer kept."""
+        oldest = self.db.execute("SELECT min(seq) FROM events").fetchone()[0]
+        newest = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        if seq > 0 and (oldest is None or seq < oldest - 1) and newest is not None and newest[0] > seq:
+            kept = f"the log starts at {oldest}" if oldest is not None else "the log is empty"
+            raise SwitchError("pruned", f"events after {seq} are no longer all kept ({kept}; retention "
+                                        f"{self.config.events_retention_days:g} days): take a snapshot instead")
+        where, params = ("seq > ?", [seq]) if ext is None else ("seq > ? AND agent_ext = ?", [seq, ext])
+        rows = self.db.execute(f"SELECT seq, body FROM events WHERE {where} ORDER BY seq LIMIT ?", [*params, limit])
+        return [{**json.loads(body), "seq": number} for number, body in rows]
+
+    @property
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return row[0] if row else 0
+
+    def prune_events(self, batch: int = 5000) -> int:
+        """Drop events older than the retention, a batch at a time (a call's writes never
+        wait long behind it); returns how many went."""
+        cutoff = self.clock() - self.config.events_retention_days * 86400
+        with self._committed():
+            cursor = self.db.conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY seq LIMIT ?)",
+                [cutoff, batch])
+        return cursor.rowcount
 
     def _drive_legs(self, event) -> None:
         """Routing decisions become SIP: ring an agent, stop ringing, release a caller."""

@@ -42,10 +42,10 @@ async def centre(tmp_path):
     path = tmp_path / "c.sock"
     await server.start_unix(path)
 
-    async def log_in():
+    async def log_in(after_seq=None):
         client = await ControlClient.connect(str(path))
         me = await client.ask("login", ext="1001", pin="1111")
-        await client.ask("subscribe")
+        await client.subscribe(after_seq)
         return client, me
 
     client, me = await log_in()
