@@ -78,16 +78,17 @@ class CallbackOutcomeScreen(ModalScreen):
     """
     BINDINGS = [Binding("enter", "record", "Record", priority=True)]
 
-    def __init__(self, callback: Callback, talked: bool, code: int):
+    def __init__(self, callback: Callback, talked: bool, code: int, notes: str = ""):
         super().__init__()
-        self.callback, self.talked, self.code = callback, talked, code
+        self.callback, self.talked, self.code, self.notes = callback, talked, code, notes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="outcome-box"):
             who = self.callback.resident or self.callback.number
             yield Static(f"How did the call to {who} go? (↑↓ then enter)")
             yield OptionList(*OUTCOMES.values(), id="outcomes")
-            yield Input(placeholder="notes (optional)", id="callback_notes", select_on_focus=False)
+            # what the agent typed in the seat's notes during the call comes along
+            yield Input(self.notes, placeholder="notes (optional)", id="callback_notes", select_on_focus=False)
 
     def on_mount(self) -> None:
         keys = list(OUTCOMES)

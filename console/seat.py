@@ -654,12 +654,16 @@ class SeatApp(App):
             self._attach(client)
             self.seat.switch_connected = True
             self.seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), self.clock())
+            cut_off = self._drop_calls_the_switch_forgot(me.get("state", "idle"))
             wanted, self._wanted_status = self._wanted_status, None
             if wanted is not None and wanted[0] in ("available", "on_break") and self.seat.status == "logged_out":
                 reason = wanted[1] if wanted[0] == "on_break" else ""
                 await self._ask("status", status=wanted[0], **({"reason": reason} if reason else {}))
             now_status = self.seat.status_text()
-            if wanted is not None and self.seat.status == wanted[0]:
+            if cut_off:
+                self.notice(f"The switch restarted and cut off the call; its form stays here to save. You are "
+                            f"{now_status}.")
+            elif wanted is not None and self.seat.status == wanted[0]:
                 self.notice(f"Reconnected to the switch; you are {now_status} again.")
             elif self.seat.status == "logged_out":
                 self.notice("Reconnected to the switch; you are logged out there: v to be available.")
@@ -667,6 +671,19 @@ class SeatApp(App):
                 self.notice(f"Reconnected to the switch; you are {now_status}.")
             self._refresh_header()
             return
+
+    def _drop_calls_the_switch_forgot(self, switch_state: str) -> bool:
+        """After a reconnect: a call the seat still holds but the switch does not know (it
+        restarted: the caller is gone) is hung up here, or the seat would look busy on a
+        dead call while the switch offers it new ones."""
+        if self.seat.call is None or self.seat.state not in ("ringing", "in_call", "on_hold", "dialling"):
+            return False
+        if switch_state in ("ringing", "in_call", "on_hold"):
+            return False
+        call = self.seat.call
+        self._transferred = call   # its end is this news, said once (not "Call ended.")
+        self.phone.hang_up(call)
+        return True
 
     # --- keys ---------------------------------------------------------------------------------------
     def action_answer(self) -> None:
@@ -745,11 +762,14 @@ class SeatApp(App):
         call = self.seat.call
         if await self._ask("transfer", call_id=self.pop.interaction, form=form, **{kind: where}):
             self._transferred = call   # its end (the switch's BYE) is this transfer, not news
-            if draft is not None and kind != "number":
+            if kind != "number":
                 # the switch keeps what was typed on the contact, as this agent's notes, and
-                # the form went with the caller: the receiving seat finishes it
-                self.drafts.pop(draft.interaction, None)
-                self._store_drafts()
+                # the form went with the caller: the receiving seat finishes it, and this one
+                # has nothing left to save (the contact is no longer this agent's to write)
+                if draft is not None:
+                    self.drafts.pop(draft.interaction, None)
+                    self._store_drafts()
+                self.hide_pop()
             to = {"ext": "extension ", "queue": "the queue ", "number": ""}[kind] + where
             self.notice(f"Transferred to {to}; your notes are on the contact and went with the call."
                         if kind != "number" else f"Transferred to {to}; your notes stay with the contact for you "
@@ -804,7 +824,9 @@ class SeatApp(App):
             except ValueError as exc:
                 self.notice(f"Not recorded: {exc}")
 
-        self.push_screen(CallbackOutcomeScreen(callback, talked, code), record)
+        # a follow-up call has no form of its own to save: its notes go with its outcome
+        typed = self.query_one("#notes", Input).value.strip() if self.pop is not None and self.pop.call == key else ""
+        self.push_screen(CallbackOutcomeScreen(callback, talked, code, notes=typed), record)
 
     def action_unfinished(self) -> None:
         from console.choices import UnfinishedScreen

@@ -157,8 +157,13 @@ class LivePhones:
 
     def reregister(self, bot: "BotAgent") -> None:
         """Register again now (a restarted switch knows no phone until it does); the old
-        refresh chain stops."""
+        refresh chain stops, and a call the dead switch left up is dropped: nobody is on
+        it, and a bot that thought itself busy would refuse every new call."""
         def again() -> None:
+            stale, bot.call = bot.call, None
+            if stale is not None:
+                stale.connected = False   # no disposition for a call the restart cut off
+                stale.hang_up()
             if bot.registration is not None:
                 bot.registration.stopregister()
             self._register(bot)

@@ -412,6 +412,10 @@ async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extend
             assert "extended by 60 s" in str(app.query_one("#notice").render())
             assert "wrap-up 80s" in str(app.query_one("#header").render())   # 30 from the queue - 10 + 60
             assert "More time" not in _footer(app)                             # once
+            # the form went with the caller: nothing is left to save here, and wrap-up's end
+            # leaves no "unfinished" form the switch would refuse (the contact is Bob's now)
+            assert not app.query_one("#pop").display and app._unfinished() == []
+            assert "u Unfinished" not in _footer(app)
         [offer] = [e for e in bob_events if e["event"] == "CallOffered"]
         assert offer["call_id"] == "c1" and offer["form"] == {"reason": "billing", "notes": "asks about the fee"}
 
@@ -458,13 +462,16 @@ async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_
         assert "dialling" in str(app.query_one("#header").render()) and "Hang up" in _footer(app)
         app.post_message(PhoneEvent(CallState(42, "connected", 200, "OK")))
         await pilot.pause()
+        await pilot.press("n", *"fixed", "escape")     # typed in the seat's notes during the call
+        await pilot.pause(0.3)
         await pilot.press("h")
         assert phone.sent[-1] == ("hang_up", 42)
         app.post_message(PhoneEvent(CallState(42, "ended", 200, "Normal call clearing")))
         await pilot.pause()
         outcomes = app.screen.query_one("#outcomes")
         assert outcomes.highlighted == 0                     # talked: "reached" is offered first
-        await pilot.press("tab", *"fixed, thanks", "enter")
+        assert app.screen.query_one("#callback_notes").value == "fixed"   # found by a new user: it was lost
+        await pilot.press("tab", "end", *", thanks", "enter")
         await pilot.pause()
         assert f"work order #{order_id} updated" in str(app.query_one("#notice").render())
         assert "wrap-up" in str(app.query_one("#header").render())

@@ -390,3 +390,35 @@ async def test_a_call_that_only_rang_here_leaves_nothing_to_finish(centre, tmp_p
         app.post_message(PhoneEvent(CallState(1, "ended", 487, "Request Terminated")))
         await pilot.pause()
         assert "Unfinished" not in _footer(app) and app._unfinished() == []
+
+
+async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(centre):
+    # found by a new user: after the switch was killed mid-call the seat showed "in call" on a dead
+    # call for minutes while the new switch offered it calls it never showed
+    c = centre
+    phone = PhoneCommands()
+    app = seat_app(c, phone=phone, reconnect=c["log_in"])
+    app.RECONNECT_S = (0.1,)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        await c["server"].close()                     # the switch dies with the call up
+        await pilot.pause(0.2)
+        restarted = SwitchCore(c["db"], [QueueConfig("repair", wrap_up_s=30)], clock=c["clock"])
+        restarted.recover()
+        server = ControlServer(restarted)
+        await server.start_unix(c["path"])
+        try:
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if ("hang_up", 1) in phone.sent:
+                    break
+            assert ("hang_up", 1) in phone.sent
+            app.post_message(PhoneEvent(CallState(1, "ended", 200, "OK")))   # the phone's word that it is down
+            await pilot.pause()
+            notice = str(app.query_one("#notice").render())
+            assert "The switch restarted and cut off the call" in notice and app.seat.state in ("wrap_up", "idle")
+        finally:
+            app.seat.switch_connected = False
+            app.leaving = True
+            await server.close()
+            restarted.close()
