@@ -101,6 +101,10 @@ class SeatApp(App):
         Binding("q", "quit", "Quit"),
     ]
     SEAT_ACTIONS = frozenset(b.action for b in BINDINGS if b.action != "quit")
+    # Nothing takes the focus by itself (Textual's default focuses the first field whenever
+    # the seat's screen comes back from a dialog): the seat's keys are single letters, and
+    # enter must never open a form field the agent did not go to.
+    AUTO_FOCUS = None
     # The footer shows only what can be done now, so every key fits on 80 columns.
     WHEN = {"answer": ("ringing",), "decline": ("ringing",), "hang_up": ("in_call", "on_hold", "dialling"),
             "callbacks": ("idle", "wrap_up"),
@@ -131,6 +135,7 @@ class SeatApp(App):
         self.queues = tuple(queues)   # the switch's queues, transfer targets
         self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
         self._transferred: int | None = None   # the call this seat last transferred away
+        self._declined: int | None = None      # the call this agent last declined (not a miss)
         self.reconnect, self.registrar = reconnect, registrar
         self._reconnecting: asyncio.Task | None = None
         self._wanted_status: tuple[str, str] | None = None   # what the agent had chosen when the switch went away
@@ -568,7 +573,10 @@ class SeatApp(App):
                 if was_current:
                     self._close_call_dialogs()
                 if was_current and event.call != self._transferred:
-                    if missed is not None:   # the switch took it back (ring-out) or the caller gave up
+                    if missed is not None and event.call == self._declined:
+                        self.notice(f"Declined: {missed.name or missed.number or 'the caller'} goes to the next "
+                                    "agent.")
+                    elif missed is not None:   # the switch took it back (ring-out) or the caller gave up
                         self.notice(f"Missed: {missed.name or missed.number or 'a caller'} rang here "
                                     f"{rang_s:.0f} s without an answer.")
                     else:
@@ -595,14 +603,17 @@ class SeatApp(App):
             self.screen.dismiss(None)
 
     def _clear_dialogs_for_ringing(self) -> None:
-        """A call rings: dialogs with nothing typed in them (the follow-up list, the
-        keypad, ...) make way for its pop; one holding typed text stays, and says so."""
+        """A call rings: pick-from-a-list dialogs (the follow-up list, breaks, unfinished
+        forms) make way for its pop, and nothing on the seat has the focus, so a key meant
+        for the list (enter, an arrow) does nothing there. A dialog one types into stays:
+        keys typed into it as it vanished would become seat keys ('a' answers)."""
         while len(self.screen_stack) > 1:
             screen = self.screen
-            if any(field.value.strip() for field in screen.query(Input)):
+            if screen.query(Input):
                 self.notify("A call is ringing: esc here, then a to answer.", severity="warning", timeout=8)
                 return
             screen.dismiss(None)
+        self.set_focus(None)
 
     def on_switch_event(self, message: SwitchEvent) -> None:
         event, now = message.event, self.clock()
@@ -694,6 +705,7 @@ class SeatApp(App):
 
     def action_decline(self) -> None:
         if self.seat.state == "ringing" and self.seat.call is not None:
+            self._declined = self.seat.call
             self.phone.decline(self.seat.call)
         else:
             self.notice("Nothing is ringing.")
@@ -776,6 +788,9 @@ class SeatApp(App):
                         "to save.")
 
     async def action_extend_wrap_up(self) -> None:
+        if self.seat.wrap_extended:
+            self.notice("Wrap-up was already extended once for this call: ctrl+s saves, w ends it.")
+            return
         reply = await self._ask("extend_wrap_up", seconds=WRAP_EXTENSION_S)
         if reply is None:
             return

@@ -173,8 +173,45 @@ async def test_a_ringing_call_closes_the_follow_up_list_and_can_be_answered(cent
         app.post_message(PhoneEvent(IncomingCall(4, CALLER, "", {"X-Hotline-Resident": str(centre["rid"])})))
         await pilot.pause(0.2)
         assert len(app.screen_stack) == 1 and "Answer" in _footer(app)
+        await pilot.press("enter", "down")       # meant for the list that just went: they do nothing here
+        await pilot.pause()
+        assert app.focused is None and not app.query_one("#reason").expanded
         await pilot.press("a")
         assert phone.sent[-1] == ("answer", 4)
+
+
+async def test_a_ringing_call_leaves_a_dialog_one_types_into_open(centre):
+    # found by a new user: typing "water leak" in the knowledge search as a call rang closed the
+    # search, and the "a" of "leak" answered the caller
+    phone = PhoneCommands()
+    app = seat_app(centre, phone=phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("slash", *"w")
+        await pilot.pause()
+        app.post_message(PhoneEvent(IncomingCall(4, CALLER, "", {"X-Hotline-Resident": str(centre["rid"])})))
+        await pilot.pause(0.2)
+        await pilot.press(*"ater leak")
+        await pilot.pause()
+        assert len(app.screen_stack) == 2 and app.screen.query_one("Input").value == "water leak"
+        assert ("answer", 4) not in phone.sent
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("a")
+        assert phone.sent[-1] == ("answer", 4)
+
+
+async def test_a_declined_call_says_declined_not_missed(centre):
+    phone = PhoneCommands()
+    app = seat_app(centre, phone=phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(5, CALLER, "", {"X-Hotline-Queue": "repair",
+                                                                "X-Hotline-Interaction": "c5"})))
+        await pilot.pause()
+        await pilot.press("d")
+        assert phone.sent[-1] == ("decline", 5)
+        app.post_message(PhoneEvent(CallState(5, "ended", 486, "Busy Here")))
+        await pilot.pause()
+        assert str(app.query_one("#notice").render()) == "Declined: 陳大文 goes to the next agent."
 
 
 async def test_quit_in_a_call_asks_first_and_the_keypad_needs_a_call(centre):
