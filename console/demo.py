@@ -82,7 +82,10 @@ class Feed:
     """Routing events as one line each, with the names a supervisor would want."""
 
     def __init__(self, db_path: str, agents: dict[str, str], out=sys.stdout):
+        from records.sla import load_policy
+
         self.db = connect(db_path, migrate=False)
+        self.tz = load_policy().timezone   # the centre's clock, as on the seats' screens
         self.agents, self.out = agents, out
         self.callers: dict[str, str] = {}
 
@@ -123,12 +126,12 @@ class Feed:
             text = f"{name} is now {event['status'].replace('_', ' ')}{reason}"
         else:
             return
-        stamp = dt.datetime.fromtimestamp(event["t"]).strftime("%H:%M:%S")
+        stamp = dt.datetime.fromtimestamp(event["t"], self.tz).strftime("%H:%M:%S")
         print(f"{stamp}  {text}", file=self.out, flush=True)
 
     def say(self, text: str) -> None:
         """A line of the demo's own (the switch restarting), in the feed's format."""
-        print(f"{dt.datetime.now().strftime('%H:%M:%S')}  {text}", file=self.out, flush=True)
+        print(f"{dt.datetime.now(self.tz).strftime('%H:%M:%S')}  {text}", file=self.out, flush=True)
 
     def close(self) -> None:
         self.db.close()
@@ -368,6 +371,9 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
     print(f"hotline demo: stopped. {tally.placed} calls placed: {tally.finished} talked to an agent and hung up, "
           f"{tally.gave_up} gave up waiting, {tally.refused} refused, {tally.cut_off} still in progress at the stop "
           f"({tally.cut_off_talking} talking, {tally.cut_off_waiting} waiting), recorded as interrupted.", flush=True)
+    if switch.restarts:
+        print(f"hotline demo: the switch died and was started again {switch.restarts} time(s); the calls it held "
+              "then are recorded as interrupted (the callers' phones may have counted them as talked).", flush=True)
     print("hotline demo: the records of this run: " + (", ".join(f"{n} {outcome}" for outcome, n in recorded.items())
                                                        or "no calls") + f"; in {db_path}", flush=True)
     return summary

@@ -875,6 +875,10 @@ class SeatApp(App):
         pop, said = result
         if pop.call in self.seat.pops:
             self.seat.pops[pop.call] = pop
+        draft = self.drafts.get(pop.interaction) if pop.interaction else None
+        if draft is not None:   # the unfinished list and its notices name them from now on
+            draft.caller, draft.resident_id = pop.name or draft.caller, pop.resident_id
+            self._store_drafts()
         if self.pop is not None and self.pop.call == pop.call:
             self.show_pop(pop)
         recorded = bool(pop.interaction) and await self._ask("identify", call_id=pop.interaction,

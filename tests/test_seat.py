@@ -283,6 +283,7 @@ async def test_an_unknown_caller_is_found_and_linked_and_the_next_call_pops_by_i
         assert "Chan Tai Man" in str(app.query_one("#caller").render())
         assert "now linked to Chan Tai Man" in str(app.query_one("#notice").render())
         assert "Identify" not in _footer(app)
+        assert app.drafts["c1"].caller == "Chan Tai Man"   # an unfinished form names them, not the number
     from records.directory import resident_by_phone
     assert resident_by_phone(db, "+85290001111")["id"] == rid
 
