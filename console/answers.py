@@ -9,7 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Markdown, OptionList, Static
 
-from console.dialogs import arrows_move_list
+from console.dialogs import TextField, arrows_move_list
 from records.knowledge import Answer, search_knowledge
 
 
@@ -34,7 +34,7 @@ class AnswersScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="answers"):
-            yield Input(value=self.query_text, placeholder="search the standard answers: gas, lift, fee ...",
+            yield TextField(value=self.query_text, placeholder="search the standard answers: gas, lift, fee ...",
                         id="search", select_on_focus=False)
             yield OptionList(id="titles")
             with VerticalScroll(id="answer"):

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, OptionList, Static
 
-from console.dialogs import typing_caught_up
+from console.dialogs import TextField, typing_caught_up
 from console.seatlogic import time_left
 from records.callbacks import OUTCOMES, Callback
 
@@ -88,7 +88,7 @@ class CallbackOutcomeScreen(ModalScreen):
             yield Static(f"How did the call to {who} go? (↑↓ then enter)")
             yield OptionList(*OUTCOMES.values(), id="outcomes")
             # what the agent typed in the seat's notes during the call comes along
-            yield Input(self.notes, placeholder="notes (optional)", id="callback_notes", select_on_focus=False)
+            yield TextField(self.notes, placeholder="notes (optional)", id="callback_notes", select_on_focus=False)
 
     def on_mount(self) -> None:
         keys = list(OUTCOMES)

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Select, Static
 
-from console.dialogs import arrows_move_list, typing_caught_up
+from console.dialogs import TextField, arrows_move_list, typing_caught_up
 from console.seatlogic import Pop, find_callers, identified, new_caller
 from records.directory import DirectoryError
 from records.schema import RESIDENT_KINDS
@@ -54,15 +54,15 @@ class IdentifyScreen(ModalScreen):
         with Vertical(id="identify"):
             yield Static(f"Who is calling from {self.pop.number or 'a withheld number'}? "
                          "Type part of a name, unit or phone number.")
-            yield Input(placeholder="name, unit, phone", id="query", select_on_focus=False)
+            yield TextField(placeholder="name, unit, phone", id="query", select_on_focus=False)
             # what went wrong stays in sight above the list, however long the list is
             yield Static(id="identify-problem")
             yield DataTable(id="matches", cursor_type="row", zebra_stripes=True)
             with Vertical(id="new"):
                 yield Static("New resident (ctrl+s adds them with this number):")
                 with Horizontal():
-                    yield Input(placeholder="full name", id="new_name", select_on_focus=False)
-                    yield Input(placeholder="unit, e.g. 12A Tower 3", id="new_unit", select_on_focus=False)
+                    yield TextField(placeholder="full name", id="new_name", select_on_focus=False)
+                    yield TextField(placeholder="unit, e.g. 12A Tower 3", id="new_unit", select_on_focus=False)
                     yield Select([(k.replace("_", " "), k) for k in RESIDENT_KINDS], value="tenant",
                                  allow_blank=False, id="new_kind")
             yield Static("↑↓ choose · enter link the number to them · ctrl+n new resident · esc back",

@@ -25,7 +25,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from console.dialogs import typing_caught_up
+from console.dialogs import TextField, typing_caught_up
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
                                money, open_orders, order_preview, screen_pop, time_left, today_totals, when)
 from telephony.control_client import ControlClient, ControlError
@@ -194,8 +194,8 @@ class SeatApp(App):
                     yield Select([(t.replace("_", " "), t) for t in self.policy.types], prompt="no work order",
                                  id="order_type")
                 # select_on_focus off: coming back to a field must never make the next key wipe it
-                yield Input(placeholder="notes (n)", id="notes", select_on_focus=False)
-                yield Input(placeholder="work-order description", id="order_description", select_on_focus=False)
+                yield TextField(placeholder="notes (n)", id="notes", select_on_focus=False)
+                yield TextField(placeholder="work-order description", id="order_description", select_on_focus=False)
                 yield Static(id="preview")
             yield Static("Open work orders", classes="section")
             yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)

@@ -103,3 +103,17 @@ async def test_enter_before_the_matches_caught_up_with_the_typing_links_nobody(r
         assert "Chan Tai Man" in str(app.query_one("#caller").render())
     from records.directory import resident_by_phone
     assert resident_by_phone(db, "+85290001111")["id"] == rid
+
+
+async def test_backspaces_and_letters_in_one_burst_are_applied_in_order():
+    # found by a new user: "noise", five backspaces, "fee" in the knowledge search left "noi"
+    # (Textual ran the backspaces as bindings once they reached the app, after the letters)
+    from console.answers import AnswersScreen
+    from records.knowledge import load_knowledge
+
+    app = Host(AnswersScreen(load_knowledge()))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        burst(app, *"noise", *["backspace"] * 5, *"fee", "left", "left", "delete", "home", "c")
+        await pilot.pause(0.5)
+        assert app.screen.query_one("#search").value == "cfe"
