@@ -414,7 +414,7 @@ def test_a_transfer_to_a_free_agent_rings_only_them_and_goes_back_to_the_queue_i
     login(acd, "a", "b")
     acd.enqueue("c1", "repair", 0)
     acd.answer("c1", "a", 1)
-    with pytest.raises(AcdError, match="not free"):
+    with pytest.raises(AcdError, match=r"extension c is not free to take a call \(logged out\): transfer to their queue"):
         acd.transfer("c1", 5, to_agent="c")             # logged out
     with pytest.raises(AcdError, match="already on the call"):
         acd.transfer("c1", 5, to_agent="a")

@@ -433,7 +433,12 @@ class Acd:
             if target is agent:
                 raise AcdError("that is the agent already on the call")
             if target.id not in self._idle:
-                raise AcdError(f"agent {to_agent} is not free to take a call ({target.status}, {target.state})")
+                doing = {"in_call": "on a call", "ringing": "taking another call", "on_hold": "on a call",
+                         "wrap_up": "in wrap-up"}.get(target.state, "")
+                if target.status != "available":
+                    doing = target.status.replace("_", " ").replace("on break", "on a break")
+                raise AcdError(f"extension {to_agent} is not free to take a call ({doing or target.state}): "
+                               "transfer to their queue instead")
         if call.hold_started is not None:
             call.hold_s += now - call.hold_started
             call.hold_started = None
