@@ -203,6 +203,16 @@ def keep_private(paths) -> None:
 
 
 EVENT_PRUNE_EVERY_S = 3600.0
+ALIVE_EVERY_S = 5.0   # a crash's calls are closed with their talk up to at most this before it
+
+
+async def _say_alive(core: SwitchCore) -> None:
+    while True:
+        try:
+            core.still_alive()
+        except Exception:
+            log.exception("could not record that the switch is alive")
+        await asyncio.sleep(ALIVE_EVERY_S)
 
 
 async def _prune_events(core: SwitchCore) -> None:
@@ -275,8 +285,10 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
         if ready is not None:
             ready.set()
         pruning = loop.create_task(_prune_events(core))
+        alive = loop.create_task(_say_alive(core))
         await stop.wait()
         pruning.cancel()
+        alive.cancel()
     finally:
         await server.close()
         core.shut_down()

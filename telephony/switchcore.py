@@ -146,7 +146,8 @@ class SwitchCore:
         last = self.db.execute(
             "SELECT max(t) FROM (SELECT max(time) AS t FROM queue_log UNION ALL SELECT max(at) FROM agent_states "
             "UNION ALL SELECT max(coalesce(answered_at, offered_at, entered_at)) FROM interactions "
-            "WHERE ended_at IS NULL)").fetchone()[0] or self.clock()
+            "WHERE ended_at IS NULL UNION ALL SELECT at FROM switch_alive WHERE node = ?)",
+            [self.node]).fetchone()[0] or self.clock()
         cursor = self.db.execute("SELECT id, uid, queue, agent_ext, entered_at, answered_at, wait_s, talk_s "
                                  "FROM interactions WHERE ended_at IS NULL")
         rows = cursor.fetchall()
@@ -169,6 +170,12 @@ class SwitchCore:
             self._log_out_everyone(last, "switch went down", only_if_logged_in=True)
             self.queue_log.flush()
         return len(rows)
+
+    def still_alive(self) -> None:
+        """Called every few seconds: the time a crash cut this switch's calls is known to
+        within that (recover() reads it)."""
+        with self._committed():
+            self.db.execute("INSERT OR REPLACE INTO switch_alive (node, at) VALUES (?, ?)", [self.node, self.clock()])
 
     def _log_out_everyone(self, t: float, why: str, *, only_if_logged_in: bool) -> None:
         """Agents the switch no longer serves are logged out in agent_states and queue_log

@@ -302,3 +302,25 @@ def test_wrong_pins_from_one_address_over_many_extensions_lock_the_address(db):
         core.authenticate("3025", "4444", address="203.0.113.9")
     assert core.authenticate("3025", "4444", address="198.51.100.7")["ext"] == "3025"   # elsewhere: fine
     assert core.authenticate("3025", "4444")["ext"] == "3025"                         # the local socket too
+
+
+def test_a_crash_keeps_the_talk_up_to_the_switchs_last_sign_of_life(db):
+    # found by a new user: a call cut by kill -9 three seconds after its answer kept talk_s 0.0,
+    # because nothing was written between the answer and the crash
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    clock = Clock()
+    core = SwitchCore(db, clock=clock)
+    core.set_status("1001", "available")
+    core.caller_arrived("c1", "+85291234567", "repair")
+    clock.now += 2
+    core.sip_answered("c1", "1001")
+    answered = clock.now
+    for _ in range(4):             # the switch's every-5-seconds sign of life, then a kill -9
+        clock.now += 5
+        core.still_alive()
+    core.db.conn.commit()
+    again = SwitchCore(db, clock=lambda: answered + 3600)
+    assert again.recover() == 1
+    row = db.execute("SELECT outcome, talk_s, ended_at FROM interactions WHERE uid = 'c1'").fetchone()
+    assert row == ("interrupted", 20.0, answered + 20)
+    again.close()
