@@ -607,13 +607,16 @@ class SeatApp(App):
         forms) make way for its pop, and nothing on the seat has the focus, so a key meant
         for the list (enter, an arrow) does nothing there. A dialog one types into stays:
         keys typed into it as it vanished would become seat keys ('a' answers)."""
+        closed = False
         while len(self.screen_stack) > 1:
             screen = self.screen
             if screen.query(Input):
                 self.notify("A call is ringing: esc here, then a to answer.", severity="warning", timeout=8)
                 return
             screen.dismiss(None)
-        self.set_focus(None)
+            closed = True
+        if closed:   # never while the agent types in the seat's own form: their letters stay letters
+            self.set_focus(None)
 
     def on_switch_event(self, message: SwitchEvent) -> None:
         event, now = message.event, self.clock()

@@ -459,3 +459,19 @@ async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(
             app.leaving = True
             await server.close()
             restarted.close()
+
+
+async def test_a_call_ringing_while_the_agent_types_in_wrap_up_never_turns_letters_into_seat_keys(centre):
+    phone = PhoneCommands()
+    app = seat_app(centre, phone=phone)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        await hang_up(centre, app, pilot)         # wrap-up: the next caller may ring as the notes are typed
+        await pilot.press("n", *"Leak in the")
+        app.post_message(PhoneEvent(IncomingCall(9, "+85298887777", "", {"X-Hotline-Queue": "repair"})))
+        await pilot.pause()
+        await pilot.press(*" bathroom")          # "a", "h", "b" here stay letters: no answer, hang-up, break
+        assert not any(sent[0] in ("answer", "hang_up", "decline") for sent in phone.sent)
+        assert len(app.screen_stack) == 1
+        # the ringing caller's pop took the screen; what was typed for the last one is kept
+        assert app.drafts["c1"].notes == "Leak in the" and app.query_one("#notes").value == " bathroom"
