@@ -25,7 +25,7 @@ from records.db import connect
 from records.directory import resident_by_phone
 from scenarios.erlang import healthy_rate
 from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port, read_pins
-from telephony.control_client import ControlClient
+from telephony.control_client import ControlClient, log_in_again
 
 HUMAN_EXT = "1001"
 SL_THRESHOLD_S = 15.0   # the trade's standard: answered within three rings
@@ -141,8 +141,6 @@ class FeedWatcher:
     """The feed's supervisor login: subscribed to the switch's events, and logged in
     again whenever the switch comes back after going away."""
 
-    RECONNECT_S = (1, 2, 5)
-
     def __init__(self, control: str, ext: str, pin: str, feed: Feed):
         self.control, self.ext, self.pin, self.feed = control, ext, pin, feed
         self.client: ControlClient | None = None
@@ -169,15 +167,7 @@ class FeedWatcher:
         self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        attempt = 0
-        while not self.closing:
-            await asyncio.sleep(self.RECONNECT_S[min(attempt, len(self.RECONNECT_S) - 1)])
-            attempt += 1
-            try:
-                await self.start()
-            except (OSError, ConnectionError, RuntimeError, asyncio.TimeoutError):
-                continue
-            return
+        await log_in_again(self.start, lambda: not self.closing)
 
     async def close(self) -> None:
         self.closing = True

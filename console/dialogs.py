@@ -45,6 +45,8 @@ class TextField(Input):
     def __init__(self, *args, select_on_focus: bool = False, **kwargs):
         super().__init__(*args, select_on_focus=select_on_focus, **kwargs)
         self._keying = False   # True while this field runs its own binding for a key
+        self._own_actions = frozenset(binding.action for bindings in self._bindings.key_to_bindings.values()
+                                      for binding in bindings)
 
     async def _on_key(self, event) -> None:
         if not event.is_printable:
@@ -66,8 +68,3 @@ class TextField(Input):
         if action in self._own_actions and not self._keying:
             return False
         return super().check_action(action, parameters)
-
-    @property
-    def _own_actions(self) -> frozenset[str]:
-        return frozenset(binding.action for bindings in self._bindings.key_to_bindings.values()
-                         for binding in bindings)

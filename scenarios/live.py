@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from telephony.control_client import ControlClient
+from telephony.control_client import ControlClient, log_in_again
 
 log = logging.getLogger("hotline.live")
 
@@ -414,8 +414,6 @@ class SimulatedCaller:
 class BotAgent:
     """An agent played by the computer: a phone (in LivePhones) and a control connection."""
 
-    RECONNECT_S = (1, 2, 5)   # waits between tries to reach a switch that went away (the last repeats)
-
     def __init__(self, ext: str, pin: str, phones: LivePhones):
         self.ext, self.pin, self.phones = ext, pin, phones
         self.call: BotCall | None = None     # sippy thread only
@@ -453,20 +451,9 @@ class BotAgent:
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        attempt = 0
-        while self.ready:
-            await asyncio.sleep(self.RECONNECT_S[min(attempt, len(self.RECONNECT_S) - 1)])
-            attempt += 1
-            if not self.ready:
-                return
-            try:
-                await self._log_in()
-            except (OSError, ConnectionError, RuntimeError, asyncio.TimeoutError) as exc:
-                log.debug("bot %s: the switch is still unreachable (%s)", self.ext, exc)
-                continue
+        if await log_in_again(self._log_in, lambda: self.ready):
             self.reconnects += 1
             log.info("bot %s: logged in again after the switch came back", self.ext)
-            return
 
     def after_call(self, interaction: str, queue: str) -> None:
         """asyncio: what a person does after hanging up: a disposition, then ready again."""

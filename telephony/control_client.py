@@ -11,7 +11,28 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from typing import Callable
+from typing import Awaitable, Callable
+
+
+RECONNECT_S = (1, 2, 5)   # waits between tries to reach a switch that went away (the last repeats)
+
+
+async def log_in_again(log_in: Callable[[], Awaitable[object]], wanted: Callable[[], bool],
+                       waits: tuple[float, ...] = RECONNECT_S) -> bool:
+    """Try `log_in` after each wait until it works (True) or `wanted()` turns false (False):
+    a client whose switch went away (a restart, a crash) comes back when it does."""
+    attempt = 0
+    while wanted():
+        await asyncio.sleep(waits[min(attempt, len(waits) - 1)])
+        attempt += 1
+        if not wanted():
+            return False
+        try:
+            await log_in()
+        except (OSError, ConnectionError, RuntimeError, asyncio.TimeoutError):
+            continue   # still unreachable (ControlError is a RuntimeError)
+        return True
+    return False
 
 
 class ControlError(RuntimeError):

@@ -776,8 +776,7 @@ class SwitchCore:
         """The logged events after `seq` that a subscriber of `ext` (None: a supervisor)
         gets, in order. Raises SwitchError `pruned` if some of them are no longer kept."""
         oldest = self.db.execute("SELECT min(seq) FROM events").fetchone()[0]
-        newest = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        if seq > 0 and (oldest is None or seq < oldest - 1) and newest is not None and newest[0] > seq:
+        if seq > 0 and (oldest is None or seq < oldest - 1) and self.last_seq > seq:
             kept = f"the log starts at {oldest}" if oldest is not None else "the log is empty"
             raise SwitchError("pruned", f"events after {seq} are no longer all kept ({kept}; retention "
                                         f"{self.config.events_retention_days:g} days): take a snapshot instead")

@@ -12,13 +12,19 @@ import time
 from records.db import connect
 
 
-def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_path):
+def start_demo(tmp_path):
+    """`hotline demo` with 3 bots and quick calls, its output in demo.out."""
     db_path = tmp_path / "demo.db"
     out_path = tmp_path / "demo.out"
     with open(out_path, "w") as out:
         demo = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "demo", "--residents", "200",
                                  "--bots", "3", "--calls-per-hour", "2400", "--talk-s", "3"],
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
+    return db_path, out_path, demo
+
+
+def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_path):
+    db_path, out_path, demo = start_demo(tmp_path)
     try:
         deadline = time.monotonic() + 90
         while out_path.read_text().count(" finished with ") < 4:   # four calls talked to their end
@@ -76,12 +82,7 @@ def _switch_pid(db_path) -> int:
 def test_a_switch_that_dies_comes_back_and_the_bots_and_feed_carry_on(tmp_path):
     # found using the demo: after the switch was killed and started again, every caller was
     # abandoned (the bots never logged in again) and the feed stopped for good
-    db_path = tmp_path / "demo.db"
-    out_path = tmp_path / "demo.out"
-    with open(out_path, "w") as out:
-        demo = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "demo", "--residents", "200",
-                                 "--bots", "3", "--calls-per-hour", "2400", "--talk-s", "3"],
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    db_path, out_path, demo = start_demo(tmp_path)
     try:
         def wait_for(condition, seconds=90):
             deadline = time.monotonic() + seconds

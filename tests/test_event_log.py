@@ -11,16 +11,9 @@ from telephony.control import ControlServer
 from telephony.control_client import ControlClient, ControlError
 from telephony.switchconfig import SwitchConfig
 from telephony.switchcore import SwitchCore
+from test_control import Clock
 
 CALLER = "+85291234567"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
