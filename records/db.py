@@ -8,6 +8,7 @@ sentence that says what to do, and nothing is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -27,6 +28,30 @@ class DatabaseError(RuntimeError):
 
 def default_path() -> str:
     return os.environ.get("HOTLINE_DB", DEFAULT_PATH)
+
+
+class RecordsDatabase(Database):
+    """sqlite-utils' Database whose atomic() blocks take the write lock when they begin.
+
+    Several processes write the records (the switch, a seat, the CLI). A deferred
+    transaction that reads first (sqlite-utils looks at the table before an insert) and
+    then writes fails at once with "database is locked" if another process committed in
+    between: SQLite cannot wait that conflict out. BEGIN IMMEDIATE waits for the lock
+    (busy_timeout) instead, so a write block never fails because another one ran."""
+
+    @contextlib.contextmanager
+    def atomic(self):
+        if self.conn.in_transaction:
+            with super().atomic():   # nested: a savepoint, as sqlite-utils does
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.execute("COMMIT")
 
 
 def connect(path: str | Path, *, create: bool = False, migrate: bool = True) -> Database:
@@ -56,7 +81,7 @@ def connect(path: str | Path, *, create: bool = False, migrate: bool = True) -> 
     except sqlite3.DatabaseError:
         conn.close()
         raise DatabaseError(f"{path} is not a SQLite database (wrong file, or corrupt)") from None
-    db = Database(conn)
+    db = RecordsDatabase(conn)
     try:
         _check_identity(db, path)
         db.execute("PRAGMA foreign_keys = ON")

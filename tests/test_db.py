@@ -153,3 +153,39 @@ def test_m009_adds_failed_with_its_sip_cause_to_a_database_m008_rebuilt(tmp_path
         assert [(r["uid"], r["outcome"], r["sip_cause"]) for r in db["interactions"].rows] == [
             ("c1", "no_answer", ""), ("c2", "failed", "503 Service Unavailable")]
         assert db.execute("PRAGMA foreign_keys").fetchone() == (1,)
+
+
+def test_a_write_block_waits_for_another_writer_instead_of_failing(tmp_path):
+    # found in CI once the switch wrote every 5 s: a deferred transaction that had read, then
+    # wrote after another process committed, failed at once with "database is locked"
+    import threading
+
+    from records.db import connect
+    from records.directory import NewResident, add_resident
+
+    path = tmp_path / "r.db"
+    connect(path, create=True).close()
+    done, errors = threading.Event(), []
+
+    def other_writer():   # the switch's sign of life, much faster
+        db = connect(path)
+        n = 0
+        while not done.is_set():
+            with db.atomic():
+                db.execute("INSERT INTO estates (name) VALUES (?)", [f"Estate {n}"])
+            n += 1
+        db.close()
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    db = connect(path)
+    try:
+        for n in range(200):
+            try:
+                add_resident(db, NewResident(name=f"Resident {n}", kind="tenant"))
+            except Exception as exc:   # noqa: BLE001
+                errors.append(exc)
+    finally:
+        done.set()
+        thread.join()
+    assert errors == [] and db.execute("SELECT count(*) FROM residents").fetchone()[0] == 200
+    db.close()
