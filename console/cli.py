@@ -53,27 +53,6 @@ def read_pin(*, confirm: bool) -> str:
     return pin
 
 
-PIN_TRIES = 3   # at a terminal: a mistyped PIN is asked again, this many times in all
-
-
-def _seat_pin(db_path: str, ext: str) -> str:
-    """The agent's PIN, asked again at the terminal when it is wrong (a typo should not
-    mean retyping the whole command); HOTLINE_PIN is taken as it is."""
-    pin = read_pin(confirm=False)
-    if "HOTLINE_PIN" in os.environ:
-        return pin
-    db = connect(db_path, migrate=False)
-    try:
-        for _ in range(PIN_TRIES - 1):
-            if agent_records.check_login(db, ext, pin) is not None:
-                break
-            print("hotline: wrong extension or PIN; try again", file=sys.stderr, flush=True)
-            pin = read_pin(confirm=False)
-    finally:
-        db.close()
-    return pin
-
-
 def _parse_as_of(text: str | None, policy) -> float | None:
     if not text:
         return None
@@ -374,7 +353,7 @@ def cmd_agent(args) -> int:
         return 0
     from telephony.switchconfig import parse_port_range
 
-    connect(args.db, migrate=False).close()
+    # The seat opens no database: it may run on any machine that reaches the switch.
     try:
         rtp_ports = parse_port_range(args.rtp_ports) if args.rtp_ports else None
     except ValueError as exc:
@@ -387,17 +366,22 @@ def cmd_agent(args) -> int:
             client_context(tls_ca)   # a wrong file is said now, not as a seat that cannot connect
         except TlsError as exc:
             raise UserError(f"--tls-ca: {exc}") from None
-    pin = _seat_pin(args.db, args.ext)
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
     try:
-        return asyncio.run(run_seat(db_path=args.db, ext=args.ext, pin=pin, registrar=args.registrar,
+        address = control_address(control)
+    except ValueError as exc:
+        raise UserError(f"--control: {exc}") from None
+    pin = read_pin(confirm=False)
+    ask_again = None if "HOTLINE_PIN" in os.environ else (lambda: read_pin(confirm=False))
+    try:
+        return asyncio.run(run_seat(ext=args.ext, pin=pin, registrar=args.registrar,
                                     sip_user=args.sip_user, sip_password=os.environ.get("HOTLINE_SIP_PASSWORD"),
-                                    control=control_address(control), audio=args.audio,
+                                    control=address, audio=args.audio, ask_pin=ask_again,
                                     token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None, rtp_ports=rtp_ports,
                                     tls_ca=tls_ca))
     except PermissionError as exc:
         raise UserError(str(exc)) from None
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
 

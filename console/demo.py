@@ -32,7 +32,7 @@ SL_THRESHOLD_S = 15.0   # the trade's standard: answered within three rings
 BOT_SKILLS = "repair:3,complaint:3,billing:3,enquiry:3,emergency:3,general:3"
 # Files a demo run leaves beside its database; --fresh starts without any of them.
 RUN_FILES = (".pins", ".queue_log", ".switch.log", ".switch.yaml", ".switch.lock", ".sock", ".feed.log",
-             ".media", ".drafts")
+             ".media", ".seat")
 
 
 def healthy_calls_per_hour(bots: int, behaviour: Behaviour) -> float:
@@ -62,8 +62,6 @@ def seed_demo(db_path: str, *, residents: int, seed: int, pins_from_seed: bool =
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
-    for log in Path(db_path).parent.glob(Path(db_path).with_suffix("").name + ".seat-*.log"):
-        log.unlink()
     db = connect(db_path, create=True)
     try:
         summary = seed_database(db, load_policy(None), residents=residents, seed=seed, pins_from_seed=pins_from_seed)
@@ -321,8 +319,10 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
         if seat:   # extension 1001's seat in this terminal; leaving it ends the demo
             from console.seat import run_seat
 
-            await run_seat(db_path=db_path, ext=HUMAN_EXT, pin=pins[HUMAN_EXT], registrar=f"sip:{sip[0]}:{sip[1]}",
+            # the demo's seat keeps its drafts and log beside the demo database (make clean)
+            await run_seat(ext=HUMAN_EXT, pin=pins[HUMAN_EXT], registrar=f"sip:{sip[0]}:{sip[1]}",
                            control=str(control), stop=stop, seconds=seconds,
+                           files=Path(db_path).with_suffix(".seat"),
                            hint=f"Demo: {len(agents)} bots take calls too ({calls_per_hour:.0f} an hour); press v to "
                                 "be available, q to end the demo.")
         else:

@@ -2,8 +2,9 @@
 
 The agent types any part of a name, unit or phone number; matching residents list as
 they type. Enter links the caller's number to the highlighted resident (the next call
-pops by itself); ctrl+n adds a new resident in a unit found the same way. The work is
-console/seatlogic.py's (identified, new_caller); this screen only lays it out.
+pops by itself); ctrl+n adds a new resident in a unit found the same way. The records
+are the switch's (console/desk.py): each search and each change is one op, awaited in a
+worker or an action, never in a message handler.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Select, Static
 
+from console.desk import Desk, DeskError
 from console.dialogs import TextField, arrows_move_list, typing_caught_up
-from console.seatlogic import Pop, find_callers, identified, new_caller
-from records.directory import DirectoryError
+from console.seatlogic import Pop
 from records.schema import RESIDENT_KINDS
 
 
@@ -44,9 +45,9 @@ class IdentifyScreen(ModalScreen):
         Binding("escape", "close", "Back"),
     ]
 
-    def __init__(self, db, pop: Pop, clock):
+    def __init__(self, desk: Desk, pop: Pop):
         super().__init__()
-        self.db, self.pop, self.clock = db, pop, clock
+        self.desk, self.pop = desk, pop
         self.matches: list = []
         self.searched = ""   # the query self.matches answers
 
@@ -75,11 +76,17 @@ class IdentifyScreen(ModalScreen):
     def on_input_changed(self, message: Input.Changed) -> None:
         # the field as it is now: late Changed messages of a burst carry older values
         if message.input.id == "query" and message.input.value != self.searched:
-            self._search(message.input.value)
+            self.run_worker(self._search(message.input.value), group="search", exclusive=True, exit_on_error=False)
 
-    def _search(self, query: str) -> None:
-        self.searched = query
-        self.matches = find_callers(self.db, query, limit=20)
+    async def _search(self, query: str) -> None:
+        try:
+            matches = await self.desk.find_callers(query) if query.strip() else []
+        except DeskError as exc:
+            self.problem(f"Could not search: {exc}")
+            return
+        if query != self.query_one("#query", Input).value:
+            return   # the agent typed on: the next search answers
+        self.searched, self.matches = query, matches
         table = self.query_one("#matches", DataTable)
         table.clear()
         for match in self.matches:
@@ -100,7 +107,7 @@ class IdentifyScreen(ModalScreen):
         await typing_caught_up(self.app)
         query = self.query_one("#query", Input).value
         if query != self.searched:   # enter came before the list caught up with the typing
-            self._search(query)
+            await self._search(query)
             self.problem("The list changed as you typed: check it, then enter links the number.")
             return
         if not self.matches:
@@ -109,8 +116,8 @@ class IdentifyScreen(ModalScreen):
         row = self.query_one("#matches", DataTable).cursor_row
         match = self.matches[min(max(row, 0), len(self.matches) - 1)]
         try:
-            self.dismiss(identified(self.db, self.pop, match.resident_id, self.clock()))
-        except DirectoryError as exc:
+            self.dismiss(await self.desk.identify(self.pop, match.resident_id))
+        except DeskError as exc:
             self.problem(str(exc))
 
     def action_new(self) -> None:
@@ -128,9 +135,12 @@ class IdentifyScreen(ModalScreen):
         name = self.query_one("#new_name", Input).value
         unit = self.query_one("#new_unit", Input).value
         kind = str(self.query_one("#new_kind", Select).value)
+        if not name.strip():
+            self.problem("Not added: type their full name.")
+            return
         try:
-            self.dismiss(new_caller(self.db, self.pop, name, unit, kind, self.clock()))
-        except DirectoryError as exc:
+            self.dismiss(await self.desk.new_caller(self.pop, name, unit, kind))
+        except DeskError as exc:
             self.problem(f"Not added: {exc}")
 
     def action_close(self) -> None:

@@ -12,9 +12,11 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Awaitable, Callable
 
 from rich.markup import escape
@@ -25,14 +27,17 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
+from console.desk import Desk, DeskError, LocalDesk, SwitchDesk, on_this_call
 from console.dialogs import TextField, typing_caught_up
+from records.desk import pop_from_wire, pop_headers
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
-                               money, open_orders, order_preview, screen_pop, time_left, today_totals, when)
+                               header_pop, money, order_preview, time_left, when)
 from telephony.control_client import ControlClient, ControlError
 from telephony.softphone import CallHeld, CallState, IncomingCall, PhoneError, Registration
 
 BREAK_REASONS = ("lunch", "training", "meeting", "personal")   # when the switch gives no list
 WRAP_EXTENSION_S = 60   # the one extension of a wrap-up an agent may ask for
+PIN_TRIES = 3   # a typo at the terminal is asked again, this many times in all
 
 
 class PhoneEvent(Message):
@@ -53,7 +58,8 @@ class SwitchEvent(Message):
 
 class SeatApp(App):
     """One agent's seat. `phone` has answer/decline/hang_up/hold/send_dtmf (a Softphone);
-    `db` reads records for the pop; `control` is a logged-in ControlClient (or None);
+    `control` is a logged-in ControlClient (or None), and records come through it (the
+    switch answers: console/desk.py); a seat with no switch to ask reads `db` instead.
     `reconnect` (optional) makes a new logged-in, subscribed one when the switch comes back."""
 
     TITLE = "hotline seat"
@@ -112,20 +118,27 @@ class SeatApp(App):
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
     WRAP_WARNING_S = 10      # this long before wrap-up ends, an unsaved form is said (and wrap-up extended once)
-    RECONNECT_S = (1, 2, 5, 10)   # waits between tries to reach the switch again (the last repeats)
+    RECONNECT_S = (1, 2, 5, 10)
+    OFFER_WAIT_S = 0.3   # a ring whose offer has not arrived waits this long for it, then asks for the pop   # waits between tries to reach the switch again (the last repeats)
 
-    def __init__(self, *, seat: SeatState, phone, db, control: ControlClient | None = None,
+    def __init__(self, *, seat: SeatState, phone, db=None, control: ControlClient | None = None,
                  clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0, agent_id: int | None = None,
                  drafts: Drafts | None = None, policy=None, queues: tuple[str, ...] = (),
                  reconnect: Callable[[int | None], Awaitable[tuple[ControlClient, dict]]] | None = None,
-                 registrar: str = ""):
+                 registrar: str = "", desk: Desk | None = None):
         from records.sla import load_policy
 
         super().__init__()
-        self.seat, self.phone, self.db, self.control, self.clock = seat, phone, db, control, clock
+        self.seat, self.phone, self.control, self.clock = seat, phone, control, clock
         self.wrap_up_s, self.agent_id = wrap_up_s, agent_id
         self.pop: Pop | None = None
         self.policy = policy or load_policy()
+        if desk is None:
+            desk = SwitchDesk(self._switch_ask) if control is not None or db is None else \
+                LocalDesk(db, agent_id=agent_id, clock=clock, policy=self.policy)
+        self.desk = desk
+        # call id -> its pop: the switch's CallOffered carries it, usually before the INVITE rings
+        self._offered: dict[str, asyncio.Future] = {}
         self.drafts_store = drafts
         self.drafts: dict[str, Draft] = drafts.load() if drafts is not None else {}
         self._filling = False   # set while the form is filled from a draft (no change events then)
@@ -210,9 +223,8 @@ class SeatApp(App):
         self.query_one("#pop").display = False
         if self.control is not None:
             self._attach(self.control)
-        if self.agent_id is not None:   # today so far, from records: a restarted seat forgets nothing
-            self.seat.calls_today, self.seat.talk_today_s = today_totals(self.db, self.agent_id, self.clock(),
-                                                                         self.policy.timezone)
+        if self.agent_id is not None or self.control is not None:
+            self.run_worker(self._load_today(), exit_on_error=False)
         self.set_interval(1.0, self._tick)
         self._refresh_header()
         # SIGTERM (shutdown, kill), SIGHUP (the SSH session or terminal went away) and a
@@ -224,10 +236,30 @@ class SeatApp(App):
     def on_unmount(self) -> None:
         self.last_resort.uninstall()
 
+    async def _load_today(self) -> None:
+        """Today so far, from records: a restarted seat forgets nothing."""
+        try:
+            self.seat.calls_today, self.seat.talk_today_s = await self.desk.today()
+        except DeskError:
+            return   # the header counts from zero; the switch's records still have the day
+        self._refresh_header()
+
+    async def _switch_ask(self, op: str, **fields) -> dict:
+        if self.control is None or self.control.closed:
+            raise ConnectionError("not connected to the switch")
+        return await self.control.ask(op, **fields)
+
     def _attach(self, client: ControlClient) -> None:
         self.control = client
-        client.on_event = lambda event: self.post_message(SwitchEvent(event))
+        client.on_event = self._switch_said
         client.on_close = lambda: self.post_message(SwitchEvent({"event": "ControlClosed"}))
+
+    def _switch_said(self, event: dict) -> None:
+        """An event from the switch, as its line is read. An offer's pop is taken at once,
+        not behind the screen's queue: the INVITE it belongs to may be ringing already."""
+        if event.get("event") == "CallOffered" and event.get("agent_id") == self.seat.ext:
+            self._offered_pop(event)
+        self.post_message(SwitchEvent(event))
 
     def _idle_text(self) -> str:
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
@@ -301,6 +333,12 @@ class SeatApp(App):
         if self.pop is not None and self.pop.interaction and self.pop.interaction != pop.interaction:
             self._keep_unfinished(self.pop.interaction)   # a form left for another call is never dropped
         self.pop = pop
+        self._show_caller(pop)
+        self.query_one("#idle").display = False
+        self.query_one("#pop").display = True
+        self._fill_form(pop)
+
+    def _show_caller(self, pop: Pop) -> None:
         caller = Text()
         if pop.known:
             caller.append(pop.name, style="bold")
@@ -321,9 +359,91 @@ class SeatApp(App):
             caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s")
         self.query_one("#caller", Static).update(caller)
         self._show_tables(pop)
-        self.query_one("#idle").display = False
-        self.query_one("#pop").display = True
-        self._fill_form(pop)
+
+    def _pop_filled_in(self, pop: Pop) -> None:
+        """The switch's records for a call already on screen: the profile, orders and
+        history are drawn; the form, and anything typed into it, is left as it is."""
+        if pop.call in self.seat.pops:
+            self.seat.pops[pop.call] = pop
+        if self.pop is not None and self.pop.call == pop.call and self.pop.interaction == pop.interaction:
+            self.pop = pop
+            self._show_caller(pop)
+            if self.seat.state == "ringing" and self.seat.call == pop.call and pop.known:
+                self.notice(f"Ringing: {pop.name} from the {pop.queue or '?'} queue (a to answer)")
+
+    async def _fill_pop(self, shown: Pop, headers: dict[str, str], offered: asyncio.Future | None = None,
+                        received: float | None = None) -> None:
+        """The records of a call whose pop shows only what it said itself: the switch's
+        offer brings them (its event may come a moment after the INVITE); failing that,
+        they are asked for."""
+        fetched = None
+        if offered is not None:
+            try:
+                fetched = await asyncio.wait_for(asyncio.shield(offered), self.OFFER_WAIT_S)
+            except (asyncio.TimeoutError, DeskError):
+                fetched = None
+            self._offered.pop(shown.interaction, None)
+        try:
+            if fetched is None:
+                fetched = await self.desk.pop(shown.call, shown.number, headers)
+        except DeskError as exc:
+            self.notice(f"No records for this caller ({exc}): the number is all there is.")
+            return
+        self._pop_filled_in(on_this_call(fetched, shown.call, shown.number, headers))
+        if received is not None:
+            self.call_after_refresh(lambda: self.pop_latencies.append(time.monotonic() - received))
+
+    def _ring(self, pop: Pop, received: float, *, complete: bool, offered: asyncio.Future | None = None) -> None:
+        """A ringing call on screen. Incomplete: what the call said of itself, with the
+        switch's records asked for (an unknown caller has none: they are asked once)."""
+        if self.seat.call != pop.call:
+            if not complete:
+                self.run_worker(self._fill_pop(pop, pop_headers(pop), offered), exit_on_error=False)
+            return   # it rings behind the current call; its pop shows when that call is over
+        self._clear_dialogs_for_ringing()
+        self.show_pop(pop)
+        if complete:
+            self.call_after_refresh(lambda: self.pop_latencies.append(time.monotonic() - received))
+        else:
+            self.run_worker(self._fill_pop(pop, pop_headers(pop), offered, received), exit_on_error=False)
+        self.bell()
+        self.notice(f"Ringing: {pop.name or pop.number} from the {pop.queue or '?'} queue (a to answer)")
+
+    def _offer(self, call_id: str) -> asyncio.Future:
+        if call_id not in self._offered:
+            if len(self._offered) > 100:   # offers that never rang here (withdrawn, answered elsewhere)
+                for old in list(self._offered)[:50]:
+                    del self._offered[old]
+            self._offered[call_id] = asyncio.get_running_loop().create_future()
+        return self._offered[call_id]
+
+    def _offered_pop(self, event: dict) -> None:
+        """The switch offered this seat a call: its INVITE is on the way, its pop is here."""
+        call_id = str(event.get("call_id") or "")
+        if not call_id:
+            return
+        future = self._offer(call_id)
+        if future.done():
+            return
+        if isinstance(event.get("pop"), dict):
+            try:
+                future.set_result(pop_from_wire(event["pop"]))
+                return
+            except (TypeError, ValueError):
+                logging.getLogger("hotline.seat").warning("the offer of %s carried a pop this seat cannot read",
+                                                          call_id)
+
+        async def ask() -> None:   # a switch that sends no pop with its offers
+            try:
+                pop = await self.desk.pop(0, "", {"X-Hotline-Interaction": call_id})
+            except DeskError as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()   # retrieved: a missing pop is said when the call rings
+                return
+            if not future.done():
+                future.set_result(pop)
+        asyncio.ensure_future(ask())
 
     def _show_tables(self, pop: Pop) -> None:
         now, narrow = self.clock(), self._narrow
@@ -484,8 +604,6 @@ class SeatApp(App):
     async def action_save(self) -> None:
         """One keystroke: the disposition and notes on the interaction, and the work
         order if one was chosen (deadlines from the SLA policy)."""
-        from records.workorders import LifecycleError, WorkOrders
-
         draft = self._draft()
         if draft is None:
             self.notice("No call to save.")
@@ -502,19 +620,17 @@ class SeatApp(App):
             return   # the notice says why; the draft stays
         saved = f"Saved: {draft.disposition}"
         if draft.order_type != NO_ORDER:
-            row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [draft.interaction]).fetchone()
             resident_id = self.pop.resident_id if self.pop else draft.resident_id
             try:
-                order_id = WorkOrders(self.db, self.policy).open(
-                    order_type=draft.order_type, description=draft.order_description, owner_agent_id=self.agent_id,
-                    resident_id=resident_id, interaction_id=row[0] if row else None,
-                    callback_number=self.pop.number if self.pop else draft.number, now=self.clock())
-            except (LifecycleError, ValueError) as exc:
+                order_id, orders = await self.desk.open_work_order(
+                    order_type=draft.order_type, description=draft.order_description, interaction=draft.interaction,
+                    resident_id=resident_id, number=self.pop.number if self.pop else draft.number)
+            except DeskError as exc:
                 self.notice(f"Disposition saved; the work order was not: {exc}")
                 return
             saved += f"; work order #{order_id} ({order_preview(self.policy, draft.order_type, self.clock())})"
-            if self.pop is not None and self.pop.resident_id is not None:   # the new order shows at once
-                self.pop = replace(self.pop, orders=tuple(open_orders(self.db, self.pop.resident_id, self.clock())))
+            if self.pop is not None and self.pop.resident_id is not None and self.pop.resident_id == resident_id:
+                self.pop = replace(self.pop, orders=orders)   # the new order shows at once
                 self._show_tables(self.pop)
             # saved: a second ctrl+s updates the disposition but does not open the order again
             draft.order_id, draft.order_type, draft.order_description = order_id, NO_ORDER, ""
@@ -547,14 +663,18 @@ class SeatApp(App):
             if not event.ok:
                 self.notice(f"The phone is not registered ({event.code} {event.reason}); it tries again by itself.")
         elif isinstance(event, IncomingCall):
-            pop = screen_pop(self.db, event.call, event.number, event.headers, now)
+            pop = header_pop(event.call, event.number, event.headers)
+            # a seat with a switch hears of the call (with its pop) as its INVITE rings
+            offered = self._offered.get(pop.interaction) if pop.interaction else None
+            complete = False   # the switch's records are in it
+            if offered is not None and offered.done():
+                self._offered.pop(pop.interaction, None)
+                if offered.exception() is None:
+                    pop, complete = on_this_call(offered.result(), event.call, event.number, event.headers), True
+                offered = None
             self.seat.ringing(pop, now)
-            if self.seat.call == event.call:
-                self._clear_dialogs_for_ringing()
-                self.show_pop(pop)
-                self.call_after_refresh(lambda: self.pop_latencies.append(time.monotonic() - event.received))
-                self.bell()
-                self.notice(f"Ringing: {pop.name or pop.number} from the {pop.queue or '?'} queue (a to answer)")
+            # drawn at once; if its offer has not come with its pop, the records are asked for
+            self._ring(pop, event.received, complete=complete, offered=offered)
         elif isinstance(event, CallState):
             if event.state == "connected":
                 self.seat.connected(event.call, now)
@@ -662,11 +782,25 @@ class SeatApp(App):
             try:
                 # what happened while the connection was down comes first (the event log)
                 client, me = await self.reconnect(self.control.last_seq if self.control is not None else None)
-            except (OSError, ConnectionError, ControlError, asyncio.TimeoutError) as exc:
+            except ControlError as exc:
+                if exc.code == "bad_credentials":   # a seat started while the switch was away, with a typo
+                    self.notice(f"The switch refuses this seat: {exc.message}. q, then start it again.")
+                    return
+                self.notice(f"The switch did not take the login ({exc.message}); trying again.")
+                continue
+            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
                 self.notice(f"The switch is still unreachable ({exc}); trying again.")
                 continue
             self._attach(client)
             self.seat.switch_connected = True
+            first = not self.seat.name
+            self.seat.name = me.get("agent", {}).get("name") or self.seat.name
+            if me.get("queues"):
+                self.queues = tuple(me["queues"])
+            if me.get("breaks"):
+                self.seat.break_limits = dict(me["breaks"])
+            if first:   # the seat started without the switch: today so far comes now
+                self.run_worker(self._load_today(), exit_on_error=False)
             self.seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), self.clock())
             cut_off = self._drop_calls_the_switch_forgot(me.get("state", "idle"))
             wanted, self._wanted_status = self._wanted_status, None
@@ -745,24 +879,27 @@ class SeatApp(App):
             call = self.seat.call
             self.push_screen(KeypadScreen(lambda digit: self.phone.send_dtmf(call, digit)))
 
-    def action_answers(self) -> None:
+    async def action_answers(self) -> None:
         from console.answers import AnswersScreen
-        from records.knowledge import KnowledgeError, load_knowledge
 
         if self.knowledge is None:
             try:
-                self.knowledge = load_knowledge()
-            except KnowledgeError as exc:
+                self.knowledge = await self.desk.answers()
+            except DeskError as exc:
                 self.notice(f"No standard answers: {exc}")
                 return
         self.push_screen(AnswersScreen(self.knowledge))
 
-    def action_transfer(self) -> None:
+    async def action_transfer(self) -> None:
         from console.transfer import TransferScreen
 
         if self.seat.call is not None and self.pop is not None:
-            extensions = frozenset(row[0] for row in self.db.execute("SELECT ext FROM agents WHERE active = 1"))
-            self.push_screen(TransferScreen(self.queues, self.seat.ext, extensions), self._transfer_to)
+            try:
+                extensions = await self.desk.extensions()
+            except DeskError:
+                extensions = frozenset()   # any extension may still be typed; the switch checks it
+            if self.seat.call is not None and self.pop is not None:
+                self.push_screen(TransferScreen(self.queues, self.seat.ext, extensions), self._transfer_to)
 
     async def _transfer_to(self, target) -> None:
         if target is None or self.pop is None:
@@ -801,11 +938,16 @@ class SeatApp(App):
         self.notice(f"Wrap-up extended by {WRAP_EXTENSION_S} s (once per call).")
         self._refresh_header()
 
-    def action_callbacks(self) -> None:
+    async def action_callbacks(self) -> None:
         from console.callbacks import CallbacksScreen
-        from records.callbacks import due_callbacks
 
-        self.push_screen(CallbacksScreen(due_callbacks(self.db, self.agent_id), self.clock()), self._dial_callback)
+        try:
+            due = await self.desk.callbacks()
+        except DeskError as exc:
+            self.notice(f"No follow-up list: {exc}")
+            return
+        if self.seat.state in ("idle", "wrap_up"):   # nothing rang while the list was on its way
+            self.push_screen(CallbacksScreen(due, self.clock()), self._dial_callback)
 
     def _dial_callback(self, callback) -> None:
         if callback is None:
@@ -817,10 +959,11 @@ class SeatApp(App):
         headers = {"X-Hotline-Queue": "callback"}
         if callback.resident_id is not None:
             headers["X-Hotline-Resident"] = str(callback.resident_id)
-        pop = screen_pop(self.db, key, callback.number, headers, self.clock())
+        pop = header_pop(key, callback.number, headers)
         self.callback_calls[key] = callback
         self.seat.dialling(pop, self.clock())
         self.show_pop(pop)
+        self.run_worker(self._fill_pop(pop, headers), exit_on_error=False)
         order = f" about work order #{callback.work_order_id}" if callback.work_order_id else ""
         self.notice(f"Calling {callback.resident or callback.number}{order} (h to hang up).")
         self._refresh_header()
@@ -830,16 +973,13 @@ class SeatApp(App):
 
         callback = self.callback_calls.pop(key)
 
-        def record(result) -> None:
-            from records.callbacks import record_attempt
-
+        async def record(result) -> None:
             if result is None:
                 return
             outcome, notes = result
             try:
-                self.notice(record_attempt(self.db, callback.id, outcome, agent_id=self.agent_id,
-                                           now=self.clock(), notes=notes, policy=self.policy))
-            except ValueError as exc:
+                self.notice(await self.desk.callback_outcome(callback.id, outcome, notes))
+            except DeskError as exc:
                 self.notice(f"Not recorded: {exc}")
 
         # a follow-up call has no form of its own to save: its notes go with its outcome
@@ -858,7 +998,9 @@ class SeatApp(App):
         headers = {"X-Hotline-Interaction": draft.interaction, "X-Hotline-Queue": draft.reason}
         if draft.resident_id is not None:
             headers["X-Hotline-Resident"] = str(draft.resident_id)
-        self.show_pop(screen_pop(self.db, 0, draft.number, headers, self.clock()))
+        pop = header_pop(0, draft.number, headers)
+        self.show_pop(pop)
+        self.run_worker(self._fill_pop(pop, headers), exit_on_error=False)
         self.notice(f"The form for {draft.caller or draft.number or 'an earlier call'}: finish it and ctrl+s; "
                     "x closes it.")
 
@@ -870,7 +1012,7 @@ class SeatApp(App):
         from console.identify import IdentifyScreen
 
         if self.pop is not None:
-            self.push_screen(IdentifyScreen(self.db, self.pop, self.clock), self._identified)
+            self.push_screen(IdentifyScreen(self.desk, self.pop), self._identified)
 
     async def _identified(self, result) -> None:
         if result is None:
@@ -884,9 +1026,7 @@ class SeatApp(App):
             self._store_drafts()
         if self.pop is not None and self.pop.call == pop.call:
             self.show_pop(pop)
-        recorded = bool(pop.interaction) and await self._ask("identify", call_id=pop.interaction,
-                                                             resident_id=pop.resident_id) is not None
-        self.notice(said + ("" if recorded else " (the switch's record of this call could not say so)"))
+        self.notice(said)
 
     async def action_available(self) -> None:
         await self._ask("status", status="available")
@@ -1055,25 +1195,24 @@ def _terminal_fd() -> int | None:
     return None
 
 
-async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,
+def state_dir() -> Path:
+    """Where a seat keeps its own files (drafts, its log, pjsip's): the agent's XDG state
+    directory, not the switch's; nobody else may read them (an agent's notes)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "hotline"
+
+
+async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,
                    sip_user: str | None = None, sip_password: str | None = None,
                    token: str | None = None, audio: str = "null", hint: str = "",
                    stop: asyncio.Event | None = None, seconds: float | None = None,
-                   rtp_ports: tuple[int, int] | None = None, tls_ca: str | None = None) -> int:
-    """Start the phone and the control connection, run the app, and tidy up on the way out.
-    `stop` (or `seconds`) ends the seat from outside, as `hotline demo` does."""
-    from pathlib import Path
-
-    from records.agents import check_login
-    from records.db import connect
+                   rtp_ports: tuple[int, int] | None = None, tls_ca: str | None = None,
+                   files: Path | None = None, ask_pin: Callable[[], str] | None = None) -> int:
+    """Log in at the switch, start the phone, run the app, and tidy up on the way out.
+    The seat opens no database: records come from the switch (console/desk.py). `files`
+    is where its drafts and logs go (default: state_dir()); `ask_pin` asks again after a
+    wrong PIN; `stop` (or `seconds`) ends the seat from outside, as `hotline demo` does."""
     from telephony.softphone import Softphone
-
-    db = connect(db_path, migrate=False)
-    agent = check_login(db, ext, pin)
-    if agent is None:
-        db.close()
-        raise PermissionError("wrong extension or PIN")
-    seat = SeatState(ext, agent["name"])
 
     async def connect_and_log_in(after_seq: int | None = None) -> tuple[ControlClient, dict]:
         client = await asyncio.wait_for(ControlClient.connect(control, token, tls_ca), 5)
@@ -1085,30 +1224,47 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
             raise
         return client, me
 
+    seat = SeatState(ext, "")
     client = None
     notice = ""
     queues: tuple[str, ...] = ()
-    if control is not None:
+    if control is None:
+        raise ValueError("a seat needs the switch's control API (--control)")
+    for attempt in range(PIN_TRIES):
         try:
             client, me = await connect_and_log_in()
-            seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), time.time())
-            queues = tuple(me.get("queues", ()))
-            seat.break_limits = dict(me.get("breaks") or {})
-        except (OSError, ControlError, asyncio.TimeoutError) as exc:
-            notice = f"No control connection to the switch ({exc}): calls still ring; trying to reach it."
-            client = None
+        except ControlError as exc:
+            if exc.code == "bad_credentials" and ask_pin is not None and attempt < PIN_TRIES - 1:
+                print("hotline: wrong extension or PIN; try again", file=sys.stderr, flush=True)
+                pin = await asyncio.get_running_loop().run_in_executor(None, ask_pin)
+                continue
+            if exc.code in ("bad_credentials", "locked_out"):
+                raise PermissionError(exc.message) from None
+            raise RuntimeError(f"the switch refused the seat: {exc.message}") from None
+        except (OSError, asyncio.TimeoutError) as exc:
+            # The phone still rings (the registrar may be elsewhere); who this is is
+            # checked when the switch answers again.
+            notice = f"No control connection to the switch ({exc}): trying to reach it."
+            break
+        seat.name = me["agent"]["name"]
+        seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), time.time())
+        queues = tuple(me.get("queues", ()))
+        seat.break_limits = dict(me.get("breaks") or {})
+        break
+    files = Path(files) if files is not None else state_dir()
     os.umask(os.umask(0) | 0o077)   # the seat's drafts and logs are the agent's alone
-    drafts = Drafts(Path(db_path).with_suffix(".drafts") / f"{ext}.json")
-    # The screen belongs to the seat: our log lines and pjsip's go to a file beside the database.
-    log_handler = logging.FileHandler(Path(db_path).with_suffix(f".seat-{ext}.log"))
+    files.mkdir(parents=True, exist_ok=True, mode=0o700)
+    drafts = Drafts(files / f"drafts-{ext}.json")
+    # The screen belongs to the seat: our log lines and pjsip's go to a file of its own.
+    log_handler = logging.FileHandler(files / f"seat-{ext}.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     hotline_log = logging.getLogger("hotline")
     hotline_log.addHandler(log_handler)
     hotline_log.propagate, was_propagating = False, hotline_log.propagate
     if hotline_log.level == logging.NOTSET or hotline_log.level > logging.INFO:
         hotline_log.setLevel(logging.INFO)
-    app = SeatApp(seat=seat, phone=None, db=db, control=client, agent_id=agent["id"], drafts=drafts, queues=queues,
-                  reconnect=connect_and_log_in if control is not None else None, registrar=registrar)
+    app = SeatApp(seat=seat, phone=None, control=client, drafts=drafts, queues=queues,
+                  reconnect=connect_and_log_in, registrar=registrar)
     phone = Softphone(ext, sip_password or pin, registrar, lambda event: app.post_message(PhoneEvent(event)),
                       audio=audio, sip_user=sip_user, rtp_ports=rtp_ports)
     app.phone = phone
@@ -1124,7 +1280,7 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
         phone.start()
         audio_note = f"Audio: {phone.audio_description}."
         app.call_later(app.notice, notice or hint or audio_note)
-        if client is None and control is not None:
+        if client is None:
             app.call_later(app._switch_lost)
         await app.run_async()
     finally:
@@ -1134,7 +1290,6 @@ async def run_seat(*, db_path: str, ext: str, pin: str, registrar: str, control:
         phone.stop()
         if app.control is not None:
             await app.control.close()
-        db.close()
         hotline_log.removeHandler(log_handler)
         hotline_log.propagate = was_propagating
         log_handler.close()

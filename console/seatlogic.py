@@ -1,11 +1,10 @@
 """What the agent seat shows and how its state moves: no Textual, no pjsua2, tested alone.
 
-`screen_pop` turns a ringing call (the softphone's IncomingCall: caller number and the
-switch's X-Hotline-* headers) plus records into everything the agent needs before
-saying hello: who, which unit, VIP or not, arrears, open work orders with time left to
-each deadline (overdue first), and the contact history. `SeatState` follows the phone
-and the switch (registration, status, idle/ringing/in call/on hold/wrap-up with its
-countdown, today's counts) so the header can always say where the agent stands.
+The pop itself (who is calling, their unit, VIP, arrears, open work orders with time
+left, the contact history) is read by the switch from records (records/desk.py) and
+reaches the seat over the control API. `SeatState` follows the phone and the switch
+(registration, status, idle/ringing/in call/on hold/wrap-up with its countdown, today's
+counts) so the header can always say where the agent stands.
 """
 
 from __future__ import annotations
@@ -13,172 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlite_utils import Database
-
-from records.directory import (DirectoryError, NewResident, add_phone, add_resident, find_units, last_contacts,
-                               phones_of, resident, resident_by_phone, search_residents)
-from records.workorders import pending_deadlines
-
-
-@dataclass(frozen=True)
-class OrderLine:
-    id: int
-    type: str
-    status: str
-    description: str
-    deadline: str          # the next deadline not met ("on site", "fixed", ...), or ""
-    seconds_left: float    # negative: overdue
-
-    @property
-    def overdue(self) -> bool:
-        return bool(self.deadline) and self.seconds_left < 0
-
-
-@dataclass(frozen=True)
-class ContactLine:
-    at: float
-    direction: str
-    queue: str
-    outcome: str
-    agent: str
-    disposition: str
-    notes: str
-
-
-@dataclass(frozen=True)
-class Pop:
-    """Everything the seat shows for one call."""
-    call: int                       # the softphone's key for the call
-    number: str
-    queue: str
-    waited_s: int
-    interaction: str                # the switch's call id (control API, queue_log)
-    resident_id: int | None = None
-    name: str = ""
-    name_alt: str = ""
-    unit: str = ""
-    place: str = ""                 # building, estate
-    vip: bool = False
-    language: str = ""
-    arrears_cents: int = 0
-    notes: str = ""
-    orders: tuple[OrderLine, ...] = ()
-    contacts: tuple[ContactLine, ...] = ()
-
-    @property
-    def known(self) -> bool:
-        return self.resident_id is not None
-
-    @property
-    def overdue_orders(self) -> int:
-        return sum(1 for order in self.orders if order.overdue)
-
-
-def screen_pop(db: Database, call: int, number: str, headers: dict[str, str], now: float,
-               *, history: int = 10) -> Pop:
-    """The pop for a ringing call. The switch's resident id wins (it may have matched a
-    number we format differently); otherwise the caller's number is looked up."""
-    try:
-        waited = int(headers.get("X-Hotline-Wait", "0"))
-    except ValueError:
-        waited = 0
-    base = dict(call=call, number=number, queue=headers.get("X-Hotline-Queue", ""), waited_s=waited,
-                interaction=headers.get("X-Hotline-Interaction", ""))
-    profile = None
-    resident_id = headers.get("X-Hotline-Resident", "")
-    if resident_id.isdigit():
-        profile = resident(db, int(resident_id))
-    if profile is None and number:
-        profile = resident_by_phone(db, number)
-    if profile is None:
-        return Pop(**base)
-    place = ", ".join(part for part in (profile.get("building"), profile.get("estate")) if part)
-    # the switch wrote this call's own row when it was queued: it is not "history"
-    row = db.execute("SELECT id FROM interactions WHERE uid = ?", [base["interaction"]]).fetchone()
-    current = row[0] if row else None
-    return Pop(**base, resident_id=profile["id"], name=profile["name"], name_alt=profile.get("name_alt") or "",
-               unit=profile.get("unit") or "", place=place, vip=profile["segment"] == "vip",
-               language=profile.get("language") or "", arrears_cents=profile.get("arrears_cents") or 0,
-               notes=profile.get("notes") or "", orders=tuple(open_orders(db, profile["id"], now)),
-               contacts=tuple(ContactLine(c["entered_at"], c["direction"], c["queue"], c["outcome"] or "",
-                                          c["agent"] or "", c["disposition"] or "", c["notes"] or "")
-                              for c in last_contacts(db, profile["id"], history + 1)
-                              if c["id"] != current)[:history])
-
-
-# --- an unknown caller: find them, or add them -------------------------------------------------
-@dataclass(frozen=True)
-class Match:
-    resident_id: int
-    name: str
-    unit: str
-    place: str
-    phones: str
-    vip: bool
-
-
-def find_callers(db: Database, text: str, limit: int = 20) -> list[Match]:
-    """Residents by name, romanised name, unit or phone (any part of it), each with both
-    forms of the name: two residents called 陳大文 are told apart by the rest."""
-    out = []
-    for row in search_residents(db, text, limit):
-        phones = " ".join(p["number"] for p in phones_of(db, row["id"]))
-        place = ", ".join(part for part in (row.get("building"), row.get("estate")) if part)
-        name = " ".join(part for part in (row["name"], row.get("name_alt") or "") if part)
-        out.append(Match(row["id"], name, row.get("unit") or "", place, phones, row["segment"] == "vip"))
-    return out
-
-
-def identified(db: Database, pop: Pop, resident_id: int, now: float, *, link: bool = True) -> tuple[Pop, str]:
-    """The pop for `pop`'s call once the agent says who is calling; the caller's number is
-    linked to them so the next call pops by itself. Returns the new pop and what happened."""
-    profile = resident(db, resident_id)
-    if profile is None:
-        raise DirectoryError(f"no resident with id {resident_id}")
-    said = f"This call is from {profile['name']}."
-    if link and pop.number:
-        try:
-            number = add_phone(db, resident_id, pop.number)
-            said = f"{number} is now linked to {profile['name']}: their next call pops by itself."
-        except DirectoryError as exc:
-            said += f" The number was not linked: {exc}."
-    headers = {"X-Hotline-Queue": pop.queue, "X-Hotline-Wait": str(pop.waited_s),
-               "X-Hotline-Interaction": pop.interaction, "X-Hotline-Resident": str(resident_id)}
-    return screen_pop(db, pop.call, pop.number, headers, now), said
-
-
-def new_caller(db: Database, pop: Pop, name: str, unit_text: str, kind: str, now: float) -> tuple[Pop, str]:
-    """Add the unknown caller as a resident (in the one unit `unit_text` names, if given),
-    with this call's number, and pop them."""
-    unit_id = None
-    if unit_text.strip():
-        units = find_units(db, unit_text, limit=2)
-        if not units:
-            raise DirectoryError(f"no unit matches '{unit_text}'")
-        if len(units) > 1:
-            raise DirectoryError(f"'{unit_text}' matches more than one unit ({units[0]['label']}, "
-                                 f"{units[1]['label']}, ...): add the building or estate")
-        unit_id = units[0]["id"]
-    phones = (pop.number,) if pop.number else ()
-    resident_id = add_resident(db, NewResident(name=name, kind=kind, phones=phones, unit_id=unit_id), now=now)
-    fresh, _ = identified(db, pop, resident_id, now, link=False)
-    return fresh, f"{fresh.name} added{' in ' + fresh.unit if fresh.unit else ''}" + \
-        (f" with {pop.number}." if pop.number else ".")
-
-
-def open_orders(db: Database, resident_id: int, now: float) -> list[OrderLine]:
-    """The resident's open work orders, overdue ones first, then by the next deadline."""
-    cursor = db.execute("SELECT * FROM work_orders WHERE resident_id = ? AND status NOT IN ('closed', 'cancelled')",
-                        [resident_id])
-    columns = [c[0] for c in cursor.description]
-    lines = []
-    for row in cursor:
-        order = dict(zip(columns, row))
-        deadlines = pending_deadlines(order, now)
-        first = deadlines[0] if deadlines else None
-        lines.append(OrderLine(order["id"], order["type"], order["status"], order["description"],
-                               first.name if first else "", first.seconds_left if first else 0.0))
-    return sorted(lines, key=lambda o: (not o.overdue, o.seconds_left if o.deadline else float("inf")))
+from records.desk import ContactLine, Match, OrderLine, Pop, header_pop  # noqa: F401 (the seat's vocabulary)
 
 
 def time_left(seconds: float) -> str:
@@ -358,18 +192,6 @@ class SeatState:
                 short += char
             parts[0] = f"{short}… {self.ext}"
         return parts
-
-
-def today_totals(db: Database, agent_id: int | None, now: float, tz: dt.tzinfo | None) -> tuple[int, float]:
-    """Calls the agent talked today (in the site's time zone) and their talk time, from
-    records: a seat restarted at noon still says what the morning was."""
-    if agent_id is None:
-        return 0, 0.0
-    midnight = dt.datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    row = db.execute("SELECT count(*), coalesce(sum(talk_s), 0) FROM interactions WHERE agent_id = ? "
-                     "AND answered_at >= ? AND answered_at IS NOT NULL AND ended_at IS NOT NULL",
-                     [agent_id, midnight]).fetchone()
-    return int(row[0]), float(row[1])
 
 
 # --- what the agent writes about a call ---------------------------------------------------------

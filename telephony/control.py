@@ -19,6 +19,7 @@ import ssl
 from pathlib import Path
 
 from records.agents import AgentError, parse_skills
+from telephony.desk_ops import DeskOps
 from telephony.switchcore import Subscriber, SwitchCore, SwitchError
 
 log = logging.getLogger("hotline.control")
@@ -30,7 +31,8 @@ STATUSES = ("available", "on_break")
 OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
        "extend_wrap_up": "agent", "transfer": "agent", "disposition": "agent", "identify": "agent",
        "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
-       "set_skills": "supervisor", "set_priority": "supervisor"}
+       "set_skills": "supervisor", "set_priority": "supervisor",
+       **{op: "agent" for op in DeskOps.OPS}}
 
 
 def control_address(text: str) -> tuple[str, int] | str:
@@ -92,6 +94,8 @@ class Connection:
 class ControlServer:
     def __init__(self, core: SwitchCore, *, token: str | None = None):
         self.core, self.token = core, token
+        self.desk = DeskOps(core)
+        core.offer_details = self.desk.offer_details
         self._servers: list[asyncio.AbstractServer] = []
         self._socket_paths: list[Path] = []
         self._connections: set[Connection] = set()
@@ -186,7 +190,10 @@ class ControlServer:
                 raise RequestError("not_logged_in", "log in first")
             if needed == "supervisor" and connection.agent["role"] not in SUPERVISOR_ROLES:
                 raise RequestError("forbidden", f"'{op}' is for supervisors")
-            result = getattr(self, f"_op_{op}")(connection, request)
+            if op in DeskOps.OPS:
+                result = getattr(self.desk, f"op_{op}")(connection.agent, request)
+            else:
+                result = getattr(self, f"_op_{op}")(connection, request)
             return {"id": request_id, "ok": True, **(result or {})}
         except RequestError as exc:
             return _error(request_id, exc.code, str(exc))
@@ -257,11 +264,14 @@ class ControlServer:
                               notes=str(request.get("notes", "")))
 
     def _op_identify(self, connection, request):
+        """Who an unknown caller is (their number linked to them if `link`), on the call's
+        record; the reply is their pop."""
         resident_id = _text(request, "resident_id")
         if not resident_id.isdigit():
             raise RequestError("bad_request", "'resident_id' is a resident's number")
-        self.core.identify(_text(request, "call_id"), int(resident_id), by_ext=connection.agent["ext"],
-                           role=connection.agent["role"])
+        if not request.get("call_id") and not request.get("number"):
+            raise RequestError("bad_request", "give the 'call_id' or the caller's 'number'")
+        return self.desk.identify(connection.agent, request)
 
     def _op_subscribe(self, connection, request):
         after = request.get("after_seq")

@@ -18,7 +18,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TypeVar
 
 from sqlite_utils import Database
 
@@ -35,6 +35,7 @@ from telephony.switchconfig import MENU, SwitchConfig, default_queues
 
 
 log = logging.getLogger("hotline.switch")
+T = TypeVar("T")
 
 VOICEMAIL_MAX_S = 120.0            # a message longer than this is cut off
 VOICEMAIL_CALLBACK_S = 24 * 3600.0  # a message is called back within a day
@@ -97,6 +98,8 @@ class SwitchCore:
         self.recorder = InteractionRecorder(db, node=node, live=True, agent_id_of=self._agent_id)
         self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
         self._subscribers: list[Subscriber] = []
+        # fields the ringing seat's CallOffered carries besides the event's (the control API's pop)
+        self.offer_details: Callable[[dict], dict] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._views: dict[str, dict] = {}    # ext -> status, reason, state, since, call
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
@@ -327,6 +330,10 @@ class SwitchCore:
         with self._committed():
             if not self.recorder.amend(call_id, resident_id=resident_id):
                 self.db.execute("UPDATE interactions SET resident_id = ? WHERE id = ?", [resident_id, row_id])
+
+    def resident_of(self, call_id: str) -> int | None:
+        """Who a live call is from, as far as the switch knows (None: not known, or not live)."""
+        return self._residents.get(call_id)
 
     def view_of(self, ext: str) -> dict:
         """One agent's status and state as the switch has them (a seat starting up)."""
@@ -754,11 +761,40 @@ class SwitchCore:
         for event, message in zip(events, messages):
             if self.legs is not None:
                 self._drive_legs(event)
-            agent_id = getattr(event, "agent_id", None)
-            for subscriber in list(self._subscribers):
-                if subscriber.ext is None or subscriber.ext == agent_id:
-                    subscriber.deliver(message)
+            self._deliver(message, offer=type(event) is ev.CallOffered)
         self._arm_timer()
+
+    def _deliver(self, message: dict, *, offer: bool = False) -> None:
+        agent_id = message.get("agent_id")
+        to_agent = message
+        for subscriber in list(self._subscribers):
+            if subscriber.ext is None:
+                subscriber.deliver(message)
+            elif subscriber.ext == agent_id:
+                if offer and to_agent is message and self.offer_details is not None:
+                    to_agent = self._with_offer_details(message)
+                subscriber.deliver(to_agent)
+
+    def _with_offer_details(self, message: dict) -> dict:
+        """The offer as the ringing seat gets it: with what its first screen needs (the
+        pop), so the agent sees the caller before answering. Not in the event log."""
+        try:
+            return {**message, **self.offer_details(message)}
+        except Exception:   # the seat can still ask for the pop; the call must ring regardless
+            log.exception("the details of the offer of %s could not be added", message.get("call_id"))
+            return message
+
+    def record(self, write: Callable[[], T], event_of: Callable[[T], object]) -> T:
+        """A change to records asked for by a seat (a resident added, a work order opened,
+        a follow-up's outcome): written, with its line in the event log, in one
+        transaction by the switch (the one writer), then told to subscribers."""
+        if self.closed:
+            raise SwitchError("unavailable", "the switch is stopping")
+        with self._committed():
+            result = write()
+            message = self._logged(event_of(result))
+        self._deliver(message)
+        return result
 
     def _logged(self, event) -> dict:
         """The event as the control API sends it, numbered by its line in the event log."""

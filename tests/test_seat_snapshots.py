@@ -74,6 +74,8 @@ def test_ringing_with_profile(snap_compare, tmp_path, size):
     async def ringing(pilot):
         ring(app, rid)
         await pilot.pause()
+        await app.workers.wait_for_complete()   # the records follow the ring's own facts
+        await pilot.pause()
     assert snap_compare(app, terminal_size=size, run_before=ringing)
 
 

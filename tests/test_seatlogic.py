@@ -2,7 +2,8 @@
 deadlines, the header's state machine."""
 import datetime as dt
 
-from console.seatlogic import Pop, SeatState, money, screen_pop, time_left, when
+from console.seatlogic import Pop, SeatState, money, time_left, when
+from records.desk import screen_pop
 from records.agents import add_agent
 from records.db import connect
 from records.directory import NewResident, add_resident
@@ -153,7 +154,7 @@ def test_the_header_fits_80_columns_keeping_the_clocks():
 def test_today_totals_come_from_records(tmp_path):
     from records.agents import add_agent
     from records.db import connect
-    from console.seatlogic import today_totals
+    from records.desk import today_totals
     db = connect(tmp_path / "t.db", create=True)
     agent = add_agent(db, ext="1001", name="Ann", pin="1111")
     tz = load_policy().timezone
