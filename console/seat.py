@@ -355,7 +355,9 @@ class SeatApp(App):
                 caller.append(f"\nnote: {pop.notes}")
         else:
             caller.append(f"{pop.number or 'withheld number'}", style="bold")
-            caller.append("  unknown caller: i to find or add the resident")
+            # "unknown" only once the records said so, never while they are being asked
+            caller.append("  looking up the caller's records..." if pop.looking_up
+                          else "  unknown caller: i to find or add the resident")
             caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s")
         self.query_one("#caller", Static).update(caller)
         self._show_tables(pop)
@@ -387,6 +389,7 @@ class SeatApp(App):
             if fetched is None:
                 fetched = await self.desk.pop(shown.call, shown.number, headers)
         except DeskError as exc:
+            self._pop_filled_in(replace(shown, looking_up=False))
             self.notice(f"No records for this caller ({exc}): the number is all there is.")
             return
         self._pop_filled_in(on_this_call(fetched, shown.call, shown.number, headers))

@@ -70,6 +70,7 @@ class Pop:
     notes: str = ""
     orders: tuple[OrderLine, ...] = ()
     contacts: tuple[ContactLine, ...] = ()
+    looking_up: bool = False        # only what the call said of itself yet: records are on the way
 
     @property
     def known(self) -> bool:
@@ -88,7 +89,7 @@ def header_pop(call: int, number: str, headers: dict[str, str]) -> Pop:
     except ValueError:
         waited = 0
     return Pop(call=call, number=number, queue=headers.get("X-Hotline-Queue", ""), waited_s=waited,
-               interaction=headers.get("X-Hotline-Interaction", ""))
+               interaction=headers.get("X-Hotline-Interaction", ""), looking_up=True)
 
 
 def pop_headers(pop: Pop, resident_id: int | None = None) -> dict[str, str]:

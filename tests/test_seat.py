@@ -138,7 +138,15 @@ async def test_end_to_end_a_resident_calls_and_the_seat_pops_answers_and_the_rec
                 await pilot.pause(0.05)
                 if seat.state == "ringing":
                     break
-            assert "Chan Tai Man" in str(app.query_one("#caller").render())
+            # the profile comes with the switch's offer or a moment after the INVITE: it is
+            # on screen while the call still rings, and never said "unknown" before it came
+            for _ in range(40):
+                shown = str(app.query_one("#caller").render())
+                if "Chan Tai Man" in shown:
+                    break
+                assert "unknown caller" not in shown
+                await pilot.pause(0.05)
+            assert "Chan Tai Man" in shown and seat.state == "ringing"
             await pilot.press("a")
             for _ in range(200):
                 await pilot.pause(0.05)
