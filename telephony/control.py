@@ -29,7 +29,7 @@ SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 STATUSES = ("available", "on_break")
 # op -> who may call it: None (anyone), "agent" (any logged-in person), "supervisor"
 OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
-       "extend_wrap_up": "agent", "transfer": "agent", "disposition": "agent", "identify": "agent",
+       "extend_wrap_up": "agent", "hang_up": "agent", "hold": "agent", "transfer": "agent", "disposition": "agent", "identify": "agent",
        "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
        "set_skills": "supervisor", "set_priority": "supervisor",
        **{op: "agent" for op in DeskOps.OPS}}
@@ -222,6 +222,7 @@ class ControlServer:
         view = self.core.view_of(agent["ext"])
         return {"agent": {k: agent[k] for k in ("ext", "name", "role")},
                 "status": view["status"], "reason": view["reason"], "state": view["state"],
+                "registered": agent["ext"] in self.core.registrations,
                 "queues": list(self.core.acd.queues), "breaks": dict(self.core.config.breaks)}
 
     def _op_logout(self, connection, request):
@@ -247,6 +248,15 @@ class ControlServer:
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
             raise RequestError("bad_request", "'seconds' is a number")
         return {"until": self.core.extend_wrap_up(connection.agent["ext"], float(seconds))}
+
+    def _op_hang_up(self, connection, request):
+        self.core.hang_up(_text(request, "call_id"), by_ext=connection.agent["ext"])
+
+    def _op_hold(self, connection, request):
+        held = request.get("held", True)
+        if not isinstance(held, bool):
+            raise RequestError("bad_request", "'held' is true or false")
+        self.core.hold(_text(request, "call_id"), by_ext=connection.agent["ext"], held=held)
 
     def _op_transfer(self, connection, request):
         queue, ext, number = (str(request.get(key) or "") for key in ("queue", "ext", "number"))

@@ -448,6 +448,31 @@ class InboundCall:
         if ext == self.connected and not self.over:
             self.release(480, "Temporarily Unavailable")   # a BYE, or this if the caller's 200 is not out yet
 
+    def end_for_agent(self, ext: str) -> None:
+        """The agent hung up at their seat, not on their phone (a desk phone the seat does
+        not drive): both legs are released as if the phone had sent its BYE."""
+        from sippy.CCEvents import CCEventDisconnect, CCEventFail
+
+        if self.over or ext not in (self.seat, self.connected):
+            return
+        answered = self.caller.state is not None and self.caller.state.connected
+        self._finish()
+        self.caller.recvEvent(CCEventDisconnect() if answered else CCEventFail((487, "Request Terminated")))
+        self.side.report("sip_hung_up", self.id, by="agent")
+
+    def hold_for_agent(self, ext: str, held: bool) -> None:
+        """Hold asked for at the seat: the other party hears the hold music from the
+        switch's media (the agent's phone is not re-INVITEd; it may not be ours to drive)."""
+        if self.over or self.media is None or ext not in (self.seat, self.connected) or held == self.held:
+            return
+        far = "agent" if self.seat else "caller"   # who the agent is talking to
+        if held:
+            self.media.play_to(far, "hold-music")
+        else:
+            self.media.stop_playing(far)
+        self.held = held
+        self.side.report("sip_hold", self.id, ext, held)
+
     def drop_agent(self, ext: str) -> None:
         """Let go of an agent whose phone is gone; the caller stays, queued again."""
         from sippy.CCEvents import CCEventDisconnect
@@ -940,6 +965,12 @@ class SipSide:
 
     def drop_agent(self, call_id: str, ext: str) -> None:
         self.run_later(self._on_call, call_id, "drop_agent", ext)
+
+    def end_for_agent(self, call_id: str, ext: str) -> None:
+        self.run_later(self._on_call, call_id, "end_for_agent", ext)
+
+    def hold_for_agent(self, call_id: str, ext: str, held: bool) -> None:
+        self.run_later(self._on_call, call_id, "hold_for_agent", ext, held)
 
     def start_menu(self, call_id: str) -> None:
         self.run_later(self._on_call, call_id, "start_menu")

@@ -30,6 +30,7 @@ from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
 from telephony.acd.queue_log import agent_field, interrupted_rows
+from telephony.call_events import PhoneRegistration
 from telephony.lockout import Lockout
 from telephony.switchconfig import MENU, SwitchConfig, default_queues
 
@@ -76,6 +77,10 @@ class Legs(Protocol):
     def drop_agent(self, call_id: str, ext: str) -> None: ...
 
     def release(self, call_id: str, code: int, reason: str) -> None: ...
+
+    def end_for_agent(self, call_id: str, ext: str) -> None: ...
+
+    def hold_for_agent(self, call_id: str, ext: str, held: bool) -> None: ...
 
 
 @dataclass
@@ -703,13 +708,54 @@ class SwitchCore:
             self._apply(lambda now: self.acd.lose_agent(ext, now))
 
     def seat_registered(self, ext: str, contact: tuple[str, int] | None) -> None:
-        """The registrar's news: where a seat can be reached, or None when it went away."""
+        """The registrar's news: where a seat can be reached, or None when it went away.
+        A change is an event (a seat whose phone is a desk phone shows it)."""
+        before = self.registrations.get(ext)
         if contact is None:
             self.registrations.pop(ext, None)
         else:
             self.registrations[ext] = contact
-        if self.legs is not None and ext in self.agents and not self.closed:
+        if self.closed:
+            return
+        if before != contact and ext in self.agents:
+            with self._committed():
+                message = self._logged(PhoneRegistration(self.clock(), ext, contact is not None,
+                                                         f"{contact[0]}:{contact[1]}" if contact else ""))
+            self._deliver(message)
+        if self.legs is not None and ext in self.agents:
             self._apply(lambda now: self.acd.set_reachable(ext, contact is not None, now))
+
+    def _agents_call(self, call_id: str, ext: str, *, ringing: bool = False) -> str:
+        """How call `call_id` is the agent's: "connected", "ringing" (if asked) or
+        "outbound"; SwitchError otherwise."""
+        if self._outbound.get(call_id, {}).get("ext") == ext:
+            return "outbound"
+        call = self.acd.calls.get(call_id)
+        if call is not None and call.agent is not None and call.agent.id == ext and call.state == "connected":
+            return "connected"
+        if ringing and call is not None and ext in call.ringing:
+            return "ringing"
+        raise SwitchError("conflict", f"call {call_id} is not {'at' if ringing else 'connected to'} extension {ext}")
+
+    def hang_up(self, call_id: str, *, by_ext: str) -> None:
+        """The agent ends their call from the seat (their phone is a desk phone the seat
+        does not drive): as if the phone had hung up. A call still ringing there is
+        declined: it goes on to the next agent."""
+        if self.legs is None:
+            raise SwitchError("conflict", "this switch has no SIP side")
+        if self._agents_call(call_id, by_ext, ringing=True) == "ringing":
+            self.call_not_answered(call_id, by_ext, counts=False)
+        else:
+            self.legs.end_for_agent(call_id, by_ext)
+
+    def hold(self, call_id: str, *, by_ext: str, held: bool) -> None:
+        """Hold from the seat: the other party hears the switch's hold music; the hold
+        time is counted as when the phone holds."""
+        if self.legs is None or not self.media:
+            raise SwitchError("conflict", "hold from the seat needs the switch's media (it plays the music); "
+                                          "hold on the phone instead")
+        self._agents_call(call_id, by_ext)
+        self.legs.hold_for_agent(call_id, by_ext, held)
 
     # --- listeners -----------------------------------------------------------------
     def subscribe(self, deliver: Callable[[dict], None], ext: str | None = None) -> Subscriber:

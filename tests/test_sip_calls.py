@@ -693,3 +693,91 @@ def test_what_the_switch_writes_is_private_to_its_owner_and_group(line):
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0, f"{path} is readable by others"
     assert stat.S_IMODE(line.control.stat().st_mode) == 0o660   # the socket: owner and group
+
+
+class DeskSeat:
+    """An agent's control connection as a seat with a desk phone uses it: logged in,
+    subscribed, its events kept apart from the replies."""
+
+    def __init__(self, line, ext, pin):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(str(line.control))
+        self.sock.settimeout(15)
+        self.stream = self.sock.makefile("rw")
+        self.events = []
+        self.ask(op="login", ext=ext, pin=pin)
+        self.ask(op="subscribe")
+
+    def ask(self, **request):
+        self.stream.write(json.dumps({"id": 7, **request}) + "\n")
+        self.stream.flush()
+        while True:
+            message = json.loads(self.stream.readline())
+            if "event" in message:
+                self.events.append(message)
+            elif message.get("id") == 7:
+                return message
+
+    def named(self, name):
+        self.ask(op="ping")   # whatever the switch sent before the pong has been read
+        return [e for e in self.events if e["event"] == name]
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_desk_phone_agent_holds_and_hangs_up_from_the_seat_through_the_switch(line):
+    # The phone (SIPp) only answers; hold and hang-up come over the control API, as from
+    # `hotline agent --phone external`: the caller hears the switch's hold music, the
+    # hold time is on the row, and both phones are released with one record.
+    seat = DeskSeat(line, "1001", "1111")
+    try:
+        agent = line.phone("1001", "1111", "agent_answer.xml")
+        registered = line.wait_until(lambda: seat.named("PhoneRegistration"))
+        assert registered[-1]["registered"] is True and registered[-1]["agent_id"] == "1001"
+        assert seat.ask(op="status", status="available")["ok"]
+        caller = line.call("caller_until_agent_hangs_up.xml")
+        [offer] = line.wait_until(lambda: seat.named("CallOffered"))
+        call_id = offer["call_id"]
+        line.wait_until(lambda: seat.named("CallConnected"))
+        refused = seat.ask(op="hold", call_id=call_id, held="yes")
+        assert not refused["ok"] and refused["error"]["code"] == "bad_request"
+        assert seat.ask(op="hold", call_id=call_id, held=True)["ok"]
+        line.wait_until(lambda: [e for e in seat.named("AgentStateChanged") if e["state"] == "on_hold"])
+        time.sleep(1.2)
+        assert seat.ask(op="hold", call_id=call_id, held=False)["ok"]
+        line.wait_until(lambda: [e for e in seat.named("AgentStateChanged") if e["state"] == "in_call"])
+        assert seat.ask(op="hang_up", call_id=call_id)["ok"]
+        code, output = finished(caller)
+        assert code == 0, output[-3000:]   # the caller got the BYE
+        code, output = finished(agent)
+        assert code == 0, output[-3000:]   # and so did the desk phone
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+        assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and 1.0 <= row["hold_s"] <= 3.0
+        assert line.wait_until(lambda: line.queue_log()[-1:] == ["COMPLETEAGENT"])
+        again = seat.ask(op="hang_up", call_id=call_id)
+        assert not again["ok"] and again["error"]["code"] == "conflict"   # over: nothing to hang up
+    finally:
+        seat.close()
+
+
+def test_a_desk_phone_agent_declines_a_ringing_call_from_the_seat(line):
+    seat = DeskSeat(line, "1001", "1111")
+    try:
+        silent = line.phone("1001", "1111", "agent_no_answer.xml")
+        line.wait_until(lambda: seat.named("PhoneRegistration"))
+        seat.ask(op="status", status="available")
+        caller = line.call("caller_cancel.xml", pause_ms=6000)
+        [offer] = line.wait_until(lambda: seat.named("CallOffered"))
+        other = seat.ask(op="hang_up", call_id="no-such-call")
+        assert not other["ok"] and other["error"]["code"] == "conflict"
+        assert seat.ask(op="hang_up", call_id=offer["call_id"])["ok"]
+        [rona] = line.wait_until(lambda: seat.named("RingNoAnswer"))
+        assert rona["call_id"] == offer["call_id"] and rona["agent_id"] == "1001"
+        assert line.wait_until(lambda: "RINGNOANSWER" in line.queue_log())
+        # a decline is not a missed call: the agent stays available, not put on break
+        assert {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["status"] == "available"
+        assert finished(silent)[0] == 0   # its INVITE was CANCELled
+        finished(caller)
+    finally:
+        seat.close()
