@@ -378,7 +378,7 @@ def cmd_agent(args) -> int:
                                     sip_user=args.sip_user, sip_password=os.environ.get("HOTLINE_SIP_PASSWORD"),
                                     control=address, audio=args.audio, ask_pin=ask_again,
                                     token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None, rtp_ports=rtp_ports,
-                                    tls_ca=tls_ca))
+                                    tls_ca=tls_ca, phone_kind=args.phone))
     except PermissionError as exc:
         raise UserError(str(exc)) from None
     except (RuntimeError, ValueError) as exc:
@@ -531,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--audio", default="default", metavar="DEVICE",
                      help="the headset: a sound device's name or number (PortAudio), 'default', 'list' to "
                           "see them, or 'null' for a silent seat (tests, demos, no sound card)")
+    sub.add_argument("--phone", choices=("own", "external"), default="own",
+                     help="own: the seat's built-in softphone (default); external: your extension is a desk "
+                          "phone or another softphone: calls ring and are answered there, the seat pops them "
+                          "and hangs up, declines and holds through the switch")
     sub.add_argument("--rtp-ports", metavar="LOW-HIGH",
                      help="UDP ports the seat's audio may use, e.g. 16000-16100 for a firewall (default: any)")
     sub.add_argument("--tls-ca", metavar="FILE",

@@ -33,6 +33,7 @@ from records.desk import pop_from_wire, pop_headers
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
                                header_pop, money, order_preview, time_left, when)
 from telephony.control_client import ControlClient, ControlError
+from console.external_phone import ExternalPhone, PhoneUnable
 from telephony.softphone import CallHeld, CallState, IncomingCall, PhoneError, Registration
 
 BREAK_REASONS = ("lunch", "training", "meeting", "personal")   # when the switch gives no list
@@ -260,6 +261,9 @@ class SeatApp(App):
         if event.get("event") == "CallOffered" and event.get("agent_id") == self.seat.ext:
             self._offered_pop(event)
         self.post_message(SwitchEvent(event))
+        heard = getattr(self.phone, "switch_said", None)   # a desk phone's calls are the switch's events
+        if heard is not None:
+            heard(event)
 
     def _idle_text(self) -> str:
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
@@ -663,7 +667,12 @@ class SeatApp(App):
         event, now = message.event, self.clock()
         if isinstance(event, Registration):
             self.seat.registration(event.ok, event.code, event.reason)
-            if not event.ok:
+            if event.ok and not getattr(self.phone, "drives_calls", True):
+                self.notice("Your phone is registered at the switch: calls ring there and pop here.")
+            elif not event.ok and not getattr(self.phone, "drives_calls", True):
+                self.notice(f"Your phone is not registered at the switch: register it as extension "
+                            f"{self.seat.ext} with your PIN; calls ring there and pop here.")
+            elif not event.ok:
                 self.notice(f"The phone is not registered ({event.code} {event.reason}); it tries again by itself.")
         elif isinstance(event, IncomingCall):
             pop = header_pop(event.call, event.number, event.headers)
@@ -868,6 +877,9 @@ class SeatApp(App):
         self.action_hold()
 
     def action_mute(self) -> None:
+        if self.seat.call is not None and not getattr(self.phone, "drives_calls", True):
+            self.phone.mute(self.seat.call)   # a desk phone mutes itself: the seat says so
+            return
         if self.seat.call is not None:
             muted = not self.seat.muted
             self.phone.mute(self.seat.call, muted)
@@ -880,6 +892,9 @@ class SeatApp(App):
 
         if self.seat.call is not None and self.seat.state in ("in_call", "on_hold"):
             call = self.seat.call
+            if not getattr(self.phone, "drives_calls", True):
+                self.phone.send_dtmf(call, "")   # a desk phone's keys are on the phone
+                return
             self.push_screen(KeypadScreen(lambda digit: self.phone.send_dtmf(call, digit)))
 
     async def action_answers(self) -> None:
@@ -958,7 +973,13 @@ class SeatApp(App):
         if self.seat.state not in ("idle", "wrap_up"):
             self.notice("Finish this call first.")
             return
-        key = self.phone.dial(callback.number)
+        try:
+            key = self.phone.dial(callback.number)
+        except PhoneUnable:   # a desk phone: the agent dials there, then says how it went
+            self.notice(f"Dial {callback.number} on your phone{f' ({callback.resident})' if callback.resident else ''}, "
+                        "then record how it went.")
+            self._ask_outcome(callback, True, 0, "")
+            return
         headers = {"X-Hotline-Queue": "callback"}
         if callback.resident_id is not None:
             headers["X-Hotline-Resident"] = str(callback.resident_id)
@@ -972,9 +993,13 @@ class SeatApp(App):
         self._refresh_header()
 
     def _callback_over(self, key: int, talked: bool, code: int) -> None:
-        from console.callbacks import CallbackOutcomeScreen
-
         callback = self.callback_calls.pop(key)
+        # a follow-up call has no form of its own to save: its notes go with its outcome
+        typed = self.query_one("#notes", Input).value.strip() if self.pop is not None and self.pop.call == key else ""
+        self._ask_outcome(callback, talked, code, typed)
+
+    def _ask_outcome(self, callback, talked: bool, code: int, typed: str) -> None:
+        from console.callbacks import CallbackOutcomeScreen
 
         async def record(result) -> None:
             if result is None:
@@ -985,8 +1010,6 @@ class SeatApp(App):
             except DeskError as exc:
                 self.notice(f"Not recorded: {exc}")
 
-        # a follow-up call has no form of its own to save: its notes go with its outcome
-        typed = self.query_one("#notes", Input).value.strip() if self.pop is not None and self.pop.call == key else ""
         self.push_screen(CallbackOutcomeScreen(callback, talked, code, notes=typed), record)
 
     def action_unfinished(self) -> None:
@@ -1210,7 +1233,8 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
                    token: str | None = None, audio: str = "null", hint: str = "",
                    stop: asyncio.Event | None = None, seconds: float | None = None,
                    rtp_ports: tuple[int, int] | None = None, tls_ca: str | None = None,
-                   files: Path | None = None, ask_pin: Callable[[], str] | None = None) -> int:
+                   files: Path | None = None, ask_pin: Callable[[], str] | None = None,
+                   phone_kind: str = "own") -> int:
     """Log in at the switch, start the phone, run the app, and tidy up on the way out.
     The seat opens no database: records come from the switch (console/desk.py). `files`
     is where its drafts and logs go (default: state_dir()); `ask_pin` asks again after a
@@ -1268,8 +1292,16 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
         hotline_log.setLevel(logging.INFO)
     app = SeatApp(seat=seat, phone=None, control=client, drafts=drafts, queues=queues,
                   reconnect=connect_and_log_in, registrar=registrar)
-    phone = Softphone(ext, sip_password or pin, registrar, lambda event: app.post_message(PhoneEvent(event)),
-                      audio=audio, sip_user=sip_user, rtp_ports=rtp_ports)
+    phone: Softphone | ExternalPhone
+    if phone_kind == "external":   # a desk phone: its calls are the switch's events, its acts the switch's ops
+        app.registrar = ""
+        phone = ExternalPhone(ext, lambda event: app.post_message(PhoneEvent(event)),
+                              lambda: app.control.ask if app.control is not None else None)
+        if client is not None:
+            app.call_later(phone.registered, bool(me.get("registered")))
+    else:
+        phone = Softphone(ext, sip_password or pin, registrar, lambda event: app.post_message(PhoneEvent(event)),
+                          audio=audio, sip_user=sip_user, rtp_ports=rtp_ports)
     app.phone = phone
 
     async def end_from_outside():

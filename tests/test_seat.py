@@ -504,3 +504,93 @@ async def test_the_command_palette_offers_the_keys_that_work_now(records):
         await pilot.press("down", "enter")
         await pilot.pause(0.3)
         assert phone.sent == [("answer", 5)]
+
+
+async def test_a_seat_with_a_desk_phone_pops_from_the_switch_and_holds_and_hangs_up_through_it(tmp_path):
+    # `hotline agent --phone external`: the extension's phone is a SIPp UAS (a desk phone
+    # that answers by itself); the seat drives nothing of it, yet pops the caller, holds
+    # and hangs up through the switch, and the record is complete.
+    from console.external_phone import ExternalPhone
+    from test_sip_calls import _line, finished
+    from test_sip_register import start_switch
+    from telephony.control_client import ControlClient
+
+    port, process, control = start_switch(tmp_path)
+    line = _line(port, process, control)
+    client = await ControlClient.connect(str(control))
+    me = await client.ask("login", ext="1001", pin="1111")
+    await client.ask("subscribe")
+    assert me["registered"] is False
+    seat = SeatState("1001", "Ann")
+    app = SeatApp(seat=seat, phone=None, control=client)
+    app.phone = ExternalPhone("1001", lambda event: app.post_message(PhoneEvent(event)),
+                              lambda: app.control.ask if app.control is not None else None)
+    loop = asyncio.get_running_loop()
+    desk_phone = caller = None
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            desk_phone = await loop.run_in_executor(None, line.phone, "1001", "1111", "agent_answer.xml")
+            await pilot.press("v")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if seat.registered and seat.status == "available":
+                    break
+            assert seat.registered and seat.status == "available"   # from the switch's PhoneRegistration
+            caller = line.call("caller_until_agent_hangs_up.xml")
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if seat.state == "in_call" and "Chan Tai Man" in str(app.query_one("#caller").render()):
+                    break
+            assert seat.state == "in_call" and "Chan Tai Man" in str(app.query_one("#caller").render())
+            await pilot.press("m")                 # the phone's own: the seat says where, and shows no MUTED
+            await pilot.pause()
+            assert "Mute on your phone" in str(app.query_one("#notice").render()) and not seat.muted
+            await pilot.press("o")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if seat.state == "on_hold":
+                    break
+            assert seat.state == "on_hold" and "On hold" in str(app.query_one("#notice").render())
+            await pilot.pause(1.2)
+            await pilot.press("o")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if seat.state == "in_call":
+                    break
+            assert seat.state == "in_call"
+            await pilot.press("h")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if seat.state == "wrap_up":
+                    break
+            assert seat.state == "wrap_up"
+            code, output = await loop.run_in_executor(None, finished, caller)
+            assert code == 0, output[-3000:]      # the caller got the switch's BYE
+            code, output = await loop.run_in_executor(None, finished, desk_phone)
+            assert code == 0, output[-3000:]      # and so did the desk phone
+    finally:
+        for sipp in (caller, desk_phone):
+            if sipp is not None and sipp.poll() is None:
+                sipp.kill()
+        await client.close()
+        process.kill()
+        process.wait(5)
+    [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
+    assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["resident_id"] == line.resident_id
+    assert 1.0 <= row["hold_s"] <= 5.0 and row["talk_s"] > 0
+
+
+async def test_a_desk_phone_seat_has_a_follow_up_dialled_on_the_phone_and_asks_how_it_went(records):
+    from console.callbacks import CallbackOutcomeScreen
+    from console.external_phone import ExternalPhone
+    from records.callbacks import Callback
+
+    db, _ = records
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=None, db=db, clock=lambda: NOW)
+    app.phone = ExternalPhone("1001", lambda event: app.post_message(PhoneEvent(event)), lambda: None)
+    callback = Callback(1, "repair_visit", NOW, "+85291234567", 1, "Chan Tai Man", None, "", "", 0, "", "")
+    async with app.run_test(size=(100, 30)) as pilot:
+        app._dial_callback(callback)
+        await pilot.pause()
+        assert "Dial +85291234567 on your phone (Chan Tai Man)" in str(app.query_one("#notice").render())
+        assert isinstance(app.screen, CallbackOutcomeScreen) and not app.callback_calls
