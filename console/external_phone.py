@@ -71,6 +71,12 @@ class ExternalPhone:
                 self._held.discard(key)
                 self.on_event(CallHeld(key, False))
 
+    def forget(self, call: int) -> None:
+        """A call the switch no longer knows (it restarted): over, here too."""
+        if call in self._ids:
+            self._forget(call)
+            self.on_event(CallState(call, "ended", 0, "the switch no longer has this call"))
+
     def _forget(self, key: int) -> None:
         self.calls.pop(self._ids.pop(key, ""), None)
         self._held.discard(key)

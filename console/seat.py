@@ -811,6 +811,8 @@ class SeatApp(App):
                 self.queues = tuple(me["queues"])
             if me.get("breaks"):
                 self.seat.break_limits = dict(me["breaks"])
+            if isinstance(self.phone, ExternalPhone) and "registered" in me:
+                self.phone.registered(bool(me["registered"]))   # the desk phone as the switch sees it now
             if first:   # the seat started without the switch: today so far comes now
                 self.run_worker(self._load_today(), exit_on_error=False)
             self.seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), self.clock())
@@ -842,7 +844,10 @@ class SeatApp(App):
             return False
         call = self.seat.call
         self._transferred = call   # its end is this news, said once (not "Call ended.")
-        self.phone.hang_up(call)
+        if isinstance(self.phone, ExternalPhone):
+            self.phone.forget(call)   # the switch has no such call to hang up: it ends here
+        else:
+            self.phone.hang_up(call)
         return True
 
     # --- keys ---------------------------------------------------------------------------------------

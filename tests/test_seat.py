@@ -594,3 +594,32 @@ async def test_a_desk_phone_seat_has_a_follow_up_dialled_on_the_phone_and_asks_h
         await pilot.pause()
         assert "Dial +85291234567 on your phone (Chan Tai Man)" in str(app.query_one("#notice").render())
         assert isinstance(app.screen, CallbackOutcomeScreen) and not app.callback_calls
+
+
+def test_a_desk_phones_calls_follow_the_switchs_events_and_nothing_else():
+    from console.external_phone import ExternalPhone
+    from telephony.softphone import CallHeld
+
+    said = []
+    phone = ExternalPhone("1001", said.append, lambda: None)
+    pop = {"number": "+85291234567", "waited_s": 12, "resident_id": 7}
+    phone.switch_said({"event": "CallOffered", "call_id": "c1", "queue": "repair", "agent_id": "1002", "pop": pop})
+    assert said == []                                   # another agent's offer
+    phone.switch_said({"event": "CallOffered", "call_id": "c1", "queue": "repair", "agent_id": "1001", "pop": pop})
+    [ring] = said
+    assert isinstance(ring, IncomingCall) and ring.number == "+85291234567"
+    assert ring.headers == {"X-Hotline-Interaction": "c1", "X-Hotline-Queue": "repair", "X-Hotline-Wait": "12",
+                            "X-Hotline-Resident": "7"}
+    phone.switch_said({"event": "CallOffered", "call_id": "c1", "queue": "repair", "agent_id": "1001", "pop": pop})
+    assert len(said) == 1                               # a replayed offer rings once
+    phone.switch_said({"event": "CallConnected", "call_id": "c1", "agent_id": "1001"})
+    phone.switch_said({"event": "AgentStateChanged", "agent_id": "1001", "state": "on_hold"})
+    phone.switch_said({"event": "AgentStateChanged", "agent_id": "1001", "state": "in_call"})
+    phone.switch_said({"event": "CallCompleted", "call_id": "c1", "agent_id": "1001"})
+    assert said[1:] == [CallState(ring.call, "connected"), CallHeld(ring.call, True), CallHeld(ring.call, False),
+                        CallState(ring.call, "ended", 200)]
+    phone.hang_up(ring.call)                            # over: nothing is asked of the switch
+    phone.switch_said({"event": "PhoneRegistration", "agent_id": "1001", "registered": False, "contact": ""})
+    assert isinstance(said[-1], Registration) and not said[-1].ok
+    phone.hold(99)                                      # no such call: nothing
+    assert len(said) == 6
