@@ -703,16 +703,18 @@ class DeskSeat:
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.connect(str(line.control))
         self.sock.settimeout(15)
-        self.stream = self.sock.makefile("rw")
+        # a reader and a writer apart: writing to one text file made with "rw" drops the
+        # lines it had read ahead (events that came with the last reply)
+        self.reader, self.writer = self.sock.makefile("r"), self.sock.makefile("w")
         self.events = []
         self.ask(op="login", ext=ext, pin=pin)
         self.ask(op="subscribe")
 
     def ask(self, **request):
-        self.stream.write(json.dumps({"id": 7, **request}) + "\n")
-        self.stream.flush()
+        self.writer.write(json.dumps({"id": 7, **request}) + "\n")
+        self.writer.flush()
         while True:
-            message = json.loads(self.stream.readline())
+            message = json.loads(self.reader.readline())
             if "event" in message:
                 self.events.append(message)
             elif message.get("id") == 7:
