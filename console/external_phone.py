@@ -26,7 +26,6 @@ ENDING = ("CallCompleted", "CallRequeued", "CallTransferred", "RingNoAnswer", "C
 class ExternalPhone:
     """A phone the seat does not drive: its calls as the switch reports them."""
 
-    drives_calls = False
     audio_description = "on your phone (this seat has no audio of its own)"
 
     def __init__(self, ext: str, on_event: Callable[[object], None], ask: Callable[[], Ask | None]):

@@ -265,6 +265,11 @@ class SeatApp(App):
         if heard is not None:
             heard(event)
 
+    @property
+    def _desk_phone(self) -> bool:
+        """The extension's phone is one the seat does not drive (--phone external)."""
+        return isinstance(self.phone, ExternalPhone)
+
     def _idle_text(self) -> str:
         return ("Waiting for calls.\n\nWhen a call rings, the caller's profile appears here before you "
                 "answer.\nThe footer shows the keys that work now: a answer, d decline, h hang up, o hold, "
@@ -667,11 +672,10 @@ class SeatApp(App):
         event, now = message.event, self.clock()
         if isinstance(event, Registration):
             self.seat.registration(event.ok, event.code, event.reason)
-            if event.ok and not getattr(self.phone, "drives_calls", True):
-                self.notice("Your phone is registered at the switch: calls ring there and pop here.")
-            elif not event.ok and not getattr(self.phone, "drives_calls", True):
-                self.notice(f"Your phone is not registered at the switch: register it as extension "
-                            f"{self.seat.ext} with your PIN; calls ring there and pop here.")
+            if self._desk_phone:
+                self.notice("Your phone is registered at the switch: calls ring there and pop here." if event.ok
+                            else f"Your phone is not registered at the switch: register it as extension "
+                                 f"{self.seat.ext} with your PIN; calls ring there and pop here.")
             elif not event.ok:
                 self.notice(f"The phone is not registered ({event.code} {event.reason}); it tries again by itself.")
         elif isinstance(event, IncomingCall):
@@ -811,7 +815,7 @@ class SeatApp(App):
                 self.queues = tuple(me["queues"])
             if me.get("breaks"):
                 self.seat.break_limits = dict(me["breaks"])
-            if isinstance(self.phone, ExternalPhone) and "registered" in me:
+            if self._desk_phone and "registered" in me:
                 self.phone.registered(bool(me["registered"]))   # the desk phone as the switch sees it now
             if first:   # the seat started without the switch: today so far comes now
                 self.run_worker(self._load_today(), exit_on_error=False)
@@ -844,7 +848,7 @@ class SeatApp(App):
             return False
         call = self.seat.call
         self._transferred = call   # its end is this news, said once (not "Call ended.")
-        if isinstance(self.phone, ExternalPhone):
+        if self._desk_phone:
             self.phone.forget(call)   # the switch has no such call to hang up: it ends here
         else:
             self.phone.hang_up(call)
@@ -882,7 +886,7 @@ class SeatApp(App):
         self.action_hold()
 
     def action_mute(self) -> None:
-        if self.seat.call is not None and not getattr(self.phone, "drives_calls", True):
+        if self.seat.call is not None and self._desk_phone:
             self.phone.mute(self.seat.call)   # a desk phone mutes itself: the seat says so
             return
         if self.seat.call is not None:
@@ -897,7 +901,7 @@ class SeatApp(App):
 
         if self.seat.call is not None and self.seat.state in ("in_call", "on_hold"):
             call = self.seat.call
-            if not getattr(self.phone, "drives_calls", True):
+            if self._desk_phone:
                 self.phone.send_dtmf(call, "")   # a desk phone's keys are on the phone
                 return
             self.push_screen(KeypadScreen(lambda digit: self.phone.send_dtmf(call, digit)))

@@ -451,13 +451,9 @@ class InboundCall:
     def end_for_agent(self, ext: str) -> None:
         """The agent hung up at their seat, not on their phone (a desk phone the seat does
         not drive): both legs are released as if the phone had sent its BYE."""
-        from sippy.CCEvents import CCEventDisconnect, CCEventFail
-
         if self.over or ext not in (self.seat, self.connected):
             return
-        answered = self.caller.state is not None and self.caller.state.connected
-        self._finish()
-        self.caller.recvEvent(CCEventDisconnect() if answered else CCEventFail((487, "Request Terminated")))
+        self.release(487, "Request Terminated")   # a BYE to an answered caller, else this
         self.side.report("sip_hung_up", self.id, by="agent")
 
     def hold_for_agent(self, ext: str, held: bool) -> None:

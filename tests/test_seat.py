@@ -506,6 +506,14 @@ async def test_the_command_palette_offers_the_keys_that_work_now(records):
         assert phone.sent == [("answer", 5)]
 
 
+async def until(pilot, check, tries=100):
+    """Let the app run until `check()` holds, at most `tries` pauses of 50 ms."""
+    for _ in range(tries):
+        if check():
+            return
+        await pilot.pause(0.05)
+
+
 async def test_a_seat_with_a_desk_phone_pops_from_the_switch_and_holds_and_hangs_up_through_it(tmp_path):
     # `hotline agent --phone external`: the extension's phone is a SIPp UAS (a desk phone
     # that answers by itself); the seat drives nothing of it, yet pops the caller, holds
@@ -531,38 +539,24 @@ async def test_a_seat_with_a_desk_phone_pops_from_the_switch_and_holds_and_hangs
         async with app.run_test(size=(120, 40)) as pilot:
             desk_phone = await loop.run_in_executor(None, line.phone, "1001", "1111", "agent_answer.xml")
             await pilot.press("v")
-            for _ in range(100):
-                await pilot.pause(0.05)
-                if seat.registered and seat.status == "available":
-                    break
+            await until(pilot, lambda: seat.registered and seat.status == "available")
             assert seat.registered and seat.status == "available"   # from the switch's PhoneRegistration
             caller = line.call("caller_until_agent_hangs_up.xml")
-            for _ in range(200):
-                await pilot.pause(0.05)
-                if seat.state == "in_call" and "Chan Tai Man" in str(app.query_one("#caller").render()):
-                    break
+            await until(pilot, lambda: seat.state == "in_call"
+                        and "Chan Tai Man" in str(app.query_one("#caller").render()), tries=200)
             assert seat.state == "in_call" and "Chan Tai Man" in str(app.query_one("#caller").render())
             await pilot.press("m")                 # the phone's own: the seat says where, and shows no MUTED
             await pilot.pause()
             assert "Mute on your phone" in str(app.query_one("#notice").render()) and not seat.muted
             await pilot.press("o")
-            for _ in range(100):
-                await pilot.pause(0.05)
-                if seat.state == "on_hold":
-                    break
+            await until(pilot, lambda: seat.state == "on_hold")
             assert seat.state == "on_hold" and "On hold" in str(app.query_one("#notice").render())
             await pilot.pause(1.2)
             await pilot.press("o")
-            for _ in range(100):
-                await pilot.pause(0.05)
-                if seat.state == "in_call":
-                    break
+            await until(pilot, lambda: seat.state == "in_call")
             assert seat.state == "in_call"
             await pilot.press("h")
-            for _ in range(100):
-                await pilot.pause(0.05)
-                if seat.state == "wrap_up":
-                    break
+            await until(pilot, lambda: seat.state == "wrap_up")
             assert seat.state == "wrap_up"
             code, output = await loop.run_in_executor(None, finished, caller)
             assert code == 0, output[-3000:]      # the caller got the switch's BYE
