@@ -23,7 +23,8 @@ from records.agents import add_agent  # noqa: E402
 from records.db import connect  # noqa: E402
 from telephony.acd import QueueConfig  # noqa: E402
 from telephony.switchconfig import SwitchConfig  # noqa: E402
-from telephony.switchcore import SwitchCore, event_message  # noqa: E402
+from telephony.switchcore import SwitchCore  # noqa: E402
+from telephony.wire import encode  # noqa: E402
 
 AGENTS = 50
 
@@ -40,7 +41,7 @@ class WithoutLog(SwitchCore):
     """The peer: everything the switch writes, but not the event log."""
 
     def _logged(self, event) -> dict:
-        return event_message(event)
+        return encode(event)
 
 
 def _size(db) -> int:

@@ -25,7 +25,9 @@ from records.db import connect
 from records.directory import resident_by_phone
 from scenarios.erlang import healthy_rate
 from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port, read_pins
+from telephony.acd import events as ev
 from telephony.control_client import ControlClient, log_in_again
+from telephony.wire import Delivered
 
 HUMAN_EXT = "1001"
 SL_THRESHOLD_S = 15.0   # the trade's standard: answered within three rings
@@ -94,37 +96,36 @@ class Feed:
         vip = " VIP" if resident["segment"] == "vip" else ""
         return f"{number} {resident['name']}{vip}"
 
-    def __call__(self, event: dict) -> None:
-        kind, call = event["event"], event.get("call_id", "")
-        agent = event.get("agent_id", "")
+    def __call__(self, delivered: Delivered) -> None:
+        event, call, agent = delivered.event, delivered.call_id, delivered.agent_id
         name = f"{agent} {self.agents.get(agent, '')}".strip()
-        if kind == "CallQueued":
-            self.callers[call] = self.who(event.get("number", ""))
-            text = f"{self.callers[call]} waits in {event['queue']} (position {event['position']})"
-        elif kind == "CallOffered":
+        if isinstance(event, ev.CallQueued):
+            self.callers[call] = self.who(event.number)
+            text = f"{self.callers[call]} waits in {event.queue} (position {event.position})"
+        elif isinstance(event, ev.CallOffered):
             text = f"{self.callers.get(call, call)} rings at {name}"
-        elif kind == "CallConnected":
-            text = f"{name} answered {self.callers.get(call, call)} after {event['wait_s']:.0f} s"
-        elif kind == "CallCompleted":
-            who = "the caller" if event["by"] == "caller" else "the agent"
-            text = f"{name} finished with {self.callers.pop(call, call)}: {event['talk_s']:.0f} s, {who} hung up"
-        elif kind == "CallAbandoned":
-            text = f"{self.callers.pop(call, call)} gave up after {event['wait_s']:.0f} s in {event['queue']}"
-        elif kind == "RingNoAnswer":
+        elif isinstance(event, ev.CallConnected):
+            text = f"{name} answered {self.callers.get(call, call)} after {event.wait_s:.0f} s"
+        elif isinstance(event, ev.CallCompleted):
+            who = "the caller" if event.by == "caller" else "the agent"
+            text = f"{name} finished with {self.callers.pop(call, call)}: {event.talk_s:.0f} s, {who} hung up"
+        elif isinstance(event, ev.CallAbandoned):
+            text = f"{self.callers.pop(call, call)} gave up after {event.wait_s:.0f} s in {event.queue}"
+        elif isinstance(event, ev.RingNoAnswer):
             text = f"{name} did not answer {self.callers.get(call, call)}; trying the next agent"
-        elif kind == "CallRequeued":
+        elif isinstance(event, ev.CallRequeued):
             text = f"{name}'s phone went away; {self.callers.get(call, call)} is first in line again"
-        elif kind == "CallTransferred":
-            target = event["target"].replace("agent:", "extension ").replace("number:", "")
+        elif isinstance(event, ev.CallTransferred):
+            target = event.target.replace("agent:", "extension ").replace("number:", "")
             text = f"{name} transferred {self.callers.get(call, call)} to {target}"
-        elif kind == "CallToVoicemail":
-            text = f"{self.callers.pop(call, call)} sent to voicemail after {event['wait_s']:.0f} s"
-        elif kind == "AgentStatusChanged":
-            reason = f" ({event['reason']})" if event.get("reason") else ""
-            text = f"{name} is now {event['status'].replace('_', ' ')}{reason}"
+        elif isinstance(event, ev.CallToVoicemail):
+            text = f"{self.callers.pop(call, call)} sent to voicemail after {event.wait_s:.0f} s"
+        elif isinstance(event, ev.AgentStatusChanged):
+            reason = f" ({event.reason})" if event.reason else ""
+            text = f"{name} is now {event.status.replace('_', ' ')}{reason}"
         else:
             return
-        stamp = dt.datetime.fromtimestamp(event["t"], self.tz).strftime("%H:%M:%S")
+        stamp = dt.datetime.fromtimestamp(event.t, self.tz).strftime("%H:%M:%S")
         print(f"{stamp}  {text}", file=self.out, flush=True)
 
     def say(self, text: str) -> None:

@@ -13,14 +13,17 @@ import itertools
 import logging
 from typing import Awaitable, Callable
 
+from telephony.acd import events as ev
+from telephony.call_events import PhoneRegistration
 from telephony.softphone import CallHeld, CallState, IncomingCall, PhoneError, Registration
+from telephony.wire import Delivered
 
 log = logging.getLogger("hotline.seat.phone")
 
 Ask = Callable[..., Awaitable[dict]]
 
-ENDING = ("CallCompleted", "CallRequeued", "CallTransferred", "RingNoAnswer", "CallOfferWithdrawn",
-          "CallAbandoned")
+ENDING = (ev.CallCompleted, ev.CallRequeued, ev.CallTransferred, ev.RingNoAnswer, ev.CallOfferWithdrawn,
+          ev.CallAbandoned)
 
 
 class ExternalPhone:
@@ -41,32 +44,34 @@ class ExternalPhone:
         self.on_event(Registration(registered, 200 if registered else 0,
                                    "OK" if registered else f"no phone registered for {self.ext} at the switch"))
 
-    def switch_said(self, event: dict) -> None:
-        kind, call_id = event.get("event"), str(event.get("call_id") or "")
-        if kind == "PhoneRegistration" and event.get("agent_id") == self.ext:
-            self.registered(bool(event.get("registered")))
-        elif kind in ("CallOffered", "CallbackDue") and event.get("agent_id") == self.ext and call_id not in self.calls:
+    def switch_said(self, delivered: Delivered) -> None:
+        event, call_id, agent_id = delivered.event, delivered.call_id, delivered.agent_id
+        if isinstance(event, PhoneRegistration) and agent_id == self.ext:
+            self.registered(event.registered)
+        elif isinstance(event, (ev.CallOffered, ev.CallbackDue)) and agent_id == self.ext and call_id not in self.calls:
             key = next(self._keys)
             self.calls[call_id], self._ids[key] = key, call_id
-            pop = event.get("pop") if isinstance(event.get("pop"), dict) else {}
-            headers = {"X-Hotline-Interaction": call_id, "X-Hotline-Queue": str(event.get("queue") or ""),
+            pop = delivered.pop or {}
+            headers = {"X-Hotline-Interaction": call_id, "X-Hotline-Queue": event.queue,
                        "X-Hotline-Wait": str(int(pop.get("waited_s") or 0))}
             if pop.get("resident_id") is not None:
                 headers["X-Hotline-Resident"] = str(pop["resident_id"])
-            self.on_event(IncomingCall(key, str(pop.get("number") or event.get("number") or ""), "", headers))
-        elif call_id in self.calls and event.get("agent_id") in (self.ext, None):
+            number = str(pop.get("number") or getattr(event, "number", "") or "")
+            self.on_event(IncomingCall(key, number, "", headers))
+        elif call_id in self.calls and agent_id in (self.ext, ""):
             key = self.calls[call_id]
-            if kind == "CallConnected":
+            if isinstance(event, ev.CallConnected):
                 self.on_event(CallState(key, "connected"))
-            elif kind in ENDING:
+            elif isinstance(event, ENDING):
                 self._forget(key)
-                self.on_event(CallState(key, "ended", 487 if kind in ("RingNoAnswer", "CallOfferWithdrawn") else 200))
-        elif kind == "AgentStateChanged" and event.get("agent_id") == self.ext and self._ids:
+                declined = isinstance(event, (ev.RingNoAnswer, ev.CallOfferWithdrawn))
+                self.on_event(CallState(key, "ended", 487 if declined else 200))
+        elif isinstance(event, ev.AgentStateChanged) and agent_id == self.ext and self._ids:
             key = max(self._ids)   # the call in progress is the newest
-            if event.get("state") == "on_hold" and key not in self._held:
+            if event.state == "on_hold" and key not in self._held:
                 self._held.add(key)
                 self.on_event(CallHeld(key, True))
-            elif event.get("state") == "in_call" and key in self._held:
+            elif event.state == "in_call" and key in self._held:
                 self._held.discard(key)
                 self.on_event(CallHeld(key, False))
 

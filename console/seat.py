@@ -32,7 +32,10 @@ from console.dialogs import TextField, typing_caught_up
 from records.desk import pop_from_wire, pop_headers
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
                                header_pop, money, order_preview, time_left, when)
+from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, BreakOverrun, CallCompleted, CallOffered,
+                                   CallTransferred)
 from telephony.control_client import ControlClient, ControlError
+from telephony.wire import Delivered
 from console.external_phone import ExternalPhone, PhoneUnable
 from telephony.softphone import CallHeld, CallState, IncomingCall, PhoneError, Registration
 
@@ -50,11 +53,15 @@ class PhoneEvent(Message):
 
 
 class SwitchEvent(Message):
-    """An event from the switch's control API (own calls and status)."""
+    """An event from the switch's control API (own calls and status), decoded."""
 
-    def __init__(self, event: dict):
+    def __init__(self, delivered: Delivered):
         super().__init__()
-        self.event = event
+        self.delivered = delivered
+
+
+class SwitchLost(Message):
+    """The control connection closed."""
 
 
 class SeatApp(App):
@@ -253,17 +260,16 @@ class SeatApp(App):
     def _attach(self, client: ControlClient) -> None:
         self.control = client
         client.on_event = self._switch_said
-        client.on_close = lambda: self.post_message(SwitchEvent({"event": "ControlClosed"}))
+        client.on_close = lambda: self.post_message(SwitchLost())
 
-    def _switch_said(self, event: dict) -> None:
+    def _switch_said(self, delivered: Delivered) -> None:
         """An event from the switch, as its line is read. An offer's pop is taken at once,
         not behind the screen's queue: the INVITE it belongs to may be ringing already."""
-        if event.get("event") == "CallOffered" and event.get("agent_id") == self.seat.ext:
-            self._offered_pop(event)
-        self.post_message(SwitchEvent(event))
-        heard = getattr(self.phone, "switch_said", None)   # a desk phone's calls are the switch's events
-        if heard is not None:
-            heard(event)
+        if isinstance(delivered.event, CallOffered) and delivered.agent_id == self.seat.ext:
+            self._offered_pop(delivered)
+        self.post_message(SwitchEvent(delivered))
+        if isinstance(self.phone, ExternalPhone):   # a desk phone's calls are the switch's events
+            self.phone.switch_said(delivered)
 
     @property
     def _desk_phone(self) -> bool:
@@ -429,17 +435,17 @@ class SeatApp(App):
             self._offered[call_id] = asyncio.get_running_loop().create_future()
         return self._offered[call_id]
 
-    def _offered_pop(self, event: dict) -> None:
+    def _offered_pop(self, delivered: Delivered) -> None:
         """The switch offered this seat a call: its INVITE is on the way, its pop is here."""
-        call_id = str(event.get("call_id") or "")
+        call_id = delivered.call_id
         if not call_id:
             return
         future = self._offer(call_id)
         if future.done():
             return
-        if isinstance(event.get("pop"), dict):
+        if delivered.pop is not None:
             try:
-                future.set_result(pop_from_wire(event["pop"]))
+                future.set_result(pop_from_wire(dict(delivered.pop)))
                 return
             except (TypeError, ValueError):
                 logging.getLogger("hotline.seat").warning("the offer of %s carried a pop this seat cannot read",
@@ -755,25 +761,29 @@ class SeatApp(App):
             self.set_focus(None)
 
     def on_switch_event(self, message: SwitchEvent) -> None:
-        event, now = message.event, self.clock()
-        kind = event.get("event")
-        if kind == "AgentStatusChanged" and event.get("agent_id") == self.seat.ext:
-            self.seat.status_changed(event["status"], event.get("reason", ""), float(event.get("t", now)))
-            if event["status"] == "on_break" and event.get("reason") == "no_answer":
+        delivered = message.delivered
+        event = delivered.event
+        if delivered.agent_id != self.seat.ext:
+            return   # a seat subscribes to its own events; a supervisor's login sees everyone's
+        if isinstance(event, AgentStatusChanged):
+            self.seat.status_changed(event.status, event.reason, event.t)
+            if event.status == "on_break" and event.reason == "no_answer":
                 self.notice("You missed calls in a row, so the switch put you on a break: v when you are back.")
-        elif kind == "CallOffered" and event.get("agent_id") == self.seat.ext and isinstance(event.get("form"), dict):
-            self._received_form(event["call_id"], event["form"])
-        elif kind in ("CallCompleted", "CallTransferred") and event.get("agent_id") == self.seat.ext:
+        elif isinstance(event, CallOffered) and delivered.form is not None:
+            self._received_form(event.call_id, dict(delivered.form))
+        elif isinstance(event, (CallCompleted, CallTransferred)):
             # the switch's wrap-up is the truth: its queue's setting, from the call's end
             if self.seat.state == "wrap_up":
-                self.seat.wrap_until = event["t"] + float(event.get("wrap_up_s", 0))
-        elif kind == "AgentStateChanged" and event.get("agent_id") == self.seat.ext and event.get("state") == "idle":
+                self.seat.wrap_until = event.t + event.wrap_up_s
+        elif isinstance(event, AgentStateChanged) and event.state == "idle":
             self._wrap_up_ended()
-        elif kind == "BreakOverrun" and event.get("agent_id") == self.seat.ext:
-            self.notice(f"Your {event.get('reason')} break is over its {float(event.get('limit_s', 0)) / 60:g}-minute "
-                        "limit: v when you are back.")
-        elif kind == "ControlClosed":
-            self._switch_lost()
+        elif isinstance(event, BreakOverrun):
+            self.notice(f"Your {event.reason} break is over its {event.limit_s / 60:g}-minute limit: v when you "
+                        "are back.")
+        self._refresh_header()
+
+    def on_switch_lost(self, message: SwitchLost) -> None:
+        self._switch_lost()
         self._refresh_header()
 
     def _switch_lost(self) -> None:

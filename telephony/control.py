@@ -19,6 +19,7 @@ import ssl
 from pathlib import Path
 
 from records.agents import AgentError, parse_skills
+from telephony import wire
 from telephony.desk_ops import DeskOps
 from telephony.switchcore import Subscriber, SwitchCore, SwitchError
 
@@ -284,6 +285,11 @@ class ControlServer:
         return self.desk.identify(connection.agent, request)
 
     def _op_subscribe(self, connection, request):
+        version = request.get("v", wire.EVENT_VERSION)
+        if version != wire.EVENT_VERSION:
+            raise RequestError("unsupported_version",
+                               f"this switch sends events in version {wire.EVENT_VERSION}, the client reads version "
+                               f"{version!r}: use a seat or console of the switch's release")
         after = request.get("after_seq")
         if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
             raise RequestError("bad_request", "after_seq: the seq of the last event you have (an integer >= 0)")
@@ -297,7 +303,7 @@ class ControlServer:
         for message in missed:
             connection.send(message)
         connection.subscription = self.core.subscribe(connection.send, ext)
-        reply: dict = {"last_seq": self.core.last_seq, "replayed": len(missed)}
+        reply: dict = {"last_seq": self.core.last_seq, "replayed": len(missed), "v": wire.EVENT_VERSION}
         if supervisor:
             reply["snapshot"] = self.core.snapshot()
         return reply

@@ -1,7 +1,8 @@
 """A control API client (asyncio): the seat, the demo's bots and its feed use it.
 
-Replies are matched to requests by id; anything with an `event` key goes to `on_event`
-(events caused by a request can arrive before its reply). A refused request raises
+Replies are matched to requests by id; anything with an `event` key is decoded into the
+switch's own event class (telephony/wire.py) and goes to `on_event` (events caused by a
+request can arrive before its reply). A refused request raises
 `ControlError` with the switch's code and message; a closed connection raises
 ConnectionError for every request still waiting.
 """
@@ -10,8 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from typing import Awaitable, Callable
+
+from telephony import wire
+
+log = logging.getLogger("hotline.control.client")
 
 
 RECONNECT_S = (1, 2, 5)   # waits between tries to reach a switch that went away (the last repeats)
@@ -48,9 +54,10 @@ class ControlClient:
         self.reader, self.writer = reader, writer
         self._next_id = 0
         self._replies: dict[int, asyncio.Future] = {}
-        self.on_event: Callable[[dict], None] | None = None
+        self.on_event: Callable[[wire.Delivered], None] | None = None
         self.on_close: Callable[[], None] | None = None
         self.closed = False
+        self._unreadable: set[str] = set()
         self.last_seq = 0   # the event log's number of the last event taken (a reconnect asks for what follows)
         self._pump = asyncio.get_running_loop().create_task(self._read())
 
@@ -93,13 +100,7 @@ class ControlClient:
             while line := await self.reader.readline():
                 message = json.loads(line)
                 if "event" in message:
-                    seq = message.get("seq")
-                    if isinstance(seq, int):
-                        if seq <= self.last_seq:
-                            continue   # had it already: a catch-up never applies an event twice
-                        self.last_seq = seq
-                    if self.on_event is not None:
-                        self.on_event(message)
+                    self._received(message)
                     continue
                 future = self._replies.pop(message.get("id"), None)
                 if future is not None and not future.done():
@@ -113,6 +114,23 @@ class ControlClient:
             for future in self._replies.values():
                 if not future.done():
                     future.set_exception(ConnectionError("the switch closed the control connection"))
+
+    def _received(self, message: dict) -> None:
+        try:
+            delivered = wire.decode(message)
+        except wire.WireError as exc:
+            # a switch of another release: said once per kind, and the stream goes on
+            if str(message.get("event")) not in self._unreadable:
+                self._unreadable.add(str(message.get("event")))
+                log.warning("an event this client cannot read: %s", exc)
+            delivered = None
+        seq = message.get("seq")
+        if isinstance(seq, int):
+            if seq <= self.last_seq:
+                return   # had it already: a catch-up never applies an event twice
+            self.last_seq = seq
+        if delivered is not None and self.on_event is not None:
+            self.on_event(delivered)
 
     async def ask(self, op: str, **fields) -> dict:
         if self.closed:   # at once, not after the reply's timeout
@@ -132,9 +150,9 @@ class ControlClient:
         """Start the event stream; with `after_seq` (the last event a previous connection
         took), the switch first sends every event logged since, so nothing is missed."""
         if after_seq is None:
-            return await self.ask("subscribe")
+            return await self.ask("subscribe", v=wire.EVENT_VERSION)
         self.last_seq = max(self.last_seq, after_seq)
-        reply = await self.ask("subscribe", after_seq=after_seq)
+        reply = await self.ask("subscribe", after_seq=after_seq, v=wire.EVENT_VERSION)
         newest = reply.get("last_seq")
         if isinstance(newest, int) and newest < self.last_seq:
             self.last_seq = newest   # another event log (a new database): its numbers start again

@@ -33,6 +33,7 @@ from telephony.acd.queue_log import agent_field, interrupted_rows
 from telephony.call_events import PhoneRegistration
 from telephony.lockout import Lockout
 from telephony.switchconfig import MENU, SwitchConfig, default_queues
+from telephony import wire
 
 
 log = logging.getLogger("hotline.switch")
@@ -51,11 +52,6 @@ class SwitchError(ValueError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
-
-
-def event_message(event) -> dict:
-    """A routing event as the control API sends it."""
-    return {"event": type(event).__name__, **event.as_dict()}
 
 
 class Legs(Protocol):
@@ -844,7 +840,7 @@ class SwitchCore:
 
     def _logged(self, event) -> dict:
         """The event as the control API sends it, numbered by its line in the event log."""
-        message = event_message(event)
+        message = wire.encode(event)
         if type(event) is ev.CallOffered and event.call_id in self._forms:
             message["form"] = self._forms[event.call_id]   # a transferred caller's notes
         cursor = self.db.conn.execute(

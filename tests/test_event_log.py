@@ -7,6 +7,7 @@ import pytest
 
 from records.agents import add_agent
 from telephony.acd import QueueConfig
+from telephony.acd.events import AgentStatusChanged
 from telephony.control import ControlServer
 from telephony.control_client import ControlClient, ControlError
 from telephony.switchconfig import SwitchConfig
@@ -59,8 +60,8 @@ async def test_every_event_is_numbered_and_logged_with_its_rows(centre):
     a_call(core, clock, "c1", "1001")
     await asyncio.sleep(0.1)
     logged = db.execute("SELECT seq, event, call_id, agent_ext, body FROM events ORDER BY seq").fetchall()
-    assert [m["seq"] for m in seen] == [row[0] for row in logged]          # what was sent is what was kept
-    assert [m["event"] for m in seen] == [row[1] for row in logged]
+    assert [m.seq for m in seen] == [row[0] for row in logged]          # what was sent is what was kept
+    assert [type(m.event).__name__ for m in seen] == [row[1] for row in logged]
     assert [row[0] for row in logged] == list(range(logged[0][0], logged[0][0] + len(logged)))   # no gaps
     completed = next(json.loads(row[4]) for row in logged if row[1] == "CallCompleted")
     assert completed["call_id"] == "c1" and completed["agent_id"] == "1001"
@@ -75,7 +76,7 @@ async def test_a_seat_that_was_away_catches_up_without_gaps_or_doubles(centre):
     a_call(core, clock, "c1", "1001")
     await asyncio.sleep(0.1)
     last = first.last_seq
-    assert last == seen[-1]["seq"]
+    assert last == seen[-1].seq
     first.on_close = None
     await first.close()                                   # the connection drops
     await asyncio.sleep(0.1)                              # the switch sees it: Ann is logged out
@@ -88,13 +89,13 @@ async def test_a_seat_that_was_away_catches_up_without_gaps_or_doubles(centre):
     logged = [row[0] for row in db.execute("SELECT seq FROM events WHERE agent_ext = '1001' AND seq > ? ORDER BY seq",
                                            [last])]
     assert reply["replayed"] == len(logged) >= 1
-    assert [m["seq"] for m in missed] == logged            # every one of Ann's events, in order, once
-    assert all(m["agent_id"] == "1001" for m in missed)
-    assert any(m["event"] == "AgentStatusChanged" and m["status"] == "logged_out" for m in missed)
+    assert [m.seq for m in missed] == logged            # every one of Ann's events, in order, once
+    assert all(m.agent_id == "1001" for m in missed)
+    assert any(isinstance(m.event, AgentStatusChanged) and m.event.status == "logged_out" for m in missed)
     core.set_status("1001", "on_break", reason="lunch")   # and the live stream goes on after them
     await asyncio.sleep(0.1)
-    assert missed[-1]["event"] == "AgentStatusChanged" and missed[-1]["seq"] == core.last_seq
-    seqs = [m["seq"] for m in missed]
+    assert isinstance(missed[-1].event, AgentStatusChanged) and missed[-1].seq == core.last_seq
+    seqs = [m.seq for m in missed]
     assert seqs == sorted(set(seqs))
 
 
@@ -144,4 +145,29 @@ async def test_a_new_event_log_does_not_make_the_client_drop_its_events(centre):
     assert client.last_seq == core.last_seq
     core.set_status("1001", "available")
     await asyncio.sleep(0.1)
-    assert seen and seen[-1]["event"] == "AgentStatusChanged"
+    assert seen and isinstance(seen[-1].event, AgentStatusChanged)
+
+
+async def test_a_client_of_another_event_version_is_refused_with_the_reason(centre):
+    _, _, log_in, _ = centre
+    client, _, _ = await log_in("1001", "1111")
+    for old in (0, 2, "1"):
+        with pytest.raises(ControlError, match="version 1") as refused:
+            await client.ask("subscribe", v=old)
+        assert refused.value.code == "unsupported_version"
+    assert (await client.ask("subscribe", v=1))["v"] == 1
+
+
+async def test_an_event_the_client_cannot_read_is_skipped_and_said_once(centre, caplog):
+    """A switch of a later release: the stream goes on, the seat is not fed half an event."""
+    core, _, log_in, _ = centre
+    client, seen, _ = await log_in("1001", "1111")
+    for line in ({"event": "CallOffered", "v": 2, "seq": core.last_seq + 1, "call_id": "x"},
+                 {"event": "MoonLanded", "v": 1, "seq": core.last_seq + 2},
+                 {"event": "MoonLanded", "v": 1, "seq": core.last_seq + 3},
+                 {"event": "CallOffered", "v": 1, "seq": core.last_seq + 4, "t": 1.0, "call_id": 5, "queue": None,
+                  "agent_id": "1001"}):
+        client._received(line)
+    assert seen == [] and client.last_seq == core.last_seq + 4      # numbered lines are still counted
+    unreadable = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(unreadable) == 2 and "event version 2" in unreadable[0] and "MoonLanded" in unreadable[1]

@@ -13,7 +13,10 @@ from records.db import connect
 from records.directory import NewResident, add_resident
 from records.sla import load_policy
 from records.workorders import WorkOrders
+from telephony.acd.events import AgentStateChanged, CallCompleted, CallConnected, CallOffered
+from telephony.call_events import PhoneRegistration
 from telephony.softphone import CallState, IncomingCall, Registration
+from telephony.wire import Delivered
 
 NOW = 1_800_000_000.0
 
@@ -72,8 +75,7 @@ async def test_a_ringing_call_pops_the_profile_and_the_keys_drive_the_phone(reco
         await pilot.press("h")
         assert phone.sent[-1] == ("hang_up", 5)
         app.post_message(PhoneEvent(CallState(5, "ended", 200, "Normal call clearing")))
-        app.post_message(SwitchEvent({"event": "CallCompleted", "t": NOW, "call_id": "c9", "agent_id": "1001",
-                                      "wrap_up_s": 45}))
+        app.post_message(SwitchEvent(Delivered(CallCompleted(NOW, "c9", "repair", "1001", "agent", 3, 60, 0, 1, 45))))
         await pilot.pause()
         header = str(app.query_one("#header").render())
         assert "wrap-up 45s" in header and "1 call 0:00 today" in header
@@ -425,8 +427,8 @@ async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extend
             # leaves no "unfinished" form the switch would refuse (the contact is Bob's now)
             assert not app.query_one("#pop").display and app._unfinished() == []
             assert "u Unfinished" not in _footer(app)
-        [offer] = [e for e in bob_events if e["event"] == "CallOffered"]
-        assert offer["call_id"] == "c1" and offer["form"] == {"reason": "billing", "notes": "asks about the fee"}
+        [offer] = [e for e in bob_events if isinstance(e.event, CallOffered)]
+        assert offer.call_id == "c1" and offer.form == {"reason": "billing", "notes": "asks about the fee"}
 
         # Bob's seat: the form arrives with the offer and fills his form for the same interaction.
         app = SeatApp(seat=SeatState("1002", "Bob Wu"), phone=PhoneCommands(), db=db, control=bob,
@@ -597,23 +599,24 @@ def test_a_desk_phones_calls_follow_the_switchs_events_and_nothing_else():
     said = []
     phone = ExternalPhone("1001", said.append, lambda: None)
     pop = {"number": "+85291234567", "waited_s": 12, "resident_id": 7}
-    phone.switch_said({"event": "CallOffered", "call_id": "c1", "queue": "repair", "agent_id": "1002", "pop": pop})
+    offer = CallOffered(NOW, "c1", "repair", "1001")
+    phone.switch_said(Delivered(CallOffered(NOW, "c1", "repair", "1002"), pop=pop))
     assert said == []                                   # another agent's offer
-    phone.switch_said({"event": "CallOffered", "call_id": "c1", "queue": "repair", "agent_id": "1001", "pop": pop})
+    phone.switch_said(Delivered(offer, seq=4, pop=pop))
     [ring] = said
     assert isinstance(ring, IncomingCall) and ring.number == "+85291234567"
     assert ring.headers == {"X-Hotline-Interaction": "c1", "X-Hotline-Queue": "repair", "X-Hotline-Wait": "12",
                             "X-Hotline-Resident": "7"}
-    phone.switch_said({"event": "CallOffered", "call_id": "c1", "queue": "repair", "agent_id": "1001", "pop": pop})
+    phone.switch_said(Delivered(offer, seq=4, pop=pop))
     assert len(said) == 1                               # a replayed offer rings once
-    phone.switch_said({"event": "CallConnected", "call_id": "c1", "agent_id": "1001"})
-    phone.switch_said({"event": "AgentStateChanged", "agent_id": "1001", "state": "on_hold"})
-    phone.switch_said({"event": "AgentStateChanged", "agent_id": "1001", "state": "in_call"})
-    phone.switch_said({"event": "CallCompleted", "call_id": "c1", "agent_id": "1001"})
+    phone.switch_said(Delivered(CallConnected(NOW, "c1", "repair", "1001", 12, 2)))
+    phone.switch_said(Delivered(AgentStateChanged(NOW, "1001", "on_hold")))
+    phone.switch_said(Delivered(AgentStateChanged(NOW, "1001", "in_call")))
+    phone.switch_said(Delivered(CallCompleted(NOW, "c1", "repair", "1001", "caller", 12, 60, 5, 1, 30)))
     assert said[1:] == [CallState(ring.call, "connected"), CallHeld(ring.call, True), CallHeld(ring.call, False),
                         CallState(ring.call, "ended", 200)]
     phone.hang_up(ring.call)                            # over: nothing is asked of the switch
-    phone.switch_said({"event": "PhoneRegistration", "agent_id": "1001", "registered": False, "contact": ""})
+    phone.switch_said(Delivered(PhoneRegistration(NOW, "1001", False, "")))
     assert isinstance(said[-1], Registration) and not said[-1].ok
     phone.hold(99)                                      # no such call: nothing
     assert len(said) == 6

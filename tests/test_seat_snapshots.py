@@ -11,7 +11,9 @@ from records.db import connect
 from records.directory import NewResident, add_resident
 from records.sla import load_policy
 from records.workorders import WorkOrders
+from telephony.acd.events import CallCompleted
 from telephony.softphone import CallState, IncomingCall, Registration
+from telephony.wire import Delivered
 
 NOW = 1_800_000_000.0   # 2027-01-15 16:00 in Hong Kong
 
@@ -110,7 +112,7 @@ def test_wrap_up(snap_compare, tmp_path, size):
         ring(app, rid)
         app.post_message(PhoneEvent(CallState(5, "connected", 200, "OK")))
         app.post_message(PhoneEvent(CallState(5, "ended", 200, "Normal call clearing")))
-        app.post_message(SwitchEvent({"event": "CallCompleted", "t": NOW, "call_id": "1800000000.7",
-                                      "agent_id": "1001", "wrap_up_s": 30}))
+        app.post_message(SwitchEvent(Delivered(CallCompleted(NOW, "1800000000.7", "repair", "1001", "agent", 3, 60,
+                                                              0, 1, 30))))
         await pilot.pause()
     assert snap_compare(app, terminal_size=size, run_before=wrapping)
