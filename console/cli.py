@@ -21,7 +21,7 @@ from records.directory import DirectoryError
 from records.schema import ROLES, SCHEMA_VERSION
 from records.sla import load_policy
 from records.workorders import LifecycleError
-from records.yamlsource import ConfigError
+from siteconfig.yamlsource import ConfigError
 
 EXIT_USAGE = 2
 PRIVATE_UMASK = 0o027   # files readable by the owner and their group (the switch's), never by others
@@ -229,7 +229,7 @@ class _Progress:
 def cmd_simulate(args) -> int:
     import json
 
-    from records.contacts import InteractionRecorder, QueueLogWriter
+    from telephony.recorder import InteractionRecorder, QueueLogWriter
     from scenarios.schema import load_scenario
     from scenarios.simulator import Simulation
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from records.sla import parse_duration, WorkingDays
-from records.yamlsource import Document, load_file, load_text
-from records.yamlsource import number as _number
+from siteconfig.durations import WorkingDays, parse_duration
+from siteconfig.yamlsource import Document, load_file, load_text
+from siteconfig.yamlsource import number as _number
 from telephony.acd.config import CALL_TYPES, STRATEGIES, QueueConfig
-from telephony.acd.settings import QUEUE_KEYS, queue_from_yaml
+from telephony.queue_settings import QUEUE_KEYS, queue_from_yaml
 
 DISTRIBUTIONS = ("exponential", "lognormal", "fixed", "none")
 METRICS = ("service_level", "service_level_answered", "abandon_rate", "asa_s", "p_wait", "occupancy",

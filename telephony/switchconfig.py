@@ -1,7 +1,7 @@
 """The switch's configuration file: dialled numbers, the voice menu and queue settings.
 
 `hotline switch --config FILE`; without one, telephony/switch_default.yaml. Every
-mistake names the file, line and key (records/yamlsource.py), and the switch refuses
+mistake names the file, line and key (siteconfig/yamlsource.py), and the switch refuses
 to start on one rather than route calls somewhere nobody meant.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from records.yamlsource import Document, load_file
-from records.yamlsource import number as _number
+from siteconfig.yamlsource import Document, load_file
+from siteconfig.yamlsource import number as _number
 from telephony.acd import QueueConfig
 from telephony.acd.config import CALL_TYPES
-from telephony.acd.settings import queue_from_yaml
+from telephony.queue_settings import queue_from_yaml
 
 DEFAULT_PATH = Path(__file__).with_name("switch_default.yaml")
 MENU = "menu"

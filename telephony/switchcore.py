@@ -25,7 +25,8 @@ from sqlite_utils import Database
 from records import agents as agent_records
 from records.directory import resident_by_phone
 from records.phones import PhoneNumberError, normalise
-from records.contacts import InteractionRecorder, QueueLogWriter, record_notes
+from records.contacts import record_notes
+from telephony.recorder import InteractionRecorder, QueueLogWriter
 from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev

@@ -5,7 +5,7 @@ import pytest
 
 from console.cli import main
 from records.db import connect
-from records.yamlsource import ConfigError
+from siteconfig.yamlsource import ConfigError
 from scenarios.schema import load_scenario, scenario_from_text
 from scenarios.simulator import Simulation, rate_segments, simulate
 

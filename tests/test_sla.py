@@ -3,8 +3,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from records.sla import WorkingDays, load_policy, parse_duration
-from records.yamlsource import ConfigError, load_text
+from records.sla import load_policy
+from siteconfig.durations import WorkingDays, parse_duration
+from siteconfig.yamlsource import ConfigError, load_text
 from records.sla import policy_from_document, default_policy_text
 
 HK = ZoneInfo("Asia/Hong_Kong")
@@ -147,5 +148,5 @@ def test_missing_policy_file(tmp_path):
 
 
 def test_base_60_numbers_stay_text():
-    from records.yamlsource import load_text
+    from siteconfig.yamlsource import load_text
     assert load_text("a: 09:30\nb: 1:20:30.5\nc: 570\n", "x").data == {"a": "09:30", "b": "1:20:30.5", "c": 570}

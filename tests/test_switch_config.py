@@ -10,7 +10,7 @@ import pytest
 
 from records.db import connect
 from records.agents import add_agent
-from records.yamlsource import ConfigError, load_text
+from siteconfig.yamlsource import ConfigError, load_text
 from telephony.control import control_address
 from telephony.switchconfig import config_from_document, load_switch_config
 from telephony.switchcore import SwitchCore

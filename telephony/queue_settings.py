@@ -1,13 +1,13 @@
 """Queue settings written in YAML (scenario files and the switch's config), validated.
 
 Kept apart from config.py: the routing core itself never reads files, and this module
-names the file, line and key of every mistake (records/yamlsource.py).
+names the file, line and key of every mistake (siteconfig/yamlsource.py).
 """
 
 from __future__ import annotations
 
-from records.yamlsource import Document
-from records.yamlsource import number as _number
+from siteconfig.yamlsource import Document
+from siteconfig.yamlsource import number as _number
 from telephony.acd.config import CALL_TYPES, PRIORITIES, QueueConfig, Tier
 
 QUEUE_KEYS = ("strategy", "sl_threshold_s", "sl_target", "max_length", "max_wait_s", "on_full", "on_max_wait",

@@ -1,0 +1,295 @@
+"""Routing events -> records: Asterisk queue_log (text file and table) and interaction rows.
+
+Both are event sinks (callables taking one routing event), shared by the simulator and
+the switch (where they are part of the switch's one writer; records itself knows no
+routing events). Rows are written in batches inside one transaction each; `close()` flushes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, TextIO
+
+from sqlite_utils import Database
+
+from records.db import insert_row, update_row
+
+from telephony.acd import events as ev
+from telephony.acd.queue_log import format_line, rows_for
+
+_QUEUE_LOG_COLUMNS = ("time", "callid", "queuename", "agent", "event", "data1", "data2", "data3", "data4", "data5")
+_INTERACTION_COLUMNS = ("uid", "node", "run", "direction", "caller_number", "dialled_number", "resident_id",
+                        "queue", "call_type", "entered_at", "offered_at", "answered_at", "ended_at", "wait_s",
+                        "talk_s", "hold_s", "wrapup_s", "agent_ext", "agent_id", "outcome")
+
+
+class QueueLogWriter:
+    """Writes queue_log lines to a text file and/or the queue_log table.
+
+    `offset` turns the driver's clock into epoch seconds (the simulator's virtual time
+    starts at 0 at the scenario's start).
+    """
+
+    def __init__(self, path: str | Path | None = None, db: Database | None = None, *, offset: float = 0.0,
+                 batch: int = 5000):
+        self.offset, self.db, self.batch = offset, db, batch
+        self.path = Path(path) if path else None
+        self._file: TextIO | None = None   # opened at the first line: a switch that never starts leaves no file
+        self._rows: list[tuple] = []
+
+    def __call__(self, event) -> None:
+        self.write_rows(rows_for(event))
+
+    def write_rows(self, rows) -> None:
+        for row in rows:
+            if self.offset:
+                row = (int(row[0] + self.offset), *row[1:])
+            if self.path is not None:
+                if self._file is None:
+                    self._file = open(self.path, "a", encoding="utf-8")
+                self._file.write(format_line(row) + "\n")
+            if self.db is not None:
+                self._rows.append(row)
+                if len(self._rows) >= self.batch:
+                    self.flush()
+
+    def flush(self) -> None:
+        if self._file:
+            self._file.flush()
+        if self.db is not None and self._rows:
+            marks = ", ".join("?" * len(_QUEUE_LOG_COLUMNS))
+            with self.db.atomic():
+                self.db.conn.executemany(f"INSERT INTO queue_log ({', '.join(_QUEUE_LOG_COLUMNS)}) VALUES ({marks})",
+                                         self._rows)
+            self._rows = []
+
+    def close(self) -> None:
+        self.flush()
+        if self._file:
+            self._file.close()
+            self._file = None
+
+
+class InteractionRecorder:
+    """One interactions row per caller, as complete as a seeded one: who took it (the
+    agent's id, so history follows the person even when the extension is reused), wait,
+    talk, hold, wrap-up and outcome.
+
+    Batch mode (the simulator) writes each row when the contact and the wrap-up after it
+    have ended. Live mode (the switch) writes the row when the caller enters and updates
+    it as the call goes on, so a crash leaves an open row that the next start closes as
+    interrupted; wrap-up is added to the row when the agent's wrap-up ends.
+    """
+
+    def __init__(self, db: Database, *, offset: float = 0.0, node: str = "", run: str = "", batch: int = 5000,
+                 live: bool = False, agent_id_of: Callable[[str], int | None] = lambda ext: None):
+        self.db, self.offset, self.node, self.run, self.batch, self.live = db, offset, node, run, batch, live
+        self.agent_id_of = agent_id_of
+        self._open: dict[str, dict] = {}
+        self._rows: list[tuple] = []
+        self._row_ids: dict[str, int] = {}  # live mode: call id -> interactions.id
+        self._details: dict[str, dict] = {}  # what the driver knows before the core does
+        # agent -> (call id, its row: the live row's id or the batch row itself, when the wrap-up began)
+        self._wrapping: dict[str, tuple[str, int | dict, float]] = {}
+        self._awaiting_wrap: dict[int, dict] = {}   # batch mode: id(row) -> a finished row waiting for its wrap-up
+        self._connected_since: dict[str, float] = {}   # call id -> when its current agent answered
+
+    def row_id(self, call_id: str) -> int | None:
+        """The interactions.id of a caller still in the system (live mode)."""
+        return self._row_ids.get(call_id)
+
+    def expect(self, call_id: str, **columns) -> None:
+        """Columns the routing events do not carry (dialled_number, resident_id), for a
+        caller about to enter: written with the row's first write."""
+        self._details[call_id] = columns
+
+    def adopt(self, call_id: str, row_id: int) -> None:
+        """The caller already has a live row (written while they were in the voice menu):
+        the routing events carry on in that row instead of starting a second one."""
+        self._row_ids[call_id] = row_id
+
+    def amend(self, call_id: str, **columns) -> bool:
+        """Change columns of a caller's live row (an agent identified an unknown caller);
+        False if the caller has left (the row is final: update it directly)."""
+        row = self._open.get(call_id)
+        if row is None:
+            return False
+        row.update(columns)
+        self._write(call_id)
+        return True
+
+    def finish(self, call_id: str, t: float, outcome: str, *, talk_s: float = 0.0) -> None:
+        """End a row the routing core no longer follows (a caller transferred outside):
+        `talk_s` adds to what the agents already talked."""
+        row = self._open.get(call_id)
+        if row is not None:
+            self._end(call_id, t + self.offset, outcome, talk_s=(row["talk_s"] or 0.0) + talk_s)
+
+    def forget(self, call_id: str) -> None:
+        """The caller announced with `expect` never entered."""
+        self._details.pop(call_id, None)
+
+    def __call__(self, event) -> None:
+        kind = type(event)
+        t = event.t + self.offset
+        if kind is ev.CallQueued or kind is ev.CallRejectedFull:
+            if event.call_id not in self._open:
+                self._open[event.call_id] = {
+                    "uid": f"{self.run}-{event.call_id}" if self.run else event.call_id, "node": self.node,
+                    "run": self.run, "direction": "inbound", "caller_number": getattr(event, "number", ""),
+                    "queue": event.queue, "call_type": event.queue, "entered_at": t, "offered_at": None,
+                    "answered_at": None, "ended_at": None, "wait_s": None, "talk_s": None, "hold_s": None,
+                    "wrapup_s": None, "agent_ext": "", "agent_id": None, "outcome": None, "dialled_number": "",
+                    "resident_id": None,
+                    **self._details.pop(event.call_id, {})}
+                self._write(event.call_id)
+            else:
+                self._open[event.call_id]["queue"] = event.queue
+                self._write(event.call_id)
+        elif kind is ev.CallOffered or kind is ev.CallbackDue:
+            row = self._open.get(event.call_id)
+            if row is not None and row["offered_at"] is None:
+                row["offered_at"] = t
+                self._write(event.call_id)
+        elif kind is ev.CallConnected:
+            row = self._open.get(event.call_id)
+            if row is not None:
+                if row["answered_at"] is None:   # a transferred caller keeps their first answer and wait
+                    row.update(answered_at=t, wait_s=event.wait_s)
+                row.update(agent_ext=event.agent_id, agent_id=self.agent_id_of(event.agent_id))
+                self._connected_since[event.call_id] = t
+                self._write(event.call_id)
+        elif kind is ev.CallTransferred or kind is ev.CallRequeued:
+            row = self._open.get(event.call_id)
+            if row is not None:   # the contact goes on: talk and hold add up over the agents
+                row.update(talk_s=(row["talk_s"] or 0.0) + event.talk_s, hold_s=(row["hold_s"] or 0.0) + event.hold_s)
+                self._connected_since.pop(event.call_id, None)
+                self._write(event.call_id)
+            if kind is ev.CallTransferred:
+                self._wrap_begins(event.agent_id, event.call_id, t, event.wrap_up_s)
+        elif kind is ev.CallCompleted:
+            row = self._open.get(event.call_id)
+            before_talk, before_hold = (row["talk_s"] or 0.0, row["hold_s"] or 0.0) if row is not None else (0.0, 0.0)
+            self._wrap_begins(event.agent_id, event.call_id, t, event.wrap_up_s)
+            self._end(event.call_id, t, "answered", talk_s=before_talk + event.talk_s,
+                      hold_s=before_hold + event.hold_s)
+        elif kind is ev.CallAbandoned:
+            row = self._open.get(event.call_id)
+            if row is not None and row["answered_at"] is not None:
+                # answered, then their agent's phone died and they hung up waiting again:
+                # still an answered call, with the talk it had and its first wait
+                self._end(event.call_id, t, "answered")
+            else:
+                self._end(event.call_id, t, "abandoned", wait_s=event.wait_s)
+        elif kind is ev.AgentStateChanged:
+            if event.state != "wrap_up" and event.agent_id in self._wrapping:
+                self._wrap_ends(event.agent_id, t)
+        elif kind is ev.CallTimedOut:
+            row = self._open.get(event.call_id)
+            if row is not None:
+                row["outcome"] = "timeout"
+        elif kind is ev.CallToVoicemail:
+            row = self._open.get(event.call_id)
+            outcome = "timeout" if row is not None and row["outcome"] == "timeout" else "voicemail"
+            self._end(event.call_id, t, outcome, wait_s=event.wait_s)
+
+    def wrap_started(self, agent_ext: str, call_id: str, row_id: int, t: float) -> None:
+        """A wrap-up the routing events do not tie to a row (after a seat's outbound call)."""
+        if self.live:
+            self._wrapping[agent_ext] = (call_id, row_id, t + self.offset)
+
+    def _wrap_begins(self, agent: str, call_id: str, t: float, wrap_up_s: float) -> None:
+        row = self._open.get(call_id)
+        if row is not None and row["wrapup_s"] is None:
+            row["wrapup_s"] = 0.0   # known from now on: none yet, and none at all without a timer
+        if wrap_up_s <= 0:
+            return
+        target: int | dict | None = self._row_ids.get(call_id) if self.live else row
+        if target is not None:
+            self._wrapping[agent] = (call_id, target, t)
+
+    def _wrap_ends(self, agent: str, t: float) -> None:
+        call_id, target, began = self._wrapping.pop(agent)
+        seconds = max(0.0, t - began)
+        row = self._open.get(call_id)
+        if row is not None and (target is row or self._row_ids.get(call_id) == target):
+            row["wrapup_s"] = (row["wrapup_s"] or 0.0) + seconds   # the contact goes on (a transfer)
+            self._write(call_id)
+        elif isinstance(target, int):   # live, contact over: its row is final in the database
+            self.db.execute("UPDATE interactions SET wrapup_s = coalesce(wrapup_s, 0) + ? WHERE id = ?",
+                            [seconds, target])
+        else:
+            target["wrapup_s"] = (target["wrapup_s"] or 0.0) + seconds
+            if id(target) in self._awaiting_wrap and not self._wrap_pending(target):
+                self._queue_row(self._awaiting_wrap.pop(id(target)))
+
+    def _wrap_pending(self, row: dict) -> bool:
+        return any(target is row for _, target, _ in self._wrapping.values())
+
+    def _queue_row(self, row: dict) -> None:
+        self._rows.append(tuple(row[c] for c in _INTERACTION_COLUMNS))
+        if len(self._rows) >= self.batch:
+            self.flush()
+
+    def interrupt(self, call_id: str, t: float) -> dict | None:
+        """The run or the switch stopped with this caller still in: the row ends as
+        interrupted, keeping the talk it had (hold not known here counts as talk).
+        Returns the row as it ended, or None if the caller was not in."""
+        row = self._open.get(call_id)
+        if row is None:
+            return None
+        end = t + self.offset
+        talk = row["talk_s"]
+        since = self._connected_since.get(call_id)
+        if since is not None:
+            talk = (talk or 0.0) + max(0.0, end - since)
+        wait = row["wait_s"] if row["answered_at"] is not None else end - row["entered_at"]
+        self._end(call_id, end, "interrupted", talk_s=talk, wait_s=wait)
+        return row
+
+    def _write(self, call_id: str) -> None:
+        """Live mode: put the row as it stands now into the database."""
+        if not self.live:
+            return
+        values = {c: self._open[call_id][c] for c in _INTERACTION_COLUMNS}
+        row_id = self._row_ids.get(call_id)
+        if row_id is None:
+            self._row_ids[call_id] = insert_row(self.db, "interactions", values)
+        else:
+            update_row(self.db, "interactions", row_id, values)
+
+    def _end(self, call_id: str, t: float, outcome: str, **values) -> None:
+        row = self._open.get(call_id)
+        if row is None:
+            return
+        row.update(values, ended_at=t, outcome=outcome)
+        self._write(call_id)
+        del self._open[call_id]
+        self._row_ids.pop(call_id, None)
+        self._connected_since.pop(call_id, None)
+        if not self.live:
+            if self._wrap_pending(row):
+                self._awaiting_wrap[id(row)] = row   # written when the agent's wrap-up ends
+            else:
+                self._queue_row(row)
+
+    def flush(self) -> None:
+        if self._rows:
+            marks = ", ".join("?" * len(_INTERACTION_COLUMNS))
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    f"INSERT INTO interactions ({', '.join(_INTERACTION_COLUMNS)}) VALUES ({marks})", self._rows)
+            self._rows = []
+
+    def close(self, now: float | None = None) -> None:
+        """Flush; callers still in the system when the run ends are written as interrupted
+        (with the talk they had), wrap-ups still running end now."""
+        end = (now if now is not None else 0.0) + self.offset
+        for call_id in list(self._open):
+            self.interrupt(call_id, end - self.offset)
+        for agent in list(self._wrapping):
+            self._wrap_ends(agent, end)
+        for row in self._awaiting_wrap.values():
+            self._queue_row(row)
+        self._awaiting_wrap.clear()
+        self.flush()
