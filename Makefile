@@ -42,7 +42,9 @@ native: $(VENV)/.native
 demo: native
 	$(HOTLINE) --db $(DEMO_DB) demo --fresh
 
+# mypy first (the whole package, config in pyproject.toml): a type error fails fast.
 test: native
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 bench: native
@@ -52,7 +54,7 @@ bench: native
 	$(PY) bench/seat.py
 
 clean:
-	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm \
+	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache .mypy_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm \
 		$(DEMO_DB:.db=.pins) $(DEMO_DB:.db=.queue_log) $(DEMO_DB:.db=.switch.log) $(DEMO_DB:.db=.sock) \
 		$(DEMO_DB:.db=.media) $(DEMO_DB:.db=.seat) $(DEMO_DB:.db=.feed.log) $(DEMO_DB:.db=.switch.yaml) \
 		$(DEMO_DB:.db=.switch.lock)

@@ -242,7 +242,8 @@ def cmd_simulate(args) -> int:
         if path:
             check_writable(option, path)
     simulation = Simulation(scenario, seed=args.seed, calls=args.calls)
-    sinks, closers = [], []
+    sinks: list[Callable[[object], None]] = []
+    closers: list[Callable[[], None]] = []
     db = None
     if args.db_given:
         db = _open(args, create=True)

@@ -159,6 +159,11 @@ class FeedWatcher:
         client.on_close = self._lost
         self.client = client
 
+    async def ask(self, op: str, **fields) -> dict:
+        if self.client is None:
+            raise ConnectionError("the feed is not logged in at the switch")
+        return await self.client.ask(op, **fields)
+
     def _lost(self) -> None:
         if self.closing or (self._reconnecting is not None and not self._reconnecting.done()):
             return
@@ -310,7 +315,7 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
         for ext in bot_exts:
             # The demo's bots take every kind of call, so the callers' mix never waits for a
             # skill nobody has and the sizing above (one pool of agents) holds.
-            await watcher.client.ask("set_skills", ext=ext, skills=BOT_SKILLS)
+            await watcher.ask("set_skills", ext=ext, skills=BOT_SKILLS)
             bot = BotAgent(ext, pins[ext], phones)
             await bot.start(str(control))
             agents.append(bot)

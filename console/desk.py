@@ -77,7 +77,7 @@ class SwitchDesk:
         except (ConnectionError, OSError, asyncio.TimeoutError):
             raise DeskError("the switch did not answer (not connected?)") from None
 
-    async def pop(self, call, number, headers):
+    async def pop(self, call: int, number: str, headers: dict[str, str]) -> desk.Pop:
         resident = headers.get("X-Hotline-Resident", "")
         fields: dict = {"call_id": headers.get("X-Hotline-Interaction", ""), "number": number,
                         "queue": headers.get("X-Hotline-Queue", "")}

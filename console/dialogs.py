@@ -53,13 +53,11 @@ class TextField(Input):
             for binding in self._bindings.key_to_bindings.get(event.key, ()):
                 self._keying = True
                 try:
-                    ran = await self.run_action(binding.action)
+                    await self.run_action(binding.action)
                 finally:
                     self._keying = False
-                if ran:
-                    event.stop()
-                    event.prevent_default()
-                    return
+        # the key goes on as usual: the screen's and the app's bindings for it still run
+        # (the field's own, run again when it bubbles, is refused by check_action)
         await super()._on_key(event)
 
     def check_action(self, action: str, parameters) -> bool | None:

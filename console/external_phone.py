@@ -31,7 +31,7 @@ class ExternalPhone:
 
     audio_description = "on your phone (this seat has no audio of its own)"
 
-    def __init__(self, ext: str, on_event: Callable[[object], None], ask: Callable[[], Ask | None]):
+    def __init__(self, ext: str, on_event: Callable[[object], object], ask: Callable[[], Ask | None]):
         self.ext, self.on_event, self._ask = ext, on_event, ask
         self._keys = itertools.count(1)
         self.calls: dict[str, int] = {}     # the switch's call id -> our key (the seat's)

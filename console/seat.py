@@ -30,6 +30,7 @@ from textual.widgets import DataTable, Footer, Input, Select, Static
 from console.desk import Desk, DeskError, LocalDesk, SwitchDesk, on_this_call
 from console.dialogs import TextField, typing_caught_up
 from records.desk import pop_from_wire, pop_headers
+from records.knowledge import Answer
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
                                header_pop, money, order_preview, time_left, when)
 from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, BreakOverrun, CallCompleted, CallOffered,
@@ -114,7 +115,7 @@ class SeatApp(App):
         Binding("escape", "leave_form", "Leave form", show=False),
         Binding("q", "quit", "Quit"),
     ]
-    SEAT_ACTIONS = frozenset(b.action for b in BINDINGS if b.action != "quit")
+    SEAT_ACTIONS = frozenset(b.action for b in BINDINGS if isinstance(b, Binding) and b.action != "quit")
     # Nothing takes the focus by itself (Textual's default focuses the first field whenever
     # the seat's screen comes back from a dialog): the seat's keys are single letters, and
     # enter must never open a form field the agent did not go to.
@@ -152,7 +153,7 @@ class SeatApp(App):
         self._filling = False   # set while the form is filled from a draft (no change events then)
         self.pop_latencies: list[float] = []   # INVITE at the phone -> pop on screen, seconds
         self._footer_for: tuple = ()
-        self.knowledge = None   # the standard answers, read on first use
+        self.knowledge: list[Answer] | None = None   # the standard answers, read on first use
         self.queues = tuple(queues)   # the switch's queues, transfer targets
         self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
         self._transferred: int | None = None   # the call this seat last transferred away
@@ -230,7 +231,7 @@ class SeatApp(App):
         self._columns()
         self.query_one("#pop").display = False
         if self.control is not None:
-            self._attach(self.control)
+            self._use_client(self.control)
         if self.agent_id is not None or self.control is not None:
             self.run_worker(self._load_today(), exit_on_error=False)
         self.set_interval(1.0, self._tick)
@@ -257,7 +258,7 @@ class SeatApp(App):
             raise ConnectionError("not connected to the switch")
         return await self.control.ask(op, **fields)
 
-    def _attach(self, client: ControlClient) -> None:
+    def _use_client(self, client: ControlClient) -> None:
         self.control = client
         client.on_event = self._switch_said
         client.on_close = lambda: self.post_message(SwitchLost())
@@ -472,7 +473,7 @@ class SeatApp(App):
             left = time_left(order.seconds_left) if order.deadline else "-"
             style = "bold red" if order.overdue else ""
             kind, status = order.type.replace("_", " "), order.status.replace("_", " ")
-            cells = [str(order.id), cut(f"{kind}, {status}", widths["orders"]["type, status"]) if narrow else kind]
+            cells: list[str | Text] = [str(order.id), cut(f"{kind}, {status}", widths["orders"]["type, status"]) if narrow else kind]
             if not narrow:
                 cells.append(status)
             cells += [Text(f"{order.deadline} {left}".strip(), style=style),
@@ -482,7 +483,7 @@ class SeatApp(App):
         history.clear()
         columns = widths["history"]
         for contact in pop.contacts:
-            cells = [when(contact.at, now, self.policy.timezone)] + ([] if narrow else [contact.queue])
+            cells = [when(contact.at, now, self.policy.timezone), *([] if narrow else [contact.queue])]
             cells += [cut(contact.agent or "-", columns["agent"]),
                       cut(contact.disposition or contact.outcome, columns["outcome"]),
                       escape(cut(contact.notes, columns["notes"]))]
@@ -526,8 +527,8 @@ class SeatApp(App):
         last keys may still be on their way up when ctrl+s arrives."""
         if self._filling or self.pop is None or draft.interaction != self.pop.interaction:
             return
-        on_screen = {name: self.query_one(f"#{name}", Select).value for name in ("reason", "outcome", "order_type")}
-        on_screen = {name: "" if value is Select.NULL else str(value) for name, value in on_screen.items()}
+        chosen = {name: self.query_one(f"#{name}", Select).value for name in ("reason", "outcome", "order_type")}
+        on_screen = {name: "" if value is Select.NULL else str(value) for name, value in chosen.items()}
         on_screen |= {name: self.query_one(f"#{name}", Input).value for name in ("notes", "order_description")}
         for name, value in on_screen.items():
             if getattr(draft, name) != value:
@@ -559,10 +560,13 @@ class SeatApp(App):
         mine = self.drafts.get(interaction)
         if mine is not None and mine.typed:
             return   # already typed in here (the pop came first): what this agent wrote wins
-        fields = {k: str(v) for k, v in form.items()
-                  if k in ("reason", "outcome", "notes", "order_type", "order_description")}
         base = mine or Draft(interaction, started=self.clock())
-        self.drafts[interaction] = replace(base, **fields)
+
+        def given(name: str) -> str:
+            return str(form[name]) if name in form else getattr(base, name)
+        self.drafts[interaction] = replace(base, reason=given("reason"), outcome=given("outcome"), notes=given("notes"),
+                                           order_type=given("order_type"),
+                                           order_description=given("order_description"))
         self._store_drafts()
         if self.pop is not None and self.pop.interaction == interaction:
             self._fill_form(self.pop)
@@ -817,7 +821,7 @@ class SeatApp(App):
             except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
                 self.notice(f"The switch is still unreachable ({exc}); trying again.")
                 continue
-            self._attach(client)
+            self._use_client(client)
             self.seat.switch_connected = True
             first = not self.seat.name
             self.seat.name = me.get("agent", {}).get("name") or self.seat.name
@@ -1247,7 +1251,7 @@ def state_dir() -> Path:
     return Path(base) / "hotline"
 
 
-async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[str, int] | None,
+async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[str, int],
                    sip_user: str | None = None, sip_password: str | None = None,
                    token: str | None = None, audio: str = "null", hint: str = "",
                    stop: asyncio.Event | None = None, seconds: float | None = None,
@@ -1274,8 +1278,6 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
     client = None
     notice = ""
     queues: tuple[str, ...] = ()
-    if control is None:
-        raise ValueError("a seat needs the switch's control API (--control)")
     for attempt in range(PIN_TRIES):
         try:
             client, me = await connect_and_log_in()

@@ -124,7 +124,7 @@ class SeatState:
         if call != self.call:
             return
         talked = self.connected_at is not None
-        if talked:
+        if self.connected_at is not None:
             self.calls_today += 1
             self.talk_today_s += now - self.connected_at
         self.call, self.connected_at, self.muted = None, None, False

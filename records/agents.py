@@ -15,6 +15,7 @@ import time
 
 from sqlite_utils import Database
 
+from records.db import row_id
 from records.schema import ROLES
 
 SIP_REALM = "hotline"
@@ -106,17 +107,17 @@ def add_agent(db: Database, *, ext: str, name: str, pin: str, role: str = "agent
     with db.atomic():
         if db.execute("SELECT 1 FROM agents WHERE ext = ?", [ext]).fetchone():
             raise AgentError(f"extension {ext} is already taken")
-        agent_id = db["agents"].insert({
+        agent_id = row_id(db.table("agents").insert({
             "ext": ext, "name": name.strip(), "role": role, "pin_hash": pin_hash,
             "sip_ha1": sip_ha1(ext, pin), "active": 1, "created_at": time.time() if now is None else now,
-        }).last_pk
+        }).last_pk)
         _write_skills(db, agent_id, skills or {})
     return agent_id
 
 
 def _write_skills(db: Database, agent_id: int, skills: dict[str, int]) -> None:
     db.execute("DELETE FROM agent_skills WHERE agent_id = ?", [agent_id])
-    db["agent_skills"].insert_all(
+    db.table("agent_skills").insert_all(
         [{"agent_id": agent_id, "skill": s, "proficiency": p} for s, p in sorted(skills.items())])
 
 
@@ -140,7 +141,7 @@ def update_agent(db: Database, ext: str, *, name: str | None = None, role: str |
             changes["ext"] = new_ext
             changes["sip_ha1"] = ""  # the HA1 contains the extension: a new PIN makes a new one
         if changes:
-            db["agents"].update(agent_id, changes)
+            db.table("agents").update(agent_id, changes)
         if skills is not None:
             _write_skills(db, agent_id, skills)
 
@@ -148,7 +149,7 @@ def update_agent(db: Database, ext: str, *, name: str | None = None, role: str |
 def set_pin(db: Database, ext: str, pin: str) -> None:
     pin_hash = hash_pin(pin)
     with db.atomic():
-        db["agents"].update(_agent_id(db, ext), {"pin_hash": pin_hash, "sip_ha1": sip_ha1(ext, pin)})
+        db.table("agents").update(_agent_id(db, ext), {"pin_hash": pin_hash, "sip_ha1": sip_ha1(ext, pin)})
 
 
 def sip_secret(db: Database, ext: str) -> str | None:
@@ -164,7 +165,7 @@ def remove_agent(db: Database, ext: str) -> None:
     """
     with db.atomic():
         agent_id = _agent_id(db, ext)
-        db["agents"].update(agent_id, {"active": 0, "ext": f"{ext}~{agent_id}"})
+        db.table("agents").update(agent_id, {"active": 0, "ext": f"{ext}~{agent_id}"})
         db.execute("DELETE FROM agent_skills WHERE agent_id = ?", [agent_id])
 
 

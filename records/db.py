@@ -149,7 +149,14 @@ def insert_row(db: Database, table: str, row: dict) -> int:
     """
     columns = ", ".join(f"[{c}]" for c in row)
     marks = ", ".join("?" for _ in row)
-    return db.execute(f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values())).lastrowid
+    return row_id(db.execute(f"INSERT INTO [{table}] ({columns}) VALUES ({marks})", list(row.values())).lastrowid)
+
+
+def row_id(value: object) -> int:
+    """The id an INSERT gave its row (sqlite3 and sqlite-utils type it as optional)."""
+    if not isinstance(value, int):
+        raise DatabaseError(f"an INSERT gave no row id ({value!r})")
+    return value
 
 
 def update_row(db: Database, table: str, row_id: int, changes: dict) -> None:

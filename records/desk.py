@@ -107,8 +107,8 @@ def screen_pop(db: Database, call: int, number: str, headers: dict[str, str], no
     """The pop for a ringing call. The switch's resident id wins (it may have matched a
     number we format differently); otherwise the caller's number is looked up."""
     ringing = header_pop(call, number, headers)
-    base = dict(call=call, number=number, queue=ringing.queue, waited_s=ringing.waited_s,
-                interaction=ringing.interaction)
+    base = Pop(call=call, number=number, queue=ringing.queue, waited_s=ringing.waited_s,
+               interaction=ringing.interaction)
     profile = None
     resident_id = headers.get("X-Hotline-Resident", "")
     if resident_id.isdigit():
@@ -116,12 +116,12 @@ def screen_pop(db: Database, call: int, number: str, headers: dict[str, str], no
     if profile is None and number:
         profile = resident_by_phone(db, number)
     if profile is None:
-        return Pop(**base)
+        return base
     place = ", ".join(part for part in (profile.get("building"), profile.get("estate")) if part)
     # the switch wrote this call's own row when it was queued: it is not "history"
-    row = db.execute("SELECT id FROM interactions WHERE uid = ?", [base["interaction"]]).fetchone()
+    row = db.execute("SELECT id FROM interactions WHERE uid = ?", [base.interaction]).fetchone()
     current = row[0] if row else None
-    return Pop(**base, resident_id=profile["id"], name=profile["name"], name_alt=profile.get("name_alt") or "",
+    return dataclasses.replace(base, resident_id=profile["id"], name=profile["name"], name_alt=profile.get("name_alt") or "",
                unit=profile.get("unit") or "", place=place, vip=profile["segment"] == "vip",
                language=profile.get("language") or "", arrears_cents=profile.get("arrears_cents") or 0,
                notes=profile.get("notes") or "", orders=tuple(open_orders(db, profile["id"], now)),

@@ -12,6 +12,7 @@ from typing import Iterable
 
 from sqlite_utils import Database
 
+from records.db import row_id
 from records.phones import PhoneNumberError, normalise
 from records.schema import RESIDENT_KINDS, SEGMENTS
 
@@ -53,13 +54,13 @@ def add_resident(db: Database, resident: NewResident, *, now: float | None = Non
         raise DirectoryError("a resident needs a name")
     numbers = _normalised_unique(resident.phones)
     with db.atomic():
-        resident_id = db["residents"].insert({
+        resident_id = row_id(db.table("residents").insert({
             "name": resident.name.strip(), "name_alt": resident.name_alt, "kind": resident.kind,
             "unit_id": resident.unit_id, "language": resident.language, "segment": resident.segment,
             "arrears_cents": resident.arrears_cents, "notes": resident.notes,
             "created_at": time.time() if now is None else now,
             "search_unit": _unit_label(db, resident.unit_id),
-        }).last_pk
+        }).last_pk)
         for number in numbers:
             _insert_phone(db, resident_id, number, "mobile")
         _refresh_search_phones(db, resident_id)
@@ -100,7 +101,7 @@ def _insert_phone(db: Database, resident_id: int, number: str, label: str) -> No
         "WHERE p.number = ?", [number]).fetchone()
     if owner:
         raise DirectoryError(f"{number} already belongs to resident {owner[0]} ({owner[1]})")
-    db["resident_phones"].insert({"resident_id": resident_id, "number": number, "label": label})
+    db.table("resident_phones").insert({"resident_id": resident_id, "number": number, "label": label})
 
 
 def _refresh_search_phones(db: Database, resident_id: int) -> None:
@@ -141,8 +142,10 @@ def resident(db: Database, resident_id: int) -> dict | None:
 
 
 def _profile(row) -> dict | None:
-    if row is None:
-        return None
+    return None if row is None else _columns(row)
+
+
+def _columns(row) -> dict:
     columns = ["id", "name", "name_alt", "kind", "language", "segment", "arrears_cents",
                "notes", "unit_id", "unit", "unit_kind", "building", "estate"]
     return dict(zip(columns, row))
@@ -170,7 +173,7 @@ def search_residents(db: Database, text: str, limit: int = 20) -> list[dict]:
         rows = db.execute(
             _PROFILE_SELECT + " WHERE r.name LIKE ? ESCAPE '\\' OR r.name_alt LIKE ? ESCAPE '\\' "
             "ORDER BY r.name LIMIT ?", [like, like, limit]).fetchall()
-    return [_profile(row) for row in rows]
+    return [_columns(row) for row in rows]
 
 
 def phones_of(db: Database, resident_id: int) -> list[dict]:

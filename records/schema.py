@@ -92,7 +92,7 @@ def m002_property(db: Database) -> None:
         )""")
     db.execute("CREATE INDEX resident_phones_resident ON resident_phones(resident_id)")
     # Trigram: substring search on names in any script, on phone digits and unit labels.
-    db["residents"].enable_fts(["name", "name_alt", "search_phones", "search_unit"],
+    db.table("residents").enable_fts(["name", "name_alt", "search_phones", "search_unit"],
                                tokenize="trigram", create_triggers=True)
 
 

@@ -159,9 +159,9 @@ def _property(db: Database, rng: random.Random, residents: int) -> list[tuple[in
                           "floor": floor, "kind": "shop", "label": f"Shop {number}"})
         units.append((next_unit, "shop"))
         next_unit += 1
-    db["estates"].insert_all(estate_rows)
-    db["buildings"].insert_all(building_rows)
-    db["units"].insert_all(unit_rows, batch_size=2000)
+    db.table("estates").insert_all(estate_rows)
+    db.table("buildings").insert_all(building_rows)
+    db.table("units").insert_all(unit_rows, batch_size=2000)
     return units
 
 
@@ -197,7 +197,9 @@ def _residents(db: Database, rng: random.Random, phone_rng: random.Random,
     unit_labels = {row[0]: f"{row[1]} {row[2]} {row[3]}" for row in db.execute(
         "SELECT u.id, u.label, b.name, e.name FROM units u JOIN buildings b ON b.id = u.building_id "
         "JOIN estates e ON e.id = b.estate_id")}
-    rows, phone_rows, taken = [], [], set()
+    rows: list[dict] = []
+    phone_rows: list[dict] = []
+    taken: set[str] = set()
     flat_cursor = shop_cursor = 0
     rid = 1
     while rid <= count:
@@ -228,8 +230,8 @@ def _residents(db: Database, rng: random.Random, phone_rng: random.Random,
                 phone_rows.append({"resident_id": rid, "number": number,
                                    "label": "mobile" if number[4] in "569" else ("home" if i else "office")})
             rid += 1
-    db["residents"].insert_all(rows, batch_size=2000)
-    db["resident_phones"].insert_all(phone_rows, batch_size=2000)
+    db.table("residents").insert_all(rows, batch_size=2000)
+    db.table("resident_phones").insert_all(phone_rows, batch_size=2000)
     return [row["id"] for row in rows]
 
 
@@ -314,7 +316,7 @@ def _history(db: Database, policy: SlaPolicy, rng: random.Random, order_rng: ran
             row.update(wait_s=round(wait, 3), ended_at=entered + wait + rng.uniform(15, 60))
         calls.append(row)
     calls.sort(key=lambda r: r["entered_at"])
-    db["interactions"].insert_all(calls, batch_size=2000)
+    db.table("interactions").insert_all(calls, batch_size=2000)
     ids = {row[0]: row[1] for row in db.execute("SELECT uid, id FROM interactions")}
 
     orders = WorkOrders(db, policy)
@@ -342,8 +344,8 @@ def _history(db: Database, policy: SlaPolicy, rng: random.Random, order_rng: ran
                              "done_at": at + order_rng.uniform(3600, 40 * 3600) if done else None})
         if call["notes"]:
             db.execute("UPDATE interactions SET notes = ? WHERE id = ?", [call["notes"], call_id])
-    db["surveys"].insert_all(surveys, batch_size=2000)
-    db["callbacks"].insert_all(care, batch_size=2000)
+    db.table("surveys").insert_all(surveys, batch_size=2000)
+    db.table("callbacks").insert_all(care, batch_size=2000)
 
 
 def _progress_order(orders: WorkOrders, rng: random.Random, order_type: str, desc: str,

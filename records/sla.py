@@ -164,19 +164,23 @@ def policy_from_document(doc: Document) -> SlaPolicy:
                 raise doc.error(("holidays", i), f"expected a date YYYY-MM-DD, got {day!r}") from None
         holidays.add(day)
 
-    def duration(path: tuple, *, calendar_only: bool = False) -> Duration:
+    def duration(path: tuple) -> Duration:
         try:
             value = parse_duration(doc.get(path))
         except ValueError as exc:
             raise doc.error(path, str(exc)) from None
-        if calendar_only and isinstance(value, WorkingDays):
-            raise doc.error(path, "expected calendar time (such as 3m or 7d), not working days")
         if (value.count if isinstance(value, WorkingDays) else value) <= 0:
             raise doc.error(path, "must be longer than zero")
         return value
 
-    dispatch = duration(("dispatch_within",), calendar_only=True) if "dispatch_within" in top else 180.0
-    max_promise = duration(("max_promise",), calendar_only=True) if "max_promise" in top else 7 * 86400.0
+    def seconds(path: tuple) -> float:
+        value = duration(path)
+        if isinstance(value, WorkingDays):
+            raise doc.error(path, "expected calendar time (such as 3m or 7d), not working days")
+        return value
+
+    dispatch = seconds(("dispatch_within",)) if "dispatch_within" in top else 180.0
+    max_promise = seconds(("max_promise",)) if "max_promise" in top else 7 * 86400.0
     postponements = top.get("max_postponements", 1)
     if isinstance(postponements, bool) or not isinstance(postponements, int) or postponements < 0:
         raise doc.error(("max_postponements",), f"expected a whole number >= 0, got {postponements!r}")
@@ -197,5 +201,5 @@ def policy_from_document(doc: Document) -> SlaPolicy:
             raise doc.error(("types", name), "needs 'reply_within'")
         types[name] = TypeRule(department=entry["department"], **fields)
 
-    return SlaPolicy(zone, frozenset(week), frozenset(holidays), float(dispatch),
-                     float(max_promise), postponements, types, doc.source)
+    return SlaPolicy(zone, frozenset(week), frozenset(holidays), dispatch,
+                     max_promise, postponements, types, doc.source)

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from telephony.control_client import ControlClient, log_in_again
 
 log = logging.getLogger("hotline.live")
@@ -261,8 +262,8 @@ class BotCall:
 
     def __init__(self, phones: LivePhones, bot: "BotAgent", interaction: str, queue: str):
         self.phones, self.bot, self.interaction, self.queue = phones, bot, interaction, queue
-        self.ua = None
-        self.timer = None
+        self.ua: Any = None      # a sippy UA (sippy publishes no types)
+        self.timer: Any = None
         self.connected = False
 
     def event(self, event, ua) -> None:
@@ -313,8 +314,8 @@ class OutsideCall:
 
     def __init__(self, phones: LivePhones, number: str):
         self.phones, self.number = phones, number
-        self.ua = None
-        self.timer = None
+        self.ua: Any = None      # a sippy UA (sippy publishes no types)
+        self.timer: Any = None
 
     def event(self, event, ua) -> None:
         from sippy.CCEvents import CCEventDisconnect, CCEventFail, CCEventTry
@@ -347,8 +348,8 @@ class SimulatedCaller:
 
     def __init__(self, phones: LivePhones, number: str, dialled: str, patience_s: float):
         self.phones, self.number, self.dialled, self.patience_s = phones, number, dialled, patience_s
-        self.ua = None
-        self.timer = None
+        self.ua: Any = None      # a sippy UA (sippy publishes no types)
+        self.timer: Any = None
         self.connected = False
         self.over = False
 
@@ -419,8 +420,9 @@ class BotAgent:
         self.call: BotCall | None = None     # sippy thread only
         self.ready = False
         self.control: ControlClient | None = None
-        self.registration = None
-        self.address, self.token = None, None
+        self.registration: Any = None   # sippy's SipRegistrationAgent
+        self.address: str | tuple[str, int] | None = None
+        self.token: str | None = None
         self.reconnects = 0
         self._reconnecting: asyncio.Task | None = None
 
@@ -429,6 +431,8 @@ class BotAgent:
         await self._log_in()
 
     async def _log_in(self) -> None:
+        if self.address is None:
+            raise RuntimeError("start() names the switch first")
         control = await ControlClient.connect(self.address, self.token)
         try:
             await control.ask("login", ext=self.ext, pin=self.pin)

@@ -126,11 +126,12 @@ def _seconds(doc: Document, path: tuple, *, allow_zero: bool = False) -> float:
         seconds = float(value)
     else:
         try:
-            seconds = parse_duration(value)
+            parsed = parse_duration(value)
         except ValueError as exc:
             raise doc.error(path, str(exc)) from None
-        if isinstance(seconds, WorkingDays):
+        if isinstance(parsed, WorkingDays):
             raise doc.error(path, "expected calendar time such as 90s, 20m or 8h, not working days")
+        seconds = parsed
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise doc.error(path, f"must be {'zero or more' if allow_zero else 'longer than zero'}")
     return seconds
@@ -216,6 +217,7 @@ def scenario_from_document(doc: Document) -> Scenario:
     arrivals = doc.mapping(("arrivals",), allowed=("rate_per_hour", "profile", "bursts"))
     if ("rate_per_hour" in arrivals) == ("profile" in arrivals):
         raise doc.error(("arrivals",), "give exactly one of 'rate_per_hour' or 'profile'")
+    segments: tuple[tuple[float, float], ...]
     if "rate_per_hour" in arrivals:
         segments = ((0.0, _number(doc, ("arrivals", "rate_per_hour"), minimum=0) / 3600.0),)
     else:

@@ -124,9 +124,12 @@ class ControlServer:
         if tls is None and not is_loopback(host):
             raise ValueError(f"control on {host}:{port} without TLS would carry PINs in clear: give a certificate "
                              "and key (hotline certs makes a pair) or listen on 127.0.0.1")
-        with_tls = {"ssl": tls, "ssl_handshake_timeout": 10} if tls is not None else {}
-        server = await asyncio.start_server(lambda r, w: self._serve(r, w, needs_token=True), host, port,
-                                            limit=MAX_LINE, **with_tls)
+        def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+            return self._serve(reader, writer, needs_token=True)
+        if tls is None:
+            server = await asyncio.start_server(serve, host, port, limit=MAX_LINE)
+        else:
+            server = await asyncio.start_server(serve, host, port, limit=MAX_LINE, ssl=tls, ssl_handshake_timeout=10)
         self._servers.append(server)
         return server.sockets[0].getsockname()[1]
 
@@ -186,10 +189,10 @@ class ControlServer:
                 raise RequestError("unknown_op", f"unknown op {op!r} (expected one of: {', '.join(OPS)})")
             if not connection.authorised and op not in ("ping", "auth"):
                 raise RequestError("unauthorised", "send {op: auth, token} first")
-            needed = OPS[op]
-            if needed is not None and connection.agent is None:
+            needed, agent = OPS[op], connection.agent
+            if needed is not None and agent is None:
                 raise RequestError("not_logged_in", "log in first")
-            if needed == "supervisor" and connection.agent["role"] not in SUPERVISOR_ROLES:
+            if needed == "supervisor" and agent is not None and agent["role"] not in SUPERVISOR_ROLES:
                 raise RequestError("forbidden", f"'{op}' is for supervisors")
             if op in DeskOps.OPS:
                 result = getattr(self.desk, f"op_{op}")(connection.agent, request)
@@ -303,7 +306,7 @@ class ControlServer:
         for message in missed:
             connection.send(message)
         connection.subscription = self.core.subscribe(connection.send, ext)
-        reply: dict = {"last_seq": self.core.last_seq, "replayed": len(missed), "v": wire.EVENT_VERSION}
+        reply = {"last_seq": self.core.last_seq, "replayed": len(missed), "v": wire.EVENT_VERSION}
         if supervisor:
             reply["snapshot"] = self.core.snapshot()
         return reply

@@ -55,7 +55,7 @@ class ControlClient:
         self._next_id = 0
         self._replies: dict[int, asyncio.Future] = {}
         self.on_event: Callable[[wire.Delivered], None] | None = None
-        self.on_close: Callable[[], None] | None = None
+        self.on_close: Callable[[], object] | None = None   # what it returns is not used
         self.closed = False
         self._unreadable: set[str] = set()
         self.last_seq = 0   # the event log's number of the last event taken (a reconnect asks for what follows)
@@ -74,8 +74,11 @@ class ControlClient:
 
                 context = client_context(tls_ca)
             try:
-                with_tls = {"ssl": context, "ssl_handshake_timeout": 10} if context is not None else {}
-                reader, writer = await asyncio.open_connection(*address, limit=1 << 20, **with_tls)
+                if context is None:
+                    reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
+                else:
+                    reader, writer = await asyncio.open_connection(*address, limit=1 << 20, ssl=context,
+                                                                   ssl_handshake_timeout=10)
             except ssl.SSLCertVerificationError:
                 raise ConnectionError(f"the switch at {address[0]}:{address[1]} is not the one whose certificate is "
                                       f"{tls_ca}: not connected") from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from typing import Any
 
 log = logging.getLogger("hotline.headset")
 
@@ -89,8 +90,8 @@ class Headset:
         self.frame_bytes = clock_rate * FRAME_MS // 1000 * 2          # 16-bit mono
         limit, keep = clock_rate * MAX_DELAY_MS // 1000 * 2, clock_rate * KEEP_MS // 1000 * 2
         self.ear, self.mouth = Fifo(limit, keep), Fifo(limit, keep)   # caller -> device, device -> caller
-        self.port = None
-        self._stream = None
+        self.port: Any = None      # pjsua2's AudioMediaPort (no types published)
+        self._stream: Any = None   # sounddevice's RawStream (no types published)
         self.description = ""
 
     # --- on the phone's pump thread ------------------------------------------------------------

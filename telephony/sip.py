@@ -30,10 +30,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from telephony.digest import Credentials, DigestGuard, Verdict
+from telephony.sip_bridge import CallReports, ReportsToLoop
 from telephony.switchconfig import SipSettings
+
+if TYPE_CHECKING:
+    from telephony.media import MediaEngine, MediaSession
 
 log = logging.getLogger("hotline.sip")
 
@@ -55,36 +59,6 @@ class Binding:
     port: int
     expires_at: float    # the expiry granted, plus the grace (SipSettings.registration_grace_s)
     source: tuple[str, int] = ("", 0)   # where its REGISTER came from: its INVITEs come from there too
-
-
-class CallReports(Protocol):
-    """Where the SIP side reports calls (SwitchCore), always on the asyncio thread."""
-
-    def caller_arrived(self, call_id: str, number: str, dialled: str, seat: str = "") -> None: ...
-
-    def sip_answered(self, call_id: str, ext: str) -> None: ...
-
-    def sip_not_answered(self, call_id: str, ext: str, *, counts: bool) -> None: ...
-
-    def sip_hung_up(self, call_id: str, *, by: str) -> None: ...
-
-    def seat_lost(self, ext: str) -> None: ...
-
-    def media_ready(self, ok: bool) -> None: ...
-
-    def menu_key(self, call_id: str, key: str | None) -> None: ...
-
-    def recording_done(self, call_id: str, pcaps: list[str], caller_port: int | None) -> None: ...
-
-    def call_refused(self, number: str, dialled: str, *, seat: str, code: int, reason: str) -> None: ...
-
-    def sip_refused(self, cause: str) -> None: ...
-
-    def sip_hold(self, call_id: str, ext: str, held: bool) -> None: ...
-
-    def auth_locked(self, kind: str, key: str, seconds: float) -> None: ...
-
-    def sip_failed(self, message: str) -> None: ...
 
 
 # Agent replies that mean "not now" rather than "did not answer": no miss is counted.
@@ -245,12 +219,13 @@ class InboundCall:
         self.side, self.id = side, call_id
         self.caller = UA(side.config, event_cb=self._caller_event)
         self.caller.lContact = _contact(side)
-        self.agents: dict[str, object] = {}     # ext -> the agent leg's UA (ringing or talking)
-        self.answers: dict[str, object] = {}    # ext -> the SDP the agent answered with
+        # sippy's objects are Any: sippy publishes no types
+        self.agents: dict[str, Any] = {}     # ext -> the agent leg's UA (ringing or talking)
+        self.answers: dict[str, Any] = {}    # ext -> the SDP the agent answered with
         self.connected: str | None = None
         self.offer = None
         # Media anchored in the switch's RTPproxy (None: SDP passed through between phones).
-        self.media = None
+        self.media: MediaSession | None = None
         self.agent_offer = None      # the proxy's SDP for agents (None until the proxy said)
         self.caller_sdp = None       # the proxy's SDP for the caller (early media and the 200)
         self.pending_rings: list[tuple] = []
@@ -263,7 +238,7 @@ class InboundCall:
         self._sdp_version = 0       # raised in every answer of ours to a re-INVITE (RFC 3264 8)
         # SDP passed through (no media): a re-INVITE from one leg is relayed to the other and
         # the answer brought back: leg name ("caller" or an ext) -> the UA waiting for it
-        self._relayed: dict[str, object] = {}
+        self._relayed: dict[str, Any] = {}
         self._early_reinvite: tuple | None = None   # a re-INVITE from an agent who answered a moment ago
 
     # --- the caller's leg --------------------------------------------------------------
@@ -278,14 +253,14 @@ class InboundCall:
             else:
                 self.side.run_later(self._queued)
             # Routing starts at once; a ring waits for the proxy's SDP if it must.
-            self.side.report("caller_arrived", self.id, self.number, self.dialled, self.seat)
+            self.side.to_core.caller_arrived(self.id, self.number, self.dialled, self.seat)
         elif isinstance(event, CCEventUpdate):
             self._reinvited("caller", ua, event.getData())
         elif "caller" in self._relayed and isinstance(event, (CCEventConnect, CCEventFail)):
             self._relay_answer("caller", event)   # the caller's answer to a re-INVITE we relayed
         elif isinstance(event, (CCEventDisconnect, CCEventFail)):
             self._finish()
-            self.side.report("sip_hung_up", self.id, by="caller")
+            self.side.to_core.sip_hung_up(self.id, by="caller")
 
     def _queued(self) -> None:
         from sippy.CCEvents import CCEventRing
@@ -310,8 +285,11 @@ class InboundCall:
         # the switch can play its music in: RTPproxy relays, it does not transcode.
         self.offer = narrowed
         try:
-            self.media = MediaSession(self.side.media, self.id)
-            self.media.caller_offer(narrowed, self._agent_offer_ready)
+            engine = self.side.media
+            if engine is None:
+                raise RuntimeError("no media engine")
+            self.media = media = MediaSession(engine, self.id)
+            media.caller_offer(narrowed, self._agent_offer_ready)
         except Exception:  # the proxy is unusable: connect the phones directly
             log.exception("media: cannot anchor %s; passing SDP through", self.id)
             self._unanchored()
@@ -322,7 +300,7 @@ class InboundCall:
         self._ring_pending()
 
     def _agent_offer_ready(self, rewritten) -> None:
-        if self.over:
+        if self.over or self.media is None:
             return
         if rewritten is None:
             log.warning("media: the proxy refused %s; passing SDP through", self.id)
@@ -346,7 +324,7 @@ class InboundCall:
         self._queued()
         if self.in_menu:
             self._play_menu()
-        elif self.connected is None:
+        elif self.connected is None and self.media is not None:
             self.media.play_to_caller("queue-music")
 
     # --- the voice menu -------------------------------------------------------------------------
@@ -366,7 +344,7 @@ class InboundCall:
 
     def _key(self, digit: str) -> None:
         if self.in_menu and not self.over:
-            self.side.report("menu_key", self.id, digit)
+            self.side.to_core.menu_key(self.id, digit)
 
     def end_menu(self) -> None:
         self.in_menu = False
@@ -454,7 +432,7 @@ class InboundCall:
         if self.over or ext not in (self.seat, self.connected):
             return
         self.release(487, "Request Terminated")   # a BYE to an answered caller, else this
-        self.side.report("sip_hung_up", self.id, by="agent")
+        self.side.to_core.sip_hung_up(self.id, by="agent")
 
     def hold_for_agent(self, ext: str, held: bool) -> None:
         """Hold asked for at the seat: the other party hears the hold music from the
@@ -467,7 +445,7 @@ class InboundCall:
         else:
             self.media.stop_playing(far)
         self.held = held
-        self.side.report("sip_hold", self.id, ext, held)
+        self.side.to_core.sip_hold(self.id, ext, held)
 
     def drop_agent(self, ext: str) -> None:
         """Let go of an agent whose phone is gone; the caller stays, queued again."""
@@ -542,7 +520,7 @@ class InboundCall:
             other[1].recvEvent(CCEventUpdate(offer.getCopy()))
         if seat_leg and held != self.held:
             self.held = held
-            self.side.report("sip_hold", self.id, self.seat or self.connected, held)
+            self.side.to_core.sip_hold(self.id, self.seat or self.connected or "", held)
 
     def _other_leg(self, leg: str):
         if leg == "caller":
@@ -586,20 +564,20 @@ class InboundCall:
             _lower_transport(ua)
             _code, _reason, body = event.getData()
             self.answers[ext] = body
-            self.side.report("sip_answered", self.id, ext)
+            self.side.to_core.sip_answered(self.id, ext)
         elif isinstance(event, CCEventFail):
             code = event.getData()[0]
             del self.agents[ext]
-            self.side.report("sip_not_answered", self.id, ext, counts=code not in _REFUSALS)
+            self.side.to_core.sip_not_answered(self.id, ext, counts=code not in _REFUSALS)
         elif isinstance(event, CCEventDisconnect):
             del self.agents[ext]
             if ext == self.connected:  # the agent hung up
                 self.side.unwatch(ext)
                 self._finish()
                 self.caller.recvEvent(CCEventDisconnect())
-                self.side.report("sip_hung_up", self.id, by="agent")
+                self.side.to_core.sip_hung_up(self.id, by="agent")
             else:
-                self.side.report("sip_not_answered", self.id, ext, counts=True)
+                self.side.to_core.sip_not_answered(self.id, ext, counts=True)
 
     def _finish(self) -> None:
         """The call is over: every agent leg still up is let go; the record is the core's."""
@@ -620,7 +598,7 @@ class InboundCall:
             media.close()
             if self.recorded:
                 address = _sdp_address(self.offer)
-                self.side.report("recording_done", self.id, media.recording_names(), address[1] if address else None)
+                self.side.to_core.recording_done(self.id, media.recording_names(), address[1] if address else None)
 
 
 class SipSide:
@@ -647,16 +625,17 @@ class SipSide:
         # seat in a call -> (call, OPTIONS unanswered in a row, when to ask next)
         self.watched: dict[str, tuple[InboundCall, int, float]] = {}
         self.reports = reports
+        self.to_core = ReportsToLoop(loop, reports, self.release)   # for this (the sippy) thread
         self.media_dir = Path(media_dir) if media_dir is not None else None
         self.record_calls = record_calls
-        self.media = None     # the MediaEngine once RTPproxy answers; None: SDP passed through
+        self.media: MediaEngine | None = None   # once RTPproxy answers; None: SDP passed through
         self.config: dict = {}
         self.unparsable = _RateLimitedLog(log, "SIP: cannot parse a message from %s (%s)%s")
         self._seq = 0
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self.failure: str | None = None   # why the SIP thread stopped, if it did on its own
-        self._tm = None
+        self._tm: Any = None   # sippy's SipTransactionManager
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -677,7 +656,7 @@ class SipSide:
             self.failure = self.failure or f"SIP stopped: {describe_os_error(exc, self.host, self.port)}"
             log.debug("SIP thread failed", exc_info=True)
             if self._started.is_set():
-                self.report("sip_failed", self.failure)
+                self.to_core.sip_failed(self.failure)
 
     def _serve(self) -> None:
         from sippy.Core.EventDispatcher import ED2
@@ -698,12 +677,12 @@ class SipSide:
         Timeout(self._qualify, QUALIFY_TICK_S, -1)
         Timeout(self.guard.prune, PRUNE_S, -1)
         if self.media_dir is not None:
-            self._start_media()
+            self._start_media(self.media_dir)
         else:
             ED2.callFromThread(self._started.set)
         ED2.loop()
 
-    def _start_media(self) -> None:
+    def _start_media(self, media_dir: Path) -> None:
         """RTPproxy in this process; until it answers (or if it cannot start) calls pass
         SDP through. SIP is ready only once this is settled, so the first call is anchored."""
         from telephony.media import MediaEngine
@@ -711,18 +690,18 @@ class SipSide:
         def ready(ok: bool) -> None:
             if ok:
                 self.media = engine
-                log.info("media: anchored in RTPproxy (rtp.io); recordings in %s", self.media_dir / "raw")
+                log.info("media: anchored in RTPproxy (rtp.io); recordings in %s", media_dir / "raw")
             else:
                 log.warning("media: RTPproxy did not answer; SDP is passed through between phones")
-            self.report("media_ready", ok)
+            self.to_core.media_ready(ok)
             self._started.set()
         try:
-            engine = MediaEngine(self.config, recordings=self.media_dir / "raw", sounds=self.media_dir / "sounds",
+            engine = MediaEngine(self.config, recordings=media_dir / "raw", sounds=media_dir / "sounds",
                                  rtp_ports=self.settings.rtp_ports)
             engine.start(ready)
         except Exception as exc:  # no rtp.io wheel, or it would not start: calls still connect
             log.warning("media: cannot start RTPproxy (%s); SDP is passed through between phones", exc)
-            self.report("media_ready", False)
+            self.to_core.media_ready(False)
             self._started.set()
 
     def stop(self) -> None:
@@ -761,7 +740,7 @@ class SipSide:
 
     def refused(self, cause: str) -> None:
         """Count a request turned away (the supervisor's snapshot shows the counts)."""
-        self.report("sip_refused", cause)
+        self.to_core.sip_refused(cause)
 
     def _challenge(self, req, *, proxy: bool, stale: bool = False):
         from sippy.SipHeader import SipHeader
@@ -795,7 +774,7 @@ class SipSide:
 
     def _locked_out(self, kind: str, key: str, seconds: float) -> None:
         log.warning("SIP: %s %s locked out for %.0f s after repeated wrong credentials", kind, key, seconds)
-        self.report("auth_locked", kind, key, seconds)
+        self.to_core.auth_locked(kind, key, seconds)
 
     def _register(self, req):
         from sippy.SipHeader import SipHeader
@@ -886,7 +865,7 @@ class SipSide:
     def _lost(self, ext: str, why: str) -> None:
         del self.watched[ext]
         log.warning("SIP: seat %s %s during a call; its caller is queued again", ext, why)
-        self.report("seat_lost", ext)
+        self.to_core.seat_lost(ext)
 
     def _invite(self, req, sip_t):
         if self.reports is None:
@@ -916,29 +895,12 @@ class SipSide:
         code, reason = response.getSCode()[:2]
         number = req.getHFBody("from").getUrl().username or ""
         dialled = req.getRURI().username or ""
-        self.report("call_refused", number, dialled, seat=seat, code=code, reason=str(reason))
+        self.to_core.call_refused(number, dialled, seat=seat, code=code, reason=str(reason))
 
     def _post(self, binding: Binding | None, ext: str) -> None:
         self.loop.call_soon_threadsafe(self.on_binding, binding, ext)
 
     # --- between the threads ------------------------------------------------------------------
-    def report(self, name: str, *args, **kwargs) -> None:
-        """sippy thread -> asyncio: tell the switch core what a phone did."""
-        self.loop.call_soon_threadsafe(self._deliver, name, args, kwargs)
-
-    def _deliver(self, name: str, args, kwargs) -> None:
-        try:
-            getattr(self.reports, name)(*args, **kwargs)
-        except Exception:  # a report the core cannot take must not lose the caller
-            log.exception("switch: %s%r failed", name, args)
-            if name == "caller_arrived":
-                self.release(args[0], 500, "Server Internal Error")
-                try:
-                    self.reports.call_refused(args[1], args[2], seat=args[3] if len(args) > 3 else "", code=500,
-                                              reason="Server Internal Error")
-                except Exception:
-                    log.exception("switch: the refused call could not be recorded either")
-
     def run_later(self, fn, *args) -> None:
         from sippy.Core.EventDispatcher import ED2
 

@@ -21,7 +21,10 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from telephony.headset import Headset
 
 log = logging.getLogger("hotline.softphone")
 
@@ -92,7 +95,7 @@ def caller_of(uri: str) -> tuple[str, str]:
 class Softphone:
     """A SIP account on a registrar (the switch, or any PBX), driven from one thread."""
 
-    def __init__(self, ext: str, password: str, registrar: str, on_event: Callable[[object], None], *,
+    def __init__(self, ext: str, password: str, registrar: str, on_event: Callable[[object], object], *,
                  host: str = "127.0.0.1", port: int = 0, audio: str = "null", sip_user: str | None = None,
                  rtp_ports: tuple[int, int] | None = None, registration_s: int = 300):
         # With the switch the SIP account is the extension and PIN; behind another PBX it is
@@ -108,13 +111,14 @@ class Softphone:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         # pump-thread only:
-        self._ep = None
-        self._account = None
-        self._calls: dict[int, object] = {}   # our key -> the one strong reference to the Call
+        # pjsua2's objects (the wheel publishes no types)
+        self._ep: Any = None
+        self._account: Any = None
+        self._calls: dict[int, Any] = {}   # our key -> the one strong reference to the Call
         self._later: list[tuple[float, tuple]] = []   # (when, command): commands to try again
         self._next_key = 0
         self._keys = threading.Lock()   # keys are taken by dial() on any thread and by the pump
-        self.headset = None             # telephony/headset.py, unless audio is "null"
+        self.headset: Headset | None = None   # telephony/headset.py, unless audio is "null"
         self.audio_description = "none (--audio null): calls are silent at this seat"
         self._log_writer = None
 

@@ -159,7 +159,7 @@ async def serve(db_path: str, sip: str, control: str, *, config: SwitchConfig | 
     tls = None
     if bool(tls_cert) != bool(tls_key):
         raise StartError("TLS needs both the certificate and its key (--tls-cert and --tls-key)")
-    if tls_cert:
+    if tls_cert and tls_key:
         from telephony.tls import TlsError, server_context
 
         if isinstance(address, str):
@@ -269,7 +269,7 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
                 await server.start_unix(address)
                 control = address
             else:
-                control = f"{address[0]}:{await server.start_tcp(*address, tls=tls)}" + (" (TLS)" if tls else "")
+                control = f"{address[0]}:{await server.start_tcp(address[0], address[1], tls=tls)}" + (" (TLS)" if tls else "")
         except OSError as exc:
             raise StartError(f"cannot listen for the control API on {address}: {exc.strerror or exc}") from None
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

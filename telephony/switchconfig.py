@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from siteconfig.yamlsource import Document, load_file
 from siteconfig.yamlsource import number as _number
@@ -18,7 +19,7 @@ from telephony.queue_settings import queue_from_yaml
 
 DEFAULT_PATH = Path(__file__).with_name("switch_default.yaml")
 MENU = "menu"
-QUEUE_DEFAULTS = {"wrap_up_s": 30.0}
+QUEUE_DEFAULTS: dict[str, Any] = {"wrap_up_s": 30.0}
 
 
 @dataclass(frozen=True)

@@ -365,6 +365,13 @@ class SwitchCore:
         return agent
 
     # --- the SIP leg ---------------------------------------------------------------
+    @property
+    def _sip(self) -> Legs:
+        """The SIP side, for acting on a report it made (so it is attached)."""
+        if self.legs is None:
+            raise SwitchError("unavailable", "the switch has no SIP side attached")
+        return self.legs
+
     def attach_legs(self, legs: Legs) -> None:
         """From now on calls ring real phones: only agents with a live registration are offered."""
         self.legs = legs
@@ -432,7 +439,8 @@ class SwitchCore:
         contact is an outbound interaction row (recorded like any other call)."""
         assert self.legs is not None
         refusal = None
-        if self.config.trunk is None:
+        trunk = self.config.trunk
+        if trunk is None:
             log.warning("outbound: %s dialled %s but no trunk is configured", ext, dialled)
             refusal = (503, "No Trunk Configured")
         elif ext not in self.agents:
@@ -443,7 +451,8 @@ class SwitchCore:
             except AcdError as exc:
                 log.info("outbound: %s refused (%s)", ext, exc)
                 refusal = (486, "Busy Here")
-        if refusal is not None:
+        if refusal is not None or trunk is None:
+            refusal = refusal or (503, "No Trunk Configured")
             self.legs.release(call_id, *refusal)
             self._record_failure(dialled, dialled, seat=ext, cause=f"{refusal[0]} {refusal[1]}", call_id=call_id)
             return
@@ -457,7 +466,7 @@ class SwitchCore:
         self._outbound[call_id] = {"ext": ext, "row": row_id, "entered_at": now, "answered_at": None,
                                    "dialled": dialled, "hold_started": None, "hold_s": 0.0}
         self._publish()
-        self.legs.ring(call_id, f"{TRUNK_LEG}:{dialled}", self.config.trunk, {})   # nothing of ours to a carrier
+        self.legs.ring(call_id, f"{TRUNK_LEG}:{dialled}", trunk, {})   # nothing of ours to a carrier
 
     def _outbound_answered(self, call_id: str) -> None:
         call = self._outbound[call_id]
@@ -466,7 +475,7 @@ class SwitchCore:
         with self._committed():
             self.db.execute("UPDATE interactions SET answered_at = ?, offered_at = entered_at, wait_s = ? "
                             "WHERE id = ?", [now, now - call["entered_at"], call["row"]])
-        self.legs.bridge(call_id, f"{TRUNK_LEG}:{call['dialled']}")
+        self._sip.bridge(call_id, f"{TRUNK_LEG}:{call['dialled']}")
 
     def _outbound_over(self, call_id: str, reached_nobody: bool = False, outcome: str | None = None) -> None:
         call = self._outbound.pop(call_id)
@@ -556,7 +565,7 @@ class SwitchCore:
             return
         if call_id in self._external:
             self._external[call_id]["answered_at"] = self.clock()
-            self.legs.bridge(call_id, ext)
+            self._sip.bridge(call_id, ext)
             return
         try:
             self.call_answered(call_id, ext)
@@ -569,7 +578,7 @@ class SwitchCore:
         if self.closed:
             return
         if call_id in self._outbound:   # the far end refused or never answered
-            self.legs.release(call_id, 480, "No Answer")
+            self._sip.release(call_id, 480, "No Answer")
             self._outbound_over(call_id, reached_nobody=True)
             return
         if call_id in self._external:   # nobody there: the caller goes back to the queue they were in
@@ -680,6 +689,8 @@ class SwitchCore:
     async def _convert_recording(self, call_id: str, names: list[str], caller_port: int | None) -> None:
         from telephony.media import pcap_to_wav
 
+        if self.recordings is None:
+            return   # (only a recording switch converts)
         raw = self.recordings / "raw"
         pcaps = [path for name in names if (path := raw / name).exists()]
         wav = self.recordings / f"{call_id}.wav"
@@ -821,8 +832,11 @@ class SwitchCore:
     def _with_offer_details(self, message: dict) -> dict:
         """The offer as the ringing seat gets it: with what its first screen needs (the
         pop), so the agent sees the caller before answering. Not in the event log."""
+        details = self.offer_details
+        if details is None:
+            return message
         try:
-            return {**message, **self.offer_details(message)}
+            return {**message, **details(message)}
         except Exception:   # the seat can still ask for the pop; the call must ring regardless
             log.exception("the details of the offer of %s could not be added", message.get("call_id"))
             return message
@@ -859,7 +873,8 @@ class SwitchCore:
             kept = f"the log starts at {oldest}" if oldest is not None else "the log is empty"
             raise SwitchError("pruned", f"events after {seq} are no longer all kept ({kept}; retention "
                                         f"{self.config.events_retention_days:g} days): take a snapshot instead")
-        where, params = ("seq > ?", [seq]) if ext is None else ("seq > ? AND agent_ext = ?", [seq, ext])
+        params: list[object] = [seq] if ext is None else [seq, ext]
+        where = "seq > ?" if ext is None else "seq > ? AND agent_ext = ?"
         rows = self.db.execute(f"SELECT seq, body FROM events WHERE {where} ORDER BY seq LIMIT ?", [*params, limit])
         return [{**json.loads(body), "seq": number} for number, body in rows]
 
@@ -902,9 +917,10 @@ class SwitchCore:
             legs.hang_up_agent(event.call_id, event.agent_id)
         elif isinstance(event, (ev.CallRequeued, ev.CallTransferred)):
             legs.drop_agent(event.call_id, event.agent_id)
-            if isinstance(event, ev.CallTransferred) and event.call_id in self._external:
-                outside = self._external[event.call_id]["number"]
-                legs.ring(event.call_id, f"{TRUNK_LEG}:{outside}", self.config.trunk, {})
+            trunk = self.config.trunk
+            if isinstance(event, ev.CallTransferred) and event.call_id in self._external and trunk is not None:
+                outside = self._external[event.call_id]["number"]   # (the transfer op checked for a trunk)
+                legs.ring(event.call_id, f"{TRUNK_LEG}:{outside}", trunk, {})
         elif isinstance(event, ev.CallToVoicemail):
             if self.media:
                 legs.voicemail(event.call_id, VOICEMAIL_MAX_S)
@@ -1000,18 +1016,18 @@ class SwitchCore:
                 closed += 1
             self._external.clear()
             live = list(self.acd.calls.values())
-            for call in live:
+            for routed in live:
                 if self.legs is not None:   # every leg of the call: a BYE, a CANCEL or a 503
-                    self.legs.release(call.id, 503, "Service Unavailable")
-                row = self.recorder.interrupt(call.id, now)
+                    self.legs.release(routed.id, 503, "Service Unavailable")
+                row = self.recorder.interrupt(routed.id, now)
                 if row is None:
                     continue
                 closed += 1
-                answered = call.agent is not None
+                agent = routed.agent
                 self.queue_log.write_rows(interrupted_rows(
-                    now, call.id, call.queue, call.agent.id if answered else "", answered=answered,
+                    now, routed.id, routed.queue, agent.id if agent is not None else "", answered=agent is not None,
                     wait_s=row["wait_s"] or 0.0, talk_s=row["talk_s"] or 0.0,
-                    original_position=call.original_position, why="switch stopped"))
+                    original_position=routed.original_position, why="switch stopped"))
             self.recorder.close(now)   # wrap-ups still running end now
             self._log_out_everyone(now, "switch stopped", only_if_logged_in=False)
             # a row this run opened that nothing above knew of (a bug, or a race with the stop)
