@@ -22,7 +22,8 @@ from pathlib import Path
 from records.agents import sip_secret
 from records.db import connect
 from telephony.control import ControlServer, control_address
-from telephony.sip import Binding, SipSide, SipStartError, describe_os_error
+from telephony.registrar import Binding
+from telephony.sip import SipSide, SipStartError, describe_os_error
 from telephony.switchconfig import SwitchConfig, load_switch_config
 from telephony.switchcore import SwitchCore
 

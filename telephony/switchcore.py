@@ -79,6 +79,8 @@ class Legs(Protocol):
 
     def hold_for_agent(self, call_id: str, ext: str, held: bool) -> None: ...
 
+    def digest_counts(self) -> dict[str, int]: ...
+
 
 @dataclass
 class Subscriber:
@@ -353,8 +355,7 @@ class SwitchCore:
                   for ext, view in sorted(self._views.items())]
         locked = [{"kind": kind, "key": key, "seconds_left": until - now}
                   for (kind, key), until in sorted(self.lockouts.items()) if until > now]
-        guard = getattr(self.legs, "guard", None)   # the registrar's digest checks, counted by verdict
-        digest = {verdict.value: count for verdict, count in dict(guard.counts).items()} if guard is not None else {}
+        digest = self.legs.digest_counts() if self.legs is not None else {}   # the registrar's checks, by verdict
         return {"at": now, "queues": queues, "agents": agents, "calls_refused": dict(self.refused),
                 "sip_refused": dict(self.sip_refusals), "locked_out": locked, "digest": digest}
 
