@@ -19,3 +19,132 @@ class PhoneRegistration:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# What a call's legs did that the routing core does not decide. The switch's recorder
+# (telephony/recorder.py) writes the interactions row from these, in the transaction
+# that logs them.
+@dataclass(frozen=True)
+class MenuEntered:
+    """A caller reached the voice menu: their contact (and its row) begins here."""
+    t: float
+    call_id: str
+    number: str
+    dialled: str
+    resident_id: int | None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MenuKeyPressed:
+    """The caller chose: `key` ("" when they pressed nothing in time) led to `queue`."""
+    t: float
+    call_id: str
+    key: str
+    queue: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MenuAbandoned:
+    """The caller hung up in the menu, `wait_s` after entering it."""
+    t: float
+    call_id: str
+    wait_s: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class OutboundDialled:
+    """A seat dialled out (a follow-up call) through the trunk."""
+    t: float
+    call_id: str
+    agent_id: str
+    number: str
+    resident_id: int | None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class OutboundAnswered:
+    t: float
+    call_id: str
+    agent_id: str
+    wait_s: float     # ringing at the far end
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class OutboundEnded:
+    """`outcome`: answered, no_answer, abandoned (the agent gave up) or interrupted;
+    talk and hold count only when answered; the agent then wraps up `wrap_up_s`."""
+    t: float
+    call_id: str
+    agent_id: str
+    outcome: str
+    talk_s: float
+    hold_s: float
+    wrap_up_s: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CallFailed:
+    """A call the switch turned away or could not place; `cause` is the SIP status sent
+    ("503 No Trunk Configured"). `agent_id` is the seat's for an outbound call, else ""."""
+    t: float
+    call_id: str
+    number: str
+    dialled: str
+    agent_id: str
+    cause: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RecordingSaved:
+    t: float
+    call_id: str
+    path: str        # the WAV, both sides
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CallerIdentified:
+    """An agent said who an unknown caller is."""
+    t: float
+    call_id: str
+    agent_id: str
+    resident_id: int
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DispositionSet:
+    """An agent's disposition and notes on a contact (each agent keeps their own)."""
+    t: float
+    call_id: str
+    agent_id: str
+    disposition: str
+    notes: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)

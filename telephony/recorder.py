@@ -1,21 +1,26 @@
-"""Routing events -> records: Asterisk queue_log (text file and table) and interaction rows.
+"""Events -> records: Asterisk queue_log (text file and table) and interaction rows.
 
-Both are event sinks (callables taking one routing event), shared by the simulator and
-the switch (where they are part of the switch's one writer; records itself knows no
-routing events). Rows are written in batches inside one transaction each; `close()` flushes.
+Both are event sinks (callables taking one event), shared by the simulator and the
+switch. In the switch the InteractionRecorder is the one writer of interactions rows:
+the routing events and what the call legs did (telephony/call_events.py: the voice
+menu, outbound calls, failures, recordings, identification, dispositions) all reach
+the row through it, in the transaction that logs the event. Records itself knows no
+events. Batch rows are written inside one transaction each; `close()` flushes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 from sqlite_utils import Database
 
+from records.contacts import record_notes
 from records.db import insert_row, update_row
-
+from telephony import call_events as ce
 from telephony.acd import events as ev
 from telephony.acd.queue_log import format_line, rows_for
+from telephony.switchconfig import MENU
 
 _QUEUE_LOG_COLUMNS = ("time", "callid", "queuename", "agent", "event", "data1", "data2", "data3", "data4", "data5")
 _INTERACTION_COLUMNS = ("uid", "node", "run", "direction", "caller_number", "dialled_number", "resident_id",
@@ -103,11 +108,6 @@ class InteractionRecorder:
         caller about to enter: written with the row's first write."""
         self._details[call_id] = columns
 
-    def adopt(self, call_id: str, row_id: int) -> None:
-        """The caller already has a live row (written while they were in the voice menu):
-        the routing events carry on in that row instead of starting a second one."""
-        self._row_ids[call_id] = row_id
-
     def amend(self, call_id: str, **columns) -> bool:
         """Change columns of a caller's live row (an agent identified an unknown caller);
         False if the caller has left (the row is final: update it directly)."""
@@ -144,7 +144,10 @@ class InteractionRecorder:
                     **self._details.pop(event.call_id, {})}
                 self._write(event.call_id)
             else:
-                self._open[event.call_id]["queue"] = event.queue
+                queued = self._open[event.call_id]
+                if queued["call_type"] == MENU:   # out of the voice menu: the contact goes on in its row
+                    queued.update(call_type=event.queue, **self._details.pop(event.call_id, {}))
+                queued["queue"] = event.queue
                 self._write(event.call_id)
         elif kind is ev.CallOffered or kind is ev.CallbackDue:
             row = self._open.get(event.call_id)
@@ -192,11 +195,104 @@ class InteractionRecorder:
             row = self._open.get(event.call_id)
             outcome = "timeout" if row is not None and row["outcome"] == "timeout" else "voicemail"
             self._end(event.call_id, t, outcome, wait_s=event.wait_s)
+        else:
+            legs = _LEG_EVENTS.get(kind)
+            if legs is not None and self.live:
+                legs(self, event)
 
-    def wrap_started(self, agent_ext: str, call_id: str, row_id: int, t: float) -> None:
-        """A wrap-up the routing events do not tie to a row (after a seat's outbound call)."""
-        if self.live:
-            self._wrapping[agent_ext] = (call_id, row_id, t + self.offset)
+    # --- what the switch's call legs did (live mode: telephony/call_events.py) -------------------
+    def _new_row(self, call_id: str, t: float, **columns) -> dict:
+        row = {"uid": call_id, "node": self.node, "run": self.run, "direction": "inbound", "caller_number": "",
+               "dialled_number": "", "resident_id": None, "queue": "", "call_type": "", "entered_at": t,
+               "offered_at": None, "answered_at": None, "ended_at": None, "wait_s": None, "talk_s": None,
+               "hold_s": None, "wrapup_s": None, "agent_ext": "", "agent_id": None, "outcome": None, **columns}
+        self._open[call_id] = row
+        self._write(call_id)
+        return row
+
+    def _menu_entered(self, event: ce.MenuEntered) -> None:
+        # the contact's row exists from the menu on, so one hanging up there is counted;
+        # the routing events carry on in it once a key picks the queue
+        self._new_row(event.call_id, event.t, caller_number=event.number, dialled_number=event.dialled,
+                      resident_id=event.resident_id, queue=MENU, call_type=MENU)
+
+    def _menu_abandoned(self, event: ce.MenuAbandoned) -> None:
+        self._end(event.call_id, event.t, "abandoned", wait_s=event.wait_s)
+
+    def _outbound_dialled(self, event: ce.OutboundDialled) -> None:
+        self._new_row(event.call_id, event.t, direction="outbound", caller_number=event.number,
+                      dialled_number=event.number, resident_id=event.resident_id, queue="outbound",
+                      call_type="outbound", agent_ext=event.agent_id, agent_id=self.agent_id_of(event.agent_id))
+
+    def _outbound_answered(self, event: ce.OutboundAnswered) -> None:
+        row = self._open.get(event.call_id)
+        if row is not None:
+            row.update(answered_at=event.t, offered_at=row["entered_at"], wait_s=event.wait_s)
+            self._connected_since[event.call_id] = event.t
+            self._write(event.call_id)
+
+    def _outbound_ended(self, event: ce.OutboundEnded) -> None:
+        row = self._open.get(event.call_id)
+        if row is None:
+            return
+        if row["answered_at"] is not None:
+            # a talked callback gets its wrap-up, to write down how it went
+            self._wrap_begins(event.agent_id, event.call_id, event.t, event.wrap_up_s)
+            self._end(event.call_id, event.t, event.outcome, talk_s=event.talk_s, hold_s=event.hold_s)
+        else:
+            self._end(event.call_id, event.t, event.outcome)
+
+    def _call_failed(self, event: ce.CallFailed) -> None:
+        insert_row(self.db, "interactions", {
+            "uid": event.call_id, "node": self.node, "direction": "outbound" if event.agent_id else "inbound",
+            "caller_number": event.number, "dialled_number": event.dialled, "queue": "", "call_type": "",
+            "entered_at": event.t, "ended_at": event.t, "wait_s": 0.0, "outcome": "failed", "sip_cause": event.cause,
+            "agent_ext": event.agent_id, "agent_id": self.agent_id_of(event.agent_id) if event.agent_id else None})
+
+    def _recording_saved(self, event: ce.RecordingSaved) -> None:
+        self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?", [event.path, event.call_id])
+
+    def _caller_identified(self, event: ce.CallerIdentified) -> None:
+        if not self.amend(event.call_id, resident_id=event.resident_id):   # the contact is over: its row is final
+            self.db.execute("UPDATE interactions SET resident_id = ? WHERE uid = ?", [event.resident_id, event.call_id])
+
+    def _disposition_set(self, event: ce.DispositionSet) -> None:
+        row_id = self.row_of(event.call_id)
+        if row_id is not None:
+            record_notes(self.db, row_id, agent_ext=event.agent_id, agent_id=self.agent_id_of(event.agent_id),
+                         at=event.t, disposition=event.disposition, notes=event.notes)
+
+    def row_of(self, call_id: str) -> int | None:
+        """The interactions.id of a contact, live or over (live mode)."""
+        row_id = self._row_ids.get(call_id)
+        if row_id is None:
+            found = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [call_id]).fetchone()
+            row_id = found[0] if found else None
+        return row_id
+
+    def close_rows_left_open(self, last: float) -> list[tuple]:
+        """Start-up, after a switch went down: every contact it left open ends as
+        interrupted at `last` (its last sign of life), with the talk it had. Returns
+        (uid, queue, agent_ext, answered, wait_s, talk_s, end) for each, for queue_log."""
+        closed = []
+        for row_id, uid, queue, agent, entered, answered, wait, talk in self.db.execute(
+                "SELECT id, uid, queue, agent_ext, entered_at, answered_at, wait_s, talk_s FROM interactions "
+                "WHERE ended_at IS NULL").fetchall():
+            end = max(last, answered or entered)
+            if answered is not None:
+                talk = (talk or 0.0) + (end - answered)
+            else:
+                wait = end - entered
+            self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ?, talk_s = ? "
+                            "WHERE id = ?", [end, wait, talk, row_id])
+            closed.append((uid, queue, agent, answered is not None, wait, talk, end))
+        return closed
+
+    def interrupt_strays(self, t: float) -> int:
+        """The switch stops: a row of this node that nothing followed any more (a bug, or
+        a race with the stop) still ends. Returns how many there were."""
+        return self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ? "
+                               "WHERE ended_at IS NULL AND node = ?", [t + self.offset, self.node]).rowcount
 
     def _wrap_begins(self, agent: str, call_id: str, t: float, wrap_up_s: float) -> None:
         row = self._open.get(call_id)
@@ -293,3 +389,13 @@ class InteractionRecorder:
             self._queue_row(row)
         self._awaiting_wrap.clear()
         self.flush()
+
+
+_LEG_EVENTS: dict[type, Callable[[InteractionRecorder, Any], None]] = {
+    ce.MenuEntered: InteractionRecorder._menu_entered, ce.MenuAbandoned: InteractionRecorder._menu_abandoned,
+    ce.OutboundDialled: InteractionRecorder._outbound_dialled,
+    ce.OutboundAnswered: InteractionRecorder._outbound_answered, ce.OutboundEnded: InteractionRecorder._outbound_ended,
+    ce.CallFailed: InteractionRecorder._call_failed, ce.RecordingSaved: InteractionRecorder._recording_saved,
+    ce.CallerIdentified: InteractionRecorder._caller_identified,
+    ce.DispositionSet: InteractionRecorder._disposition_set,
+}

@@ -25,13 +25,14 @@ from sqlite_utils import Database
 from records import agents as agent_records
 from records.directory import resident_by_phone
 from records.phones import PhoneNumberError, normalise
-from records.contacts import record_notes
 from telephony.recorder import InteractionRecorder, QueueLogWriter
 from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
 from telephony.acd.queue_log import agent_field, interrupted_rows
-from telephony.call_events import PhoneRegistration
+from telephony.call_events import (CallerIdentified, CallFailed, DispositionSet, MenuAbandoned, MenuEntered,
+                                   MenuKeyPressed, OutboundAnswered, OutboundDialled, OutboundEnded,
+                                   PhoneRegistration, RecordingSaved)
 from telephony.lockout import Lockout
 from telephony.switchconfig import MENU, SwitchConfig, default_queues
 from telephony import wire
@@ -155,23 +156,14 @@ class SwitchCore:
             "UNION ALL SELECT max(coalesce(answered_at, offered_at, entered_at)) FROM interactions "
             "WHERE ended_at IS NULL UNION ALL SELECT at FROM switch_alive WHERE node = ?)",
             [self.node]).fetchone()[0] or self.clock()
-        cursor = self.db.execute("SELECT id, uid, queue, agent_ext, entered_at, answered_at, wait_s, talk_s "
-                                 "FROM interactions WHERE ended_at IS NULL")
-        rows = cursor.fetchall()
         with self._committed():
-            for row_id, uid, queue, agent, entered, answered, wait, talk in rows:
-                end = max(last, answered or entered)
-                if answered is not None:
-                    talk = (talk or 0.0) + (end - answered)
-                else:
-                    wait = end - entered
-                self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ?, "
-                                "talk_s = ? WHERE id = ?", [end, wait, talk, row_id])
+            rows = self.recorder.close_rows_left_open(last)
+            for uid, queue, agent, answered, wait, talk, end in rows:
                 entry = self.db.execute("SELECT data3 FROM queue_log WHERE callid = ? AND event = 'ENTERQUEUE' "
                                         "ORDER BY id LIMIT 1", [uid]).fetchone()
                 if entry is not None:   # it was in a queue: its queue_log story gets its end
                     self.queue_log.write_rows(interrupted_rows(
-                        end, uid, queue, agent if answered is not None else "", answered=answered is not None,
+                        end, uid, queue, agent if answered else "", answered=answered,
                         wait_s=wait or 0.0, talk_s=talk or 0.0, original_position=int(entry[0] or 1),
                         why="switch went down"))
             self._log_out_everyone(last, "switch went down", only_if_logged_in=True)
@@ -281,13 +273,10 @@ class SwitchCore:
     def _keep_transferring_notes(self, call_id: str, ext: str, form: dict) -> None:
         """What the transferring agent typed is theirs on the contact, whatever the next
         agent does with the form that goes along."""
-        row_id = self.recorder.row_id(call_id)
-        if row_id is None or not (form.get("notes") or form.get("reason")):
+        if self.recorder.row_id(call_id) is None or not (form.get("notes") or form.get("reason")):
             return
         reason = form.get("reason") or "general"
-        with self._committed():
-            record_notes(self.db, row_id, agent_ext=ext, agent_id=self._agent_id(ext), at=self.clock(),
-                         disposition=f"{reason}: transferred", notes=form.get("notes", ""))
+        self._happened(DispositionSet(self.clock(), call_id, ext, f"{reason}: transferred", form.get("notes", "")))
 
     def set_skills(self, ext: str, skills: dict[str, int]) -> None:
         agent = self._known(ext)
@@ -318,22 +307,18 @@ class SwitchCore:
 
     def disposition(self, call_id: str, *, by_ext: str, role: str, disposition: str, notes: str) -> None:
         """Attach the agent's disposition and notes to the caller's interaction row."""
-        row_id = self._taken_row(call_id, by_ext, role)
-        with self._committed():   # a seat in another process reads it back at once
-            record_notes(self.db, row_id, agent_ext=by_ext, agent_id=self._agent_id(by_ext), at=self.clock(),
-                         disposition=disposition, notes=notes)
+        self._taken_row(call_id, by_ext, role)
+        self._happened(DispositionSet(self.clock(), call_id, by_ext, disposition, notes))
 
     def identify(self, call_id: str, resident_id: int, *, by_ext: str, role: str) -> None:
         """The agent found out who an unknown caller is: their contact row says so (and
         the rest of the call, a transfer or a voicemail callback, knows it)."""
-        row_id = self._taken_row(call_id, by_ext, role)
+        self._taken_row(call_id, by_ext, role)
         if self.db.execute("SELECT 1 FROM residents WHERE id = ?", [resident_id]).fetchone() is None:
             raise SwitchError("not_found", f"no resident with id {resident_id}")
         if call_id in self._residents:
             self._residents[call_id] = resident_id
-        with self._committed():
-            if not self.recorder.amend(call_id, resident_id=resident_id):
-                self.db.execute("UPDATE interactions SET resident_id = ? WHERE id = ?", [resident_id, row_id])
+        self._happened(CallerIdentified(self.clock(), call_id, by_ext, resident_id))
 
     def resident_of(self, call_id: str) -> int | None:
         """Who a live call is from, as far as the switch knows (None: not known, or not live)."""
@@ -416,7 +401,7 @@ class SwitchCore:
         else:
             self._queue_caller(call_id, queue, caller)
 
-    def _queue_caller(self, call_id: str, queue: str, caller: dict, *, menu_row: int | None = None) -> None:
+    def _queue_caller(self, call_id: str, queue: str, caller: dict) -> None:
         resident = caller["resident"]
         priority = "emergency" if queue == "emergency" else "normal"
         if resident is not None and resident["segment"] == "vip" and priority == "normal":
@@ -425,8 +410,6 @@ class SwitchCore:
         self._residents[call_id] = resident_id
         self._numbers[call_id] = caller["number"]
         self.recorder.expect(call_id, dialled_number=caller["dialled"], resident_id=resident_id)
-        if menu_row is not None:
-            self.recorder.adopt(call_id, menu_row)
         try:
             self.call_arrived(call_id, queue, caller["number"], priority=priority, owner=caller["owner"])
         except SwitchError:
@@ -459,13 +442,9 @@ class SwitchCore:
             return
         now = self.clock()
         resident = resident_by_phone(self.db, dialled)
-        with self._committed():
-            row_id = insert_row(self.db, "interactions", {
-                "uid": call_id, "node": self.node, "direction": "outbound", "caller_number": dialled,
-                "dialled_number": dialled, "resident_id": resident["id"] if resident else None, "queue": "outbound",
-                "call_type": "outbound", "entered_at": now, "agent_ext": ext, "agent_id": self.agents[ext]["id"]})
-        self._outbound[call_id] = {"ext": ext, "row": row_id, "entered_at": now, "answered_at": None,
+        self._outbound[call_id] = {"ext": ext, "entered_at": now, "answered_at": None,
                                    "dialled": dialled, "hold_started": None, "hold_s": 0.0}
+        self._happened(OutboundDialled(now, call_id, ext, dialled, resident["id"] if resident else None))
         self._publish()
         self.legs.ring(call_id, f"{TRUNK_LEG}:{dialled}", trunk, {})   # nothing of ours to a carrier
 
@@ -473,9 +452,7 @@ class SwitchCore:
         call = self._outbound[call_id]
         now = self.clock()
         call["answered_at"] = now
-        with self._committed():
-            self.db.execute("UPDATE interactions SET answered_at = ?, offered_at = entered_at, wait_s = ? "
-                            "WHERE id = ?", [now, now - call["entered_at"], call["row"]])
+        self._happened(OutboundAnswered(now, call_id, call["ext"], now - call["entered_at"]))
         self._sip.bridge(call_id, f"{TRUNK_LEG}:{call['dialled']}")
 
     def _outbound_over(self, call_id: str, reached_nobody: bool = False, outcome: str | None = None) -> None:
@@ -485,14 +462,11 @@ class SwitchCore:
         if outcome is None:
             outcome = "answered" if answered else ("no_answer" if reached_nobody else "abandoned")
         self._end_hold(call, now)
-        talk = now - call["answered_at"] - call["hold_s"] if answered else None
+        talk = now - call["answered_at"] - call["hold_s"] if answered else 0.0
         # a talked callback gets the wrap-up of the general queue, to write down how it went
         wrap = self.acd.queues["general"].wrap_up_s if answered and "general" in self.acd.queues else 0.0
-        with self._committed():
-            self.db.execute("UPDATE interactions SET ended_at = ?, outcome = ?, talk_s = ?, hold_s = ? WHERE id = ?",
-                            [now, outcome, talk, call["hold_s"] if answered else None, call["row"]])
-            if wrap > 0 and not self.closed:
-                self.recorder.wrap_started(call["ext"], call_id, call["row"], now)
+        self._happened(OutboundEnded(now, call_id, call["ext"], outcome, talk, call["hold_s"] if answered else 0.0,
+                                     0.0 if self.closed else wrap))
         if not self.closed:
             self._apply(lambda at: self.acd.end_outbound(call["ext"], at, wrap))
 
@@ -508,13 +482,10 @@ class SwitchCore:
         contact row exists from now on (queue "menu"), so one hanging up here is counted."""
         now = self.clock()
         resident = caller["resident"]
-        with self._committed():
-            row_id = insert_row(self.db, "interactions", {
-                "uid": call_id, "node": self.node, "direction": "inbound", "caller_number": caller["number"],
-                "dialled_number": caller["dialled"], "resident_id": resident["id"] if resident else None,
-                "queue": MENU, "call_type": MENU, "entered_at": now})
+        self._happened(MenuEntered(now, call_id, caller["number"], caller["dialled"],
+                                   resident["id"] if resident else None))
         timer = asyncio.get_running_loop().call_later(self.config.menu.timeout_s, self.menu_key, call_id, None)
-        self._in_menu[call_id] = {**caller, "row": row_id, "since": now, "timer": timer}
+        self._in_menu[call_id] = {**caller, "since": now, "timer": timer}
         if self.legs is not None:
             self.legs.start_menu(call_id)
 
@@ -531,15 +502,14 @@ class SwitchCore:
         queue = options[key] if key is not None else self.config.menu.default
         if self.legs is not None:
             self.legs.end_menu(call_id)
-        self._queue_caller(call_id, queue, caller, menu_row=caller["row"])
+        self._happened(MenuKeyPressed(self.clock(), call_id, key or "", queue))
+        self._queue_caller(call_id, queue, caller)
 
     def _left_menu(self, call_id: str) -> None:
         caller = self._in_menu.pop(call_id)
         caller["timer"].cancel()
         now = self.clock()
-        with self._committed():
-            self.db.execute("UPDATE interactions SET outcome = 'abandoned', ended_at = ?, wait_s = ? WHERE id = ?",
-                            [now, now - caller["since"], caller["row"]])
+        self._happened(MenuAbandoned(now, call_id, now - caller["since"]))
 
     def call_arrived(self, call_id: str, queue: str, number: str, *, priority: str = "normal",
                      owner: str | None = None) -> None:
@@ -654,12 +624,7 @@ class SwitchCore:
             caller = normalise(number) if number and not seat else number
         except PhoneNumberError:
             caller = number
-        with self._committed():
-            insert_row(self.db, "interactions", {
-                "uid": call_id, "node": self.node, "direction": "outbound" if seat else "inbound",
-                "caller_number": caller, "dialled_number": dialled, "queue": "", "call_type": "",
-                "entered_at": now, "ended_at": now, "wait_s": 0.0, "outcome": "failed", "sip_cause": cause,
-                "agent_ext": seat if agent else "", "agent_id": agent["id"] if agent else None})
+        self._happened(CallFailed(now, call_id, caller, dialled, seat if agent else "", cause))
 
     def sip_refused(self, cause: str) -> None:
         self.sip_refusals[cause] += 1
@@ -701,8 +666,7 @@ class SwitchCore:
             log.exception("recording of %s could not be converted; the pcap stays in %s", call_id, raw)
             return
         if seconds > 0:
-            with self._committed():
-                self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?", [str(wav), call_id])
+            self._happened(RecordingSaved(self.clock(), call_id, str(wav)))
         else:   # nothing was said (a phone that sent no audio): nothing to keep, and no file left behind
             log.info("recording of %s holds no audio", call_id)
         for pcap in pcaps:
@@ -854,6 +818,15 @@ class SwitchCore:
         self._deliver(message)
         return result
 
+    def _happened(self, event: wire.SwitchEvent) -> None:
+        """What a call's legs or a seat did (telephony/call_events.py): the recorder
+        writes the row and the event log its line in one transaction, then subscribers
+        hear it (an agent the events that name them, supervisors all)."""
+        with self._committed():
+            self.recorder(event)
+            message = self._logged(event)
+        self._deliver(message)
+
     def _logged(self, event) -> dict:
         """The event as the control API sends it, numbered by its line in the event log."""
         message = wire.encode(event)
@@ -998,9 +971,8 @@ class SwitchCore:
                 caller["timer"].cancel()
                 if self.legs is not None:
                     self.legs.release(call_id, 503, "Service Unavailable")
-                self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ? WHERE id = ?",
-                                [now, now - caller["since"], caller["row"]])
-                closed += 1
+                if self.recorder.interrupt(call_id, now) is not None:
+                    closed += 1
             self._in_menu.clear()
             for call_id, call in list(self._outbound.items()):
                 if self.legs is not None:
@@ -1032,9 +1004,7 @@ class SwitchCore:
             self.recorder.close(now)   # wrap-ups still running end now
             self._log_out_everyone(now, "switch stopped", only_if_logged_in=False)
             # a row this run opened that nothing above knew of (a bug, or a race with the stop)
-            closed += self.db.execute(
-                "UPDATE interactions SET outcome = 'interrupted', ended_at = ? WHERE ended_at IS NULL AND node = ?",
-                [now, self.node]).rowcount
+            closed += self.recorder.interrupt_strays(now)
         if live:
             log.warning("stopping with %d call(s) in progress: released, recorded as interrupted", len(live))
         return closed

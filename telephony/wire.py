@@ -21,7 +21,7 @@ from typing import Any, Mapping, Union
 
 from records import desk
 from telephony.acd import events as ev
-from telephony.call_events import PhoneRegistration
+from telephony import call_events as ce
 
 EVENT_VERSION = 1
 
@@ -30,7 +30,10 @@ RoutingEvent = Union[ev.CallQueued, ev.CallOffered, ev.CallbackDue, ev.RingNoAns
                      ev.CallbackOffered, ev.CallbackAccepted, ev.PriorityChanged, ev.AgentStatusChanged,
                      ev.AgentStateChanged, ev.CallOfferWithdrawn, ev.CallRequeued, ev.CallTransferred,
                      ev.BreakOverrun, ev.WrapUpExtended]
-SwitchEvent = Union[RoutingEvent, PhoneRegistration, desk.ResidentAdded, desk.PhoneLinked, desk.WorkOrderOpened,
+CallEvent = Union[ce.PhoneRegistration, ce.MenuEntered, ce.MenuKeyPressed, ce.MenuAbandoned, ce.OutboundDialled,
+                  ce.OutboundAnswered, ce.OutboundEnded, ce.CallFailed, ce.RecordingSaved, ce.CallerIdentified,
+                  ce.DispositionSet]
+SwitchEvent = Union[RoutingEvent, CallEvent, desk.ResidentAdded, desk.PhoneLinked, desk.WorkOrderOpened,
                     desk.CallbackAttempted]
 
 ROUTING_EVENTS: tuple[type, ...] = RoutingEvent.__args__   # type: ignore[attr-defined]
@@ -43,7 +46,8 @@ TYPES: dict[str, type] = {cls.__name__: cls for cls in SwitchEvent.__args__}   #
 NUMBERS = frozenset({"t", "until", "wait_s", "talk_s", "hold_s", "ring_s", "wrap_up_s", "limit_s"})
 INTEGERS = frozenset({"position", "original_position", "order_id", "callback_id", "resident_id"})
 FLAGS = frozenset({"registered"})
-MAY_BE_NULL = frozenset({("WorkOrderOpened", "resident_id")})
+MAY_BE_NULL = frozenset({("WorkOrderOpened", "resident_id"), ("MenuEntered", "resident_id"),
+                         ("OutboundDialled", "resident_id")})
 
 
 class WireError(ValueError):

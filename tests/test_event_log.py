@@ -6,6 +6,7 @@ import json
 import pytest
 
 from records.agents import add_agent
+from records.directory import NewResident, add_resident
 from telephony.acd import QueueConfig
 from telephony.acd.events import AgentStatusChanged
 from telephony.control import ControlServer
@@ -171,3 +172,41 @@ async def test_an_event_the_client_cannot_read_is_skipped_and_said_once(centre, 
     assert seen == [] and client.last_seq == core.last_seq + 4      # numbered lines are still counted
     unreadable = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
     assert len(unreadable) == 2 and "event version 2" in unreadable[0] and "MoonLanded" in unreadable[1]
+
+
+async def test_what_the_legs_and_seats_do_is_logged_with_the_row_it_wrote(centre):
+    """The recorder is the one writer of interactions: a refused call, a disposition and
+    an identification each leave their event line and their row change together."""
+    core, clock, log_in, db = centre
+    _, seen, _ = await log_in("2001", "9999")
+    core.call_refused("+85291234567", "2800", seat="", code=503, reason="Service Unavailable")
+    core.set_status("1001", "available")
+    a_call(core, clock, "c1", "1001")
+    core.disposition("c1", by_ext="1001", role="agent", disposition="billing: answered", notes="fee query")
+    resident = add_resident(db, NewResident(name="Chan Tai Man", kind="tenant"))
+    core.identify("c1", resident, by_ext="1001", role="agent")
+    await asyncio.sleep(0.1)
+    kinds = [type(m.event).__name__ for m in seen]
+    assert {"CallFailed", "DispositionSet", "CallerIdentified"} <= set(kinds)
+    assert db.execute("SELECT resident_id FROM interactions WHERE uid = 'c1'").fetchone() == (resident,)
+    failed = next(m.event for m in seen if type(m.event).__name__ == "CallFailed")
+    row = db.execute("SELECT outcome, sip_cause, caller_number FROM interactions WHERE uid = ?",
+                     [failed.call_id]).fetchone()
+    assert row == ("failed", "503 Service Unavailable", "+85291234567") and failed.cause == "503 Service Unavailable"
+    assert db.execute("SELECT disposition, notes FROM interactions WHERE uid = 'c1'").fetchone() == \
+        ("billing: answered", "fee query")
+    logged = {row[0] for row in db.execute("SELECT event FROM events")}
+    assert {"CallFailed", "DispositionSet", "CallerIdentified"} <= logged
+
+
+def test_only_the_recorder_writes_interactions_rows():
+    """A structural rule: no switch module but telephony/recorder.py puts SQL that
+    inserts or updates interactions into its code (the seed and migrations are records')."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    writes = re.compile(r"(INSERT\s+INTO|UPDATE)\s+\[?interactions\b|insert_row\([^,]+,\s*\"interactions\"", re.I)
+    offenders = [str(path.relative_to(root)) for path in sorted((root / "telephony").rglob("*.py"))
+                 if path.name != "recorder.py" and writes.search(path.read_text())]
+    assert offenders == []
