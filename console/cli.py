@@ -340,7 +340,7 @@ def cmd_switch(args) -> int:
 def cmd_agent(args) -> int:
     import asyncio
 
-    from console.seat import run_seat
+    from console.seat_run import run_seat
     from telephony.control import control_address
     from telephony.switch import default_control_path
 

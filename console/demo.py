@@ -323,7 +323,7 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
         load_text = (f"about {calls_per_hour:.0f} calls an hour, which {len(agents)} bot agents answer at a service "
                      f"level of 80% within {SL_THRESHOLD_S:.0f} s (hotline demo --load 2 overloads it)")
         if seat:   # extension 1001's seat in this terminal; leaving it ends the demo
-            from console.seat import run_seat
+            from console.seat_run import run_seat
 
             # the demo's seat keeps its drafts and log beside the demo database (make clean)
             await run_seat(ext=HUMAN_EXT, pin=pins[HUMAN_EXT], registrar=f"sip:{sip[0]}:{sip[1]}",

@@ -2,21 +2,20 @@
 
 The phone (telephony/softphone.py) posts its frozen events into the app with
 `post_message` from its pump thread; the switch's events come over the control API
-(telephony/control_client.py). What to show and how the seat's state moves is in
-console/seatlogic.py; this module only lays it out and maps keys to commands.
+(telephony/control_client.py), decoded. What to show and how the seat's state moves is
+in console/seatlogic.py; this module only lays it out and maps keys to commands. Its
+messages are in console/seat_messages.py, its styles in console/seat.tcss, its dialogs
+in console/{dialogs,answers,callbacks,choices,identify,keypad,transfer}.py (widgets the
+supervisor console can share), and what starts and ends it in console/seat_run.py and
+console/last_resort.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
-import sys
-import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Awaitable, Callable
 
 from rich.markup import escape
@@ -24,15 +23,16 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from console.desk import Desk, DeskError, LocalDesk, SwitchDesk, on_this_call
 from console.dialogs import TextField, typing_caught_up
+from console.last_resort import LastResort, terminal_fd
 from records.desk import pop_from_wire, pop_headers
 from records.knowledge import Answer
+from console.seat_messages import PhoneEvent, SwitchEvent, SwitchLost
 from console.seatlogic import (CALL_OUTCOMES, CONTACT_REASONS, NO_ORDER, UNFINISHED, Draft, Drafts, Pop, SeatState,
-                               header_pop, money, order_preview, time_left, when)
+                               cut, header_pop, money, order_preview, time_left, when)
 from telephony.acd.events import (AgentStateChanged, AgentStatusChanged, BreakOverrun, CallCompleted, CallOffered,
                                    CallTransferred)
 from telephony.control_client import ControlClient, ControlError
@@ -42,27 +42,6 @@ from telephony.softphone import CallHeld, CallState, IncomingCall, PhoneError, R
 
 BREAK_REASONS = ("lunch", "training", "meeting", "personal")   # when the switch gives no list
 WRAP_EXTENSION_S = 60   # the one extension of a wrap-up an agent may ask for
-PIN_TRIES = 3   # a typo at the terminal is asked again, this many times in all
-
-
-class PhoneEvent(Message):
-    """A softphone event, posted from the pump thread."""
-
-    def __init__(self, event: object):
-        super().__init__()
-        self.event = event
-
-
-class SwitchEvent(Message):
-    """An event from the switch's control API (own calls and status), decoded."""
-
-    def __init__(self, delivered: Delivered):
-        super().__init__()
-        self.delivered = delivered
-
-
-class SwitchLost(Message):
-    """The control connection closed."""
 
 
 class SeatApp(App):
@@ -72,26 +51,7 @@ class SeatApp(App):
     `reconnect` (optional) makes a new logged-in, subscribed one when the switch comes back."""
 
     TITLE = "hotline seat"
-    CSS = """
-    #header { height: 1; background: $primary; color: $text; padding: 0 1; }
-    #idle { padding: 1 2; }
-    #pop { height: 1fr; }
-    #caller { height: auto; padding: 0 1; }
-    #orders { height: auto; max-height: 8; overflow-x: hidden; }
-    #contacts { height: 1fr; }
-    #history { overflow-x: hidden; }
-    /* a notice wraps onto a second line rather than lose its end */
-    #notice { height: auto; max-height: 2; padding: 0 1; color: $warning; }
-    #form { height: auto; border-top: solid $primary; }
-    #form Horizontal { height: auto; }
-    /* one line per field: an 80x24 terminal still shows the orders and the history */
-    #form Select { width: 1fr; height: 1; margin: 0 1 0 0; }
-    #form SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
-    #form Input { width: 1fr; height: 1; border: none; padding: 0 1; margin: 0 0 0 0; background: $boost; }
-    #form Input:focus, #form Select:focus > SelectCurrent { background: $accent 30%; }
-    #preview { height: 1; padding: 0 1; color: $text-muted; }
-    .section { padding: 0 1; text-style: bold; }
-    """
+    CSS_PATH = "seat.tcss"
     BINDINGS = [
         Binding("a", "answer", "Answer"),
         Binding("d", "decline", "Decline"),
@@ -239,7 +199,7 @@ class SeatApp(App):
         # SIGTERM (shutdown, kill), SIGHUP (the SSH session or terminal went away) and a
         # terminal that vanishes: the same clean way out as q, within seconds, whatever
         # the screen is doing (LastResort).
-        self.last_resort = LastResort(self, terminal_fd=_terminal_fd())
+        self.last_resort = LastResort(self, terminal_fd=terminal_fd())
         self.last_resort.install()
 
     def on_unmount(self) -> None:
@@ -1142,211 +1102,3 @@ class SeatApp(App):
         except (ConnectionError, asyncio.TimeoutError):
             self.notice("The switch did not answer.")
         return None
-
-
-def cut(text: str, width: int) -> str:
-    """`text` on one line of at most `width` cells, cut at a word with … if it must be."""
-    from rich.cells import cell_len
-
-    text = " ".join(text.split())
-    if cell_len(text) <= width:
-        return text
-    out = ""
-    for word in text.split(" "):
-        candidate = f"{out} {word}".strip()
-        if cell_len(candidate) > width - 1:
-            break
-        out = candidate
-    if not out:   # one long word (a CJK name has no spaces): cut by cells
-        for char in text:
-            if cell_len(out + char) > width - 1:
-                break
-            out += char
-    return out + "…"
-
-
-class LastResort:
-    """The seat leaves within seconds whatever state its screen is in.
-
-    SIGTERM or SIGHUP, or the terminal vanishing without a word (its tmux server killed,
-    an SSH connection gone: reads and tcgetattr then fail with EIO), start the same way
-    out as q; if that has not finished within `grace_s` (a screen that blocks writing to a
-    terminal that is gone), this thread stops the phone itself, so it unregisters, and
-    ends the process. The switch logs out an agent whose control connection closes."""
-
-    def __init__(self, app: "SeatApp", *, grace_s: float = 5.0, terminal_fd: int | None = None):
-        self.app, self.grace_s, self.terminal_fd = app, grace_s, terminal_fd
-        self.done = threading.Event()
-        self._triggered = threading.Event()
-        self._loop = asyncio.get_running_loop()
-        self._previous: dict = {}
-
-    def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            # signal.signal, not the event loop's handler: its Python handler still runs
-            # while the main thread waits on a lock, where the loop would never wake.
-            self._previous[signum] = signal.signal(signum, self._on_signal)
-        threading.Thread(target=self._watch_terminal, name="seat-terminal", daemon=True).start()
-
-    def uninstall(self) -> None:
-        """The screen is closing: the signals and the terminal are no longer watched. A way
-        out already under way keeps its deadline (closing the screen is where a dead
-        terminal makes Textual wait forever)."""
-        self.done.set()
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-
-    def _on_signal(self, signum, _frame) -> None:
-        self.trigger(f"signal {signal.Signals(signum).name}")
-
-    def _watch_terminal(self) -> None:
-        import termios
-
-        while self.terminal_fd is not None and not self.done.wait(1.0):
-            try:
-                termios.tcgetattr(self.terminal_fd)
-            except (termios.error, OSError):
-                self.trigger("the terminal went away")
-                return
-
-    def trigger(self, why: str) -> None:
-        if self._triggered.is_set():
-            return
-        self._triggered.set()
-        logging.getLogger("hotline.seat").warning("leaving: %s", why)
-        try:
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.app.leave(urgent=True)))
-        except RuntimeError:   # the loop is closed: nothing graceful is left to try
-            pass
-        threading.Thread(target=self._after_grace, name="seat-last-resort", daemon=True).start()
-
-    def _after_grace(self) -> None:
-        time.sleep(self.grace_s)   # a seat that got out in time is gone already, with this thread
-        logging.getLogger("hotline.seat").error("the screen did not close within %.0f s; stopping the phone "
-                                                "and leaving", self.grace_s)
-        try:
-            if self.app.phone is not None:
-                self.app.phone.stop(timeout=self.grace_s)   # hangs up and unregisters on its own thread
-        finally:
-            os._exit(0)
-
-
-def _terminal_fd() -> int | None:
-    """The terminal the seat draws on, if it has one (a headless test has none)."""
-    import sys
-
-    for stream in (sys.__stdin__, sys.__stdout__):
-        try:
-            if stream is not None and stream.isatty():
-                return stream.fileno()
-        except (ValueError, OSError):
-            continue
-    return None
-
-
-def state_dir() -> Path:
-    """Where a seat keeps its own files (drafts, its log, pjsip's): the agent's XDG state
-    directory, not the switch's; nobody else may read them (an agent's notes)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "hotline"
-
-
-async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[str, int],
-                   sip_user: str | None = None, sip_password: str | None = None,
-                   token: str | None = None, audio: str = "null", hint: str = "",
-                   stop: asyncio.Event | None = None, seconds: float | None = None,
-                   rtp_ports: tuple[int, int] | None = None, tls_ca: str | None = None,
-                   files: Path | None = None, ask_pin: Callable[[], str] | None = None,
-                   phone_kind: str = "own") -> int:
-    """Log in at the switch, start the phone, run the app, and tidy up on the way out.
-    The seat opens no database: records come from the switch (console/desk.py). `files`
-    is where its drafts and logs go (default: state_dir()); `ask_pin` asks again after a
-    wrong PIN; `stop` (or `seconds`) ends the seat from outside, as `hotline demo` does."""
-    from telephony.softphone import Softphone
-
-    async def connect_and_log_in(after_seq: int | None = None) -> tuple[ControlClient, dict]:
-        client = await asyncio.wait_for(ControlClient.connect(control, token, tls_ca), 5)
-        try:
-            me = await client.ask("login", ext=ext, pin=pin)
-            await client.subscribe(after_seq)
-        except BaseException:
-            await client.close()
-            raise
-        return client, me
-
-    seat = SeatState(ext, "")
-    client = None
-    notice = ""
-    queues: tuple[str, ...] = ()
-    for attempt in range(PIN_TRIES):
-        try:
-            client, me = await connect_and_log_in()
-        except ControlError as exc:
-            if exc.code == "bad_credentials" and ask_pin is not None and attempt < PIN_TRIES - 1:
-                print("hotline: wrong extension or PIN; try again", file=sys.stderr, flush=True)
-                pin = await asyncio.get_running_loop().run_in_executor(None, ask_pin)
-                continue
-            if exc.code in ("bad_credentials", "locked_out"):
-                raise PermissionError(exc.message) from None
-            raise RuntimeError(f"the switch refused the seat: {exc.message}") from None
-        except (OSError, asyncio.TimeoutError) as exc:
-            # The phone still rings (the registrar may be elsewhere); who this is is
-            # checked when the switch answers again.
-            notice = f"No control connection to the switch ({exc}): trying to reach it."
-            break
-        seat.name = me["agent"]["name"]
-        seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), time.time())
-        queues = tuple(me.get("queues", ()))
-        seat.break_limits = dict(me.get("breaks") or {})
-        break
-    files = Path(files) if files is not None else state_dir()
-    os.umask(os.umask(0) | 0o077)   # the seat's drafts and logs are the agent's alone
-    files.mkdir(parents=True, exist_ok=True, mode=0o700)
-    drafts = Drafts(files / f"drafts-{ext}.json")
-    # The screen belongs to the seat: our log lines and pjsip's go to a file of its own.
-    log_handler = logging.FileHandler(files / f"seat-{ext}.log")
-    log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    hotline_log = logging.getLogger("hotline")
-    hotline_log.addHandler(log_handler)
-    hotline_log.propagate, was_propagating = False, hotline_log.propagate
-    if hotline_log.level == logging.NOTSET or hotline_log.level > logging.INFO:
-        hotline_log.setLevel(logging.INFO)
-    app = SeatApp(seat=seat, phone=None, control=client, drafts=drafts, queues=queues,
-                  reconnect=connect_and_log_in, registrar=registrar)
-    phone: Softphone | ExternalPhone
-    if phone_kind == "external":   # a desk phone: its calls are the switch's events, its acts the switch's ops
-        app.registrar = ""
-        phone = ExternalPhone(ext, lambda event: app.post_message(PhoneEvent(event)),
-                              lambda: app.control.ask if app.control is not None else None)
-        if client is not None:
-            app.call_later(phone.registered, bool(me.get("registered")))
-    else:
-        phone = Softphone(ext, sip_password or pin, registrar, lambda event: app.post_message(PhoneEvent(event)),
-                          audio=audio, sip_user=sip_user, rtp_ports=rtp_ports)
-    app.phone = phone
-
-    async def end_from_outside():
-        try:
-            await asyncio.wait_for(stop.wait() if stop is not None else asyncio.Future(), seconds)
-        except asyncio.TimeoutError:
-            pass
-        app.exit()
-    ender = asyncio.get_running_loop().create_task(end_from_outside()) if stop or seconds else None
-    try:
-        phone.start()
-        audio_note = f"Audio: {phone.audio_description}."
-        app.call_later(app.notice, notice or hint or audio_note)
-        if client is None:
-            app.call_later(app._switch_lost)
-        await app.run_async()
-    finally:
-        if ender is not None:
-            ender.cancel()
-        app.leaving = True
-        phone.stop()
-        if app.control is not None:
-            await app.control.close()
-        hotline_log.removeHandler(log_handler)
-        hotline_log.propagate = was_propagating
-        log_handler.close()
-    return 0

@@ -305,3 +305,24 @@ class Drafts:
         unsaved = {k: asdict(v) for k, v in drafts.items() if not v.saved}
         temporary.write_text(json.dumps(unsaved, ensure_ascii=False))
         os.replace(temporary, self.path)
+
+
+def cut(text: str, width: int) -> str:
+    """`text` on one line of at most `width` cells, cut at a word with … if it must be."""
+    from rich.cells import cell_len
+
+    text = " ".join(text.split())
+    if cell_len(text) <= width:
+        return text
+    out = ""
+    for word in text.split(" "):
+        candidate = f"{out} {word}".strip()
+        if cell_len(candidate) > width - 1:
+            break
+        out = candidate
+    if not out:   # one long word (a CJK name has no spaces): cut by cells
+        for char in text:
+            if cell_len(out + char) > width - 1:
+                break
+            out += char
+    return out + "…"
