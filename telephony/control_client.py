@@ -20,6 +20,7 @@ from telephony import wire
 log = logging.getLogger("hotline.control.client")
 
 
+UNCLAIMED_MAX = 100_000   # events kept for a handler not attached yet (a catch-up is at most this long)
 RECONNECT_S = (1, 2, 5)   # waits between tries to reach a switch that went away (the last repeats)
 
 
@@ -54,7 +55,11 @@ class ControlClient:
         self.reader, self.writer = reader, writer
         self._next_id = 0
         self._replies: dict[int, asyncio.Future] = {}
-        self.on_event: Callable[[wire.Delivered], None] | None = None
+        self._on_event: Callable[[wire.Delivered], None] | None = None
+        # events before anyone listened: a catch-up is sent before the reply to the
+        # subscribe that asked for it, so a client that attaches its handler after
+        # subscribe() still gets every one of them, in order
+        self._unclaimed: list[wire.Delivered] = []
         self.on_close: Callable[[], object] | None = None   # what it returns is not used
         self.closed = False
         self._unreadable: set[str] = set()
@@ -118,6 +123,18 @@ class ControlClient:
                 if not future.done():
                     future.set_exception(ConnectionError("the switch closed the control connection"))
 
+    @property
+    def on_event(self) -> Callable[[wire.Delivered], None] | None:
+        return self._on_event
+
+    @on_event.setter
+    def on_event(self, handler: Callable[[wire.Delivered], None] | None) -> None:
+        self._on_event = handler
+        if handler is not None:
+            waiting, self._unclaimed = self._unclaimed, []
+            for delivered in waiting:
+                handler(delivered)
+
     def _received(self, message: dict) -> None:
         try:
             delivered = wire.decode(message)
@@ -132,8 +149,12 @@ class ControlClient:
             if seq <= self.last_seq:
                 return   # had it already: a catch-up never applies an event twice
             self.last_seq = seq
-        if delivered is not None and self.on_event is not None:
-            self.on_event(delivered)
+        if delivered is None:
+            return
+        if self._on_event is not None:
+            self._on_event(delivered)
+        elif len(self._unclaimed) < UNCLAIMED_MAX:
+            self._unclaimed.append(delivered)
 
     async def ask(self, op: str, **fields) -> dict:
         if self.closed:   # at once, not after the reply's timeout

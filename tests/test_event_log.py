@@ -210,3 +210,21 @@ def test_only_the_recorder_writes_interactions_rows():
     offenders = [str(path.relative_to(root)) for path in sorted((root / "telephony").rglob("*.py"))
                  if path.name != "recorder.py" and writes.search(path.read_text())]
     assert offenders == []
+
+
+async def test_a_catch_up_reaches_a_handler_attached_after_subscribe(centre, tmp_path):
+    """The replay is sent before subscribe's reply: a client that attaches its handler
+    once subscribe() returns (as the seat does after a reconnect) still gets all of it."""
+    core, clock, log_in, _ = centre
+    first, _, _ = await log_in("1001", "1111")
+    core.set_status("1001", "available")
+    core.set_status("1001", "on_break", reason="lunch")
+    await asyncio.sleep(0.1)
+    mine = [seq for (seq,) in core.db.execute("SELECT seq FROM events WHERE agent_ext = '1001' ORDER BY seq")]
+    late = await ControlClient.connect(str(tmp_path / "c.sock"))
+    await late.ask("login", ext="1001", pin="1111")
+    reply = await late.subscribe(after_seq=0)
+    seen = []
+    late.on_event = seen.append
+    assert reply["replayed"] >= len(mine) and [m.seq for m in seen][:len(mine)] == mine
+    await late.close()

@@ -475,3 +475,40 @@ async def test_a_call_ringing_while_the_agent_types_in_wrap_up_never_turns_lette
         assert len(app.screen_stack) == 1
         # the ringing caller's pop took the screen; what was typed for the last one is kept
         assert app.drafts["c1"].notes == "Leak in the" and app.query_one("#notes").value == " bathroom"
+
+
+async def test_a_dropped_control_connection_mid_call_catches_up_from_the_event_log(centre):
+    """Only the seat's connection drops (a flaky network) while the caller hangs up: the
+    seat logs in again, is sent what it missed after the last seq it had, ends up in the
+    switch's wrap-up, and has taken every one of its logged events exactly once."""
+    c = centre
+    app = seat_app(c, reconnect=c["log_in"])
+    app.RECONNECT_S = (0.3,)
+    taken: list[int | None] = []
+    said = app._switch_said
+
+    def counting(delivered):
+        taken.append(delivered.seq)
+        said(delivered)
+    app._switch_said = counting            # what each connection hands the seat, in order
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        assert app.seat.state == "in_call"
+        before = app.control.last_seq
+        c["client"].writer.transport.abort()          # the network drops the seat's connection
+        c["clock"].now += 40
+        await hang_up(c, app, pilot)                   # the caller hangs up meanwhile: CallCompleted
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if app.control is not c["client"] and app.seat.switch_connected:
+                break
+        await pilot.pause(0.3)
+        assert app.control is not c["client"] and app.seat.switch_connected
+        logged = [row[0] for row in c["db"].execute("SELECT seq FROM events WHERE agent_ext = '1001' ORDER BY seq")]
+        numbered = [seq for seq in taken if seq is not None]
+        assert numbered == sorted(set(numbered)), "an event taken twice or out of order"
+        assert numbered == logged, "an event lost"
+        assert any(seq > before for seq in numbered)             # the catch-up came through
+        completed = c["db"].execute("SELECT body FROM events WHERE event = 'CallCompleted'").fetchone()
+        assert completed is not None
+        assert app.seat.state == "wrap_up" and "wrap-up" in str(app.query_one("#header").render())
