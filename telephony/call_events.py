@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class PhoneRegistration:
+class Event:
+    """Base of the switch's own events: frozen, and turned into a dict by field."""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class PhoneRegistration(Event):
     """An agent's phone became reachable (registered, at `contact`) or went away
     (expired, unregistered). Refreshes that change nothing are not events."""
     t: float
@@ -17,15 +25,12 @@ class PhoneRegistration:
     registered: bool
     contact: str        # host:port, "" when gone
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 # What a call's legs did that the routing core does not decide. The switch's recorder
 # (telephony/recorder.py) writes the interactions row from these, in the transaction
 # that logs them.
 @dataclass(frozen=True)
-class MenuEntered:
+class MenuEntered(Event):
     """A caller reached the voice menu: their contact (and its row) begins here."""
     t: float
     call_id: str
@@ -33,35 +38,26 @@ class MenuEntered:
     dialled: str
     resident_id: int | None
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class MenuKeyPressed:
+class MenuKeyPressed(Event):
     """The caller chose: `key` ("" when they pressed nothing in time) led to `queue`."""
     t: float
     call_id: str
     key: str
     queue: str
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class MenuAbandoned:
+class MenuAbandoned(Event):
     """The caller hung up in the menu, `wait_s` after entering it."""
     t: float
     call_id: str
     wait_s: float
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class OutboundDialled:
+class OutboundDialled(Event):
     """A seat dialled out (a follow-up call) through the trunk."""
     t: float
     call_id: str
@@ -69,23 +65,17 @@ class OutboundDialled:
     number: str
     resident_id: int | None
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class OutboundAnswered:
+class OutboundAnswered(Event):
     t: float
     call_id: str
     agent_id: str
     wait_s: float     # ringing at the far end
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class OutboundEnded:
+class OutboundEnded(Event):
     """`outcome`: answered, no_answer, abandoned (the agent gave up) or interrupted;
     talk and hold count only when answered; the agent then wraps up `wrap_up_s`."""
     t: float
@@ -96,12 +86,9 @@ class OutboundEnded:
     hold_s: float
     wrap_up_s: float
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class CallFailed:
+class CallFailed(Event):
     """A call the switch turned away or could not place; `cause` is the SIP status sent
     ("503 No Trunk Configured"). `agent_id` is the seat's for an outbound call, else ""."""
     t: float
@@ -111,34 +98,25 @@ class CallFailed:
     agent_id: str
     cause: str
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class RecordingSaved:
+class RecordingSaved(Event):
     t: float
     call_id: str
     path: str        # the WAV, both sides
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class CallerIdentified:
+class CallerIdentified(Event):
     """An agent said who an unknown caller is."""
     t: float
     call_id: str
     agent_id: str
     resident_id: int
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class DispositionSet:
+class DispositionSet(Event):
     """An agent's disposition and notes on a contact (each agent keeps their own)."""
     t: float
     call_id: str
@@ -146,5 +124,3 @@ class DispositionSet:
     disposition: str
     notes: str
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
