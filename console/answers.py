@@ -9,7 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Markdown, OptionList, Static
 
-from console.dialogs import TextField, arrows_move_list
+from console.dialogs import ChoiceList, TextField, arrows_move_list
 from records.knowledge import Answer, search_knowledge
 
 
@@ -36,7 +36,7 @@ class AnswersScreen(ModalScreen):
         with Vertical(id="answers"):
             yield TextField(value=self.query_text, placeholder="search the standard answers: gas, lift, fee ...",
                         id="search", select_on_focus=False)
-            yield OptionList(id="titles")
+            yield ChoiceList(id="titles")
             with VerticalScroll(id="answer"):
                 yield Markdown(id="text")
             yield Static("type to search · ↑↓ choose · esc back to the call", id="answers-help")

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, OptionList, Static
 
-from console.dialogs import TextField, typing_caught_up
+from console.dialogs import ChoiceList, ChoiceTable, TextField, typing_caught_up
 from console.seatlogic import time_left
 from records.callbacks import OUTCOMES, Callback
 
@@ -39,7 +39,7 @@ class CallbacksScreen(ModalScreen):
         with Vertical(id="callbacks"):
             yield Static(f"Your follow-up calls: {len(self.callbacks)} due, the most urgent first."
                          if self.callbacks else "No follow-up calls are waiting for you.")
-            yield DataTable(id="due", cursor_type="row", zebra_stripes=True)
+            yield ChoiceTable(id="due", cursor_type="row", zebra_stripes=True)
             yield Static("↑↓ choose · enter dial · esc back", id="callbacks-help")
 
     def on_mount(self) -> None:
@@ -53,7 +53,8 @@ class CallbacksScreen(ModalScreen):
                           if callback.work_order_id else "-", str(callback.attempts), callback.last_outcome or "-")
         table.focus()
 
-    def action_dial(self) -> None:
+    async def action_dial(self) -> None:
+        await typing_caught_up(self.app)   # arrows sent just before enter move the cursor first
         if not self.callbacks:
             self.dismiss(None)
             return
@@ -86,7 +87,7 @@ class CallbackOutcomeScreen(ModalScreen):
         with Vertical(id="outcome-box"):
             who = self.callback.resident or self.callback.number
             yield Static(f"How did the call to {who} go? (↑↓ then enter)")
-            yield OptionList(*OUTCOMES.values(), id="outcomes")
+            yield ChoiceList(*OUTCOMES.values(), id="outcomes")
             # what the agent typed in the seat's notes during the call comes along
             yield TextField(self.notes, placeholder="notes (optional)", id="callback_notes", select_on_focus=False)
 

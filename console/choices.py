@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 
+from console.dialogs import ChoiceList, typing_caught_up
 from console.seatlogic import Draft
 
 
@@ -31,7 +32,7 @@ class BreakScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(id="break-box"):
             yield Static("Why are you taking a break? (↑↓ then enter, esc back)")
-            yield OptionList(*(f"{reason.replace('_', ' ')} (up to {minutes:g} min)" for reason, minutes in self.reasons),
+            yield ChoiceList(*(f"{reason.replace('_', ' ')} (up to {minutes:g} min)" for reason, minutes in self.reasons),
                              id="reasons")
 
     def on_mount(self) -> None:
@@ -39,7 +40,8 @@ class BreakScreen(ModalScreen):
         reasons.highlighted = 0
         reasons.focus()
 
-    def action_choose(self) -> None:
+    async def action_choose(self) -> None:
+        await typing_caught_up(self.app)   # arrows sent just before enter move the list first
         index = self.query_one("#reasons", OptionList).highlighted
         self.dismiss(self.reasons[index][0] if index is not None and self.reasons else None)
 
@@ -90,7 +92,7 @@ class UnfinishedScreen(ModalScreen):
             yield Static(("1 form is not saved yet: its notes are" if count == 1 else
                           f"{count} forms are not saved yet: their notes are") + " on the contact as unfinished. "
                          "Enter opens one to finish and save; esc back." if self.drafts else "Every form is saved.")
-            yield OptionList(*(self._line(draft) for draft in self.drafts), id="forms")
+            yield ChoiceList(*(self._line(draft) for draft in self.drafts), id="forms")
 
     def _line(self, draft: Draft) -> str:
         when = dt.datetime.fromtimestamp(draft.started, self.tz).strftime("%H:%M") if draft.started else "--:--"
@@ -104,7 +106,8 @@ class UnfinishedScreen(ModalScreen):
             forms.highlighted = 0
         forms.focus()
 
-    def action_choose(self) -> None:
+    async def action_choose(self) -> None:
+        await typing_caught_up(self.app)
         index = self.query_one("#forms", OptionList).highlighted
         self.dismiss(self.drafts[index] if index is not None and self.drafts else None)
 

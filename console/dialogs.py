@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual.widgets import Input
+import functools
+
+from textual.widgets import DataTable, Input, OptionList
 
 
 def arrows_move_list(event, search, choices) -> None:
@@ -32,37 +34,54 @@ async def typing_caught_up(app) -> None:
 
 
 
-class TextField(Input):
-    """The seat's text field: every key typed into it is handled in the order it came.
+class KeysInOrder:
+    """A widget that runs its own key bindings as each key arrives, in order.
 
-    Textual runs an Input's editing keys (backspace, delete, arrows, home, end) as
-    bindings once the key has bubbled up to the app, while the characters typed after
-    them are already queued on the field: a burst such as "noise", five backspaces,
-    "fee" came out as "noi". Here the field runs its own bindings as the key arrives.
-    Nothing is selected when it gets the focus: coming back must never make the next key
-    replace what is there."""
+    Textual runs a widget's bindings (an Input's backspace and arrows, a list's up and
+    down) once the key has bubbled back up to the app, while the keys sent after it are
+    already queued: a burst such as "noise", five backspaces, "fee" came out as "noi",
+    and down, down, down, enter in a list chose the first line, because a priority
+    enter ran before any of the downs. Mixed in before the widget's class."""
 
-    def __init__(self, *args, select_on_focus: bool = False, **kwargs):
-        super().__init__(*args, select_on_focus=select_on_focus, **kwargs)
-        self._keying = False   # True while this field runs its own binding for a key
-        self._own_actions = frozenset(binding.action for bindings in self._bindings.key_to_bindings.values()
-                                      for binding in bindings)
+    _keying = False   # True while the widget runs its own binding for a key
+
+    @functools.cached_property
+    def _own_actions(self) -> frozenset[str]:
+        return frozenset(binding.action for bindings in self._bindings.key_to_bindings.values()  # type: ignore[attr-defined]
+                         for binding in bindings)
 
     async def _on_key(self, event) -> None:
         if not event.is_printable:
-            for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            for binding in self._bindings.key_to_bindings.get(event.key, ()):  # type: ignore[attr-defined]
                 self._keying = True
                 try:
-                    await self.run_action(binding.action)
+                    await self.run_action(binding.action)  # type: ignore[attr-defined]
                 finally:
                     self._keying = False
         # the key goes on as usual: the screen's and the app's bindings for it still run
-        # (the field's own, run again when it bubbles, is refused by check_action)
-        await super()._on_key(event)
+        # (the widget's own, run again when it bubbles, is refused by check_action)
+        await super()._on_key(event)  # type: ignore[misc]
 
     def check_action(self, action: str, parameters) -> bool | None:
-        # the app would run this field's binding a second time, late, when the key
+        # the app would run this widget's binding a second time, late, when the key
         # reaches it: only the run in order (from _on_key above) counts
-        if action in self._own_actions and not self._keying:
+        if not self._keying and action in self._own_actions:
             return False
-        return super().check_action(action, parameters)
+        return super().check_action(action, parameters)  # type: ignore[misc]
+
+
+class TextField(KeysInOrder, Input):
+    """The seat's text field: every key typed into it is handled in the order it came
+    (KeysInOrder). Nothing is selected when it gets the focus: coming back must never
+    make the next key replace what is there."""
+
+    def __init__(self, *args, select_on_focus: bool = False, **kwargs):
+        super().__init__(*args, select_on_focus=select_on_focus, **kwargs)
+
+
+class ChoiceList(KeysInOrder, OptionList):
+    """An OptionList whose arrows move it in the order they were pressed."""
+
+
+class ChoiceTable(KeysInOrder, DataTable):
+    """A DataTable whose arrows move it in the order they were pressed."""

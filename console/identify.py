@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Select, Static
 
 from console.desk import Desk, DeskError
-from console.dialogs import TextField, arrows_move_list, typing_caught_up
+from console.dialogs import ChoiceTable, TextField, arrows_move_list, typing_caught_up
 from console.seatlogic import Pop
 from records.schema import RESIDENT_KINDS
 
@@ -58,7 +58,7 @@ class IdentifyScreen(ModalScreen):
             yield TextField(placeholder="name, unit, phone", id="query", select_on_focus=False)
             # what went wrong stays in sight above the list, however long the list is
             yield Static(id="identify-problem")
-            yield DataTable(id="matches", cursor_type="row", zebra_stripes=True)
+            yield ChoiceTable(id="matches", cursor_type="row", zebra_stripes=True)
             with Vertical(id="new"):
                 yield Static("New resident (ctrl+s adds them with this number):")
                 with Horizontal():

@@ -118,6 +118,8 @@ class SeatApp(App):
         self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
         self._transferred: int | None = None   # the call this seat last transferred away
         self._declined: int | None = None      # the call this agent last declined (not a miss)
+        self._switch_wrap: tuple[str, float] | None = None
+        self._wrapping_for = ""   # the interaction whose wrap-up is running   # (call, wrap-up end) the switch said before the phone
         self.reconnect, self.registrar = reconnect, registrar
         self._reconnecting: asyncio.Task | None = None
         self._wanted_status: tuple[str, str] | None = None   # what the agent had chosen when the switch went away
@@ -538,7 +540,8 @@ class SeatApp(App):
                       key=lambda d: d.started)
 
     def _warn_unsaved(self) -> None:
-        draft = self._draft()
+        # the wrap-up's own call: an earlier unfinished form reopened meanwhile is not it
+        draft = self.drafts.get(self._wrapping_for) if self._wrapping_for else self._draft()
         if draft is None or not draft.owed or self._wrap_warned:
             return
         self._wrap_warned = True
@@ -556,8 +559,11 @@ class SeatApp(App):
             self._refresh_header()
 
     def _wrap_up_ended(self) -> None:
+        if self.seat.state == "wrap_up" and "wrap-up" in str(self.query_one("#notice", Static).render()).lower():
+            self.notice("")   # what was said about the wrap-up is over with it
         self.seat.wrap_up_over(self.clock())
         self._wrap_warned = False
+        self._wrapping_for = ""
         if self.pop is not None and self.seat.call is None:
             self.hide_pop()
 
@@ -674,17 +680,26 @@ class SeatApp(App):
                 rang_s = now - self.seat.since
                 if event.call in self.callback_calls:
                     self._callback_over(event.call, self.seat.connected_at is not None and was_current, event.code)
-                self.seat.ended(event.call, now, self.wrap_up_s)
+                wrap_s, said = self.wrap_up_s, self._switch_wrap
+                if said is not None and was_current and self.pop is not None and said[0] == self.pop.interaction:
+                    wrap_s = max(0.0, said[1] - now)   # the switch's wrap-up came first (a transfer)
+                self._switch_wrap = None
+                self.seat.ended(event.call, now, wrap_s)
+                if self.seat.state == "wrap_up" and was_current and self.pop is not None:
+                    self._wrapping_for = self.pop.interaction   # whose form the wrap-up is for
                 self._wrap_warned = False
                 if was_current:
                     self._close_call_dialogs()
                 if was_current and event.call != self._transferred:
                     if missed is not None and event.call == self._declined:
                         self.notice(f"Declined: {missed.name or missed.number or 'the caller'} goes to the next "
-                                    "agent.")
+                                    "free agent (back to you if nobody else is free: b for a break).")
                     elif missed is not None:   # the switch took it back (ring-out) or the caller gave up
+                        put_on_break = self.seat.status == "on_break" and self.seat.reason == "no_answer"
                         self.notice(f"Missed: {missed.name or missed.number or 'a caller'} rang here "
-                                    f"{rang_s:.0f} s without an answer.")
+                                    f"{rang_s:.0f} s without an answer."
+                                    + (" Missed calls in a row: the switch put you on a break; v when you are back."
+                                       if put_on_break else ""))
                     else:
                         self.notice(f"Call ended{f' ({event.code} {event.reason})' if event.code >= 300 else ''}.")
                     if self.seat.state == "ringing":     # the next caller was already ringing
@@ -698,7 +713,8 @@ class SeatApp(App):
         elif isinstance(event, CallHeld):
             self.seat.held(event.call, event.held, now)
             self.notice("On hold: the caller hears music (o again to take them back)." if event.held else
-                        "Back from hold: the caller hears you again.")
+                        ("Back from hold: still muted, the caller does not hear you (m to unmute)." if self.seat.muted
+                         else "Back from hold: the caller hears you again."))
         elif isinstance(event, PhoneError):
             self.notice(event.message)
         self._refresh_header()
@@ -739,6 +755,8 @@ class SeatApp(App):
             # the switch's wrap-up is the truth: its queue's setting, from the call's end
             if self.seat.state == "wrap_up":
                 self.seat.wrap_until = event.t + event.wrap_up_s
+            else:   # its news came before the phone's (a transfer): kept for the call's end
+                self._switch_wrap = (event.call_id, event.t + event.wrap_up_s)
         elif isinstance(event, AgentStateChanged) and event.state == "idle":
             self._wrap_up_ended()
         elif isinstance(event, BreakOverrun):
@@ -791,6 +809,10 @@ class SeatApp(App):
                 self.seat.break_limits = dict(me["breaks"])
             if self._desk_phone and "registered" in me:
                 self.phone.registered(bool(me["registered"]))   # the desk phone as the switch sees it now
+            elif me.get("registered") is False and hasattr(self.phone, "register_again"):
+                # a restarted switch has no binding for this seat: without a REGISTER now,
+                # no call rings here until the next refresh (minutes), while the seat says "available"
+                self.phone.register_again()
             if first:   # the seat started without the switch: today so far comes now
                 self.run_worker(self._load_today(), exit_on_error=False)
             self.seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), self.clock())

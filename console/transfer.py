@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 
-from console.dialogs import TextField, arrows_move_list, typing_caught_up
+from console.dialogs import ChoiceList, TextField, arrows_move_list, typing_caught_up
 
 
 class TransferScreen(ModalScreen):
@@ -38,7 +38,7 @@ class TransferScreen(ModalScreen):
         with Vertical(id="transfer"):
             yield Static("Transfer the caller to a queue, or type an agent's extension or an outside number:")
             yield TextField(placeholder="extension, +852 phone number, or queue", id="target", select_on_focus=False)
-            yield OptionList(*self.queues, id="targets")
+            yield ChoiceList(*self.queues, id="targets")
             yield Static(id="transfer-problem")
             yield Static("↑↓ choose a queue · enter transfer · esc back", id="transfer-help")
 

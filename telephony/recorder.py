@@ -283,7 +283,9 @@ class InteractionRecorder:
                 talk = (talk or 0.0) + (end - answered)
             else:
                 wait = end - entered
-            self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ?, talk_s = ? "
+            self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ?, talk_s = ?, "
+                            "hold_s = CASE WHEN answered_at IS NULL THEN hold_s ELSE coalesce(hold_s, 0) END, "
+                            "wrapup_s = CASE WHEN answered_at IS NULL THEN wrapup_s ELSE coalesce(wrapup_s, 0) END "
                             "WHERE id = ?", [end, wait, talk, row_id])
             closed.append((uid, queue, agent, answered is not None, wait, talk, end))
         return closed
@@ -339,8 +341,13 @@ class InteractionRecorder:
         since = self._connected_since.get(call_id)
         if since is not None:
             talk = (talk or 0.0) + max(0.0, end - since)
-        wait = row["wait_s"] if row["answered_at"] is not None else end - row["entered_at"]
-        self._end(call_id, end, "interrupted", talk_s=talk, wait_s=wait)
+        answered = row["answered_at"] is not None
+        wait = row["wait_s"] if answered else end - row["entered_at"]
+        # an answered contact's row is as complete as a finished one: hold and wrap-up known
+        # (zero unless a part before a transfer had some); an unanswered one has neither, as
+        # an abandoned row
+        extra = {"hold_s": row["hold_s"] or 0.0, "wrapup_s": row["wrapup_s"] or 0.0} if answered else {}
+        self._end(call_id, end, "interrupted", talk_s=talk, wait_s=wait, **extra)
         return row
 
     def _write(self, call_id: str) -> None:

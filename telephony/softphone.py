@@ -155,6 +155,11 @@ class Softphone:
         self._commands.put(("dial", key, number))
         return key
 
+    def register_again(self) -> None:
+        """REGISTER now, not at the next refresh: the switch restarted and lost the
+        binding (it says so at login), so no call could ring here until then."""
+        self._commands.put(("register", 0))
+
     def mute(self, call: int, on: bool = True) -> None:
         """Stop (or resume) sending the agent's voice; the caller is still heard."""
         self._commands.put(("mute", call, on))
@@ -259,6 +264,10 @@ class Softphone:
 
         if name == "dial":
             self._dial(call_id, args[0])
+            return
+        if name == "register":
+            if self._account is not None:
+                self._account.setRegistration(True)
             return
         call = self._calls.get(call_id)
         if call is None:

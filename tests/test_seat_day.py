@@ -211,7 +211,25 @@ async def test_a_declined_call_says_declined_not_missed(centre):
         assert phone.sent[-1] == ("decline", 5)
         app.post_message(PhoneEvent(CallState(5, "ended", 486, "Busy Here")))
         await pilot.pause()
-        assert str(app.query_one("#notice").render()) == "Declined: 陳大文 goes to the next agent."
+        # found by a new user: the same caller rang again 5 s later (nobody else was free)
+        assert str(app.query_one("#notice").render()) == \
+            "Declined: 陳大文 goes to the next free agent (back to you if nobody else is free: b for a break)."
+
+
+async def test_a_transferred_callers_wrap_up_is_the_switchs_though_its_news_came_first(centre):
+    # found by a new user: after a transfer the seat counted its own wrap-up, not the switch's queue's
+    c = centre
+    app = seat_app(c, wrap_up_s=5)            # the seat's own guess; the switch's repair queue says 30
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        app.screen.query_one("#target").value = "general"
+        await pilot.press("enter")
+        await pilot.pause(0.3)        # the switch's CallTransferred (wrap-up 30 s) is here first ...
+        app.post_message(PhoneEvent(CallState(1, "ended", 200, "OK")))   # ... then the phone's BYE
+        await pilot.pause(0.2)
+        assert app.seat.state == "wrap_up" and app.seat.wrap_until == pytest.approx(c["clock"].now + 30)
 
 
 async def test_quit_in_a_call_asks_first_and_the_keypad_needs_a_call(centre):
@@ -450,6 +468,9 @@ async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(
                 if ("hang_up", 1) in phone.sent:
                     break
             assert ("hang_up", 1) in phone.sent
+            # found by a new user: the restarted switch had no binding for this seat, which
+            # showed "available" and rang nothing for 2.5 min, until its next REGISTER refresh
+            assert ("register_again",) in phone.sent
             app.post_message(PhoneEvent(CallState(1, "ended", 200, "OK")))   # the phone's word that it is down
             await pilot.pause()
             notice = str(app.query_one("#notice").render())

@@ -117,3 +117,29 @@ async def test_backspaces_and_letters_in_one_burst_are_applied_in_order():
         burst(app, *"noise", *["backspace"] * 5, *"fee", "left", "left", "delete", "home", "c")
         await pilot.pause(0.5)
         assert app.screen.query_one("#search").value == "cfe"
+
+
+async def test_arrows_then_enter_at_once_take_the_break_reason_they_reached():
+    # found by a new user: b, then down down down enter in one burst took "lunch" (the first)
+    # and queue_log said PAUSE|lunch: enter ran before the arrows had moved the list
+    from console.choices import BreakScreen
+
+    app = Host(BreakScreen({"lunch": 60, "training": 60, "meeting": 30, "personal": 15}))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        burst(app, "down", "down", "down", "enter")
+        await pilot.pause(0.3)
+    assert app.result == "personal"
+
+
+async def test_arrows_then_enter_at_once_dial_the_follow_up_they_reached():
+    from console.callbacks import CallbacksScreen
+
+    calls = [Callback(i, "survey_care", NOW, f"+8529123456{i}", i, f"Resident {i}", None, "", "", 0, "", "")
+             for i in range(1, 4)]
+    app = Host(CallbacksScreen(calls, NOW))
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        burst(app, "down", "down", "enter")
+        await pilot.pause(0.3)
+    assert app.result is calls[2]

@@ -124,6 +124,10 @@ def test_stopping_the_switch_closes_calls_as_interrupted_with_their_talk_and_que
     talking, waiting = row_of(db, "c1"), row_of(db, "c2")
     assert (talking["outcome"], talking["talk_s"], talking["wait_s"]) == ("interrupted", 25.0, 5.0)
     assert (waiting["outcome"], waiting["talk_s"], waiting["wait_s"]) == ("interrupted", None, 25.0)
+    # as complete as a finished row (found by a new user: hold and wrap-up were NULL on
+    # every interrupted answered row); one never answered has neither, as an abandoned row
+    assert (talking["hold_s"], talking["wrapup_s"]) == (0.0, 0.0)
+    assert (waiting["hold_s"], waiting["wrapup_s"]) == (None, None)
     lines = (tmp_path / "q.log").read_text().splitlines()
     assert any("|c1|repair|Agent/1001|COMPLETEAGENT|5|25|1" in line for line in lines)
     assert any("|c2|repair|NONE|EXITEMPTY|1|1|25" in line for line in lines)
@@ -147,6 +151,7 @@ def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
     assert restarted.recover() == 2
     talking, waiting = row_of(db, "c1"), row_of(db, "c2")
     assert (talking["outcome"], talking["talk_s"], talking["ended_at"]) == ("interrupted", 50.0, 1_800_000_055.0)
+    assert (talking["hold_s"], talking["wrapup_s"]) == (0.0, 0.0)
     assert (waiting["outcome"], waiting["wait_s"]) == ("interrupted", 0.0)
     restarted.close()
     text = (tmp_path / "q.log").read_text()
