@@ -236,3 +236,39 @@ def test_the_seat_phone_holds_an_outbound_call_too(tmp_path):
         line.process.wait(5)
         if trunk.poll() is None:
             trunk.kill()
+
+
+def test_the_seat_phone_registers_again_at_once_with_a_restarted_switch(tmp_path):
+    """A restarted switch has no bindings: the seat asks its phone to REGISTER now (found
+    by a new user: the seat rang nothing for 2.5 min after a switch restart, until its
+    refresh), and the new switch has the phone registered within seconds."""
+    import subprocess
+    import sys
+
+    port, process, control = start_switch(tmp_path)
+    events: queue.Queue = queue.Queue()
+    phone = Softphone("1001", "1111", f"127.0.0.1:{port}", events.put)
+    try:
+        phone.start()
+        assert next_event(events, Registration).ok
+        process.kill()                                     # kill -9: the bindings die with it
+        process.wait(5)
+        log_path = tmp_path / "restarted.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen([sys.executable, "-m", "console", "--db", str(tmp_path / "switch.db"),
+                                        "switch", "--sip", f"127.0.0.1:{port}", "--control", str(control)],
+                                       stdout=log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 15
+        while "hotline switch: SIP on" not in log_path.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        assert "SIP: 1001 registered" not in log_path.read_text()
+        phone.register_again()
+        deadline = time.monotonic() + 5
+        while "SIP: 1001 registered" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.1)
+    finally:
+        phone.stop()
+        process.kill()
+        process.wait(5)
