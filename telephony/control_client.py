@@ -187,5 +187,7 @@ class ControlClient:
         self.writer.close()
         try:
             await self.writer.wait_closed()
-        except ConnectionError:
+        except (ConnectionError, ssl.SSLError):
+            # over TLS the switch may still be sending events as we close (its data after
+            # our close_notify): the connection is closed all the same
             pass
