@@ -778,11 +778,9 @@ class SwitchCore:
                     self._track_agent(event)
                     messages.append(self._logged(event))
         for event, message in zip(events, messages):
-            # subscribers first: an offer's pop leaves for the seat before its INVITE does,
-            # so the seat has the caller's profile when the phone rings (bench/seat.py)
-            self._deliver(message, offer=type(event) is ev.CallOffered)
             if self.legs is not None:
                 self._drive_legs(event)
+            self._deliver(message, offer=type(event) is ev.CallOffered)
         self._arm_timer()
 
     def _deliver(self, message: dict, *, offer: bool = False) -> None:
