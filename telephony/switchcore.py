@@ -289,12 +289,9 @@ class SwitchCore:
 
     def _taken_row(self, call_id: str, by_ext: str, role: str) -> int:
         """The interaction row of a call, if `by_ext` may write on it (agents: their own calls)."""
-        row_id = self.recorder.row_id(call_id)
+        row_id = self.recorder.row_of(call_id)
         if row_id is None:
-            row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [call_id]).fetchone()
-            if row is None:
-                raise SwitchError("not_found", f"no interaction for call {call_id}")
-            row_id = row[0]
+            raise SwitchError("not_found", f"no interaction for call {call_id}")
         taker = self.db.execute("SELECT agent_ext FROM interactions WHERE id = ?", [row_id]).fetchone()[0]
         live = self.acd.calls.get(call_id)
         if live is not None and live.agent is not None:
