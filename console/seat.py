@@ -324,13 +324,17 @@ class SeatApp(App):
                 caller.append(f" {pop.name_alt}")
             if pop.vip:
                 caller.append("  VIP", style="bold reverse")
-            caller.append(f"\n{pop.number}  ·  {pop.unit or 'no unit'}"
-                          f"{'  ·  ' + pop.place if pop.place else ''}  ·  language {pop.language or '?'}")
-            arrears = money(pop.arrears_cents) if pop.arrears_cents else "none"
-            caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s  ·  arrears ")
-            caller.append(arrears, style="bold red" if pop.arrears_cents > 0 else "")
-            if pop.notes:
-                caller.append(f"\nnote: {pop.notes}")
+            if pop.looking_up:   # the name came with the call; the profile is on its way
+                caller.append(f"\n{pop.number}  ·  looking up the caller's records...")
+                caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s")
+            else:
+                caller.append(f"\n{pop.number}  ·  {pop.unit or 'no unit'}"
+                              f"{'  ·  ' + pop.place if pop.place else ''}  ·  language {pop.language or '?'}")
+                arrears = money(pop.arrears_cents) if pop.arrears_cents else "none"
+                caller.append(f"\nqueue {pop.queue or '?'}, waited {pop.waited_s} s  ·  arrears ")
+                caller.append(arrears, style="bold red" if pop.arrears_cents > 0 else "")
+                if pop.notes:
+                    caller.append(f"\nnote: {pop.notes}")
         else:
             caller.append(f"{pop.number or 'withheld number'}", style="bold")
             # "unknown" only once the records said so, never while they are being asked
@@ -655,7 +659,7 @@ class SeatApp(App):
             elif not event.ok:
                 self.notice(f"The phone is not registered ({event.code} {event.reason}); it tries again by itself.")
         elif isinstance(event, IncomingCall):
-            pop = header_pop(event.call, event.number, event.headers)
+            pop = header_pop(event.call, event.number, event.headers, event.display)
             # a seat with a switch hears of the call (with its pop) as its INVITE rings
             offered = self._offered.get(pop.interaction) if pop.interaction else None
             complete = False   # the switch's records are in it

@@ -81,15 +81,24 @@ class Pop:
         return sum(1 for order in self.orders if order.overdue)
 
 
-def header_pop(call: int, number: str, headers: dict[str, str]) -> Pop:
-    """What a ringing call says about itself (number, queue, wait), before records do:
-    the seat draws it at once and fills in the profile when the switch answers."""
+def header_pop(call: int, number: str, headers: dict[str, str], display: str = "") -> Pop:
+    """What a ringing call says about itself (number, queue, wait; the resident and their
+    name when the switch knows the caller), before records do: the seat draws it at once
+    and fills in the profile when the switch answers. `display`, the From's display name,
+    is the switch's name for the resident only with X-Hotline-Resident; without it, it is
+    whatever the caller's own phone claimed, and not shown as a name."""
     try:
         waited = int(headers.get("X-Hotline-Wait", "0"))
     except ValueError:
         waited = 0
+    try:
+        resident_id: int | None = int(headers.get("X-Hotline-Resident") or "")
+    except ValueError:
+        resident_id = None
+    name = display.strip() if resident_id is not None else ""
     return Pop(call=call, number=number, queue=headers.get("X-Hotline-Queue", ""), waited_s=waited,
-               interaction=headers.get("X-Hotline-Interaction", ""), looking_up=True)
+               interaction=headers.get("X-Hotline-Interaction", ""), looking_up=True,
+               resident_id=resident_id if name else None, name=name)
 
 
 def pop_headers(pop: Pop, resident_id: int | None = None) -> dict[str, str]:

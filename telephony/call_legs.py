@@ -223,7 +223,7 @@ class InboundCall:
             self.ring(*args)
 
     # --- what the routing core asks --------------------------------------------------------
-    def ring(self, ext: str, contact: tuple[str, int], headers: dict[str, str]) -> None:
+    def ring(self, ext: str, contact: tuple[str, int], headers: dict[str, str], caller_name: str = "") -> None:
         from sippy.CCEvents import CCEventTry
         from sippy.SipCallId import SipCallId
         from sippy.UA import UA
@@ -231,7 +231,7 @@ class InboundCall:
         if self.over:
             return
         if self.media is not None and self.agent_offer is None:
-            self.pending_rings.append((ext, contact, headers))   # the proxy has not answered yet
+            self.pending_rings.append((ext, contact, headers, caller_name))   # the proxy has not answered yet
             return
         leg = UA(self.side.config, event_cb=lambda event, ua: self._agent_event(ext, event, ua),
                  nh_address=contact)
@@ -241,7 +241,9 @@ class InboundCall:
         body = offer.getCopy() if offer is not None else None
         # A seat is called by its extension; a trunk leg is named "trunk:NUMBER" and asks for NUMBER.
         callee = ext.partition(":")[2] or ext
-        invite = CCEventTry((SipCallId(), self.number, callee, body, None, self.caller_name))
+        # the From's display name: the resident's name from records when the switch knows
+        # the caller (desk phones show it; the seat draws it before the records arrive)
+        invite = CCEventTry((SipCallId(), self.number, callee, body, None, caller_name or self.caller_name))
         invite.extra_headers = tuple(_header(name, value) for name, value in headers.items())
         leg.recvEvent(invite)
 

@@ -271,8 +271,9 @@ class SipSide:
             act(call)
 
     # The Legs of telephony/switchcore: called on the asyncio thread, run on the sippy thread.
-    def ring(self, call_id: str, ext: str, contact: tuple[str, int], headers: dict[str, str]) -> None:
-        self.run_later(self._on_call, call_id, lambda call: call.ring(ext, contact, headers))
+    def ring(self, call_id: str, ext: str, contact: tuple[str, int], headers: dict[str, str],
+             caller_name: str = "") -> None:
+        self.run_later(self._on_call, call_id, lambda call: call.ring(ext, contact, headers, caller_name))
 
     def bridge(self, call_id: str, ext: str) -> None:
         self.run_later(self._on_call, call_id, lambda call: call.bridge(ext))

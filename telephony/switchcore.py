@@ -30,10 +30,12 @@ from records.db import insert_row
 from telephony.acd import Acd, AcdError, QueueConfig
 from telephony.acd import events as ev
 from telephony.acd.queue_log import agent_field, interrupted_rows
-from telephony.call_events import (CallerIdentified, CallFailed, DispositionSet, MenuAbandoned, MenuEntered,
-                                   MenuKeyPressed, OutboundAnswered, OutboundDialled, OutboundEnded,
+from telephony.call_events import (CallerIdentified, CallFailed, DispositionSet, MenuEntered, OutboundDialled,
                                    PhoneRegistration, RecordingSaved)
+from telephony.errors import SwitchError
 from telephony.lockout import Lockout
+from telephony.switch_calls import (TRUNK_LEG, Caller, InMenu, Outbound, Routed, SwitchCall, TransferredOut,
+                                    display_name)
 from telephony.switchconfig import MENU, SwitchConfig, default_queues
 from telephony import wire
 
@@ -43,24 +45,15 @@ T = TypeVar("T")
 
 VOICEMAIL_MAX_S = 120.0            # a message longer than this is cut off
 VOICEMAIL_CALLBACK_S = 24 * 3600.0  # a message is called back within a day
-# The far leg of a call through the trunk is named "trunk:NUMBER" (extensions are digits:
-# no clash); the SIP side asks the trunk for NUMBER.
-TRUNK_LEG = "trunk"
-
-
-class SwitchError(ValueError):
-    """A request the switch refuses; `code` is the control API's error code."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+__all__ = ["SwitchCore", "SwitchError", "Subscriber", "Legs", "TRUNK_LEG"]
 
 
 class Legs(Protocol):
     """What the switch core asks of the SIP side (telephony/sip.py): all calls return at
     once; what then happens comes back through SwitchCore.call_* methods."""
 
-    def ring(self, call_id: str, ext: str, contact: tuple[str, int], headers: dict[str, str]) -> None: ...
+    def ring(self, call_id: str, ext: str, contact: tuple[str, int], headers: dict[str, str],
+             caller_name: str = "") -> None: ...
 
     def bridge(self, call_id: str, ext: str) -> None: ...
 
@@ -111,12 +104,9 @@ class SwitchCore:
         self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
         self.legs: Legs | None = None
         self.closed = False   # shut down: what phones report now changes nothing
-        self._residents: dict[str, int | None] = {}  # call id -> resident, for the agent's phone
-        self._in_menu: dict[str, dict] = {}     # call id -> the caller in the voice menu
-        self._numbers: dict[str, str] = {}      # call id -> caller's number, for a voicemail callback
-        self._forms: dict[str, dict] = {}       # call id -> the form a transferring agent had open
-        self._outbound: dict[str, dict] = {}    # call id -> a seat's call out the trunk
-        self._external: dict[str, dict] = {}    # call id -> a caller transferred to an outside number
+        # call id -> the call in its state (telephony/switch_calls.py): every call from its
+        # INVITE until its contact is over
+        self.calls: dict[str, SwitchCall] = {}
         self.refused: Counter[str] = Counter()  # SIP cause -> calls turned away with it
         self.sip_refusals: Counter[str] = Counter()   # SIP cause -> requests of any kind turned away
         self.lockouts: dict[tuple[str, str], float] = {}   # ("extension"|"address", key) -> locked until
@@ -259,15 +249,20 @@ class SwitchCore:
                 number = normalise(number)
             except PhoneNumberError as exc:
                 raise SwitchError("bad_request", str(exc)) from None
-            self._external[call_id] = {"number": number, "queue": call.queue, "caller": call.number,
-                                       "priority": call.priority, "answered_at": None}
-        if form:
-            self._forms[call_id] = {k: str(v) for k, v in form.items() if isinstance(v, (str, int, float))}
-            self._keep_transferring_notes(call_id, call.agent.id, self._forms[call_id])
+        routed = self.calls.get(call_id)
+        if not isinstance(routed, Routed):
+            raise SwitchError("conflict", f"call {call_id} is not a routed call")
+        kept = {k: str(v) for k, v in (form or {}).items() if isinstance(v, (str, int, float))}
+        if kept:
+            routed.form = kept
+            self._keep_transferring_notes(call_id, call.agent.id, kept)
+        if number:
+            self.calls[call_id] = TransferredOut(call_id, routed.caller, number=number, queue=call.queue,
+                                                 priority=call.priority, form=routed.form)
         try:
             self._apply(lambda now: self.acd.transfer(call_id, now, queue=queue, to_agent=to_ext, outside=number))
         except SwitchError:
-            self._external.pop(call_id, None)
+            self.calls[call_id] = routed
             raise
 
     def _keep_transferring_notes(self, call_id: str, ext: str, form: dict) -> None:
@@ -311,15 +306,18 @@ class SwitchCore:
         """The agent found out who an unknown caller is: their contact row says so (and
         the rest of the call, a transfer or a voicemail callback, knows it)."""
         self._taken_row(call_id, by_ext, role)
-        if self.db.execute("SELECT 1 FROM residents WHERE id = ?", [resident_id]).fetchone() is None:
+        found = self.db.execute("SELECT name FROM residents WHERE id = ?", [resident_id]).fetchone()
+        if found is None:
             raise SwitchError("not_found", f"no resident with id {resident_id}")
-        if call_id in self._residents:
-            self._residents[call_id] = resident_id
+        caller = self.calls[call_id].caller if call_id in self.calls else None
+        if caller is not None:
+            caller.resident_id, caller.name = resident_id, found[0] or ""
         self._happened(CallerIdentified(self.clock(), call_id, by_ext, resident_id))
 
     def resident_of(self, call_id: str) -> int | None:
         """Who a live call is from, as far as the switch knows (None: not known, or not live)."""
-        return self._residents.get(call_id)
+        call = self.calls.get(call_id)
+        return call.caller.resident_id if call is not None and call.caller is not None else None
 
     def view_of(self, ext: str) -> dict:
         """One agent's status and state as the switch has them (a seat starting up)."""
@@ -338,7 +336,9 @@ class SwitchCore:
         locked = [{"kind": kind, "key": key, "seconds_left": until - now}
                   for (kind, key), until in sorted(self.lockouts.items()) if until > now]
         digest = self.legs.digest_counts() if self.legs is not None else {}   # the registrar's checks, by verdict
-        return {"at": now, "queues": queues, "agents": agents, "calls_refused": dict(self.refused),
+        in_progress = Counter(call.state for call in self.calls.values())   # menu, routed, outside, outbound
+        return {"at": now, "queues": queues, "agents": agents, "calls": dict(in_progress),
+                "calls_refused": dict(self.refused),
                 "sip_refused": dict(self.sip_refusals), "locked_out": locked, "digest": digest}
 
     def _known(self, ext: str) -> dict:
@@ -392,25 +392,20 @@ class SwitchCore:
                 "AND w.status NOT IN ('closed', 'cancelled') ORDER BY w.opened_at DESC LIMIT 1",
                 [resident["id"]]).fetchone()
             owner = row[0] if row else None
-        caller = {"number": number, "dialled": dialled, "resident": resident, "owner": owner}
+        caller = Caller(number, dialled, resident["id"] if resident else None, name=resident["name"] if resident else "",
+                        vip=resident is not None and resident["segment"] == "vip", owner=owner)
         if queue == MENU:
             self._enter_menu(call_id, caller)
         else:
             self._queue_caller(call_id, queue, caller)
 
-    def _queue_caller(self, call_id: str, queue: str, caller: dict) -> None:
-        resident = caller["resident"]
-        priority = "emergency" if queue == "emergency" else "normal"
-        if resident is not None and resident["segment"] == "vip" and priority == "normal":
-            priority = "vip"
-        resident_id = resident["id"] if resident else None
-        self._residents[call_id] = resident_id
-        self._numbers[call_id] = caller["number"]
-        self.recorder.expect(call_id, dialled_number=caller["dialled"], resident_id=resident_id)
+    def _queue_caller(self, call_id: str, queue: str, caller: Caller) -> None:
+        priority = "emergency" if queue == "emergency" else ("vip" if caller.vip else "normal")
+        self.recorder.expect(call_id, dialled_number=caller.dialled, resident_id=caller.resident_id)
+        self.calls[call_id] = Routed(call_id, caller)
         try:
-            self.call_arrived(call_id, queue, caller["number"], priority=priority, owner=caller["owner"])
+            self.call_arrived(call_id, queue, caller.number, priority=priority, owner=caller.owner)
         except SwitchError:
-            self._residents.pop(call_id, None)
             self.recorder.forget(call_id)
             raise
 
@@ -439,79 +434,40 @@ class SwitchCore:
             return
         now = self.clock()
         resident = resident_by_phone(self.db, dialled)
-        self._outbound[call_id] = {"ext": ext, "entered_at": now, "answered_at": None,
-                                   "dialled": dialled, "hold_started": None, "hold_s": 0.0}
+        self.calls[call_id] = Outbound(call_id, ext, dialled, now)
         self._happened(OutboundDialled(now, call_id, ext, dialled, resident["id"] if resident else None))
         self._publish()
         self.legs.ring(call_id, f"{TRUNK_LEG}:{dialled}", trunk, {})   # nothing of ours to a carrier
 
-    def _outbound_answered(self, call_id: str) -> None:
-        call = self._outbound[call_id]
-        now = self.clock()
-        call["answered_at"] = now
-        self._happened(OutboundAnswered(now, call_id, call["ext"], now - call["entered_at"]))
-        self._sip.bridge(call_id, f"{TRUNK_LEG}:{call['dialled']}")
-
-    def _outbound_over(self, call_id: str, reached_nobody: bool = False, outcome: str | None = None) -> None:
-        call = self._outbound.pop(call_id)
-        now = self.clock()
-        answered = call["answered_at"] is not None
-        if outcome is None:
-            outcome = "answered" if answered else ("no_answer" if reached_nobody else "abandoned")
-        self._end_hold(call, now)
-        talk = now - call["answered_at"] - call["hold_s"] if answered else 0.0
-        # a talked callback gets the wrap-up of the general queue, to write down how it went
-        wrap = self.acd.queues["general"].wrap_up_s if answered and "general" in self.acd.queues else 0.0
-        self._happened(OutboundEnded(now, call_id, call["ext"], outcome, talk, call["hold_s"] if answered else 0.0,
-                                     0.0 if self.closed else wrap))
-        if not self.closed:
-            self._apply(lambda at: self.acd.end_outbound(call["ext"], at, wrap))
-
-    @staticmethod
-    def _end_hold(call: dict, now: float) -> None:
-        if call["hold_started"] is not None:
-            call["hold_s"] += now - call["hold_started"]
-            call["hold_started"] = None
-
     # --- the voice menu (needs anchored media: a prompt to play, keys to hear) -------------
-    def _enter_menu(self, call_id: str, caller: dict) -> None:
+    def _enter_menu(self, call_id: str, caller: Caller) -> None:
         """The caller hears the menu; a key picks the queue, silence the default. Their
         contact row exists from now on (queue "menu"), so one hanging up here is counted."""
         now = self.clock()
-        resident = caller["resident"]
-        self._happened(MenuEntered(now, call_id, caller["number"], caller["dialled"],
-                                   resident["id"] if resident else None))
+        self._happened(MenuEntered(now, call_id, caller.number, caller.dialled, caller.resident_id))
         timer = asyncio.get_running_loop().call_later(self.config.menu.timeout_s, self.menu_key, call_id, None)
-        self._in_menu[call_id] = {**caller, "since": now, "timer": timer}
+        self.calls[call_id] = InMenu(call_id, caller, now, timer)
         if self.legs is not None:
             self.legs.start_menu(call_id)
 
     def menu_key(self, call_id: str, key: str | None) -> None:
         """A key the caller pressed in the menu (None: they pressed nothing in time)."""
-        if self.closed or call_id not in self._in_menu:
-            return
-        options = self.config.menu.options
-        if key is not None and key not in options:
-            log.info("menu: caller %s pressed %s, which leads nowhere; still listening", call_id, key)
-            return
-        caller = self._in_menu.pop(call_id)
-        caller["timer"].cancel()
-        queue = options[key] if key is not None else self.config.menu.default
-        if self.legs is not None:
-            self.legs.end_menu(call_id)
-        self._happened(MenuKeyPressed(self.clock(), call_id, key or "", queue))
-        self._queue_caller(call_id, queue, caller)
-
-    def _left_menu(self, call_id: str) -> None:
-        caller = self._in_menu.pop(call_id)
-        caller["timer"].cancel()
-        now = self.clock()
-        self._happened(MenuAbandoned(now, call_id, now - caller["since"]))
+        call = self.calls.get(call_id)
+        if not self.closed and isinstance(call, InMenu):
+            call.key(self, key)
 
     def call_arrived(self, call_id: str, queue: str, number: str, *, priority: str = "normal",
                      owner: str | None = None) -> None:
-        self._apply(lambda now: self.acd.enqueue(call_id, queue, now, number=number, priority=priority,
-                                                 owner=owner))
+        """A caller enters routing (from SIP, the menu, a failed transfer out, or a test)."""
+        if not isinstance(self.calls.get(call_id), Routed):
+            self.calls[call_id] = Routed(call_id, Caller(number))
+        try:
+            self._apply(lambda now: self.acd.enqueue(call_id, queue, now, number=number, priority=priority,
+                                                     owner=owner))
+        except SwitchError:
+            if call_id not in self.acd.calls:
+                self.calls.pop(call_id, None)
+            raise
 
     def call_answered(self, call_id: str, ext: str) -> None:
         self._apply(lambda now: self.acd.answer(call_id, ext, now))
@@ -522,86 +478,28 @@ class SwitchCore:
     def call_ended(self, call_id: str, *, by: str) -> None:
         self._apply(lambda now: self.acd.hangup(call_id, now, by=by))
 
-    # What the SIP side reports. SIP and routing race (a caller hangs up as the agent
-    # answers, a ring timeout fires as the 486 arrives); the core's answer is final,
-    # and a report that no longer fits is logged, never raised into the SIP thread.
+    # What the SIP side reports goes to the call it is about (telephony/switch_calls.py).
     def sip_answered(self, call_id: str, ext: str) -> None:
-        if self.closed:
-            return
-        if call_id in self._outbound:
-            self._outbound_answered(call_id)
-            return
-        if call_id in self._external:
-            self._external[call_id]["answered_at"] = self.clock()
-            self._sip.bridge(call_id, ext)
-            return
-        try:
-            self.call_answered(call_id, ext)
-        except SwitchError as exc:
-            log.info("SIP: %s answered %s too late (%s); hanging up the agent", ext, call_id, exc)
-            if self.legs is not None:
-                self.legs.hang_up_agent(call_id, ext)
+        if not self.closed:
+            self._call_or_over(call_id).answered(self, ext)
 
     def sip_not_answered(self, call_id: str, ext: str, *, counts: bool) -> None:
-        if self.closed:
-            return
-        if call_id in self._outbound:   # the far end refused or never answered
-            self._sip.release(call_id, 480, "No Answer")
-            self._outbound_over(call_id, reached_nobody=True)
-            return
-        if call_id in self._external:   # nobody there: the caller goes back to the queue they were in
-            moved = self._external.pop(call_id)
-            log.info("transfer of %s to %s not answered; back to the %s queue", call_id, moved["number"],
-                     moved["queue"])
-            self.call_arrived(call_id, moved["queue"], moved["caller"], priority=moved["priority"])
-            return
-        call = self.acd.calls.get(call_id)
-        if call is not None and ext in call.ringing:
-            self.call_not_answered(call_id, ext, counts=counts)
+        if not self.closed:
+            self._call_or_over(call_id).not_answered(self, ext, counts=counts)
 
     def sip_hung_up(self, call_id: str, *, by: str) -> None:
-        if self.closed:
-            return
-        if call_id in self._outbound:
-            self._outbound_over(call_id)
-            return
-        if call_id in self._external:
-            moved = self._external.pop(call_id)
-            now = self.clock()
-            talked = now - moved["answered_at"] if moved["answered_at"] is not None else 0.0
-            with self._committed():
-                self.recorder.finish(call_id, now, "answered", talk_s=talked)
-            for table in (self._residents, self._numbers, self._forms):
-                table.pop(call_id, None)
-            return
-        if call_id in self._in_menu:
-            self._left_menu(call_id)   # hung up in the voice menu: abandoned there
-            return
-        call = self.acd.calls.get(call_id)
-        if call is None:
-            return  # already over (both sides hung up at the same instant)
-        if by == "agent" and call.state != "connected":
-            return  # an agent leg that failed while ringing is reported by sip_not_answered
-        self.call_ended(call_id, by=by)
+        if not self.closed:
+            self._call_or_over(call_id).hung_up(self, by=by)
 
     def sip_hold(self, call_id: str, ext: str, held: bool) -> None:
         """The agent's phone put the other party on hold (they hear music) or took them off
         it: the agent's state and the call's hold time follow."""
-        if self.closed:
-            return
-        outbound = self._outbound.get(call_id)
-        if outbound is not None:
-            now = self.clock()
-            if held and outbound["hold_started"] is None:
-                outbound["hold_started"] = now
-            elif not held:
-                self._end_hold(outbound, now)
-            self._apply(lambda at: self.acd.hold_outbound(outbound["ext"], held, at))
-            return
-        call = self.acd.calls.get(call_id)
-        if call is None or call.agent is None or call.agent.id != ext or held == (call.hold_started is not None):
-            return   # over, moved on, or a re-INVITE that changes nothing
-        self._apply(lambda at: (self.acd.hold if held else self.acd.unhold)(call_id, at))
+        if not self.closed:
+            self._call_or_over(call_id).held(self, ext, held)
+
+    def _call_or_over(self, call_id: str) -> SwitchCall:
+        """The call a report is about; one already over takes reports as a no-op."""
+        return self.calls.get(call_id) or SwitchCall(call_id)
 
     def call_refused(self, number: str, dialled: str, *, seat: str, code: int, reason: str) -> None:
         """The SIP side turned a new call away before it reached routing: it leaves a row
@@ -698,13 +596,9 @@ class SwitchCore:
     def _agents_call(self, call_id: str, ext: str, *, ringing: bool = False) -> str:
         """How call `call_id` is the agent's: "connected", "ringing" (if asked) or
         "outbound"; SwitchError otherwise."""
-        if self._outbound.get(call_id, {}).get("ext") == ext:
-            return "outbound"
-        call = self.acd.calls.get(call_id)
-        if call is not None and call.agent is not None and call.agent.id == ext and call.state == "connected":
-            return "connected"
-        if ringing and call is not None and ext in call.ringing:
-            return "ringing"
+        how = self._call_or_over(call_id).agents_call(self, ext, ringing=ringing)
+        if how is not None:
+            return how
         raise SwitchError("conflict", f"call {call_id} is not {'at' if ringing else 'connected to'} extension {ext}")
 
     def hang_up(self, call_id: str, *, by_ext: str) -> None:
@@ -777,6 +671,8 @@ class SwitchCore:
         for event, message in zip(events, messages):
             if self.legs is not None:
                 self._drive_legs(event)
+            if isinstance(event, (ev.CallCompleted, ev.CallAbandoned, ev.CallToVoicemail)):
+                self.calls.pop(event.call_id, None)   # the contact is over (a voicemail is being left)
             self._deliver(message, offer=type(event) is ev.CallOffered)
         self._arm_timer()
 
@@ -827,8 +723,9 @@ class SwitchCore:
     def _logged(self, event) -> dict:
         """The event as the control API sends it, numbered by its line in the event log."""
         message = wire.encode(event)
-        if type(event) is ev.CallOffered and event.call_id in self._forms:
-            message["form"] = self._forms[event.call_id]   # a transferred caller's notes
+        if type(event) is ev.CallOffered and (call := self.calls.get(event.call_id)) is not None \
+                and isinstance(call, Routed) and call.form:
+            message["form"] = call.form   # a transferred caller's notes
         cursor = self.db.conn.execute(
             "INSERT INTO events (at, node, event, call_id, agent_ext, body) VALUES (?, ?, ?, ?, ?, ?)",
             [message.get("t", self.clock()), self.node, message["event"], message.get("call_id") or "",
@@ -876,12 +773,14 @@ class SwitchCore:
             if contact is None:  # went away between the decision and now: next agent
                 asyncio.get_running_loop().call_soon(self._not_reachable, event.call_id, event.agent_id)
                 return
+            routed = self.calls.get(event.call_id)
+            caller = routed.caller if routed is not None else None
             legs.ring(event.call_id, event.agent_id, contact, {
                 "X-Hotline-Interaction": event.call_id,
                 "X-Hotline-Queue": event.queue,
-                "X-Hotline-Resident": str(self._residents.get(event.call_id) or ""),
+                "X-Hotline-Resident": str(caller.resident_id or "") if caller is not None else "",
                 "X-Hotline-Wait": str(int(event.t - call.first_entered)),
-            })
+            }, caller_name=display_name(caller.name) if caller is not None and caller.resident_id else "")
         elif isinstance(event, ev.CallConnected):
             legs.bridge(event.call_id, event.agent_id)
         elif isinstance(event, (ev.RingNoAnswer, ev.CallOfferWithdrawn)):
@@ -889,28 +788,26 @@ class SwitchCore:
         elif isinstance(event, (ev.CallRequeued, ev.CallTransferred)):
             legs.drop_agent(event.call_id, event.agent_id)
             trunk = self.config.trunk
-            if isinstance(event, ev.CallTransferred) and event.call_id in self._external and trunk is not None:
-                outside = self._external[event.call_id]["number"]   # (the transfer op checked for a trunk)
-                legs.ring(event.call_id, f"{TRUNK_LEG}:{outside}", trunk, {})
+            outside = self.calls.get(event.call_id)
+            if isinstance(event, ev.CallTransferred) and isinstance(outside, TransferredOut) and trunk is not None:
+                legs.ring(event.call_id, outside.leg, trunk, {})   # (the transfer op checked for a trunk)
         elif isinstance(event, ev.CallToVoicemail):
             if self.media:
                 legs.voicemail(event.call_id, VOICEMAIL_MAX_S)
                 self._voicemail_callback(event)
             else:  # nothing to take a message with: "unavailable" from their own phone
                 legs.release(event.call_id, 480, "Temporarily Unavailable")
-        if isinstance(event, (ev.CallCompleted, ev.CallAbandoned, ev.CallToVoicemail)):
-            self._residents.pop(event.call_id, None)
-            self._numbers.pop(event.call_id, None)
-            self._forms.pop(event.call_id, None)
 
     def _voicemail_callback(self, event) -> None:
         """Every message becomes a callback task (the recording joins the contact row when
         the caller hangs up)."""
         row = self.db.execute("SELECT id FROM interactions WHERE uid = ?", [event.call_id]).fetchone()
+        call = self.calls.get(event.call_id)
+        caller = call.caller if call is not None else None
         with self._committed():
             insert_row(self.db, "callbacks", {
-                "kind": "voicemail", "status": "pending", "resident_id": self._residents.get(event.call_id),
-                "interaction_id": row[0] if row else None, "number": self._numbers.get(event.call_id, ""),
+                "kind": "voicemail", "status": "pending", "resident_id": caller.resident_id if caller else None,
+                "interaction_id": row[0] if row else None, "number": caller.number if caller else "",
                 "created_at": event.t, "due_at": event.t + VOICEMAIL_CALLBACK_S,
                 "notes": f"voicemail from the {event.queue} queue after {event.wait_s:.0f} s waiting"})
 
@@ -964,46 +861,16 @@ class SwitchCore:
             self._timer = None
         closed = 0
         with self._committed():
-            for call_id, caller in list(self._in_menu.items()):
-                caller["timer"].cancel()
-                if self.legs is not None:
-                    self.legs.release(call_id, 503, "Service Unavailable")
-                if self.recorder.interrupt(call_id, now) is not None:
-                    closed += 1
-            self._in_menu.clear()
-            for call_id, call in list(self._outbound.items()):
-                if self.legs is not None:
-                    self.legs.hang_up_agent(call_id, f"{TRUNK_LEG}:{call['dialled']}")
-                    self.legs.release(call_id, 503, "Service Unavailable")
-                self._outbound_over(call_id, outcome="interrupted")
-                closed += 1
-            for call_id, moved in list(self._external.items()):
-                if self.legs is not None:
-                    self.legs.hang_up_agent(call_id, f"{TRUNK_LEG}:{moved['number']}")
-                    self.legs.release(call_id, 503, "Service Unavailable")
-                talked = now - moved["answered_at"] if moved["answered_at"] is not None else 0.0
-                self.recorder.finish(call_id, now, "interrupted", talk_s=talked)
-                closed += 1
-            self._external.clear()
-            live = list(self.acd.calls.values())
-            for routed in live:
-                if self.legs is not None:   # every leg of the call: a BYE, a CANCEL or a 503
-                    self.legs.release(routed.id, 503, "Service Unavailable")
-                row = self.recorder.interrupt(routed.id, now)
-                if row is None:
-                    continue
-                closed += 1
-                agent = routed.agent
-                self.queue_log.write_rows(interrupted_rows(
-                    now, routed.id, routed.queue, agent.id if agent is not None else "", answered=agent is not None,
-                    wait_s=row["wait_s"] or 0.0, talk_s=row["talk_s"] or 0.0,
-                    original_position=routed.original_position, why="switch stopped"))
+            live = len(self.acd.calls)
+            for call in list(self.calls.values()):
+                closed += call.shut_down(self, now)
+            self.calls.clear()
             self.recorder.close(now)   # wrap-ups still running end now
             self._log_out_everyone(now, "switch stopped", only_if_logged_in=False)
             # a row this run opened that nothing above knew of (a bug, or a race with the stop)
             closed += self.recorder.interrupt_strays(now)
         if live:
-            log.warning("stopping with %d call(s) in progress: released, recorded as interrupted", len(live))
+            log.warning("stopping with %d call(s) in progress: released, recorded as interrupted", live)
         return closed
 
     def close(self) -> None:

@@ -52,6 +52,50 @@ def records(tmp_path):
     return db, rid
 
 
+async def test_the_callers_name_from_the_invite_is_drawn_before_the_records_arrive(records):
+    """The switch puts a known resident's name in the INVITE's From (caller ID name): the
+    first frame of the pop names them, and the profile fills in when the records come.
+    A name an unknown caller's own phone claims is not shown as a resident's."""
+    from console.desk import LocalDesk
+
+    db, rid = records
+    gate = asyncio.Event()
+    local = LocalDesk(db, agent_id=1, clock=lambda: NOW, policy=load_policy())
+
+    class RecordsAMomentLate:   # the switch's records reach the seat after the INVITE
+        def __getattr__(self, name):
+            return getattr(local, name)
+
+        async def pop(self, *args):
+            await gate.wait()
+            return await local.pop(*args)
+
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), desk=RecordsAMomentLate(),
+                  clock=lambda: NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "Chan Tai Man", {
+            "X-Hotline-Queue": "repair", "X-Hotline-Wait": "14", "X-Hotline-Interaction": "c9",
+            "X-Hotline-Resident": str(rid)})))
+        await pilot.pause()
+        caller = str(app.query_one("#caller").render())
+        assert "Chan Tai Man" in caller and "looking up the caller's records" in caller and "HK$" not in caller
+        assert "Ringing: Chan Tai Man" in str(app.query_one("#notice").render())
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        caller = str(app.query_one("#caller").render())
+        assert "Chan Tai Man" in caller and "VIP" in caller and "HK$2,500.00" in caller and "looking up" not in caller
+        app.post_message(PhoneEvent(CallState(5, "ended", 487, "Request Terminated")))
+        await pilot.pause()
+        app.post_message(PhoneEvent(IncomingCall(6, "+85290000000", "The Boss", {
+            "X-Hotline-Queue": "general", "X-Hotline-Interaction": "c10"})))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        caller = str(app.query_one("#caller").render())
+        assert "The Boss" not in caller and "unknown caller" in caller
+
+
 async def test_a_ringing_call_pops_the_profile_and_the_keys_drive_the_phone(records):
     db, rid = records
     phone = PhoneCommands()

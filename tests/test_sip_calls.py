@@ -373,6 +373,7 @@ def test_the_voice_menu_sends_the_caller_to_the_queue_of_the_key_they_press(line
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
     assert row["queue"] == "repair" and row["dialled_number"] == "2000" and row["agent_ext"] == "1001"
     assert row["outcome"] == "answered" and row["resident_id"] == line.resident_id
+    assert line.snapshot()["calls"] == {}
 
 
 def test_a_caller_who_hangs_up_in_the_menu_is_counted_there(line):
@@ -381,6 +382,7 @@ def test_a_caller_who_hangs_up_in_the_menu_is_counted_there(line):
     [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
     assert row["queue"] == "menu" and row["outcome"] == "abandoned" and 1.0 <= row["wait_s"] < 5
     assert "ENTERQUEUE" not in line.queue_log()
+    assert line.snapshot()["calls"] == {}   # nothing of the call is kept once it is over
 
 
 def test_a_caller_nobody_answers_leaves_a_message_that_becomes_a_callback(tmp_path):
@@ -483,6 +485,7 @@ def test_a_seat_dials_out_through_the_trunk_and_the_call_is_an_outbound_contact(
         time.sleep(0.3)
         seat = _seat_dials(line, CALLER, pause_ms=2000)
         line.wait_until(lambda: any(a["ext"] == "1001" and a["state"] == "in_call" for a in line.snapshot()["agents"]))
+        assert line.snapshot()["calls"] == {"outbound": 1}
         code, output = finished(seat)
         assert code == 0, output[-3000:]
         assert finished(trunk)[0] == 0
@@ -491,8 +494,10 @@ def test_a_seat_dials_out_through_the_trunk_and_the_call_is_an_outbound_contact(
         assert (row["direction"], row["outcome"], row["agent_ext"], row["caller_number"]) == \
             ("outbound", "answered", "1001", CALLER)
         assert row["resident_id"] == line.resident_id and 1.5 < row["talk_s"] < 5
-        agents = {a["ext"]: a for a in line.snapshot()["agents"]}
+        snapshot = line.snapshot()
+        agents = {a["ext"]: a for a in snapshot["agents"]}
         assert agents["1001"]["state"] == "wrap_up"      # a talked callback: time to write it down
+        assert snapshot["calls"] == {}
     finally:
         line.process.kill()
         line.process.wait(5)
@@ -519,6 +524,7 @@ def test_a_seat_must_prove_itself_and_nobody_answering_is_a_no_answer_contact(tm
             ("outbound", "failed", "403 Forbidden", "1001"), ("outbound", "no_answer", "", "1001")]
         assert rows[0]["agent_id"] is not None and rows[0]["entered_at"] == rows[0]["ended_at"]
         line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["state"] == "idle")
+        assert line.snapshot()["calls"] == {}
     finally:
         line.process.kill()
         line.process.wait(5)
@@ -575,12 +581,14 @@ def test_a_transfer_to_an_outside_number_goes_out_the_trunk_and_back_to_the_queu
         assert finished(busy)[0] == 0
         line.request(ann, op="end_wrap_up")
         line.wait_until(in_call)                       # queued again, and answered by 1001
+        assert line.snapshot()["calls"] == {"routed": 1}
         trunk = subprocess.Popen(
             [SIPP, "-sf", str(SCENARIOS / "trunk_answers.xml"), "-m", "1", "-i", "127.0.0.1", "-p", str(trunk_port),
              "-mp", str(free_udp_port()), "-aa", "-timeout", "30s", "-nostdin", "-trace_logs", "-log_file",
              str(tmp_path / "trunk.log")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(0.3)
         line.request(ann, op="transfer", call_id=call_id, number="+85290000002")
+        line.wait_until(lambda: line.snapshot()["calls"] == {"outside": 1})
         code, output = finished(caller)
         assert code == 0, output[-2000:]
         assert finished(trunk)[0] == 0 and finished(agent)[0] == 0
@@ -588,6 +596,7 @@ def test_a_transfer_to_an_outside_number_goes_out_the_trunk_and_back_to_the_queu
         [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"]])
         assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["talk_s"] > 3
         assert line.queue_log().count("BLINDTRANSFER") == 2
+        assert line.snapshot()["calls"] == {}
     finally:
         line.process.kill()
         line.process.wait(5)

@@ -49,6 +49,7 @@ def test_the_seat_phone_registers_rings_with_caller_data_answers_and_hangs_up(tm
         caller = line.call("caller_until_agent_hangs_up.xml")
         incoming = next_event(events, IncomingCall)
         assert incoming.number == CALLER
+        assert incoming.display == "Chan Tai Man"   # the switch's caller ID name, from records
         assert incoming.headers["X-Hotline-Queue"] == "general"
         assert incoming.headers["X-Hotline-Resident"] == str(line.resident_id)
         assert int(incoming.headers["X-Hotline-Wait"]) >= 0 and incoming.headers["X-Hotline-Interaction"]
