@@ -70,7 +70,9 @@ class SeatApp(App):
         Binding("b", "on_break", "Break"),
         Binding("w", "end_wrap_up", "End wrap"),
         Binding("x", "close_form", "Close form"),
-        Binding("n", "notes", "Notes", show=False),   # the notes field says "(n)"
+        # the notes field says "(n)"; priority: it takes the focus before the keys typed
+        # right behind it reach the screen (they would be lost), unless a field is being typed in
+        Binding("n", "notes", "Notes", show=False, priority=True),
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "leave_form", "Leave form", show=False),
         Binding("q", "quit", "Quit"),
@@ -130,6 +132,8 @@ class SeatApp(App):
     def check_action(self, action: str, parameters) -> bool | None:
         if len(self.screen_stack) > 1 and action in self.SEAT_ACTIONS:
             return False   # a dialog (identify, keypad, ...) is open: its own keys, ctrl+s included
+        if action == "notes" and isinstance(self.focused, Input):
+            return False   # an n typed into a field
         return self._available(action)
 
     def _available(self, action: str) -> bool:
@@ -171,21 +175,24 @@ class SeatApp(App):
         yield Static(self._idle_text(), id="idle")
         with Vertical(id="pop"):
             yield Static(id="caller")
-            with Vertical(id="form"):
-                with Horizontal():
-                    yield Select([(r, r) for r in CONTACT_REASONS], prompt="contact reason", id="reason")
-                    yield Select([(o, o) for o in CALL_OUTCOMES], prompt="outcome", id="outcome")
-                    yield Select([(t.replace("_", " "), t) for t in self.policy.types], prompt="no work order",
-                                 id="order_type")
-                # select_on_focus off: coming back to a field must never make the next key wipe it
-                yield TextField(placeholder="notes (n)", id="notes", select_on_focus=False)
-                yield TextField(placeholder="work-order description", id="order_description", select_on_focus=False)
-                yield Static(id="preview")
-            yield Static("Open work orders", classes="section")
-            yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
-            yield Static("Contact history", classes="section")
-            with VerticalScroll(id="contacts"):
-                yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+            # the caller is drawn first; the rest of the pop follows a frame later (show_pop)
+            with Vertical(id="pop-body"):
+                with Vertical(id="form"):
+                    with Horizontal():
+                        yield Select([(r, r) for r in CONTACT_REASONS], prompt="contact reason", id="reason")
+                        yield Select([(o, o) for o in CALL_OUTCOMES], prompt="outcome", id="outcome")
+                        yield Select([(t.replace("_", " "), t) for t in self.policy.types], prompt="no work order",
+                                     id="order_type")
+                    # select_on_focus off: coming back to a field must never make the next key wipe it
+                    yield TextField(placeholder="notes (n)", id="notes", select_on_focus=False)
+                    yield TextField(placeholder="work-order description", id="order_description",
+                                    select_on_focus=False)
+                    yield Static(id="preview")
+                yield Static("Open work orders", classes="section")
+                yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
+                yield Static("Contact history", classes="section")
+                with VerticalScroll(id="contacts"):
+                    yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
         # compact, and no palette hint: every call key must fit on an 80-column terminal
         yield Footer(compact=True, show_command_palette=False)
 
@@ -312,9 +319,19 @@ class SeatApp(App):
             self._keep_unfinished(self.pop.interaction)   # a form left for another call is never dropped
         self.pop = pop
         self._show_caller(pop)
+        panel = self.query_one("#pop")
+        if not panel.display:
+            # From the idle screen, the first frame draws only who is calling (a fraction of
+            # a full repaint); the form and tables, filled now, show in the next frame.
+            self.query_one("#pop-body").display = False
+            self.call_after_refresh(self._show_pop_body)
         self.query_one("#idle").display = False
-        self.query_one("#pop").display = True
+        panel.display = True
         self._fill_form(pop)
+
+    def _show_pop_body(self) -> None:
+        if self.pop is not None:
+            self.query_one("#pop-body").display = True
 
     def _show_caller(self, pop: Pop) -> None:
         caller = Text()
@@ -588,7 +605,10 @@ class SeatApp(App):
 
     def action_notes(self) -> None:
         if self.pop is not None:
-            self.query_one("#notes", Input).focus()
+            self._show_pop_body()   # (a key pressed in the pop's very first frame)
+            # at once, not after the queued keys (Widget.focus waits its turn): the text
+            # typed right behind `n` goes into the notes
+            self.set_focus(self.query_one("#notes", Input))
 
     def action_leave_form(self) -> None:
         self.set_focus(None)
@@ -605,6 +625,7 @@ class SeatApp(App):
         problems = draft.problems_by_field(self.policy.types)
         if problems:
             self.notice("Not saved: " + "; ".join(text for _, text in problems) + ".")
+            self._show_pop_body()
             self.query_one(f"#{problems[0][0]}").focus()   # enter opens the first thing to fix
             return
         if not await self._ask("disposition", call_id=draft.interaction, disposition=draft.disposition,
