@@ -25,11 +25,12 @@ class AnswersScreen(ModalScreen):
     #answer { height: auto; max-height: 24; }
     #answers-help { color: $text-muted; }
     """
-    BINDINGS = [Binding("escape", "close", "Back to the call")]
+    BINDINGS = [Binding("escape", "close", "Back")]
 
-    def __init__(self, answers: list[Answer], query: str = ""):
+    def __init__(self, answers: list[Answer], query: str = "", *, on_call: bool = True):
         super().__init__()
         self.answers, self.query_text = answers, query
+        self.back_to = "the call" if on_call else "the seat"
         self.found: list[Answer] = []
 
     def compose(self) -> ComposeResult:
@@ -39,7 +40,7 @@ class AnswersScreen(ModalScreen):
             yield ChoiceList(id="titles")
             with VerticalScroll(id="answer"):
                 yield Markdown(id="text")
-            yield Static("type to search · ↑↓ choose · esc back to the call", id="answers-help")
+            yield Static(f"type to search · ↑↓ choose · esc back to {self.back_to}", id="answers-help")
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).focus()

@@ -314,7 +314,10 @@ def cmd_switch(args) -> int:
     from telephony.switch import StartError, SwitchFailed, default_control_path, serve
     from telephony.switchconfig import load_switch_config, parse_port_range
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from console.logtime import CentreTimeFormatter
+
+    logging.basicConfig(level=logging.INFO)
+    logging.getLogger().handlers[0].setFormatter(CentreTimeFormatter())
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
     config = load_switch_config(args.config or os.environ.get("HOTLINE_SWITCH_CONFIG"))
     if args.rtp_ports:

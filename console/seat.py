@@ -120,6 +120,7 @@ class SeatApp(App):
         self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
         self._transferred: int | None = None   # the call this seat last transferred away
         self._declined: int | None = None      # the call this agent last declined (not a miss)
+        self._cut_off: int | None = None       # the call a restarted switch no longer had
         self._switch_wrap: tuple[str, float] | None = None
         self._wrapping_for = ""   # the interaction whose wrap-up is running   # (call, wrap-up end) the switch said before the phone
         self.reconnect, self.registrar = reconnect, registrar
@@ -157,16 +158,57 @@ class SeatApp(App):
             return seat.state == "idle" and self.pop is not None
         return True
 
+    def _why_not(self, action: str) -> str:
+        """What a seat key that does nothing now would have done, and when it works."""
+        seat, pop = self.seat, self.pop
+        during_call = "works during a call"
+        reasons = {
+            "answer": "No call is ringing.", "decline": "No call is ringing.",
+            "hang_up": "There is no call to hang up.",
+            "hold": f"Hold {during_call}.", "resume": f"Hold {during_call}.", "mute": f"Mute {during_call}.",
+            "keypad": f"The keypad {during_call}.", "transfer": f"Transfer {during_call}.",
+            "extend_wrap_up": "Wrap-up was already extended once." if seat.state == "wrap_up" and seat.wrap_extended
+            else "More time is for wrap-up.",
+            "identify": "No caller on screen to identify." if pop is None
+            else f"This caller is already identified: {pop.name or pop.number}.",
+            "callbacks": "Follow-up calls are made when idle or in wrap-up: finish this call first.",
+            "unfinished": "No unfinished forms." if not self._unfinished()
+            else "Unfinished forms open when idle or in wrap-up: finish this call first.",
+            "available": "You are already available." if seat.status == "available"
+            else "v works when idle or in wrap-up: finish this call first.",
+            "on_break": "You are already on a break (v when you are back)." if seat.status == "on_break"
+            else "A break starts once the call is over.",
+            "end_wrap_up": "You are not in wrap-up.",
+            "close_form": "There is no form to close." if pop is None else "x closes the form once the call is over.",
+            "save": "No call to save." if pop is None
+            else "A follow-up call is recorded on its task: its outcome is asked when the call ends.",
+            "notes": "No form open: notes are for a call.",
+        }
+        return reasons.get(action, "")
+
+    def _key_does_nothing_now(self, key: str) -> None:
+        """A seat key pressed when it does nothing (the footer hides it): said, not ignored."""
+        if len(self.screen_stack) > 1 or isinstance(self.focused, Input):
+            return   # a dialog's own keys, or text typed into a field
+        actions = [b.action for b in self.BINDINGS if isinstance(b, Binding) and b.key == key]
+        if any(self._available(action) for action in actions):
+            return   # it ran (or is running): nothing to say
+        why = next((text for action in actions if (text := self._why_not(action))), "")
+        if why:
+            self.notice(why)
+
     def get_system_commands(self, screen):
-        """ctrl+p: every seat key that works now, by name (for whoever forgot the letter)."""
+        """ctrl+p: every seat key that works now, by name (for whoever forgot the letter).
+        Only the seat's own: Textual's (its quit among them, which would not ask before
+        cutting a caller off; screenshots; themes) are not an agent's."""
         from textual.app import SystemCommand
 
-        yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
             if binding.action in self.SEAT_ACTIONS and binding.show and self._available(binding.action):
                 key = binding.key.replace("slash", "/")
                 yield SystemCommand(f"{binding.description} ({key})", f"the seat's {binding.description.lower()} key",
                                     getattr(self, f"action_{binding.action}"))
+        yield SystemCommand("Quit (q)", "leave the seat (it asks first during a call)", self.action_quit)
 
     # --- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -604,7 +646,9 @@ class SeatApp(App):
                     "as unfinished; u finishes it.")
 
     def action_notes(self) -> None:
-        if self.pop is not None:
+        if self.pop is None:
+            self.notice(self._why_not("notes"))
+        else:
             self._show_pop_body()   # (a key pressed in the pop's very first frame)
             # at once, not after the queued keys (Widget.focus waits its turn): the text
             # typed right behind `n` goes into the notes
@@ -708,6 +752,11 @@ class SeatApp(App):
                 wrap_s, said = self.wrap_up_s, self._switch_wrap
                 if said is not None and was_current and self.pop is not None and said[0] == self.pop.interaction:
                     wrap_s = max(0.0, said[1] - now)   # the switch's wrap-up came first (a transfer)
+                cut_off = was_current and event.call == self._cut_off
+                if cut_off:
+                    # the restarted switch has this agent free: a wrap-up counted only here
+                    # would say "wrap-up" while calls ring; the form stays on screen to save
+                    wrap_s = 0.0
                 self._switch_wrap = None
                 self.seat.ended(event.call, now, wrap_s)
                 if self.seat.state == "wrap_up" and was_current and self.pop is not None:
@@ -733,7 +782,7 @@ class SeatApp(App):
                         self.bell()
                         self.notice(f"Ringing: {pop.name or pop.number} from the {pop.queue or '?'} queue "
                                     "(a to answer)")
-                    elif self.seat.state == "idle":
+                    elif self.seat.state == "idle" and not cut_off:
                         self.hide_pop()
         elif isinstance(event, CallHeld):
             self.seat.held(event.call, event.held, now)
@@ -842,6 +891,9 @@ class SeatApp(App):
                 self.run_worker(self._load_today(), exit_on_error=False)
             self.seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), self.clock())
             cut_off = self._drop_calls_the_switch_forgot(me.get("state", "idle"))
+            wrap_dropped = self.seat.state == "wrap_up" and me.get("state") != "wrap_up"
+            if wrap_dropped:   # the switch restarted during it: its agent is free there, so here too
+                self._wrap_up_ended()
             wanted, self._wanted_status = self._wanted_status, None
             if wanted is not None and wanted[0] in ("available", "on_break") and self.seat.status == "logged_out":
                 reason = wanted[1] if wanted[0] == "on_break" else ""
@@ -850,6 +902,9 @@ class SeatApp(App):
             if cut_off:
                 self.notice(f"The switch restarted and cut off the call; its form stays here to save. You are "
                             f"{now_status}.")
+            elif wrap_dropped:
+                self.notice(f"The switch restarted during your wrap-up, which ended there; an unsaved form is on "
+                            f"the unfinished list (u). You are {now_status}.")
             elif wanted is not None and self.seat.status == wanted[0]:
                 self.notice(f"Reconnected to the switch; you are {now_status} again.")
             elif self.seat.status == "logged_out":
@@ -869,6 +924,7 @@ class SeatApp(App):
             return False
         call = self.seat.call
         self._transferred = call   # its end is this news, said once (not "Call ended.")
+        self._cut_off = call       # and no wrap-up here the switch does not count
         if self._desk_phone:
             self.phone.forget(call)   # the switch has no such call to hang up: it ends here
         else:
@@ -936,7 +992,7 @@ class SeatApp(App):
             except DeskError as exc:
                 self.notice(f"No standard answers: {exc}")
                 return
-        self.push_screen(AnswersScreen(self.knowledge))
+        self.push_screen(AnswersScreen(self.knowledge, on_call=self.seat.state not in ("idle", "wrap_up")))
 
     async def action_transfer(self) -> None:
         from console.transfer import TransferScreen
@@ -1149,3 +1205,15 @@ class SeatApp(App):
         except (ConnectionError, asyncio.TimeoutError):
             self.notice("The switch did not answer.")
         return None
+
+
+def _said_if_it_does_nothing(key: str):
+    def handler(self: SeatApp) -> None:
+        self._key_does_nothing_now(key)
+    return handler
+
+
+# Textual calls key_<name> for a key no binding took (here: refused by check_action).
+for _binding in SeatApp.BINDINGS:
+    if isinstance(_binding, Binding) and _binding.action in SeatApp.SEAT_ACTIONS:
+        setattr(SeatApp, f"key_{_binding.key.replace('+', '_')}", _said_if_it_does_nothing(_binding.key))

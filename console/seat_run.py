@@ -82,8 +82,10 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
     files.mkdir(parents=True, exist_ok=True, mode=0o700)
     drafts = Drafts(files / f"drafts-{ext}.json")
     # The screen belongs to the seat: our log lines and pjsip's go to a file of its own.
+    from console.logtime import CentreTimeFormatter
+
     log_handler = logging.FileHandler(files / f"seat-{ext}.log")
-    log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    log_handler.setFormatter(CentreTimeFormatter())
     hotline_log = logging.getLogger("hotline")
     hotline_log.addHandler(log_handler)
     hotline_log.propagate, was_propagating = False, hotline_log.propagate

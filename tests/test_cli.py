@@ -182,3 +182,16 @@ def test_a_wrong_pin_at_the_seat_is_asked_again_then_refused(tmp_path):
         os.close(leader)
         switch.kill()
         switch.wait(5)
+
+
+def test_log_lines_are_stamped_in_the_centres_time_zone_with_its_offset():
+    import datetime as dt
+    import logging
+    from zoneinfo import ZoneInfo
+
+    from console.logtime import CentreTimeFormatter
+
+    record = logging.LogRecord("hotline.switch", logging.INFO, __file__, 1, "SIP on", None, None)
+    record.created = dt.datetime(2026, 12, 3, 15, 0, tzinfo=dt.timezone.utc).timestamp()
+    line = CentreTimeFormatter(tz=ZoneInfo("Asia/Hong_Kong")).format(record)
+    assert line == "2026-12-03 23:00:00.000+08:00 hotline.switch INFO SIP on"   # the feed's clock, not UTC's

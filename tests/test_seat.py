@@ -543,6 +543,8 @@ async def test_the_command_palette_offers_the_keys_that_work_now(records):
         await pilot.pause()
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert "Answer (a)" in titles and "Decline (d)" in titles and "Hang up (h)" not in titles
+        assert "Quit (q)" in titles and not any("theme" in title.lower() or "screenshot" in title.lower()
+                                                for title in titles)   # only the seat's own commands
         await pilot.press("ctrl+p")
         await pilot.pause(0.3)
         await pilot.press(*"answer")
@@ -664,3 +666,30 @@ def test_a_desk_phones_calls_follow_the_switchs_events_and_nothing_else():
     assert isinstance(said[-1], Registration) and not said[-1].ok
     phone.hold(99)                                      # no such call: nothing
     assert len(said) == 6
+
+
+async def test_a_key_that_does_nothing_now_says_why(records):
+    """The footer shows only what works now; a hidden key pressed anyway is answered with
+    what it is for, never silence (a new agent tries keys from the README)."""
+    db, rid = records
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    said = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for key in ("u", "i", "a", "h", "ctrl+s", "n"):
+            await pilot.press(key)
+            await pilot.pause()
+            said.append(str(app.query_one("#notice").render()))
+        app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "Chan Tai Man", {
+            "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9", "X-Hotline-Resident": str(rid)})))
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.press("i")
+        await pilot.pause()
+        said.append(str(app.query_one("#notice").render()))
+        await pilot.press("n", *"hello")   # in the notes field the letters are text, not keys
+        await pilot.pause()
+        assert app.query_one("#notes").value == "hello"
+    assert said == ["No unfinished forms.", "No caller on screen to identify.", "No call is ringing.",
+                    "There is no call to hang up.", "No call to save.", "No form open: notes are for a call.",
+                    "This caller is already identified: Chan Tai Man."]

@@ -474,7 +474,43 @@ async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(
             app.post_message(PhoneEvent(CallState(1, "ended", 200, "OK")))   # the phone's word that it is down
             await pilot.pause()
             notice = str(app.query_one("#notice").render())
-            assert "The switch restarted and cut off the call" in notice and app.seat.state in ("wrap_up", "idle")
+            assert "The switch restarted and cut off the call" in notice
+            # the restarted switch has the agent free: no wrap-up counted only here, and the
+            # form stays on screen to save
+            assert app.seat.state == "idle" and app.query_one("#pop").display
+            assert restarted.view_of("1001")["state"] == "idle"
+        finally:
+            app.seat.switch_connected = False
+            app.leaving = True
+            await server.close()
+            restarted.close()
+
+
+async def test_a_wrap_up_running_when_the_switch_restarts_ends_with_it(centre):
+    # found by a new user: the seat went on counting its wrap-up down while the restarted
+    # switch had the agent available and offering calls
+    c = centre
+    app = seat_app(c, reconnect=c["log_in"])
+    app.RECONNECT_S = (0.1,)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        await hang_up(c, app, pilot)
+        assert app.seat.state == "wrap_up"
+        await c["server"].close()
+        await pilot.pause(0.2)
+        restarted = SwitchCore(c["db"], [QueueConfig("repair", wrap_up_s=30)], clock=c["clock"])
+        restarted.recover()
+        server = ControlServer(restarted)
+        await server.start_unix(c["path"])
+        try:
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if app.seat.switch_connected:
+                    break
+            await pilot.pause(0.2)
+            notice = str(app.query_one("#notice").render())
+            assert "restarted during your wrap-up" in notice, notice
+            assert app.seat.state == "idle" and restarted.view_of("1001")["status"] == "available"
         finally:
             app.seat.switch_connected = False
             app.leaving = True
