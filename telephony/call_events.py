@@ -88,6 +88,26 @@ class OutboundEnded(Event):
 
 
 @dataclass(frozen=True)
+class OutsideAnswered(Event):
+    """An outside number a caller was transferred to answered (after ringing `ring_s`)."""
+    t: float
+    call_id: str
+    number: str
+    ring_s: float
+
+
+@dataclass(frozen=True)
+class OutsideEnded(Event):
+    """A caller transferred to an outside number is gone: `outcome` answered (they
+    talked `talk_s` there) or interrupted (the switch stopped). Their contact ends here."""
+    t: float
+    call_id: str
+    number: str
+    outcome: str
+    talk_s: float
+
+
+@dataclass(frozen=True)
 class CallFailed(Event):
     """A call the switch turned away or could not place; `cause` is the SIP status sent
     ("503 No Trunk Configured"). `agent_id` is the seat's for an outbound call, else ""."""

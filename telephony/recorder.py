@@ -123,7 +123,7 @@ class InteractionRecorder:
         `talk_s` adds to what the agents already talked."""
         row = self._open.get(call_id)
         if row is not None:
-            self._end(call_id, t + self.offset, outcome, talk_s=(row["talk_s"] or 0.0) + talk_s)
+            self._end(call_id, t, outcome, talk_s=(row["talk_s"] or 0.0) + talk_s)
 
     def forget(self, call_id: str) -> None:
         """The caller announced with `expect` never entered."""
@@ -241,6 +241,12 @@ class InteractionRecorder:
             self._end(event.call_id, event.t, event.outcome, talk_s=event.talk_s, hold_s=event.hold_s)
         else:
             self._end(event.call_id, event.t, event.outcome)
+
+    def _outside_answered(self, event: ce.OutsideAnswered) -> None:
+        pass   # the row is the transferring agent's contact until the caller leaves (OutsideEnded)
+
+    def _outside_ended(self, event: ce.OutsideEnded) -> None:
+        self.finish(event.call_id, event.t, event.outcome, talk_s=event.talk_s)
 
     def _call_failed(self, event: ce.CallFailed) -> None:
         insert_row(self.db, "interactions", {
@@ -402,6 +408,7 @@ _LEG_EVENTS: dict[type, Callable[[InteractionRecorder, Any], None]] = {
     ce.MenuEntered: InteractionRecorder._menu_entered, ce.MenuAbandoned: InteractionRecorder._menu_abandoned,
     ce.OutboundDialled: InteractionRecorder._outbound_dialled,
     ce.OutboundAnswered: InteractionRecorder._outbound_answered, ce.OutboundEnded: InteractionRecorder._outbound_ended,
+    ce.OutsideAnswered: InteractionRecorder._outside_answered, ce.OutsideEnded: InteractionRecorder._outside_ended,
     ce.CallFailed: InteractionRecorder._call_failed, ce.RecordingSaved: InteractionRecorder._recording_saved,
     ce.CallerIdentified: InteractionRecorder._caller_identified,
     ce.DispositionSet: InteractionRecorder._disposition_set,

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from telephony.acd.queue_log import interrupted_rows
-from telephony.call_events import MenuAbandoned, MenuKeyPressed, OutboundAnswered, OutboundEnded
+from telephony.call_events import (MenuAbandoned, MenuKeyPressed, OutboundAnswered, OutboundEnded, OutsideAnswered,
+                                   OutsideEnded)
 from telephony.errors import SwitchError
 
 if TYPE_CHECKING:
@@ -199,9 +200,11 @@ class TransferredOut(SwitchCall):
     state = "outside"
     caller: Caller
 
-    def __init__(self, call_id: str, caller: Caller, *, number: str, queue: str, priority: str, form: dict):
+    def __init__(self, call_id: str, caller: Caller, *, number: str, queue: str, priority: str, form: dict,
+                 since: float):
         super().__init__(call_id)
         self.caller, self.number, self.queue, self.priority, self.form = caller, number, queue, priority, form
+        self.since = since   # when the transfer was asked for (the outside number rings from then)
         self.answered_at: float | None = None
 
     @property
@@ -209,7 +212,8 @@ class TransferredOut(SwitchCall):
         return f"{TRUNK_LEG}:{self.number}"
 
     def answered(self, core: SwitchCore, leg: str) -> None:
-        self.answered_at = core.clock()
+        self.answered_at = now = core.clock()
+        core._happened(OutsideAnswered(now, self.call_id, self.number, now - self.since))
         core._sip.bridge(self.call_id, leg)
 
     def not_answered(self, core: SwitchCore, leg: str, *, counts: bool) -> None:
@@ -230,8 +234,7 @@ class TransferredOut(SwitchCall):
     def _finish(self, core: SwitchCore, now: float, outcome: str) -> None:
         core.calls.pop(self.call_id, None)
         talked = now - self.answered_at if self.answered_at is not None else 0.0
-        with core._committed():
-            core.recorder.finish(self.call_id, now, outcome, talk_s=talked)
+        core._happened(OutsideEnded(now, self.call_id, self.number, outcome, talked))
 
 
 class Outbound(SwitchCall):

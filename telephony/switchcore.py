@@ -258,7 +258,7 @@ class SwitchCore:
             self._keep_transferring_notes(call_id, call.agent.id, kept)
         if number:
             self.calls[call_id] = TransferredOut(call_id, routed.caller, number=number, queue=call.queue,
-                                                 priority=call.priority, form=routed.form)
+                                                 priority=call.priority, form=routed.form, since=self.clock())
         try:
             self._apply(lambda now: self.acd.transfer(call_id, now, queue=queue, to_agent=to_ext, outside=number))
         except SwitchError:

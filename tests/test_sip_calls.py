@@ -597,6 +597,16 @@ def test_a_transfer_to_an_outside_number_goes_out_the_trunk_and_back_to_the_queu
         assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["talk_s"] > 3
         assert line.queue_log().count("BLINDTRANSFER") == 2
         assert line.snapshot()["calls"] == {}
+        db = connect(line.db_path, migrate=False)
+        try:
+            said = [json.loads(body) for (body,) in db.execute(
+                "SELECT body FROM events WHERE call_id = ? AND event LIKE 'Outside%' ORDER BY seq", [call_id])]
+        finally:
+            db.close()
+        # the outside leg's story is in the event log, as every other leg's
+        assert [(e["event"], e["number"]) for e in said] == [("OutsideAnswered", "+85290000002"),
+                                                             ("OutsideEnded", "+85290000002")]
+        assert said[1]["outcome"] == "answered" and said[1]["talk_s"] > 3
     finally:
         line.process.kill()
         line.process.wait(5)
