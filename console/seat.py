@@ -121,8 +121,6 @@ class SeatApp(App):
         self._transferred: int | None = None   # the call this seat last transferred away
         self._declined: int | None = None      # the call this agent last declined (not a miss)
         self._cut_off: int | None = None       # the call a restarted switch no longer had
-        self._switch_wrap: tuple[str, float] | None = None
-        self._wrapping_for = ""   # the interaction whose wrap-up is running   # (call, wrap-up end) the switch said before the phone
         self.reconnect, self.registrar = reconnect, registrar
         self._reconnecting: asyncio.Task | None = None
         self._wanted_status: tuple[str, str] | None = None   # what the agent had chosen when the switch went away
@@ -604,7 +602,8 @@ class SeatApp(App):
 
     def _warn_unsaved(self) -> None:
         # the wrap-up's own call: an earlier unfinished form reopened meanwhile is not it
-        draft = self.drafts.get(self._wrapping_for) if self._wrapping_for else self._draft()
+        wrapping_for = self.seat.wrapping_for
+        draft = self.drafts.get(wrapping_for) if wrapping_for else self._draft()
         if draft is None or not draft.owed or self._wrap_warned:
             return
         self._wrap_warned = True
@@ -626,7 +625,6 @@ class SeatApp(App):
             self.notice("")   # what was said about the wrap-up is over with it
         self.seat.wrap_up_over(self.clock())
         self._wrap_warned = False
-        self._wrapping_for = ""
         if self.pop is not None and self.seat.call is None:
             self.hide_pop()
 
@@ -749,18 +747,11 @@ class SeatApp(App):
                 rang_s = now - self.seat.since
                 if event.call in self.callback_calls:
                     self._callback_over(event.call, self.seat.connected_at is not None and was_current, event.code)
-                wrap_s, said = self.wrap_up_s, self._switch_wrap
-                if said is not None and was_current and self.pop is not None and said[0] == self.pop.interaction:
-                    wrap_s = max(0.0, said[1] - now)   # the switch's wrap-up came first (a transfer)
                 cut_off = was_current and event.call == self._cut_off
-                if cut_off:
-                    # the restarted switch has this agent free: a wrap-up counted only here
-                    # would say "wrap-up" while calls ring; the form stays on screen to save
-                    wrap_s = 0.0
-                self._switch_wrap = None
-                self.seat.ended(event.call, now, wrap_s)
-                if self.seat.state == "wrap_up" and was_current and self.pop is not None:
-                    self._wrapping_for = self.pop.interaction   # whose form the wrap-up is for
+                # the restarted switch has this agent free after a cut-off call: a wrap-up
+                # counted only here would say "wrap-up" while calls ring; the form stays to save
+                self.seat.ended(event.call, now, 0.0 if cut_off else self.wrap_up_s,
+                                interaction=self.pop.interaction if was_current and self.pop is not None else "")
                 self._wrap_warned = False
                 if was_current:
                     self._close_call_dialogs()
@@ -826,11 +817,7 @@ class SeatApp(App):
         elif isinstance(event, CallOffered) and delivered.form is not None:
             self._received_form(event.call_id, dict(delivered.form))
         elif isinstance(event, (CallCompleted, CallTransferred)):
-            # the switch's wrap-up is the truth: its queue's setting, from the call's end
-            if self.seat.state == "wrap_up":
-                self.seat.wrap_until = event.t + event.wrap_up_s
-            else:   # its news came before the phone's (a transfer): kept for the call's end
-                self._switch_wrap = (event.call_id, event.t + event.wrap_up_s)
+            self.seat.switch_wrap_said(event.call_id, event.t + event.wrap_up_s)
         elif isinstance(event, AgentStateChanged) and event.state == "idle":
             self._wrap_up_ended()
         elif isinstance(event, BreakOverrun):

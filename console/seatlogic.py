@@ -78,6 +78,9 @@ class SeatState:
     switch_connected: bool = True       # the control connection is up (status and wrap-up are the switch's)
     break_since: float | None = None
     break_limits: dict = field(default_factory=dict)   # reason -> minutes (the switch's list)
+    # (interaction, wrap-up end) the switch said before the phone said the call ended (a transfer)
+    switch_wrap: tuple[str, float] | None = None
+    wrapping_for: str = ""              # the interaction whose wrap-up is running
 
     def registration(self, ok: bool, code: int, reason: str) -> None:
         self.registered = ok
@@ -116,20 +119,34 @@ class SeatState:
             if state != self.state:
                 self.state, self.since = state, now
 
-    def ended(self, call: int, now: float, wrap_up_s: float) -> None:
+    def switch_wrap_said(self, interaction: str, until: float) -> None:
+        """The switch's wrap-up for a call (its queue's setting, from the call's end) is the
+        truth; news that comes before the phone's BYE is kept for the call's end."""
+        if self.state == "wrap_up":
+            self.wrap_until = until
+        else:
+            self.switch_wrap = (interaction, until)
+
+    def ended(self, call: int, now: float, wrap_up_s: float, interaction: str = "") -> None:
         """The call is over: wrap-up if it was talked, else back to idle, or straight to
         the next call if one is already ringing (with no wrap-up the switch offers the
-        next caller as soon as this one ends: its INVITE can arrive before this news)."""
+        next caller as soon as this one ends: its INVITE can arrive before this news).
+        `interaction`: the switch's id of the call, whose wrap-up the switch may have said."""
         self.pops.pop(call, None)
         if call != self.call:
             return
+        said, self.switch_wrap = self.switch_wrap, None
+        if said is not None and interaction and said[0] == interaction:
+            wrap_up_s = max(0.0, said[1] - now)
         talked = self.connected_at is not None
         if self.connected_at is not None:
             self.calls_today += 1
             self.talk_today_s += now - self.connected_at
         self.call, self.connected_at, self.muted = None, None, False
+        self.wrapping_for = ""
         if talked and wrap_up_s > 0:
             self.state, self.since, self.wrap_until, self.wrap_extended = "wrap_up", now, now + wrap_up_s, False
+            self.wrapping_for = interaction
         elif self.pops:
             self.call, self.state, self.since, self.wrap_until = next(iter(self.pops)), "ringing", now, None
         else:
@@ -138,6 +155,7 @@ class SeatState:
     def wrap_up_over(self, now: float) -> None:
         if self.state == "wrap_up":
             self.state, self.since, self.wrap_until = "idle", now, None
+        self.wrapping_for = ""
 
     def state_text(self, now: float) -> str:
         if self.state == "wrap_up" and self.wrap_until is not None:

@@ -164,3 +164,31 @@ def test_today_totals_come_from_records(tmp_path):
                                    "answered_at": answered, "ended_at": answered + talk, "talk_s": talk,
                                    "agent_id": agent, "outcome": "answered"})
     assert today_totals(db, agent, now, tz) == (2, 180.0)       # yesterday's call is not today's
+
+
+def _talking(seat: SeatState, call: int, interaction: str, now: float) -> None:
+    seat.ringing(Pop(call=call, number="+85291234567", queue="repair", waited_s=0, interaction=interaction), now)
+    seat.connected(call, now)
+
+
+def test_the_switchs_wrap_up_wins_even_when_its_news_comes_before_the_phones_bye():
+    seat = SeatState("1001")
+    _talking(seat, 1, "c1", NOW)
+    seat.switch_wrap_said("c1", NOW + 10 + 60)        # a transfer: the switch's word, then the BYE
+    seat.ended(1, NOW + 10, 30.0, interaction="c1")    # the seat's own default would be 30 s
+    assert (seat.state, seat.wrap_until, seat.wrapping_for) == ("wrap_up", NOW + 70, "c1")
+    seat.switch_wrap_said("c1", NOW + 40)              # in wrap-up: the switch's news moves its end
+    assert seat.wrap_until == NOW + 40
+    seat.wrap_up_over(NOW + 40)
+    assert (seat.state, seat.wrapping_for) == ("idle", "")
+
+
+def test_a_wrap_up_said_for_another_call_is_not_taken_for_this_one():
+    seat = SeatState("1001")
+    _talking(seat, 2, "c2", NOW)
+    seat.switch_wrap_said("c1", NOW + 500)             # stale news of an earlier call
+    seat.ended(2, NOW + 5, 30.0, interaction="c2")
+    assert seat.wrap_until == NOW + 35 and seat.switch_wrap is None
+    _talking(seat, 3, "c3", NOW + 100)
+    seat.ended(3, NOW + 110, 0.0, interaction="c3")    # no wrap-up (a call the restarted switch cut off)
+    assert seat.state == "idle" and seat.wrapping_for == ""
