@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from textual.widgets import DataTable, Input, OptionList
+from textual.widgets import DataTable, Input, OptionList, Select
 
 
 def arrows_move_list(event, search, choices) -> None:
@@ -77,6 +77,29 @@ class TextField(KeysInOrder, Input):
 
     def __init__(self, *args, select_on_focus: bool = False, **kwargs):
         super().__init__(*args, select_on_focus=select_on_focus, **kwargs)
+
+
+class ChoiceSelect(KeysInOrder, Select):
+    """A Select whose list takes the keys sent right behind the one that opened it:
+    enter, down, down, enter as one burst picks the third option, as pressed one by one
+    (the open list takes the focus only after the burst has reached the closed Select,
+    so the arrows and the enter were lost)."""
+
+    async def _on_key(self, event) -> None:
+        if self.expanded and event.key in ("up", "down", "enter"):
+            from textual.widgets._select import SelectOverlay
+
+            overlay = self.query_one(SelectOverlay)
+            event.stop()
+            event.prevent_default()
+            if event.key == "up":
+                overlay.action_cursor_up()
+            elif event.key == "down":
+                overlay.action_cursor_down()
+            else:
+                overlay.action_select()
+            return
+        await super()._on_key(event)
 
 
 class ChoiceList(KeysInOrder, OptionList):

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Select, Static
 
 from console.desk import Desk, DeskError
-from console.dialogs import ChoiceTable, TextField, arrows_move_list, typing_caught_up
+from console.dialogs import ChoiceSelect, ChoiceTable, TextField, arrows_move_list, typing_caught_up
 from console.seatlogic import Pop
 from records.schema import RESIDENT_KINDS
 
@@ -64,8 +64,8 @@ class IdentifyScreen(ModalScreen):
                 with Horizontal():
                     yield TextField(placeholder="full name", id="new_name", select_on_focus=False)
                     yield TextField(placeholder="unit, e.g. 12A Tower 3", id="new_unit", select_on_focus=False)
-                    yield Select([(k.replace("_", " "), k) for k in RESIDENT_KINDS], value="tenant",
-                                 allow_blank=False, id="new_kind")
+                    yield ChoiceSelect([(k.replace("_", " "), k) for k in RESIDENT_KINDS], value="tenant",
+                                       allow_blank=False, id="new_kind")
             yield Static("↑↓ choose · enter link the number to them · ctrl+n new resident · esc back",
                          id="identify-help")
 

@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from console.desk import Desk, DeskError, LocalDesk, SwitchDesk, on_this_call
-from console.dialogs import TextField, typing_caught_up
+from console.dialogs import ChoiceSelect, TextField, typing_caught_up
 from console.last_resort import LastResort, terminal_fd
 from records.desk import pop_from_wire, pop_headers
 from records.knowledge import Answer
@@ -219,10 +219,10 @@ class SeatApp(App):
             with Vertical(id="pop-body"):
                 with Vertical(id="form"):
                     with Horizontal():
-                        yield Select([(r, r) for r in CONTACT_REASONS], prompt="contact reason", id="reason")
-                        yield Select([(o, o) for o in CALL_OUTCOMES], prompt="outcome", id="outcome")
-                        yield Select([(t.replace("_", " "), t) for t in self.policy.types], prompt="no work order",
-                                     id="order_type")
+                        yield ChoiceSelect([(r, r) for r in CONTACT_REASONS], prompt="contact reason", id="reason")
+                        yield ChoiceSelect([(o, o) for o in CALL_OUTCOMES], prompt="outcome", id="outcome")
+                        yield ChoiceSelect([(t.replace("_", " "), t) for t in self.policy.types],
+                                           prompt="no work order", id="order_type")
                     # select_on_focus off: coming back to a field must never make the next key wipe it
                     yield TextField(placeholder="notes (n)", id="notes", select_on_focus=False)
                     yield TextField(placeholder="work-order description", id="order_description",

@@ -157,3 +157,28 @@ async def test_notes_typed_in_the_pops_first_frame_are_kept(records):  # noqa: F
         burst(app, "n", *"leak under the sink")
         await pilot.pause(0.3)
         assert app.query_one("#pop-body").display and app.query_one("#notes").value == "leak under the sink"
+
+
+async def test_a_select_opened_and_chosen_in_one_burst_takes_the_option_chosen(records):  # noqa: F811
+    """enter, down, down, enter sent at once to the form's outcome picks what the same keys
+    pick one by one (before, the burst was lost and the outcome stayed empty)."""
+    db, rid = records
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "Chan Tai Man", {
+            "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9", "X-Hotline-Resident": str(rid)})))
+        await pilot.pause()
+        outcome = app.query_one("#outcome")
+        app.set_focus(outcome)
+        await pilot.pause()
+        for key in ("enter", "down", "down", "enter"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        one_by_one = outcome.value
+        outcome.value = outcome.NULL
+        app.set_focus(outcome)
+        await pilot.pause()
+        burst(app, "enter", "down", "down", "enter")
+        await pilot.pause(0.5)
+        assert one_by_one != outcome.NULL and outcome.value == one_by_one and not outcome.expanded
