@@ -86,20 +86,24 @@ class ChoiceSelect(KeysInOrder, Select):
     so the arrows and the enter were lost)."""
 
     async def _on_key(self, event) -> None:
-        if self.expanded and event.key in ("up", "down", "enter"):
-            from textual.widgets._select import SelectOverlay
-
-            overlay = self.query_one(SelectOverlay)
-            event.stop()
-            event.prevent_default()
-            if event.key == "up":
-                overlay.action_cursor_up()
-            elif event.key == "down":
-                overlay.action_cursor_down()
-            else:
-                overlay.action_select()
+        if event.key not in ("up", "down", "enter") or not self.has_focus:
+            # (not ours: a key the open list had, bubbling up; Textual goes on to
+            # KeysInOrder._on_key itself, as handlers run along the MRO)
             return
-        await super()._on_key(event)
+        from textual.widgets._select import SelectOverlay
+
+        event.stop()
+        event.prevent_default()   # handled here, in order: no late binding, no second handler
+        if not self.expanded:
+            self.action_show_overlay()
+            return
+        overlay = self.query_one(SelectOverlay)
+        if event.key == "up":
+            overlay.action_cursor_up()
+        elif event.key == "down":
+            overlay.action_cursor_down()
+        else:
+            overlay.action_select()
 
 
 class ChoiceList(KeysInOrder, OptionList):
