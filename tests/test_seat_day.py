@@ -3,6 +3,8 @@ lost, keys do what the footer says, a form that runs out of wrap-up is kept, a s
 that goes away is said and reached again. The seat runs headless against a real switch
 core and control API over a Unix socket; the phone's side is injected as its pump posts it."""
 
+import contextlib
+
 import pytest
 
 from console.seat import PhoneEvent, SeatApp
@@ -447,6 +449,25 @@ async def test_a_call_that_only_rang_here_leaves_nothing_to_finish(centre, tmp_p
         assert "Unfinished" not in _footer(app) and app._unfinished() == []
 
 
+@contextlib.asynccontextmanager
+async def switch_restarted(c, app, pilot):
+    """The switch dies (its control server closes) and a new one starts on the same
+    database and socket, after its start-up recovery, as `hotline switch` would."""
+    await c["server"].close()
+    await pilot.pause(0.2)
+    restarted = SwitchCore(c["db"], [QueueConfig("repair", wrap_up_s=30)], clock=c["clock"])
+    restarted.recover()
+    server = ControlServer(restarted)
+    await server.start_unix(c["path"])
+    try:
+        yield restarted
+    finally:
+        app.seat.switch_connected = False
+        app.leaving = True
+        await server.close()
+        restarted.close()
+
+
 async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(centre):
     # found by a new user: after the switch was killed mid-call the seat showed "in call" on a dead
     # call for minutes while the new switch offered it calls it never showed
@@ -456,13 +477,7 @@ async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(
     app.RECONNECT_S = (0.1,)
     async with app.run_test(size=(100, 30)) as pilot:
         await ring_and_answer(c, app, pilot)
-        await c["server"].close()                     # the switch dies with the call up
-        await pilot.pause(0.2)
-        restarted = SwitchCore(c["db"], [QueueConfig("repair", wrap_up_s=30)], clock=c["clock"])
-        restarted.recover()
-        server = ControlServer(restarted)
-        await server.start_unix(c["path"])
-        try:
+        async with switch_restarted(c, app, pilot) as restarted:   # the switch dies with the call up
             for _ in range(50):
                 await pilot.pause(0.1)
                 if ("hang_up", 1) in phone.sent:
@@ -479,11 +494,6 @@ async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(
             # form stays on screen to save
             assert app.seat.state == "idle" and app.query_one("#pop").display
             assert restarted.view_of("1001")["state"] == "idle"
-        finally:
-            app.seat.switch_connected = False
-            app.leaving = True
-            await server.close()
-            restarted.close()
 
 
 async def test_a_wrap_up_running_when_the_switch_restarts_ends_with_it(centre):
@@ -496,13 +506,7 @@ async def test_a_wrap_up_running_when_the_switch_restarts_ends_with_it(centre):
         await ring_and_answer(c, app, pilot)
         await hang_up(c, app, pilot)
         assert app.seat.state == "wrap_up"
-        await c["server"].close()
-        await pilot.pause(0.2)
-        restarted = SwitchCore(c["db"], [QueueConfig("repair", wrap_up_s=30)], clock=c["clock"])
-        restarted.recover()
-        server = ControlServer(restarted)
-        await server.start_unix(c["path"])
-        try:
+        async with switch_restarted(c, app, pilot) as restarted:
             for _ in range(50):
                 await pilot.pause(0.1)
                 if app.seat.switch_connected:
@@ -511,11 +515,6 @@ async def test_a_wrap_up_running_when_the_switch_restarts_ends_with_it(centre):
             notice = str(app.query_one("#notice").render())
             assert "restarted during your wrap-up" in notice, notice
             assert app.seat.state == "idle" and restarted.view_of("1001")["status"] == "available"
-        finally:
-            app.seat.switch_connected = False
-            app.leaving = True
-            await server.close()
-            restarted.close()
 
 
 async def test_a_call_ringing_while_the_agent_types_in_wrap_up_never_turns_letters_into_seat_keys(centre):
