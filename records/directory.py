@@ -152,27 +152,31 @@ def _columns(row) -> dict:
 
 
 def search_residents(db: Database, text: str, limit: int = 20) -> list[dict]:
-    """Residents whose name, romanised name, phone or unit contains `text`.
+    """Residents matching every word of `text`, each in their name, romanised name, phone
+    or unit ("Chan 19H": a Chan in flat 19H).
 
-    The trigram index needs three characters; shorter queries (a two-character
-    Chinese name) fall back to a LIKE scan, which is fine at that rarity.
+    The trigram index needs three characters; shorter words (a two-character Chinese
+    name, "2" of "Tower 2") are matched with LIKE, on the rows the index found if any.
     """
     text = text.strip()
     if not text:
         return []
     # Digits typed with spaces or dashes match stored E.164 digits.
     compact = "".join(text.split()).replace("-", "")
-    needle = compact if compact.lstrip("+").isdigit() else text
-    if len(needle) >= 3:
-        query = '"' + needle.replace('"', '""') + '"'
+    words = [compact] if compact.lstrip("+").isdigit() else text.split()
+    indexed = [w for w in words if len(w) >= 3]
+    short = [w for w in words if len(w) < 3]
+    haystack = "(r.name || ' ' || coalesce(r.name_alt, '') || ' ' || r.search_phones || ' ' || r.search_unit)"
+    likes = " AND ".join([f"{haystack} LIKE ? ESCAPE '\\'"] * len(short))
+    like_args = ["%" + w.replace("%", r"\%").replace("_", r"\_") + "%" for w in short]
+    if indexed:
+        query = " AND ".join('"' + w.replace('"', '""') + '"' for w in indexed)
         rows = db.execute(
             _PROFILE_SELECT + " JOIN residents_fts f ON f.rowid = r.id "
-            "WHERE residents_fts MATCH ? ORDER BY f.rank LIMIT ?", [query, limit]).fetchall()
+            f"WHERE residents_fts MATCH ? {'AND ' + likes if likes else ''} ORDER BY f.rank LIMIT ?",
+            [query, *like_args, limit]).fetchall()
     else:
-        like = "%" + needle.replace("%", r"\%").replace("_", r"\_") + "%"
-        rows = db.execute(
-            _PROFILE_SELECT + " WHERE r.name LIKE ? ESCAPE '\\' OR r.name_alt LIKE ? ESCAPE '\\' "
-            "ORDER BY r.name LIMIT ?", [like, like, limit]).fetchall()
+        rows = db.execute(_PROFILE_SELECT + f" WHERE {likes} ORDER BY r.name LIMIT ?", [*like_args, limit]).fetchall()
     return [_columns(row) for row in rows]
 
 

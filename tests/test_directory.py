@@ -75,6 +75,10 @@ def test_search_by_name_unit_and_phone(db, place):
     assert ids("2333") == [lam, smith] or sorted(ids("2333")) == sorted([lam, smith])
     assert ids("15C Tower 2") == [chan]   # the unit
     assert ids("Lotus") == [chan]
+    # found using the demo: a name and a flat together found nobody, though each alone did
+    assert ids("Chan 15C") == [chan] and ids("tai man tower") == [chan] and ids("大文 15C") == [chan]
+    assert ids("Chan 15D") == [] and ids("Lam 15C") == []
+    assert ids("林美 62") == [lam] and ids("林美 91") == []   # every word short of the index: LIKE alone
     assert ids("") == [] and ids('"') == [] and ids("zzzz") == []
     assert ids("%") == []
 
