@@ -31,7 +31,7 @@ class Desk(Protocol):
 
     async def find_callers(self, text: str) -> list[Match]: ...
 
-    async def identify(self, pop: Pop, resident_id: int) -> tuple[Pop, str]: ...
+    async def identify(self, pop: Pop, resident_id: int, *, link: bool = True) -> tuple[Pop, str]: ...
 
     async def new_caller(self, pop: Pop, name: str, unit: str, kind: str) -> tuple[Pop, str]: ...
 
@@ -90,9 +90,9 @@ class SwitchDesk:
         reply = await self._ask("search_residents", text=text, limit=20)
         return [desk.match_from_wire(match) for match in reply["matches"]]
 
-    async def identify(self, pop, resident_id):
+    async def identify(self, pop, resident_id, *, link=True):
         reply = await self._ask("identify", call_id=pop.interaction, resident_id=resident_id, number=pop.number,
-                                link=True, queue=pop.queue, waited_s=pop.waited_s)
+                                link=link, queue=pop.queue, waited_s=pop.waited_s)
         return replace(desk.pop_from_wire(reply["pop"]), call=pop.call), reply["said"]
 
     async def new_caller(self, pop, name, unit, kind):
@@ -139,11 +139,11 @@ class LocalDesk:
     async def find_callers(self, text):
         return desk.find_callers(self.db, text, limit=20)
 
-    async def identify(self, pop, resident_id):
+    async def identify(self, pop, resident_id, *, link=True):
         from records.directory import DirectoryError
 
         try:
-            return desk.identified(self.db, pop, resident_id, self.clock())
+            return desk.identified(self.db, pop, resident_id, self.clock(), link=link)
         except DirectoryError as exc:
             raise DeskError(str(exc)) from None
 

@@ -1,8 +1,9 @@
 """The seat's "who is calling?" screen for a number records do not know.
 
 The agent types any part of a name, unit or phone number; matching residents list as
-they type. Enter links the caller's number to the highlighted resident (the next call
-pops by itself); ctrl+n adds a new resident in a unit found the same way. The records
+they type. Enter on the highlighted resident asks first, and enter again links the
+caller's number to them (the next call pops by itself); ctrl+o says the call is theirs
+without linking the number (a neighbour's phone); ctrl+n adds a new resident in a unit found the same way. The records
 are the switch's (console/desk.py): each search and each change is one op, awaited in a
 worker or an action, never in a message handler.
 """
@@ -40,6 +41,7 @@ class IdentifyScreen(ModalScreen):
     """
     BINDINGS = [
         Binding("enter", "link", "Link number", priority=True),
+        Binding("ctrl+o", "this_call_only", "This call only", priority=True),
         Binding("ctrl+n", "new", "New resident", priority=True),
         Binding("ctrl+s", "create", "Create", priority=True, show=False),
         Binding("escape", "close", "Back"),
@@ -50,6 +52,7 @@ class IdentifyScreen(ModalScreen):
         self.desk, self.pop = desk, pop
         self.matches: list = []
         self.searched = ""   # the query self.matches answers
+        self.confirming: int | None = None   # the resident a first enter asked about
 
     def compose(self) -> ComposeResult:
         with Vertical(id="identify"):
@@ -66,8 +69,8 @@ class IdentifyScreen(ModalScreen):
                     yield TextField(placeholder="unit, e.g. 12A Tower 3", id="new_unit", select_on_focus=False)
                     yield ChoiceSelect([(k.replace("_", " "), k) for k in RESIDENT_KINDS], value="tenant",
                                        allow_blank=False, id="new_kind")
-            yield Static("↑↓ choose · enter link the number to them · ctrl+n new resident · esc back",
-                         id="identify-help")
+            yield Static("↑↓ choose · enter link the number to them · ctrl+o this call only · ctrl+n new resident · "
+                         "esc back", id="identify-help")
 
     def on_mount(self) -> None:
         self.query_one("#matches", DataTable).add_columns("name", "unit", "building, estate", "phones")
@@ -76,6 +79,7 @@ class IdentifyScreen(ModalScreen):
     def on_input_changed(self, message: Input.Changed) -> None:
         # the field as it is now: late Changed messages of a burst carry older values
         if message.input.id == "query" and message.input.value != self.searched:
+            self._unconfirm()
             self.run_worker(self._search(message.input.value), group="search", exclusive=True, exit_on_error=False)
 
     async def _search(self, query: str) -> None:
@@ -113,12 +117,42 @@ class IdentifyScreen(ModalScreen):
         if not self.matches:
             self.problem("Choose a resident first (type to search).")
             return
+        match = self._highlighted()
+        number = self.pop.number
+        if number and self.confirming != match.resident_id:   # a link outlives the call: asked first
+            self.confirming = match.resident_id
+            self.problem(f"Link {number} to {match.name} ({match.unit or 'no unit'})? enter again: yes, their next "
+                         f"call pops by itself · ctrl+o: this call only · ↑↓ someone else")
+            return
+        await self._identify(match, link=True)
+
+    async def action_this_call_only(self) -> None:
+        await typing_caught_up(self.app)
+        if self.query_one("#new").display or self.query_one("#query", Input).value != self.searched:
+            return
+        if not self.matches:
+            self.problem("Choose a resident first (type to search).")
+            return
+        await self._identify(self._highlighted(), link=False)
+
+    def _highlighted(self):
         row = self.query_one("#matches", DataTable).cursor_row
-        match = self.matches[min(max(row, 0), len(self.matches) - 1)]
+        return self.matches[min(max(row, 0), len(self.matches) - 1)]
+
+    async def _identify(self, match, *, link: bool) -> None:
         try:
-            self.dismiss(await self.desk.identify(self.pop, match.resident_id))
+            self.dismiss(await self.desk.identify(self.pop, match.resident_id, link=link))
         except DeskError as exc:
             self.problem(str(exc))
+
+    def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
+        if self.confirming is not None and self.matches and self._highlighted().resident_id != self.confirming:
+            self._unconfirm()
+
+    def _unconfirm(self) -> None:
+        if self.confirming is not None:
+            self.confirming = None
+            self.problem("")
 
     def action_new(self) -> None:
         self.query_one("#new").display = True

@@ -332,6 +332,10 @@ async def test_an_unknown_caller_is_found_and_linked_and_the_next_call_pops_by_i
         await pilot.pause()
         screen = app.screen
         assert screen.query_one("#matches").row_count == 1
+        await pilot.press("enter")   # found using the demo: one enter linked a number for good, unasked
+        await pilot.pause()
+        assert app.screen is screen and "Link +85290001111 to Chan Tai Man" in str(
+            screen.query_one("#identify-problem").render())
         await pilot.press("enter")
         await pilot.pause()
         assert "Chan Tai Man" in str(app.query_one("#caller").render())
@@ -340,6 +344,32 @@ async def test_an_unknown_caller_is_found_and_linked_and_the_next_call_pops_by_i
         assert app.drafts["c1"].caller == "Chan Tai Man"   # an unfinished form names them, not the number
     from records.directory import resident_by_phone
     assert resident_by_phone(db, "+85290001111")["id"] == rid
+
+
+async def test_a_caller_on_someone_elses_phone_is_named_for_this_call_without_linking_the_number(records):
+    db, rid = records
+    from records.directory import NewResident, add_resident, resident_by_phone
+
+    add_resident(db, NewResident(name="Chan Mei Ling", kind="tenant", phones=("+85291110000",)))
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.post_message(PhoneEvent(IncomingCall(1, "+85290001111", "", {"X-Hotline-Interaction": "c1"})))
+        await pilot.pause()
+        await pilot.press("i", *"chan", "enter")
+        await pilot.pause()
+        screen = app.screen
+        problem = screen.query_one("#identify-problem")
+        asked = str(problem.render())
+        assert asked.startswith("Link +85290001111 to ")
+        await pilot.press("down")    # someone else: the question was about the other row
+        await pilot.pause()
+        assert str(problem.render()) == ""
+        await pilot.press("up", "ctrl+o")
+        await pilot.pause()
+        assert app.screen is not screen
+        assert "This call is from" in str(app.query_one("#notice").render())
+        assert app.pop.resident_id is not None
+    assert resident_by_phone(db, "+85290001111") is None   # the number stays unknown
 
 
 async def test_an_unknown_caller_is_added_as_a_new_resident_in_their_unit(records):

@@ -98,7 +98,7 @@ async def test_enter_before_the_matches_caught_up_with_the_typing_links_nobody(r
         screen = app.screen
         assert "changed as you typed" in str(screen.query_one("#identify-problem").render())
         assert screen.query_one("#matches").row_count == 1
-        await pilot.press("enter")
+        await pilot.press("enter", "enter")   # asked, then yes
         await pilot.pause()
         assert "Chan Tai Man" in str(app.query_one("#caller").render())
     from records.directory import resident_by_phone
