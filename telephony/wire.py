@@ -7,7 +7,9 @@ class the switch made, so a client matches on types (`isinstance(d.event,
 CallOffered)`), not on strings. A line of another version or an unknown name is a
 `WireError`, never a half-read event.
 
-A new field or a new event is a new version: the switch refuses a subscriber that asks
+A field added with a default (`ADDED_WITH_DEFAULT`) is not: a line logged before it reads
+as the default, and an older client ignores it. Any other new field or a new event is a
+new version: the switch refuses a subscriber that asks
 for a version it does not send (`subscribe` with `v`), so an old seat is told to
 upgrade instead of mis-reading calls. Lines logged before versions were written (no
 `v`) are version 1.
@@ -45,7 +47,8 @@ TYPES: dict[str, type] = {cls.__name__: cls for cls in SwitchEvent.__args__}   #
 # left to the classes: interpreted, they would take a number for a call id.
 NUMBERS = frozenset({"t", "until", "wait_s", "talk_s", "hold_s", "ring_s", "wrap_up_s", "limit_s"})
 INTEGERS = frozenset({"position", "original_position", "order_id", "callback_id", "resident_id"})
-FLAGS = frozenset({"registered"})
+FLAGS = frozenset({"registered", "declined"})
+ADDED_WITH_DEFAULT: dict[tuple[str, str], Any] = {("RingNoAnswer", "declined"): False}
 MAY_BE_NULL = frozenset({("WorkOrderOpened", "resident_id"), ("MenuEntered", "resident_id"),
                          ("OutboundDialled", "resident_id")})
 
@@ -92,10 +95,10 @@ def decode(message: Mapping[str, Any]) -> Delivered:
     if cls is None:
         raise WireError(f"unknown event {name!r}")
     names = field_names(cls)
-    missing = [n for n in names if n not in message]
+    missing = [n for n in names if n not in message and (name, n) not in ADDED_WITH_DEFAULT]
     if missing:
         raise WireError(f"{name} without {', '.join(missing)}")
-    event = cls(**{n: _checked(cls.__name__, n, message[n]) for n in names})
+    event = cls(**{n: _checked(cls.__name__, n, message[n]) for n in names if n in message})
     seq = message.get("seq")
     pop, form = message.get("pop"), message.get("form")
     return Delivered(event, seq if isinstance(seq, int) and not isinstance(seq, bool) else None,

@@ -139,7 +139,9 @@ def test_declining_rings_the_next_agent_without_counting_a_miss():
     acd.enqueue("c", "repair", 0)
     assert offers(acd) == [("c", "a")]
     acd.ring_no_answer("c", "a", 2, counts=False)
-    assert offers(acd) == [("c", "b")] and acd.agents["a"].status == "available"
+    events = acd.drain()
+    assert ev.RingNoAnswer(2, "c", "repair", "a", 2, declined=True) in events
+    assert ev.CallOffered(2, "c", "repair", "b") in events and acd.agents["a"].status == "available"
 
 
 def test_owner_of_an_open_work_order_is_offered_first_then_anyone():
@@ -378,7 +380,7 @@ def test_a_ringing_seat_that_vanishes_passes_the_call_on_without_a_miss():
     acd.set_status("a2", "available", 2)
     acd.lose_agent("a1", 3)
     events = acd.drain()
-    assert ev.RingNoAnswer(3, "c1", "repair", "a1", 2) in events and ev.CallOffered(3, "c1", "repair", "a2") in events
+    assert ev.RingNoAnswer(3, "c1", "repair", "a1", 2, declined=True) in events and ev.CallOffered(3, "c1", "repair", "a2") in events
     assert acd.agents["a1"].missed == 0 and acd.agents["a1"].status == "available"
     acd.set_reachable("a1", True, 4)                    # re-registered: offered calls again
     acd.enqueue("c2", "repair", 5)

@@ -12,7 +12,7 @@ from telephony.call_events import PhoneRegistration
 
 def example(cls):
     """An instance with a distinct value in every field, typed as the constructor wants."""
-    values = {"t": 1_800_000_000.5, "registered": True, "resident_id": 7, "order_id": 3015, "callback_id": 9,
+    values = {"t": 1_800_000_000.5, "registered": True, "declined": True, "resident_id": 7, "order_id": 3015, "callback_id": 9,
               "position": 2, "original_position": 1}
     floats = {"until"}
     fields = {}
@@ -114,3 +114,11 @@ def test_the_control_api_document_lists_every_event_with_its_fields():
     assert set(rows) == set(wire.TYPES)
     for name, cls in wire.TYPES.items():
         assert rows[name] == [f for f in wire.field_names(cls) if f != "t"], name
+
+
+def test_a_field_added_with_a_default_reads_from_lines_logged_before_it():
+    old_line = {"event": "RingNoAnswer", "v": 1, "t": 5.0, "call_id": "c1", "queue": "repair", "agent_id": "1001",
+                "ring_s": 15.0}
+    assert wire.decode(old_line).event == ev.RingNoAnswer(5.0, "c1", "repair", "1001", 15.0, False)
+    declined = wire.encode(ev.RingNoAnswer(5.0, "c1", "repair", "1001", 2.0, True))
+    assert declined["declined"] is True and wire.decode(declined).event.declined is True

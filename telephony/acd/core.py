@@ -316,7 +316,7 @@ class Acd:
             raise AcdError(f"call {call_id} is not ringing at agent {agent_id}")
         agent = self.agents[agent_id]
         call.ringing.remove(agent_id)
-        self.events.append(RingNoAnswer(now, call.id, call.queue, agent.id, now - call.offered_at))
+        self.events.append(RingNoAnswer(now, call.id, call.queue, agent.id, now - call.offered_at, not counts))
         call.declined[agent.id] = now + RETRY_S
         if not call.ringing:
             call.ring_version += 1

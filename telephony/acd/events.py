@@ -78,14 +78,18 @@ class CallbackDue(Event):
 
 @final
 class RingNoAnswer(Event):
-    fields = ("t", "call_id", "queue", "agent_id", "ring_s")
+    """The offer ended without an answer: rang out, or `declined` at the phone (busy,
+    rejected), which does not count towards the no-answer break."""
+    fields = ("t", "call_id", "queue", "agent_id", "ring_s", "declined")
 
-    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, ring_s: float) -> None:
+    def __init__(self, t: float, call_id: str, queue: str, agent_id: str, ring_s: float,
+                 declined: bool = False) -> None:
         self.t = t
         self.call_id = call_id
         self.queue = queue
         self.agent_id = agent_id
         self.ring_s = ring_s
+        self.declined = declined
 
 
 @final
