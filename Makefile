@@ -37,10 +37,11 @@ $(VENV)/.native: $(VENV)/.installed $(NATIVE_SOURCES)
 
 native: $(VENV)/.native
 
-# A fresh demo database, then the switch, bot agents, simulated callers and the seat of
-# extension 1001 in this terminal (q ends it all).
+# The demo database (seeded the first time; `make demo FRESH=1` seeds it again, wiping the
+# last runs), then the switch, bot agents, simulated callers and the seat of extension
+# 1001 in this terminal (q ends it all).
 demo: native
-	$(HOTLINE) --db $(DEMO_DB) demo --fresh
+	$(HOTLINE) --db $(DEMO_DB) demo $(if $(FRESH),--fresh)
 
 # mypy first (the whole package, config in pyproject.toml): a type error fails fast.
 test: native

@@ -412,6 +412,9 @@ def cmd_demo(args) -> int:
     if args.fresh or not Path(args.db).exists() or not pins_path(args.db).exists():
         print(f"hotline demo: seeding {args.db} ({args.residents} residents, seed {seed}) ...", flush=True)
         seed_demo(args.db, residents=args.residents, seed=seed, pins_from_seed=args.seed is not None)
+    else:   # a restart of the demo goes on with its records; starting over is asked for
+        print(f"hotline demo: going on with {args.db} and its records (make demo FRESH=1, or hotline demo --fresh, "
+              "starts over with a new database)", flush=True)
     if args.load <= 0:
         raise UserError("--load must be above 0 (1 is a healthy centre, 2 twice that)")
     try:

@@ -112,7 +112,11 @@ class Feed:
         elif isinstance(event, ev.CallAbandoned):
             text = f"{self.callers.pop(call, call)} gave up after {event.wait_s:.0f} s in {event.queue}"
         elif isinstance(event, ev.RingNoAnswer):
-            text = f"{name} did not answer {self.callers.get(call, call)}; trying the next agent"
+            if event.declined:
+                text = f"{name} did not take {self.callers.get(call, call)} (declined, busy or unreachable)"
+            else:
+                text = f"{name} did not answer {self.callers.get(call, call)} in {event.ring_s:.0f} s"
+            text += "; trying the next agent"
         elif isinstance(event, ev.CallRequeued):
             text = f"{name}'s phone went away; {self.callers.get(call, call)} is first in line again"
         elif isinstance(event, ev.CallTransferred):
@@ -134,6 +138,22 @@ class Feed:
 
     def close(self) -> None:
         self.db.close()
+
+
+class _Both:
+    """Two text streams written as one."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
 
 
 class FeedWatcher:
@@ -194,8 +214,8 @@ def _udp_port_free(port: int) -> bool:
 
 
 def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Path,
-                 trunk: tuple[str, int] | None = None, append: bool = False) -> subprocess.Popen:
-    """`append`: a restart, whose log goes on after the last one's."""
+                 trunk: tuple[str, int] | None = None) -> subprocess.Popen:
+    """The log goes on after the last run's or restart's (a fresh demo removed it)."""
     config = []
     if trunk is not None:   # the shipped config, with the simulated outside world as its trunk
         from telephony.switchconfig import DEFAULT_PATH
@@ -204,8 +224,8 @@ def start_switch(db_path: str, sip: tuple[str, int], control: Path, log_path: Pa
         path.write_text(DEFAULT_PATH.read_text() + f"\n# hotline demo: callbacks reach simulated residents\n"
                         f"trunk: sip:{trunk[0]}:{trunk[1]}\n")
         config = ["--config", str(path)]
-    start_of_log = log_path.stat().st_size if append and log_path.exists() else 0
-    with open(log_path, "a" if append else "w") as log:
+    start_of_log = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "a") as log:
         process = subprocess.Popen([sys.executable, "-m", "console", "--db", db_path, "switch", "--sip",
                                     f"{sip[0]}:{sip[1]}", "--control", str(control), *config],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -228,9 +248,9 @@ class SupervisedSwitch:
     CHECK_S = 0.5
     RETRY_S = 5.0
 
-    def __init__(self, start: Callable[[bool], subprocess.Popen], say: Callable[[str], None]):
+    def __init__(self, start: Callable[[], subprocess.Popen], say: Callable[[str], None]):
         self._start, self.say = start, say
-        self.process = start(False)
+        self.process = start()
         self.restarts = 0
         self.stopping = False
         self._task: asyncio.Task | None = None
@@ -246,7 +266,7 @@ class SupervisedSwitch:
                 continue
             self.say(f"the switch stopped (exit status {code}); starting it again")
             try:
-                self.process = await asyncio.to_thread(self._start, True)
+                self.process = await asyncio.to_thread(self._start)
             except RuntimeError as exc:
                 self.say(f"the switch did not start again: {str(exc).splitlines()[-1]}; "
                          f"trying again in {self.RETRY_S:g} s")
@@ -298,10 +318,12 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
     loop = asyncio.get_running_loop()
     phones = LivePhones(sip, loop=loop, seed=seed, behaviour=behaviour)
     # the simulated phones are also the switch's trunk: a callback rings a resident who answers
-    feed_file = open(Path(db_path).with_suffix(".feed.log"), "w", encoding="utf-8") if seat else None
-    feed = Feed(db_path, names, out=feed_file or sys.stdout)
-    switch = SupervisedSwitch(lambda again: start_switch(db_path, sip, control, switch_log,
-                                                         trunk=(phones.host, phones.port), append=again), feed.say)
+    # the feed always goes on in demo.feed.log (read after a run, or tail -f'd beside the
+    # seat); without the seat it is printed too
+    feed_file = open(Path(db_path).with_suffix(".feed.log"), "a", encoding="utf-8")
+    feed = Feed(db_path, names, out=feed_file if seat else _Both(sys.stdout, feed_file))
+    switch = SupervisedSwitch(lambda: start_switch(db_path, sip, control, switch_log,
+                                                         trunk=(phones.host, phones.port)), feed.say)
     started = time.time()
     agents: list[BotAgent] = []
     watcher = FeedWatcher(str(control), supervisor, pins[supervisor], feed)
@@ -355,8 +377,7 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
         switch.stop()
         phones.stop()
         feed.close()
-        if feed_file is not None:
-            feed_file.close()
+        feed_file.close()
     tally = phones.tally
     recorded = _outcomes_since(db_path, started)
     summary = {"placed": tally.placed, "answered": tally.answered, "finished": tally.finished,

@@ -43,6 +43,7 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
     assert all(line.endswith("the caller hung up") for line in finished_lines)   # the agent never hangs up first
     assert oct(os.stat(tmp_path / "demo.pins").st_mode & 0o777) == "0o600"
     assert "hotline switch: stopped" in (tmp_path / "demo.switch.log").read_text()
+    assert finished_lines[0] in (tmp_path / "demo.feed.log").read_text()   # the feed is kept, printed or not
     assert not (tmp_path / "demo.sock").exists()
     db = connect(db_path, migrate=False)
     try:
@@ -117,3 +118,54 @@ def test_a_switch_that_dies_comes_back_and_the_bots_and_feed_carry_on(tmp_path):
     finally:
         db.close()
     assert open_rows == 0     # what the crash cut is recorded too (start-up recovery), nothing left open
+
+
+def test_the_feed_tells_a_declined_ring_from_one_nobody_answered(tmp_path):
+    import io
+
+    from console.demo import Feed
+    from telephony.acd import events as ev
+    from telephony.wire import Delivered
+
+    connect(tmp_path / "feed.db", create=True).close()   # an empty, migrated database: every caller is unknown
+    out = io.StringIO()
+    feed = Feed(str(tmp_path / "feed.db"), {"1002": "Ann Lee"}, out=out)
+    try:
+        feed(Delivered(ev.RingNoAnswer(1e9, "c1", "repair", "1002", 15.0)))
+        feed(Delivered(ev.RingNoAnswer(1e9, "c2", "repair", "1002", 1.0, declined=True)))
+    finally:
+        feed.close()
+    rang_out, declined = out.getvalue().splitlines()
+    assert rang_out.endswith("1002 Ann Lee did not answer c1 in 15 s; trying the next agent")
+    assert declined.endswith("1002 Ann Lee did not take c2 (declined, busy or unreachable); trying the next agent")
+
+
+def test_the_demo_run_again_goes_on_with_its_records(tmp_path):
+    # found using the demo: every `make demo` seeded a new database, so a restart of the
+    # demo wiped the records, logs and recordings of the last one without asking
+    db_path = tmp_path / "demo.db"
+
+    def demo(*extra):
+        return subprocess.run([sys.executable, "-m", "console", "--db", str(db_path), "demo", "--residents", "200",
+                               "--bots", "2", "--calls-per-hour", "1200", "--talk-s", "2", "--seconds", "6", *extra],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    first = demo()
+    assert first.returncode == 0 and "seeding" in first.stdout, first.stdout[-2000:] + first.stderr[-2000:]
+    db = connect(db_path, migrate=False)
+    try:
+        rows = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
+    finally:
+        db.close()
+    log = (tmp_path / "demo.switch.log").read_text()
+    second = demo()
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "seeding" not in second.stdout and f"going on with {db_path}" in second.stdout
+    db = connect(db_path, migrate=False)
+    try:
+        assert db.execute("SELECT count(*) FROM interactions").fetchone()[0] >= rows
+    finally:
+        db.close()
+    assert (tmp_path / "demo.switch.log").read_text().startswith(log)    # the log goes on, too
+    fresh = demo("--fresh")
+    assert fresh.returncode == 0 and "seeding" in fresh.stdout
