@@ -251,10 +251,6 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
 
     def on_binding(binding: Binding | None, ext: str) -> None:
         core.seat_registered(ext, None if binding is None else (binding.host, binding.port))
-        if binding is None:
-            log.info("SIP: %s unregistered", ext)
-        else:
-            log.info("SIP: %s registered at %s:%d", ext, binding.host, binding.port)
 
     server = ControlServer(core, token=token)
     sip_side = SipSide(host, port, secret_of=SecretLookup(db_path), loop=loop, on_binding=on_binding,

@@ -93,6 +93,7 @@ class SwitchCore:
         self.menu_playable = False  # set by a media engine that can play the menu and hear the keys
         self.media = False          # calls' audio anchored in the switch (telephony/media.py)
         self.recordings = Path(recordings) if recordings is not None else None
+        self._empty_recordings = 0   # recordings that held no audio (logged once)
         self.recorder = InteractionRecorder(db, node=node, live=True, agent_id_of=self._agent_id)
         self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
         self._subscribers: list[Subscriber] = []
@@ -102,6 +103,7 @@ class SwitchCore:
         self._views: dict[str, dict] = {}    # ext -> status, reason, state, since, call
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
         self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
+        self.registration_refreshes: Counter[str] = Counter()   # ext -> REGISTERs that renewed the same contact
         self.legs: Legs | None = None
         self.closed = False   # shut down: what phones report now changes nothing
         # call id -> the call in its state (telephony/switch_calls.py): every call from its
@@ -331,7 +333,7 @@ class SwitchCore:
                              "wait_s": now - c.first_entered, "callback": c.callback}
                             for c in self.acd.waiting_calls(name)]
         agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "registered": ext in self.registrations,
-                   "reachable": ext in self.registrations and self.acd.agents[ext].reachable}
+                   "refreshes": self.registration_refreshes[ext], "reachable": ext in self.registrations and self.acd.agents[ext].reachable}
                   for ext, view in sorted(self._views.items())]
         locked = [{"kind": kind, "key": key, "seconds_left": until - now}
                   for (kind, key), until in sorted(self.lockouts.items()) if until > now]
@@ -563,7 +565,12 @@ class SwitchCore:
         if seconds > 0:
             self._happened(RecordingSaved(self.clock(), call_id, str(wav)))
         else:   # nothing was said (a phone that sent no audio): nothing to keep, and no file left behind
-            log.info("recording of %s holds no audio", call_id)
+            self._empty_recordings += 1
+            # said once (a site of phones that send no audio, like the demo's, would fill the log)
+            log.log(logging.INFO if self._empty_recordings == 1 else logging.DEBUG,
+                    "recording of %s holds no audio%s", call_id,
+                    " (phones that send none?); later ones are logged at debug level"
+                    if self._empty_recordings == 1 else "")
         for pcap in pcaps:
             pcap.unlink(missing_ok=True)
 
@@ -581,8 +588,13 @@ class SwitchCore:
         before = self.registrations.get(ext)
         if contact is None:
             self.registrations.pop(ext, None)
+            log.info("SIP: %s unregistered", ext)
         else:
             self.registrations[ext] = contact
+            if before == contact:   # every few minutes per phone: counted, not a line in the log
+                self.registration_refreshes[ext] += 1
+            else:
+                log.info("SIP: %s registered at %s:%d", ext, *contact)
         if self.closed:
             return
         if before != contact and ext in self.agents:
