@@ -351,6 +351,7 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
             await run_seat(ext=HUMAN_EXT, pin=pins[HUMAN_EXT], registrar=f"sip:{sip[0]}:{sip[1]}",
                            control=str(control), stop=stop, seconds=seconds,
                            files=Path(db_path).with_suffix(".seat"),
+                           quit_question="End the demo? The callers stop, the bots log out and the switch stops.",
                            hint=f"Demo: {len(agents)} bots take calls too ({calls_per_hour:.0f} an hour); press v to "
                                 "be available, q to end the demo.")
         else:

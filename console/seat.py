@@ -89,8 +89,9 @@ class SeatApp(App):
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
     WRAP_WARNING_S = 10      # this long before wrap-up ends, an unsaved form is said (and wrap-up extended once)
-    RECONNECT_S = (1, 2, 5, 10)
-    OFFER_WAIT_S = 0.3   # a ring whose offer has not arrived waits this long for it, then asks for the pop   # waits between tries to reach the switch again (the last repeats)
+    RECONNECT_S = (1, 2, 5, 10)   # waits between tries to reach the switch again (the last repeats)
+    OFFER_WAIT_S = 0.3   # a ring whose offer has not arrived waits this long for it, then asks for the pop
+    NOTICE_S = 60.0      # a notice is news: after this it goes (what stays true is in the header)
 
     def __init__(self, *, seat: SeatState, phone, db=None, control: ControlClient | None = None,
                  clock: Callable[[], float] = time.time, wrap_up_s: float = 30.0, agent_id: int | None = None,
@@ -118,6 +119,7 @@ class SeatApp(App):
         self.knowledge: list[Answer] | None = None   # the standard answers, read on first use
         self.queues = tuple(queues)   # the switch's queues, transfer targets
         self.callback_calls: dict = {}   # the phone's call key -> the follow-up task it is for
+        self.quit_question = "Log out and quit the seat?"   # hotline demo: quitting ends the whole demo
         self._transferred: int | None = None   # the call this seat last transferred away
         self._declined: int | None = None      # the call this agent last declined (not a miss)
         self._cut_off: int | None = None       # the call a restarted switch no longer had
@@ -125,6 +127,7 @@ class SeatApp(App):
         self._reconnecting: asyncio.Task | None = None
         self._wanted_status: tuple[str, str] | None = None   # what the agent had chosen when the switch went away
         self._started = clock()
+        self._notice_at: float | None = None   # when the notice line was last written
         self._wrap_warned = False
         self.leaving = False
 
@@ -319,9 +322,12 @@ class SeatApp(App):
                 self._warn_unsaved()
         if not self.seat.registered and now - self._started > 10 and self.registrar:
             self.seat.no_registrar(self.registrar)
+        if self._notice_at is not None and now - self._notice_at > self.NOTICE_S:
+            self.notice("")
         self._refresh_header()
 
     def notice(self, text: str) -> None:
+        self._notice_at = self.clock() if text else None
         self.query_one("#notice", Static).update(text)
 
     # --- the pop ----------------------------------------------------------------------------------
@@ -1149,16 +1155,23 @@ class SeatApp(App):
             self._refresh_header()
 
     async def action_quit(self) -> None:
-        """q: with a call up, asked first (the caller must never be cut off by a stray key)."""
+        """q: asked first (a caller must never be cut off, nor a working seat closed, by a stray key)."""
         from console.choices import ConfirmScreen
 
+        def answered(yes: bool | None) -> None:
+            if yes:
+                asyncio.ensure_future(self.leave())
+        # always asked: q is also a letter typed on a screen the agent thought had a field
         if self.seat.call is not None and self.seat.state != "ringing":
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    asyncio.ensure_future(self.leave())
-            self.push_screen(ConfirmScreen("A call is up: hang up on the caller and quit?"), answered)
-            return
-        await self.leave()
+            question = "A call is up: hang up on the caller and quit?"
+        elif self.seat.state == "ringing":
+            question = "A call is ringing: log out (the caller goes to the next agent) and quit?"
+        else:
+            question = self.quit_question
+        unfinished = sum(1 for draft in self.drafts.values() if draft.owed)
+        if unfinished:
+            question += f" ({unfinished} unfinished form{'s' if unfinished > 1 else ''} kept for next time)"
+        self.push_screen(ConfirmScreen(question), answered)
 
     async def leave(self, urgent: bool = False) -> None:
         """Log out first (the switch stops offering calls), then hang up and leave.

@@ -35,7 +35,7 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
                    stop: asyncio.Event | None = None, seconds: float | None = None,
                    rtp_ports: tuple[int, int] | None = None, tls_ca: str | None = None,
                    files: Path | None = None, ask_pin: Callable[[], str] | None = None,
-                   phone_kind: str = "own") -> int:
+                   phone_kind: str = "own", quit_question: str = "") -> int:
     """Log in at the switch, start the phone, run the app, and tidy up on the way out.
     The seat opens no database: records come from the switch (console/desk.py). `files`
     is where its drafts and logs go (default: state_dir()); `ask_pin` asks again after a
@@ -104,6 +104,8 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
         phone = Softphone(ext, sip_password or pin, registrar, lambda event: app.post_message(PhoneEvent(event)),
                           audio=audio, sip_user=sip_user, rtp_ports=rtp_ports)
     app.phone = phone
+    if quit_question:
+        app.quit_question = quit_question
 
     async def end_from_outside():
         try:

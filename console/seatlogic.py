@@ -180,6 +180,8 @@ class SeatState:
                 if limit is not None and now - self.break_since > limit * 60:
                     text += f" OVER {limit:g} min"
             return text
+        if self.status == "logged_out":   # logged in at the switch, not yet taking calls
+            return "not ready (v)"
         return self.status.replace("_", " ")
 
     def over_break_limit(self, now: float) -> bool:

@@ -110,7 +110,7 @@ async def test_a_ringing_call_pops_the_profile_and_the_keys_drive_the_phone(reco
         assert "Chan Tai Man" in caller and "VIP" in caller and "HK$2,500.00" in caller and "waited 14 s" in caller
         orders = app.query_one("#orders")
         assert orders.row_count == 1 and any("overdue" in str(cell) for cell in orders.get_row_at(0))
-        assert "registered │ logged out │ ringing" in str(app.query_one("#header").render())
+        assert "registered │ not ready (v) │ ringing" in str(app.query_one("#header").render())
         await pilot.press("a")
         assert phone.sent == [("answer", 5)]
         app.post_message(PhoneEvent(CallState(5, "connected", 200, "OK")))

@@ -234,6 +234,42 @@ async def test_a_transferred_callers_wrap_up_is_the_switchs_though_its_news_came
         assert app.seat.state == "wrap_up" and app.seat.wrap_until == pytest.approx(c["clock"].now + 30)
 
 
+async def test_a_notice_goes_after_a_minute_and_the_header_says_not_ready_until_v(centre):
+    # found using the demo: "Reconnected to the switch" and the like stayed for an hour, and
+    # a seat just logged in read "logged out" in its header until v
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert "not ready (v)" in str(app.query_one("#header").render())
+        app.notice("The switch came back.")
+        centre["clock"].now += app.NOTICE_S - 1
+        app._tick()
+        assert "came back" in str(app.query_one("#notice").render())
+        centre["clock"].now += 2
+        app._tick()
+        assert str(app.query_one("#notice").render()) == ""
+        await pilot.press("v")
+        await pilot.pause(0.2)
+        assert "not ready" not in str(app.query_one("#header").render())
+
+
+async def test_quit_with_no_call_asks_too(centre):
+    # found using the demo: q on the idle screen (a letter meant for a field) ended the
+    # whole demo at once
+    app = seat_app(centre)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        assert "Log out and quit the seat?" in str(app.screen.query_one("Static").render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("q", "y")
+        await pilot.pause(0.5)
+        assert not app.is_running
+
+
 async def test_quit_in_a_call_asks_first_and_the_keypad_needs_a_call(centre):
     phone = PhoneCommands()
     app = seat_app(centre, phone=phone)
