@@ -78,6 +78,13 @@ class TextField(KeysInOrder, Input):
     def __init__(self, *args, select_on_focus: bool = False, **kwargs):
         super().__init__(*args, select_on_focus=select_on_focus, **kwargs)
 
+    def _on_blur(self, _event) -> None:
+        # left, a long text shows its beginning (its end, where the cursor was, looks cut off)
+        self.scroll_to(0, animate=False)
+
+    def _on_focus(self, _event) -> None:
+        self.action_end()   # back in it, the agent types on at the end (a click then places the cursor)
+
 
 class ChoiceSelect(KeysInOrder, Select):
     """A Select whose list takes the keys sent right behind the one that opened it:

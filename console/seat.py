@@ -703,6 +703,7 @@ class SeatApp(App):
             self.query_one("#order_description", Input).value = ""
         finally:
             self.call_after_refresh(setattr, self, "_filling", False)
+        self._show_preview()   # the order is opened: its preview goes with the type
         self.set_focus(None)   # the call keys work again at once (h hangs up, it does not type an h)
         self.notice(saved)
 

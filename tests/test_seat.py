@@ -286,6 +286,7 @@ async def test_the_form_saves_disposition_and_work_order_in_one_keystroke_and_dr
             assert "Saved: repair: work order opened; work order #" in str(app.query_one("#notice").render())
             assert app.query_one("#orders").row_count == 2           # the new order shows at once
             assert app.query_one("#order_type").value is Select.NULL  # a second ctrl+s opens no second order
+            assert str(app.query_one("#preview").render()) == ""        # nor shows the opened one's deadlines
             await pilot.press("ctrl+s")
             await pilot.pause(0.2)
             assert db.execute("SELECT count(*) FROM work_orders").fetchone()[0] == 2

@@ -122,6 +122,27 @@ async def test_after_a_save_the_call_keys_work_and_a_second_save_corrects_withou
     assert db.execute("SELECT notes FROM interactions WHERE uid = 'c1'").fetchone()[0] == "No water; plumber booked"
 
 
+async def test_long_notes_show_their_beginning_once_saved_and_typing_goes_on_at_their_end(centre):
+    # found using the demo: after ctrl+s the notes field showed the end of a long note, as if cut off
+    app = seat_app(centre)
+    long_note = "Caller reports water dripping from the ceiling of the bathroom since this morning, " \
+                "neighbour upstairs not answering the door"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(centre, app, pilot)
+        await pilot.press("n", *long_note)
+        app.query_one("#outcome").value = "information given"
+        await pilot.pause()
+        notes = app.query_one("#notes")
+        assert notes.scroll_x > 0                          # typing: the end is in view
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert str(app.query_one("#notice").render()).startswith("Saved:")
+        assert notes.scroll_x == 0 and "Caller reports" in str(notes.render_line(0).text)
+        await pilot.press("n", *" ok")
+        await pilot.pause()
+        assert notes.value == long_note + " ok"
+
+
 async def test_a_form_that_runs_out_of_wrap_up_is_extended_once_then_kept_as_unfinished(centre, tmp_path):
     c = centre
     store = Drafts(tmp_path / "drafts.json")
