@@ -73,6 +73,7 @@ class SeatState:
     talk_today_s: float = 0.0
     call: int | None = None             # the softphone's current call
     connected_at: float | None = None   # when the current call was answered (its clock runs through holds)
+    held_s: float = 0.0                 # the current call's time on hold so far (not talk, as in records)
     muted: bool = False
     pops: dict = field(default_factory=dict)   # call -> Pop
     switch_connected: bool = True       # the control connection is up (status and wrap-up are the switch's)
@@ -110,13 +111,15 @@ class SeatState:
 
     def connected(self, call: int, now: float) -> None:
         if call == self.call:
-            self.state, self.since, self.connected_at = "in_call", now, now
+            self.state, self.since, self.connected_at, self.held_s = "in_call", now, now, 0.0
 
     def held(self, call: int, on: bool, now: float) -> None:
         """The hold took effect (or ended); the call's own clock goes on counting."""
         if call == self.call and self.state in ("in_call", "on_hold"):
             state = "on_hold" if on else "in_call"
             if state != self.state:
+                if self.state == "on_hold":
+                    self.held_s += now - self.since
                 self.state, self.since = state, now
 
     def switch_wrap_said(self, interaction: str, until: float) -> None:
@@ -139,9 +142,11 @@ class SeatState:
         if said is not None and interaction and said[0] == interaction:
             wrap_up_s = max(0.0, said[1] - now)
         talked = self.connected_at is not None
-        if self.connected_at is not None:
+        if self.connected_at is not None:   # talk as the switch records it: connected, minus on hold
+            held = self.held_s + (now - self.since if self.state == "on_hold" else 0.0)
             self.calls_today += 1
-            self.talk_today_s += now - self.connected_at
+            self.talk_today_s += max(0.0, now - self.connected_at - held)
+        self.held_s = 0.0
         self.call, self.connected_at, self.muted = None, None, False
         self.wrapping_for = ""
         if talked and wrap_up_s > 0:
