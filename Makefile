@@ -57,5 +57,5 @@ bench: native
 clean:
 	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache .mypy_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm \
 		$(DEMO_DB:.db=.pins) $(DEMO_DB:.db=.queue_log) $(DEMO_DB:.db=.switch.log) $(DEMO_DB:.db=.sock) \
-		$(DEMO_DB:.db=.media) $(DEMO_DB:.db=.seat) $(DEMO_DB:.db=.feed.log) $(DEMO_DB:.db=.switch.yaml) \
+		$(DEMO_DB:.db=.media) $(DEMO_DB:.db=.seat) $(DEMO_DB:.db=.feed.log) $(DEMO_DB:.db=.bots.log) $(DEMO_DB:.db=.switch.yaml) \
 		$(DEMO_DB:.db=.switch.lock)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from console.logtime import CentreTimeFormatter
 from records.db import connect
 from records.directory import resident_by_phone
 from scenarios.erlang import healthy_rate
@@ -34,7 +36,7 @@ SL_THRESHOLD_S = 15.0   # the trade's standard: answered within three rings
 BOT_SKILLS = "repair:3,complaint:3,billing:3,enquiry:3,emergency:3,general:3"
 # Files a demo run leaves beside its database; --fresh starts without any of them.
 RUN_FILES = (".pins", ".queue_log", ".switch.log", ".switch.yaml", ".switch.lock", ".sock", ".feed.log",
-             ".media", ".seat")
+             ".bots.log", ".media", ".seat")
 
 
 def healthy_calls_per_hour(bots: int, behaviour: Behaviour) -> float:
@@ -346,6 +348,12 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
                      f"level of 80% within {SL_THRESHOLD_S:.0f} s (hotline demo --load 2 overloads it)")
         if seat:   # extension 1001's seat in this terminal; leaving it ends the demo
             from console.seat_run import run_seat
+
+            # the bots and simulated phones share this process: their lines are not the seat's
+            bots_log = logging.FileHandler(Path(db_path).with_suffix(".bots.log"))
+            bots_log.setFormatter(CentreTimeFormatter())
+            logging.getLogger("hotline.live").addHandler(bots_log)
+            logging.getLogger("hotline.live").propagate = False
 
             # the demo's seat keeps its drafts and log beside the demo database (make clean)
             await run_seat(ext=HUMAN_EXT, pin=pins[HUMAN_EXT], registrar=f"sip:{sip[0]}:{sip[1]}",

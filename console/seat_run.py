@@ -22,11 +22,26 @@ from telephony.control_client import ControlClient, ControlError
 PIN_TRIES = 3   # a typo at the terminal is asked again, this many times in all
 
 
-def state_dir() -> Path:
+def state_dir(control: str | tuple[str, int] | None = None) -> Path:
     """Where a seat keeps its own files (drafts, its log, pjsip's): the agent's XDG state
-    directory, not the switch's; nobody else may read them (an agent's notes)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "hotline"
+    directory, not the switch's; nobody else may read them (an agent's notes). One
+    folder per switch: a form typed for one switch's caller never shows at another's."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state"))
+    if control is None:
+        return base / "hotline"
+    return base / "hotline" / switch_folder(control)
+
+
+def switch_folder(control: str | tuple[str, int]) -> str:
+    """A folder name for a switch's control address: host-port, or the socket's name and
+    a short hash of its path (two demo.sock in different folders are two switches)."""
+    import hashlib
+    import re
+
+    if isinstance(control, tuple):
+        return re.sub(r"[^A-Za-z0-9.-]+", "_", f"{control[0]}-{control[1]}")
+    path = os.path.abspath(control)
+    return re.sub(r"[^A-Za-z0-9.]+", "_", Path(path).name) + "-" + hashlib.sha1(path.encode()).hexdigest()[:8]
 
 
 async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[str, int],
@@ -77,7 +92,7 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
         queues = tuple(me.get("queues", ()))
         seat.break_limits = dict(me.get("breaks") or {})
         break
-    files = Path(files) if files is not None else state_dir()
+    files = Path(files) if files is not None else state_dir(control)
     os.umask(os.umask(0) | 0o077)   # the seat's drafts and logs are the agent's alone
     files.mkdir(parents=True, exist_ok=True, mode=0o700)
     drafts = Drafts(files / f"drafts-{ext}.json")

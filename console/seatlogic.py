@@ -327,7 +327,7 @@ class Drafts:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
-        unsaved = {k: asdict(v) for k, v in drafts.items() if not v.saved}
+        unsaved = {k: asdict(v) for k, v in drafts.items() if v.owed}   # (a call that only rang owes nothing)
         temporary.write_text(json.dumps(unsaved, ensure_ascii=False))
         os.replace(temporary, self.path)
 

@@ -2,7 +2,7 @@
 deadlines, the header's state machine."""
 import datetime as dt
 
-from console.seatlogic import Pop, SeatState, money, time_left, when
+from console.seatlogic import Draft, Drafts, Pop, SeatState, money, time_left, when
 from records.desk import screen_pop
 from records.agents import add_agent
 from records.db import connect
@@ -199,3 +199,24 @@ def test_a_wrap_up_said_for_another_call_is_not_taken_for_this_one():
     _talking(seat, 3, "c3", NOW + 100)
     seat.ended(3, NOW + 110, 0.0, interaction="c3")    # no wrap-up (a call the restarted switch cut off)
     assert seat.state == "idle" and seat.wrapping_for == ""
+
+
+def test_drafts_on_disk_are_only_the_forms_owed(tmp_path):
+    # found using the demo: every call that only rang left an empty draft on disk
+    store = Drafts(tmp_path / "drafts.json")
+    store.save({"rang": Draft("rang", reason="repair"), "talked": Draft("talked", talked=True),
+                "typed": Draft("typed", notes="leak"), "done": Draft("done", notes="x", saved=True)})
+    assert sorted(store.load()) == ["talked", "typed"]
+
+
+def test_each_switch_has_its_own_folder_of_seat_files(tmp_path, monkeypatch):
+    # found using the demo: drafts of another switch's callers showed under u, and its log lines mixed in
+    from console.seat_run import state_dir
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    a, b = state_dir(("10.0.0.5", 7000)), state_dir(("10.0.0.6", 7000))
+    assert a == tmp_path / "hotline" / "10.0.0.5-7000" and a != b
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one, two = state_dir(str(tmp_path / "one" / "demo.sock")), state_dir(str(tmp_path / "two" / "demo.sock"))
+    assert one != two and one.name.startswith("demo.sock-") and one.parent == tmp_path / "hotline"
