@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import time
 import wave
 from pathlib import Path
 from typing import Callable
@@ -90,6 +91,10 @@ class MediaEngine:
         self.dtmf_module: int | None = None
         self._dtmf_listeners: dict[str, Callable[[str], None]] = {}
         self._cli = None
+        self._watch = None                    # the probe's Timeout (watch())
+        self._probe_sent: float | None = None   # monotonic time of the unanswered probe
+        self.stalled = False                  # the proxy stopped answering (watch())
+        self.last_answer: float | None = None
 
     def start(self, on_ready: Callable[[bool], None]) -> None:
         """Start RTPproxy; `on_ready(True)` once it answers and the DTMF module is found."""
@@ -116,6 +121,45 @@ class MediaEngine:
                 on_ready(False)
         wait_online()
 
+    def watch(self, stall_s: float, on_stall: Callable[[float], None], every_s: float = 1.0) -> None:
+        """Ask the proxy its version every `every_s`; a question still unanswered after
+        `stall_s` calls `on_stall(seconds)`, once. sippy's client waits for each reply with
+        no time limit, one command at a time, so a proxy that stops answering stops every
+        call's setup (rings wait for their offer, BYEs for their session), silently."""
+        from sippy.Time.Timeout import Timeout
+
+        self._probe_sent = None
+        self.stalled = False
+
+        def answered(*_args, **_kwargs) -> None:
+            self._probe_sent, self.last_answer = None, time.monotonic()
+
+        def probe() -> None:
+            if self.client is None or self.stalled:
+                return
+            now = time.monotonic()
+            if self._probe_sent is None:
+                self._probe_sent = now
+                self.client.send_command("V", answered)
+            elif now - self._probe_sent >= stall_s:
+                self.stalled = True
+                on_stall(now - self._probe_sent)
+        self.unwatch()
+        self._watch = Timeout(probe, every_s, -1)
+
+    def unwatch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    def status(self) -> dict:
+        """What the supervisors' snapshot says of the media (read from any thread)."""
+        client = self.client
+        return {"answering": not self.stalled,
+                "last_answer_s": round(time.monotonic() - self.last_answer, 1) if self.last_answer else None,
+                "active_sessions": getattr(client, "active_sessions", None),
+                "sessions_created": getattr(client, "sessions_created", None)}
+
     def _notify_setup(self, nsock, spec: str) -> None:
         from sippy.CLIManager import CLIManager
 
@@ -129,6 +173,7 @@ class MediaEngine:
             self._dtmf_listeners[parts[0]](parts[1])
 
     def shutdown(self) -> None:
+        self.unwatch()
         if self.client is not None:
             self.client.shutdown()
             self.client = None

@@ -126,6 +126,7 @@ class SipSide:
         def ready(ok: bool) -> None:
             if ok:
                 self.media = engine
+                engine.watch(self.settings.media_stall_s, self._media_stalled)
                 log.info("media: anchored in RTPproxy (rtp.io); recordings in %s", media_dir / "raw")
             else:
                 log.warning("media: RTPproxy did not answer; SDP is passed through between phones")
@@ -139,6 +140,19 @@ class SipSide:
             log.warning("media: cannot start RTPproxy (%s); SDP is passed through between phones", exc)
             self.to_core.media_ready(False)
             self._started.set()
+
+    def _media_stalled(self, seconds: float) -> None:
+        waiting = sum(1 for call in self.calls.values() if call.pending_rings)
+        status = self.media.status() if self.media is not None else {}
+        message = (f"the media engine (RTPproxy) has not answered for {seconds:.0f} s ({len(self.calls)} calls up, "
+                   f"{waiting} waiting for it to ring an agent, {status.get('active_sessions')} media sessions): "
+                   "no call can be connected without it")
+        self.failure = message
+        self.to_core.sip_failed(message)
+
+    def media_status(self) -> dict | None:
+        """The media engine's health for the snapshot (None: media not anchored)."""
+        return self.media.status() if self.media is not None else None
 
     def stop(self) -> None:
         from sippy.Core.EventDispatcher import ED2

@@ -52,6 +52,10 @@ class SipSettings:
     auth_failures_per_address: int = 20
     auth_window_s: float = 300.0
     auth_lock_s: float = 300.0
+    # The media engine (RTPproxy) is asked every second whether it is there; no answer
+    # for this long and the switch stops (exit status 2) to be started again, since no
+    # call can be connected without it.
+    media_stall_s: float = 10.0
     # The media ports of the switch's RTP engine (a firewall opens this range); None: any.
     rtp_ports: tuple[int, int] | None = None
 

@@ -75,6 +75,8 @@ class Legs(Protocol):
 
     def digest_counts(self) -> dict[str, int]: ...
 
+    def media_status(self) -> dict | None: ...
+
 
 @dataclass
 class Subscriber:
@@ -339,7 +341,8 @@ class SwitchCore:
                   for (kind, key), until in sorted(self.lockouts.items()) if until > now]
         digest = self.legs.digest_counts() if self.legs is not None else {}   # the registrar's checks, by verdict
         in_progress = Counter(call.state for call in self.calls.values())   # menu, routed, outside, outbound
-        return {"at": now, "queues": queues, "agents": agents, "calls": dict(in_progress),
+        media = self.legs.media_status() if self.legs is not None else None
+        return {"at": now, "queues": queues, "agents": agents, "calls": dict(in_progress), "media": media,
                 "calls_refused": dict(self.refused),
                 "sip_refused": dict(self.sip_refusals), "locked_out": locked, "digest": digest}
 

@@ -184,3 +184,30 @@ def test_a_session_closed_while_its_offer_is_in_the_proxy_is_deleted_when_the_an
     assert offered == []                              # nobody is told about a call that is gone
     err = capfd.readouterr().err
     assert "Traceback" not in err and "proxy_address" not in err
+
+
+def test_a_proxy_that_stops_answering_is_noticed_within_the_stall_time(media):
+    # found using the demo: the switch went on answering REGISTERs while no call could
+    # ring an agent any more (every ring waited for the proxy's offer), and said nothing
+    sippy, engine = media
+    stalls: list[float] = []
+    sippy.run(lambda done: done(engine.watch(0.5, stalls.append, every_s=0.1)))
+    try:
+        time.sleep(1.0)
+        status = engine.status()
+        assert stalls == [] and status["answering"] and status["last_answer_s"] < 0.5
+        assert status["active_sessions"] is not None
+        real = engine.client.send_command
+        engine.client.send_command = lambda *args, **kwargs: None   # takes commands, never answers
+        try:
+            deadline = time.monotonic() + 5
+            while not stalls and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+        finally:
+            engine.client.send_command = real
+        assert len(stalls) == 1 and stalls[0] >= 0.5         # said once, after the stall time
+        assert engine.status()["answering"] is False
+    finally:
+        sippy.run(lambda done: done(engine.unwatch()))
+        engine.stalled = False

@@ -4,6 +4,7 @@ Needs `sipp` (Debian: sip-tester). Skipped without it, except where
 HOTLINE_REQUIRE_SIPP=1 (CI), where a missing sipp fails.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -334,3 +335,31 @@ def test_bad_rtp_port_ranges_are_one_line(tmp_path):
         result = subprocess.run([sys.executable, "-m", "console", "--db", str(db_path), "switch", "--rtp-ports", text],
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and result.stderr.startswith("hotline: --rtp-ports:"), (text, result.stderr)
+
+
+def test_a_media_engine_that_stops_answering_stops_the_switch_to_be_started_again(tmp_path):
+    """Found using the demo: with RTPproxy hung, the switch kept answering REGISTERs while
+    no call could ring an agent, for as long as nobody looked. Now it stops, status 2,
+    with one line saying why, and a service manager (the demo's too) starts it again."""
+    db_path = tmp_path / "switch.db"
+    connect(db_path, create=True).close()
+    (tmp_path / "stall.yaml").write_text("sip:\n  media_stall_s: 2\n")
+    script = (
+        "import sys, threading, time\n"
+        "import telephony.media as media\n"
+        "real = media.MediaEngine.watch\n"
+        "def watch_then_hang(self, *args, **kwargs):\n"
+        "    real(self, *args, **kwargs)\n"
+        "    def hang():\n"
+        "        time.sleep(1.0)\n"
+        "        self.client.send_command = lambda *a, **k: None   # the proxy takes commands, answers none\n"
+        "    threading.Thread(target=hang, daemon=True).start()\n"
+        "media.MediaEngine.watch = watch_then_hang\n"
+        "from console.cli import main\n"
+        f"sys.exit(main(['--db', {str(db_path)!r}, 'switch', '--config', {str(tmp_path / 'stall.yaml')!r}, "
+        f"'--media', {str(tmp_path / 'media')!r}, '--sip', '127.0.0.1:{free_udp_port()}']))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.match(r"hotline: the media engine \(RTPproxy\) has not answered for [234] s \(0 calls up", last), last
+    assert "Traceback" not in result.stderr
