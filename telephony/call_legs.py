@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from telephony.sdp import answer_sdp, discard_sdp, narrow_sdp, sdp_address, sdp_holds, telephone_event_pt
@@ -94,6 +95,7 @@ class InboundCall:
         self.agent_offer = None      # the proxy's SDP for agents (None until the proxy said)
         self.caller_sdp = None       # the proxy's SDP for the caller (early media and the 200)
         self.pending_rings: list[tuple] = []
+        self.offer_asked_at: float | None = None   # when the proxy was asked for the agents' SDP
         self.recorded = False
         self.in_menu = False
         self.number = self.dialled = self.caller_name = ""
@@ -154,10 +156,22 @@ class InboundCall:
             if engine is None:
                 raise RuntimeError("no media engine")
             self.media = media = MediaSession(engine, self.id)
+            self.offer_asked_at = time.monotonic()
             media.caller_offer(narrowed, self._agent_offer_ready)
         except Exception:  # the proxy is unusable: connect the phones directly
             log.exception("media: cannot anchor %s; passing SDP through", self.id)
             self._unanchored()
+
+    def offer_overdue(self, now: float, limit_s: float) -> bool:
+        """Rings waiting for a proxy that has not answered this call's offer in `limit_s`."""
+        return (not self.over and self.media is not None and self.agent_offer is None
+                and self.offer_asked_at is not None and now - self.offer_asked_at > limit_s)
+
+    def give_up_on_media(self) -> None:
+        """The proxy never answered this call's offer: its phones talk directly, and the
+        agents it waits for are rung now (without, they would ring out unrung)."""
+        log.error("media: the proxy has not answered the offer of %s; its audio passes between the phones", self.id)
+        self._unanchored()
 
     def _unanchored(self) -> None:
         self.media = None

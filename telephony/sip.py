@@ -121,12 +121,15 @@ class SipSide:
     def _start_media(self, media_dir: Path) -> None:
         """RTPproxy in this process; until it answers (or if it cannot start) calls pass
         SDP through. SIP is ready only once this is settled, so the first call is anchored."""
+        from sippy.Time.Timeout import Timeout
+
         from telephony.media import MediaEngine
 
         def ready(ok: bool) -> None:
             if ok:
                 self.media = engine
                 engine.watch(self.settings.media_stall_s, self._media_stalled)
+                Timeout(self._check_offers, 1.0, -1)
                 log.info("media: anchored in RTPproxy (rtp.io); recordings in %s", media_dir / "raw")
             else:
                 log.warning("media: RTPproxy did not answer; SDP is passed through between phones")
@@ -140,6 +143,12 @@ class SipSide:
             log.warning("media: cannot start RTPproxy (%s); SDP is passed through between phones", exc)
             self.to_core.media_ready(False)
             self._started.set()
+
+    def _check_offers(self) -> None:
+        now = time.monotonic()
+        for call in list(self.calls.values()):
+            if call.offer_overdue(now, self.settings.media_stall_s):
+                call.give_up_on_media()
 
     def _media_stalled(self, seconds: float) -> None:
         waiting = sum(1 for call in self.calls.values() if call.pending_rings)

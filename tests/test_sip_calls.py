@@ -802,3 +802,34 @@ def test_a_desk_phone_agent_declines_a_ringing_call_from_the_seat(line):
         finished(caller)
     finally:
         seat.close()
+
+
+def test_a_call_whose_offer_the_proxy_never_answers_still_rings_and_connects(tmp_path):
+    # The media engine answers (the probe) but drops one call's reply: that call's rings
+    # would wait for it for ever; after media_stall_s its phones talk directly instead.
+    from test_sip_register import start_switch
+
+    (tmp_path / "offer.yaml").write_text("sip:\n  media_stall_s: 2\n")
+    prelude = ("import telephony.media as media\n"
+               "real = media.MediaSession.caller_offer\n"
+               "def lost_reply(self, body, done):\n"
+               "    real(self, body, lambda rewritten: None)   # the proxy's answer never reaches the call\n"
+               "media.MediaSession.caller_offer = lost_reply\n")
+    port, process, control = start_switch(tmp_path, "--config", str(tmp_path / "offer.yaml"), prelude=prelude)
+    try:
+        line = _line(port, process, control)
+        line.agent_ready("1001", "1111")
+        agent = line.phone("1001", "1111", "agent_answer.xml")
+        line.wait_until(lambda: {a["ext"]: a for a in line.snapshot()["agents"]}["1001"]["registered"])
+        code, output = finished(line.call())
+        assert code == 0, output[-3000:]
+        code, output = finished(agent)
+        assert code == 0, output[-3000:]
+        [row] = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None])
+        assert row["outcome"] == "answered" and row["agent_ext"] == "1001" and row["wait_s"] < 5
+        log = (tmp_path / "switch.log").read_text()
+        assert "the proxy has not answered the offer of" in log and "Traceback" not in log
+        assert process.poll() is None   # the probe is answered: the switch stays up
+    finally:
+        process.kill()
+        process.wait(5)

@@ -32,7 +32,8 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def start_switch(tmp_path, *extra):
+def start_switch(tmp_path, *extra, prelude: str = ""):
+    """`prelude`: Python run in the switch's process first (a fault to inject)."""
     db_path = tmp_path / "switch.db"
     db = connect(db_path, create=True)
     add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3, "general": 3})
@@ -43,7 +44,9 @@ def start_switch(tmp_path, *extra):
     # The switch's output goes to a file: a pipe nobody reads would block it once full.
     log_path = tmp_path / "switch.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "console", "--db", str(db_path), "switch",
+        program = ["-c", prelude + "\nimport sys\nfrom console.cli import main\nsys.exit(main(sys.argv[1:]))"] \
+            if prelude else ["-m", "console"]
+        process = subprocess.Popen([sys.executable, *program, "--db", str(db_path), "switch",
                                     "--sip", f"127.0.0.1:{port}", "--control", str(tmp_path / "control.sock"),
                                     *extra], stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 15
