@@ -97,14 +97,12 @@ class ChoiceSelect(KeysInOrder, Select):
             # (not ours: a key the open list had, bubbling up; Textual goes on to
             # KeysInOrder._on_key itself, as handlers run along the MRO)
             return
-        from textual.widgets._select import SelectOverlay
-
         event.stop()
         event.prevent_default()   # handled here, in order: no late binding, no second handler
         if not self.expanded:
             self.action_show_overlay()
             return
-        overlay = self.query_one(SelectOverlay)
+        overlay = self.query_one(OptionList)   # the open list (Select's overlay is an OptionList)
         if event.key == "up":
             overlay.action_cursor_up()
         elif event.key == "down":

@@ -145,6 +145,12 @@ async def test_arrows_then_enter_at_once_dial_the_follow_up_they_reached():
     assert app.result is calls[2]
 
 
+def ring_known_caller(app, resident_id):
+    """Chan Tai Man's call ringing at the seat, named by the switch (as in the demo)."""
+    app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "Chan Tai Man", {
+        "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9", "X-Hotline-Resident": str(resident_id)})))
+
+
 async def test_notes_typed_in_the_pops_first_frame_are_kept(records):  # noqa: F811
     """The pop's first frame draws only the caller (its form follows a frame later): `n`
     and text in the same burst as the ring still land in the notes, whole."""
@@ -152,8 +158,7 @@ async def test_notes_typed_in_the_pops_first_frame_are_kept(records):  # noqa: F
     app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "Chan Tai Man", {
-            "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9", "X-Hotline-Resident": str(rid)})))
+        ring_known_caller(app, rid)
         burst(app, "n", *"leak under the sink")
         await pilot.pause(0.3)
         assert app.query_one("#pop-body").display and app.query_one("#notes").value == "leak under the sink"
@@ -166,8 +171,7 @@ async def test_a_select_opened_and_chosen_in_one_burst_takes_the_option_chosen(r
     app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "Chan Tai Man", {
-            "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9", "X-Hotline-Resident": str(rid)})))
+        ring_known_caller(app, rid)
         await pilot.pause()
         outcome = app.query_one("#outcome")
         app.set_focus(outcome)
