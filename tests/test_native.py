@@ -154,9 +154,10 @@ def test_event_fields_match_the_constructor(name, declared):
     fields, params = declared
     assert fields == [p for p, _ in params]
     cls = getattr(ev, name)
-    sample = {"float": 1.5, "int": 2, "str": "x"}
+    sample = {"float": 1.5, "int": 2, "str": "x", "bool": True}
     values = [sample[annotation] for _, annotation in params]
     event = cls(*values)
     assert event.as_dict() == dict(zip(fields, values))
-    assert event == cls(*values) and event != cls(*(v * 2 for v in values))
+    other = [not v if isinstance(v, bool) else v * 2 for v in values]
+    assert event == cls(*values) and event != cls(*other)
     assert repr(event) == f"{name}(" + ", ".join(f"{p}={v!r}" for p, v in zip(fields, values)) + ")"

@@ -150,7 +150,9 @@ def test_a_seat_with_no_database_pops_saves_and_opens_a_work_order_over_tls(tmp_
 
     # the switch wrote it all; the agent's machine has no database, only its own files, 0600
     assert not list(seat_home.rglob("*.db")), list(seat_home.rglob("*"))
-    seat_files = [p for p in (seat_home / ".state" / "hotline").iterdir()]
+    [folder] = (seat_home / ".state" / "hotline").iterdir()   # this switch's (one folder per switch)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    seat_files = list(folder.iterdir())
     assert {p.name for p in seat_files} >= {"seat-1001.log"}, seat_files
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in seat_files), \
         {p.name: oct(p.stat().st_mode) for p in seat_files}
