@@ -109,8 +109,12 @@ class Feed:
         elif isinstance(event, ev.CallConnected):
             text = f"{name} answered {self.callers.get(call, call)} after {event.wait_s:.0f} s"
         elif isinstance(event, ev.CallCompleted):
-            who = "the caller" if event.by == "caller" else "the agent"
-            text = f"{name} finished with {self.callers.pop(call, call)}: {event.talk_s:.0f} s, {who} hung up"
+            if event.by == "switch":
+                text = f"{name} was cut off from {self.callers.pop(call, call)} after {event.talk_s:.0f} s: the switch " \
+                       "went down"
+            else:
+                who = "the caller" if event.by == "caller" else "the agent"
+                text = f"{name} finished with {self.callers.pop(call, call)}: {event.talk_s:.0f} s, {who} hung up"
         elif isinstance(event, ev.CallAbandoned):
             text = f"{self.callers.pop(call, call)} gave up after {event.wait_s:.0f} s in {event.queue}"
         elif isinstance(event, ev.RingNoAnswer):

@@ -190,6 +190,10 @@ class Routed(SwitchCall):
             now, routed.id, routed.queue, agent.id if agent is not None else "", answered=agent is not None,
             wait_s=row["wait_s"] or 0.0, talk_s=row["talk_s"] or 0.0,
             original_position=routed.original_position, why="switch stopped"))
+        core.log_interrupted(now, routed.id, routed.queue, agent.id if agent is not None else "",
+                             answered=agent is not None, wait_s=row["wait_s"] or 0.0, talk_s=row["talk_s"] or 0.0,
+                             original_position=routed.original_position, why="switch stopped",
+                             number=self.caller.number, dialled=self.caller.dialled)
         return 1
 
 

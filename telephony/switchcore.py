@@ -96,6 +96,7 @@ class SwitchCore:
         self.media = False          # calls' audio anchored in the switch (telephony/media.py)
         self.recordings = Path(recordings) if recordings is not None else None
         self._empty_recordings = 0   # recordings that held no audio (logged once)
+        self._stop_news: list[dict] = []   # events of a stop or a recovery, heard once committed
         self.recorder = InteractionRecorder(db, node=node, live=True, agent_id_of=self._agent_id)
         self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
         self._subscribers: list[Subscriber] = []
@@ -160,9 +161,28 @@ class SwitchCore:
                         end, uid, queue, agent if answered else "", answered=answered,
                         wait_s=wait or 0.0, talk_s=talk or 0.0, original_position=int(entry[0] or 1),
                         why="switch went down"))
+                number, dialled = self.db.execute("SELECT coalesce(caller_number, ''), coalesce(dialled_number, '') "
+                                                  "FROM interactions WHERE uid = ?", [uid]).fetchone() or ("", "")
+                self.log_interrupted(end, uid, queue or "", agent or "", answered=answered, wait_s=wait or 0.0,
+                                     talk_s=talk or 0.0, original_position=int(entry[0] or 1) if entry else 1,
+                                     why="switch went down", number=number, dialled=dialled)
             self._log_out_everyone(last, "switch went down", only_if_logged_in=True)
             self.queue_log.flush()
+        self._stop_news.clear()   # logged; nobody subscribes before the start
         return len(rows)
+
+    def log_interrupted(self, t: float, call_id: str, queue: str, agent: str, *, answered: bool, wait_s: float,
+                        talk_s: float, original_position: int, why: str, number: str = "", dialled: str = "") -> None:
+        """A contact the switch's stop ended (or a crash: closed at the next start) ends in
+        the event log too, so a client catching up does not see it up for ever: talked, a
+        CallCompleted `by` "switch"; not yet, a CallFailed whose cause says why. Its row is
+        already written; subscribers hear it once the stop's transaction is committed."""
+        if answered:
+            event: wire.SwitchEvent = ev.CallCompleted(t, call_id, queue, agent, "switch", wait_s, talk_s, 0.0,
+                                                       original_position, 0.0)
+        else:
+            event = CallFailed(t, call_id, number, dialled, "", f"interrupted: {why}")
+        self._stop_news.append(self._logged(event))
 
     def still_alive(self) -> None:
         """Called every few seconds: the time a crash cut this switch's calls is known to
@@ -184,6 +204,8 @@ class SwitchCore:
                 continue
             insert_row(self.db, "agent_states", {"at": t, "agent_id": agent["id"], "ext": ext, "status": "logged_out",
                                                  "state": "idle", "reason": why, "node": self.node})
+            previous = last[0] if only_if_logged_in and last is not None else self._views[ext]["status"]
+            self._stop_news.append(self._logged(ev.AgentStatusChanged(t, ext, "logged_out", why, previous)))
             self.queue_log.write_rows([(int(t), "NONE", "NONE", agent_field(ext), "AGENTLOGOFF", why, "", "", "", "")])
 
     # --- people (control API) ------------------------------------------------------------
@@ -884,6 +906,9 @@ class SwitchCore:
             self._log_out_everyone(now, "switch stopped", only_if_logged_in=False)
             # a row this run opened that nothing above knew of (a bug, or a race with the stop)
             closed += self.recorder.interrupt_strays(now)
+        news, self._stop_news = self._stop_news, []
+        for message in news:
+            self._deliver(message)
         if live:
             log.warning("stopping with %d call(s) in progress: released, recorded as interrupted", live)
         return closed

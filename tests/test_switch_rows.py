@@ -135,6 +135,21 @@ def test_stopping_the_switch_closes_calls_as_interrupted_with_their_talk_and_que
     assert any("|Agent/1001|AGENTLOGOFF|switch stopped" in line for line in lines)
     last = db.execute("SELECT status, reason FROM agent_states WHERE ext = '1001' ORDER BY id DESC LIMIT 1").fetchone()
     assert last == ("logged_out", "switch stopped")
+    assert_the_event_log_ends(db, "switch stopped")
+
+
+def assert_the_event_log_ends(db, why):
+    """Found using the demo: the calls a stop or a crash cut stayed up for ever in the
+    event log (a client catching up saw them connected), and their agents logged in."""
+    import json
+
+    last = {call: json.loads(body) for call, body in db.execute(
+        "SELECT call_id, body FROM events WHERE call_id IN ('c1', 'c2') ORDER BY seq").fetchall()}
+    assert (last["c1"]["event"], last["c1"]["by"], last["c1"]["agent_id"]) == ("CallCompleted", "switch", "1001")
+    assert (last["c2"]["event"], last["c2"]["cause"]) == ("CallFailed", f"interrupted: {why}")
+    [logout] = [json.loads(b) for (b,) in db.execute("SELECT body FROM events WHERE event = 'AgentStatusChanged' "
+                                                     "AND agent_ext = '1001' ORDER BY seq DESC LIMIT 1")]
+    assert (logout["status"], logout["reason"]) == ("logged_out", why)
 
 
 def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
@@ -158,6 +173,7 @@ def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
     assert "|c1|repair|Agent/1001|COMPLETEAGENT|5|50|1" in text and "|c2|repair|NONE|EXITEMPTY|" in text
     assert text.count("|INFO|INTERRUPTED|switch went down") == 2
     assert "|Agent/1001|AGENTLOGOFF|switch went down" in text
+    assert_the_event_log_ends(db, "switch went down")
 
 
 def test_a_transferring_agents_notes_stay_on_the_contact_beside_the_next_agents(core, db):
