@@ -216,12 +216,13 @@ def open_orders(db: Database, resident_id: int, now: float) -> list[OrderLine]:
 
 def today_totals(db: Database, agent_id: int | None, now: float, tz: dt.tzinfo | None) -> tuple[int, float]:
     """Calls the agent talked today (in the site's time zone) and their talk time, from
-    records: a seat restarted at noon still says what the morning was."""
+    records: a seat restarted at noon still says what the morning was. Each agent's own
+    part of a contact counts (interaction_legs): a call they passed on is theirs too."""
     if agent_id is None:
         return 0, 0.0
     midnight = dt.datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    row = db.execute("SELECT count(*), coalesce(sum(talk_s), 0) FROM interactions WHERE agent_id = ? "
-                     "AND answered_at >= ? AND answered_at IS NOT NULL AND ended_at IS NOT NULL",
+    row = db.execute("SELECT count(DISTINCT interaction_id), coalesce(sum(talk_s), 0) FROM interaction_legs "
+                     "WHERE agent_id = ? AND answered_at >= ? AND ended_at IS NOT NULL",
                      [agent_id, midnight]).fetchone()
     return int(row[0]), float(row[1])
 

@@ -359,6 +359,39 @@ def m012_switch_alive(db: Database) -> None:
     db.execute("CREATE TABLE switch_alive (node TEXT PRIMARY KEY, at REAL NOT NULL)")
 
 
+@migrations()
+def m013_interaction_legs(db: Database) -> None:
+    # A contact is one interactions row (the caller's view: one wait, one outcome); each
+    # agent who talked on it has a leg (their talk, hold and wrap-up), so a transfer or a
+    # lost phone credits every agent with their own part. transferred_from, never written
+    # (a transfer does not start a new row), goes.
+    db.execute("""
+        CREATE TABLE interaction_legs (
+            id INTEGER PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id),
+            agent_id INTEGER REFERENCES agents(id),
+            agent_ext TEXT NOT NULL DEFAULT '',
+            queue TEXT NOT NULL DEFAULT '',
+            answered_at REAL NOT NULL,
+            ended_at REAL,
+            talk_s REAL,
+            hold_s REAL,
+            wrapup_s REAL,
+            ended TEXT NOT NULL DEFAULT '' CHECK (ended IN ('', 'completed', 'transferred', 'requeued', 'interrupted'))
+        )""")
+    db.execute("CREATE INDEX interaction_legs_agent ON interaction_legs(agent_id, answered_at)")
+    db.execute("CREATE INDEX interaction_legs_contact ON interaction_legs(interaction_id)")
+    # the contacts so far: one leg each, their last agent's (an open one is closed by the
+    # switch's start-up recovery)
+    db.execute("""
+        INSERT INTO interaction_legs (interaction_id, agent_id, agent_ext, queue, answered_at, ended_at, talk_s,
+                                      hold_s, wrapup_s, ended)
+        SELECT id, agent_id, agent_ext, queue, answered_at, ended_at, talk_s, hold_s, wrapup_s,
+               CASE WHEN ended_at IS NULL THEN '' WHEN outcome = 'interrupted' THEN 'interrupted' ELSE 'completed' END
+        FROM interactions WHERE answered_at IS NOT NULL""")
+    db.execute("ALTER TABLE interactions DROP COLUMN transferred_from")
+
+
 # Everything pending on an empty database is every migration this version knows.
 MIGRATION_NAMES = tuple(m.name for m in migrations.pending(Database(memory=True)))
 SCHEMA_VERSION = len(MIGRATION_NAMES)

@@ -98,6 +98,10 @@ class InteractionRecorder:
         self._wrapping: dict[str, tuple[str, int | dict, float]] = {}
         self._awaiting_wrap: dict[int, dict] = {}   # batch mode: id(row) -> a finished row waiting for its wrap-up
         self._connected_since: dict[str, float] = {}   # call id -> when its current agent answered
+        # live mode: each agent's part of a contact (interaction_legs), so a transfer credits both
+        self._legs: dict[str, int] = {}             # call id -> its current agent's open leg
+        self._wrapping_legs: dict[str, int] = {}    # agent -> the leg their running wrap-up belongs to
+        self._ended_legs: dict[str, tuple[str, int]] = {}   # agent -> (call, leg) just ended: a wrap-up may follow
 
     def row_id(self, call_id: str) -> int | None:
         """The interactions.id of a caller still in the system (live mode)."""
@@ -162,17 +166,21 @@ class InteractionRecorder:
                 row.update(agent_ext=event.agent_id, agent_id=self.agent_id_of(event.agent_id))
                 self._connected_since[event.call_id] = t
                 self._write(event.call_id)
+                self._leg_begins(event.call_id, event.agent_id, event.queue, t)
         elif kind is ev.CallTransferred or kind is ev.CallRequeued:
             row = self._open.get(event.call_id)
             if row is not None:   # the contact goes on: talk and hold add up over the agents
                 row.update(talk_s=(row["talk_s"] or 0.0) + event.talk_s, hold_s=(row["hold_s"] or 0.0) + event.hold_s)
                 self._connected_since.pop(event.call_id, None)
                 self._write(event.call_id)
+            self._leg_ends(event.call_id, t, "transferred" if kind is ev.CallTransferred else "requeued",
+                           event.talk_s, event.hold_s)
             if kind is ev.CallTransferred:
                 self._wrap_begins(event.agent_id, event.call_id, t, event.wrap_up_s)
         elif kind is ev.CallCompleted:
             row = self._open.get(event.call_id)
             before_talk, before_hold = (row["talk_s"] or 0.0, row["hold_s"] or 0.0) if row is not None else (0.0, 0.0)
+            self._leg_ends(event.call_id, t, "completed", event.talk_s, event.hold_s)
             self._wrap_begins(event.agent_id, event.call_id, t, event.wrap_up_s)
             self._end(event.call_id, t, "answered", talk_s=before_talk + event.talk_s,
                       hold_s=before_hold + event.hold_s)
@@ -230,6 +238,7 @@ class InteractionRecorder:
             row.update(answered_at=event.t, offered_at=row["entered_at"], wait_s=event.wait_s)
             self._connected_since[event.call_id] = event.t
             self._write(event.call_id)
+            self._leg_begins(event.call_id, event.agent_id, "outbound", event.t)
 
     def _outbound_ended(self, event: ce.OutboundEnded) -> None:
         row = self._open.get(event.call_id)
@@ -237,6 +246,8 @@ class InteractionRecorder:
             return
         if row["answered_at"] is not None:
             # a talked callback gets its wrap-up, to write down how it went
+            self._leg_ends(event.call_id, event.t, "completed" if event.outcome == "answered" else "interrupted",
+                           event.talk_s, event.hold_s)
             self._wrap_begins(event.agent_id, event.call_id, event.t, event.wrap_up_s)
             self._end(event.call_id, event.t, event.outcome, talk_s=event.talk_s, hold_s=event.hold_s)
         else:
@@ -284,9 +295,13 @@ class InteractionRecorder:
         for row_id, uid, queue, agent, entered, answered, wait, talk in self.db.execute(
                 "SELECT id, uid, queue, agent_ext, entered_at, answered_at, wait_s, talk_s FROM interactions "
                 "WHERE ended_at IS NULL").fetchall():
-            end = max(last, answered or entered)
-            if answered is not None:
-                talk = (talk or 0.0) + (end - answered)
+            # the talk so far is on the row up to the current agent's part (after a transfer:
+            # the earlier agents'), which began when its open leg did
+            leg = self.db.execute("SELECT max(answered_at) FROM interaction_legs WHERE interaction_id = ? "
+                                  "AND ended_at IS NULL", [row_id]).fetchone()[0]
+            end = max(last, leg or answered or entered)
+            if answered is not None:   # no open leg: put back to wait (a transfer), not talking
+                talk = (talk or 0.0) + (end - leg if leg is not None else 0.0)
             else:
                 wait = end - entered
             self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ?, talk_s = ?, "
@@ -294,11 +309,18 @@ class InteractionRecorder:
                             "wrapup_s = CASE WHEN answered_at IS NULL THEN wrapup_s ELSE coalesce(wrapup_s, 0) END "
                             "WHERE id = ?", [end, wait, talk, row_id])
             closed.append((uid, queue, agent, answered is not None, wait, talk, end))
+            self.db.execute("UPDATE interaction_legs SET ended = 'interrupted', ended_at = max(?, answered_at), "
+                            "talk_s = max(?, answered_at) - answered_at, hold_s = 0, wrapup_s = 0 "
+                            "WHERE interaction_id = ? AND ended_at IS NULL", [last, last, row_id])
         return closed
 
     def interrupt_strays(self, t: float) -> int:
         """The switch stops: a row of this node that nothing followed any more (a bug, or
         a race with the stop) still ends. Returns how many there were."""
+        self.db.execute("UPDATE interaction_legs SET ended = 'interrupted', ended_at = ?, "
+                        "talk_s = max(0, ? - answered_at), hold_s = 0, wrapup_s = 0 WHERE ended_at IS NULL AND "
+                        "interaction_id IN (SELECT id FROM interactions WHERE ended_at IS NULL AND node = ?)",
+                        [t + self.offset, t + self.offset, self.node])
         return self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ? "
                                "WHERE ended_at IS NULL AND node = ?", [t + self.offset, self.node]).rowcount
 
@@ -311,10 +333,17 @@ class InteractionRecorder:
         target: int | dict | None = self._row_ids.get(call_id) if self.live else row
         if target is not None:
             self._wrapping[agent] = (call_id, target, t)
+            ended = self._ended_legs.pop(agent, None)
+            if ended is not None and ended[0] == call_id:
+                self._wrapping_legs[agent] = ended[1]
 
     def _wrap_ends(self, agent: str, t: float) -> None:
         call_id, target, began = self._wrapping.pop(agent)
         seconds = max(0.0, t - began)
+        leg = self._wrapping_legs.pop(agent, None)
+        if leg is not None:
+            self.db.execute("UPDATE interaction_legs SET wrapup_s = coalesce(wrapup_s, 0) + ? WHERE id = ?",
+                            [seconds, leg])
         row = self._open.get(call_id)
         if row is not None and (target is row or self._row_ids.get(call_id) == target):
             row["wrapup_s"] = (row["wrapup_s"] or 0.0) + seconds   # the contact goes on (a transfer)
@@ -347,6 +376,7 @@ class InteractionRecorder:
         since = self._connected_since.get(call_id)
         if since is not None:
             talk = (talk or 0.0) + max(0.0, end - since)
+            self._leg_ends(call_id, end, "interrupted", max(0.0, end - since), 0.0)
         answered = row["answered_at"] is not None
         wait = row["wait_s"] if answered else end - row["entered_at"]
         # an answered contact's row is as complete as a finished one: hold and wrap-up known
@@ -355,6 +385,22 @@ class InteractionRecorder:
         extra = {"hold_s": row["hold_s"] or 0.0, "wrapup_s": row["wrapup_s"] or 0.0} if answered else {}
         self._end(call_id, end, "interrupted", talk_s=talk, wait_s=wait, **extra)
         return row
+
+    def _leg_begins(self, call_id: str, agent: str, queue: str, t: float) -> None:
+        row_id = self._row_ids.get(call_id)
+        if self.live and row_id is not None:
+            self._legs[call_id] = insert_row(self.db, "interaction_legs", {
+                "interaction_id": row_id, "agent_id": self.agent_id_of(agent), "agent_ext": agent, "queue": queue,
+                "answered_at": t})
+
+    def _leg_ends(self, call_id: str, t: float, how: str, talk_s: float, hold_s: float) -> None:
+        leg = self._legs.pop(call_id, None)
+        if leg is None:
+            return
+        agent = self.db.execute("UPDATE interaction_legs SET ended_at = ?, talk_s = ?, hold_s = ?, wrapup_s = 0, "
+                                "ended = ? WHERE id = ? RETURNING agent_ext", [t, talk_s, hold_s, how, leg]).fetchone()
+        if agent is not None:
+            self._ended_legs[agent[0]] = (call_id, leg)   # their wrap-up, if one follows, is this leg's
 
     def _write(self, call_id: str) -> None:
         """Live mode: put the row as it stands now into the database."""
@@ -373,6 +419,9 @@ class InteractionRecorder:
             return
         row.update(values, ended_at=t, outcome=outcome)
         self._write(call_id)
+        since = self._connected_since.get(call_id)
+        if since is not None:   # nothing ended its agent's part (a bug): it ends with the contact
+            self._leg_ends(call_id, t, "interrupted", max(0.0, t - since), 0.0)
         del self._open[call_id]
         self._row_ids.pop(call_id, None)
         self._connected_since.pop(call_id, None)

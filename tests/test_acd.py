@@ -368,7 +368,7 @@ def test_a_caller_whose_agent_vanishes_mid_call_goes_back_to_the_head_of_the_que
     acd.hangup("c1", 171)
     completed = [e for e in acd.drain() if isinstance(e, ev.CallCompleted)]
     # the second agent's part alone (the first part's talk and hold came with CallRequeued)
-    assert completed == [ev.CallCompleted(171, "c1", "repair", "a2", "caller", 150, 20, 0, 1, 30)]
+    assert completed == [ev.CallCompleted(171, "c1", "repair", "a2", "caller", 1, 20, 0, 1, 30)]   # its wait: the first
     assert format_line(rows_for(events[0])[0]) == "60|c1|repair|Agent/a1|INFO|REQUEUE|48|10"
 
 
@@ -405,9 +405,13 @@ def test_a_blind_transfer_to_a_queue_serves_the_caller_ahead_of_later_callers_an
     login(acd, "b", at=70)
     assert offers(acd) == [("c1", "b")]
     acd.answer("c1", "b", 72)
+    # found using the demo: the second answer's wait counted a's talk (72 s from the start);
+    # it waited 10 s since the transfer, and the contact's wait stays its first, 2 s
+    [second] = [e for e in acd.drain() if isinstance(e, ev.CallConnected)]
+    assert second.wait_s == 10
     acd.hangup("c1", 100)
     [done] = [e for e in acd.drain() if isinstance(e, ev.CallCompleted)]
-    assert (done.agent_id, done.talk_s) == ("b", 28)
+    assert (done.agent_id, done.talk_s, done.wait_s) == ("b", 28, 2)
 
 
 def test_a_transfer_to_a_free_agent_rings_only_them_and_goes_back_to_the_queue_if_they_do_not_answer():

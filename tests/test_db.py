@@ -189,3 +189,30 @@ def test_a_write_block_waits_for_another_writer_instead_of_failing(tmp_path):
         thread.join()
     assert errors == [] and db.execute("SELECT count(*) FROM residents").fetchone()[0] == 200
     db.close()
+
+
+def test_m013_gives_every_answered_contact_so_far_its_agents_leg_and_drops_transferred_from(tmp_path):
+    from records.schema import migrations
+    from sqlite_utils import Database
+
+    path = tmp_path / "m012.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    old = Database(conn)
+    migrations.apply(old, stop_before="m013_interaction_legs")
+    agent = old["agents"].insert({"ext": "1001", "name": "Ann", "role": "agent", "created_at": 0.0,
+                                  "pin_hash": "x"}, alter=False).last_pk
+    for uid, answered, ended, outcome in (("c1", 5.0, 65.0, "answered"), ("c2", None, 9.0, "abandoned"),
+                                          ("c3", 7.0, 20.0, "interrupted"), ("c4", 8.0, None, None)):
+        old["interactions"].insert({"uid": uid, "direction": "inbound", "entered_at": 1.0, "answered_at": answered,
+                                    "ended_at": ended, "talk_s": 60.0 if answered else None, "agent_id": agent,
+                                    "agent_ext": "1001" if answered else "", "outcome": outcome})
+    conn.commit()
+    conn.close()
+    with connect(path) as db:
+        legs = db.execute("SELECT i.uid, l.agent_ext, l.talk_s, l.ended FROM interaction_legs l "
+                          "JOIN interactions i ON i.id = l.interaction_id ORDER BY i.uid").fetchall()
+        assert legs == [("c1", "1001", 60.0, "completed"), ("c3", "1001", 60.0, "interrupted"),
+                        ("c4", "1001", 60.0, "")]   # c4 was left open by a crash: the next start closes it
+        assert "transferred_from" not in db["interactions"].columns_dict
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -167,9 +167,11 @@ def test_today_totals_come_from_records(tmp_path):
     tz = load_policy().timezone
     now = dt.datetime(2026, 11, 23, 15, 0, tzinfo=tz).timestamp()
     for uid, answered, talk in (("a", now - 3600, 120.0), ("b", now - 600, 60.0), ("y", now - 86400, 500.0)):
-        db["interactions"].insert({"uid": uid, "direction": "inbound", "entered_at": answered - 5,
-                                   "answered_at": answered, "ended_at": answered + talk, "talk_s": talk,
-                                   "agent_id": agent, "outcome": "answered"})
+        row = db["interactions"].insert({"uid": uid, "direction": "inbound", "entered_at": answered - 5,
+                                         "answered_at": answered, "ended_at": answered + talk, "talk_s": talk,
+                                         "agent_id": agent, "outcome": "answered"}).last_pk
+        db["interaction_legs"].insert({"interaction_id": row, "agent_id": agent, "answered_at": answered,
+                                       "ended_at": answered + talk, "talk_s": talk, "ended": "completed"})
     assert today_totals(db, agent, now, tz) == (2, 180.0)       # yesterday's call is not today's
 
 

@@ -202,6 +202,66 @@ def test_a_transferring_agents_notes_stay_on_the_contact_beside_the_next_agents(
     assert row_of(db, "c1")["notes"] == "Ann: Leak under the sink since Monday | Bob: Plumber booked for Tuesday"
 
 
+def legs_of(db, uid):
+    return db.execute("SELECT l.agent_ext, l.talk_s, l.hold_s, l.wrapup_s, l.ended FROM interaction_legs l "
+                      "JOIN interactions i ON i.id = l.interaction_id WHERE i.uid = ? ORDER BY l.id", [uid]).fetchall()
+
+
+def test_a_transferred_contact_credits_each_agent_with_their_own_talk_hold_and_wrap_up(core, db, tmp_path):
+    """Found using the demo: after a transfer the row credited the whole contact to the
+    last agent, the first agent's today totals lost the call, and the second answer's
+    queue_log wait counted the first agent's talk."""
+    from records.desk import today_totals
+    clock = core.clock_
+    answered(core)                                   # waited 5 s; Ann answers
+    clock.now += 20
+    core.sip_hold("c1", "1001", True)
+    clock.now += 10
+    core.sip_hold("c1", "1001", False)
+    clock.now += 10                                  # Ann: 30 s talk, 10 s hold
+    core.set_status("1002", "available")
+    core.transfer("c1", by_ext="1001", role="agent", to_ext="1002", form={})
+    clock.now += 4
+    core.sip_answered("c1", "1002")                  # waited 4 s since the transfer
+    clock.now += 20
+    core.sip_hung_up("c1", by="caller")
+    clock.now += 30                                  # both wrap-ups have run out
+    core._on_timer()
+    row = row_of(db, "c1")
+    assert (row["agent_ext"], row["wait_s"], row["talk_s"], row["hold_s"]) == ("1002", 5.0, 50.0, 10.0)
+    assert legs_of(db, "c1") == [("1001", 30.0, 10.0, 30.0, "transferred"), ("1002", 20.0, 0.0, 30.0, "completed")]
+    ann, bob = (db.execute("SELECT id FROM agents WHERE ext = ?", [e]).fetchone()[0] for e in ("1001", "1002"))
+    assert today_totals(db, ann, clock.now, None) == (1, 30.0)
+    assert today_totals(db, bob, clock.now, None) == (1, 20.0)
+    lines = (tmp_path / "q.log").read_text().splitlines()
+    assert "1800000049|c1|repair|Agent/1002|CONNECT|4|c1|4" in lines
+    assert "1800000069|c1|repair|Agent/1002|COMPLETECALLER|5|20|1" in lines
+
+
+def test_a_crash_after_a_transfer_keeps_each_agents_talk(db, tmp_path):
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    crashed.clock_ = clock
+    answered(crashed)
+    clock.now += 40
+    crashed.set_status("1002", "available")
+    crashed.transfer("c1", by_ext="1001", role="agent", to_ext="1002", form={})
+    clock.now += 5
+    crashed.sip_answered("c1", "1002")
+    clock.now += 15
+    crashed.still_alive()                            # its last sign of life: Bob 15 s in
+    crashed.queue_log.close()                        # ... and then it died
+    clock.now += 3600
+    restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    assert restarted.recover() == 1
+    restarted.close()
+    row = row_of(db, "c1")
+    assert (row["outcome"], row["talk_s"]) == ("interrupted", 55.0)   # 40 + 15, not 60 from the first answer
+    assert legs_of(db, "c1") == [("1001", 40.0, 0.0, 0.0, "transferred"), ("1002", 15.0, 0.0, 0.0, "interrupted")]
+
+
 def test_a_timer_that_fires_as_the_switch_stops_does_nothing(core):
     # the demo's switch log ended with SwitchError "the switch is stopping" from a queue timer
     # that was already due when shut_down ran

@@ -68,7 +68,7 @@ class Call:
     __slots__ = ("id", "queue", "q", "number", "priority", "owner", "owner_until", "entered", "first_entered",
                  "key", "entry", "state", "ringing", "offered_at", "answered_at", "hold_started", "hold_s",
                  "declined", "original_position", "callback", "ring_version", "max_wait_at", "tier", "agent",
-                 "hops")
+                 "hops", "waiting_since", "first_wait")
 
     def __init__(self, call_id: str, queue: Queue, number: str, priority: str, now: float):
         self.id, self.number, self.priority = call_id, number, priority
@@ -91,6 +91,11 @@ class Call:
         self.tier = 0
         self.agent: Agent | None = None
         self.hops = 0  # queues joined: overflow chains end in voicemail, never loop
+        # An agent's answer reports the wait since the caller was last put back to wait (a
+        # transfer, their agent's phone lost); the contact's wait, for the service level and
+        # its row, is the wait to its first answer, whatever came after.
+        self.waiting_since = now
+        self.first_wait = -1.0   # not answered yet
 
 
 def _rank(call: Call) -> tuple[float, int]:
@@ -225,7 +230,7 @@ class Acd:
                 call.hold_started = None
             talk = now - call.answered_at - call.hold_s
             call.agent, agent.call = None, None
-            call.state, call.max_wait_at = "waiting", None
+            call.state, call.max_wait_at, call.waiting_since = "waiting", None, now
             call.key = float("-inf")
             self._push(call)
             self.events.append(CallRequeued(now, call.id, call.queue, agent.id, talk, call.hold_s))
@@ -305,8 +310,10 @@ class Acd:
         call.ringing = []
         call.ring_version += 1
         call.state, call.answered_at, call.agent = "connected", now, agent
+        if call.first_wait < 0:
+            call.first_wait = now - call.first_entered
         agent.state, agent.call, agent.missed = "in_call", call, 0
-        self.events.append(CallConnected(now, call.id, call.queue, agent.id, now - call.first_entered,
+        self.events.append(CallConnected(now, call.id, call.queue, agent.id, now - call.waiting_since,
                                          now - call.offered_at))
 
     def ring_no_answer(self, call_id: str, agent_id: str, now: float, *, counts: bool = True) -> None:
@@ -353,7 +360,7 @@ class Acd:
         agent.calls += 1
         agent.talk_s += talk
         wrap = call.q.config.wrap_up_s if wrap_up_s is None else wrap_up_s
-        self.events.append(CallCompleted(now, call.id, call.queue, agent.id, by, call.answered_at - call.first_entered,
+        self.events.append(CallCompleted(now, call.id, call.queue, agent.id, by, call.first_wait,
                                          talk, call.hold_s, call.original_position, wrap))
         self._wrap_up(agent, wrap, now)
 
@@ -448,10 +455,10 @@ class Acd:
         agent.talk_s += talk
         wrap = call.q.config.wrap_up_s if wrap_up_s is None else wrap_up_s
         where = queue or (f"agent:{to_agent}" if to_agent else f"number:{outside}")
-        self.events.append(CallTransferred(now, call.id, call.queue, agent.id, where,
-                                           call.answered_at - call.first_entered, talk, call.hold_s,
-                                           call.original_position, wrap))
+        self.events.append(CallTransferred(now, call.id, call.queue, agent.id, where, call.first_wait, talk,
+                                           call.hold_s, call.original_position, wrap))
         call.agent, call.state, call.hold_s, call.max_wait_at = None, "waiting", 0.0, None
+        call.waiting_since = now
         self._wrap_up(agent, wrap, now)
         if outside:
             del self.calls[call.id]
