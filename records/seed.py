@@ -68,14 +68,18 @@ DESCRIPTIONS = {
     "billing": ["Management fee higher than last quarter", "Asks for instalment plan on arrears",
                 "Payment made but still shown as outstanding", "Requests itemised statement"],
 }
+# The outcomes an agent picks at the seat (console/seatlogic.py CALL_OUTCOMES), written
+# "reason: outcome" as the seat writes them, so history reads the same before and after
+# the switch went live.
 DISPOSITIONS = {
-    "repair": ["work order opened", "advised self-fix", "already reported"],
-    "emergency": ["urgent work order opened", "duty engineer informed"],
-    "complaint": ["complaint logged", "apologised, resolved on call"],
-    "billing": ["balance explained", "payment plan agreed", "statement sent"],
-    "enquiry": ["information given", "form sent"],
-    "general": ["information given", "transferred to management office"],
+    "repair": ["resolved on the call", "callback promised", "information given"],
+    "emergency": ["transferred", "callback promised"],
+    "complaint": ["resolved on the call", "callback promised", "information given"],
+    "billing": ["information given", "callback promised", "resolved on the call"],
+    "enquiry": ["information given", "resolved on the call"],
+    "general": ["information given", "transferred", "wrong number"],
 }
+ORDER_OPENED = "work order opened"
 SKILL_NAMES = ("repair", "complaint", "billing", "enquiry", "emergency")
 
 
@@ -285,6 +289,7 @@ def _history(db: Database, policy: SlaPolicy, rng: random.Random, order_rng: ran
     frequent = resident_ids[: max(1, len(resident_ids) // 5)]
     frequent = rng.sample(resident_ids, len(frequent))
     types, weights = zip(*CALL_TYPES)
+    extensions = dict(db.execute("SELECT id, ext FROM agents"))
     calls = []
     for n in range(contacts):
         entered = _call_time(rng, policy, as_of, days)
@@ -301,14 +306,16 @@ def _history(db: Database, policy: SlaPolicy, rng: random.Random, order_rng: ran
                "caller_number": phones[resident_id] if resident_id else "+852" + str(rng.randrange(2 * 10**7, 9 * 10**7)),
                "dialled_number": "+85228001234", "resident_id": resident_id, "queue": queue,
                "call_type": call_type, "entered_at": entered, "outcome": outcome,
-               "disposition": "", "notes": "", "agent_id": None}
+               "disposition": "", "notes": "", "agent_id": None, "agent_ext": "", "node": "seed"}
         if outcome == "answered":
             skilled = [a for a, skills in agents if call_type in skills] or [a for a, _ in agents]
             talk = min(rng.lognormvariate(math.log(170), 0.5), 1800)
-            row.update(agent_id=rng.choice(skilled), offered_at=entered + wait - 4, answered_at=entered + wait,
+            agent = rng.choice(skilled)
+            row.update(agent_id=agent, agent_ext=extensions[agent], offered_at=entered + max(0.0, wait - 4),
+                       answered_at=entered + wait,
                        wait_s=round(wait, 3), talk_s=round(talk, 3), hold_s=round(rng.choice((0, 0, 0, rng.uniform(10, 90))), 3),
                        wrapup_s=round(rng.uniform(10, 60), 3), ended_at=entered + wait + talk,
-                       disposition=rng.choice(DISPOSITIONS[call_type]))
+                       disposition=f"{call_type}: {rng.choice(DISPOSITIONS[call_type])}")
         elif outcome == "abandoned":
             wait = min(wait, rng.expovariate(1 / 40.0))
             row.update(wait_s=round(wait, 3), ended_at=entered + wait)
@@ -329,6 +336,7 @@ def _history(db: Database, policy: SlaPolicy, rng: random.Random, order_rng: ran
         if order_type and call["resident_id"] and order_rng.random() < share:
             desc = order_rng.choice(DESCRIPTIONS[order_type])
             call["notes"] = desc + "."
+            call["disposition"] = f"{call['call_type']}: {ORDER_OPENED}"
             _progress_order(orders, order_rng, order_type, desc, call, call_id, as_of)
         if order_rng.random() < 0.3:
             score = order_rng.choices((5, 4, 3, 2, 1), (0.70, 0.20, 0.06, 0.03, 0.01))[0]
@@ -343,7 +351,12 @@ def _history(db: Database, policy: SlaPolicy, rng: random.Random, order_rng: ran
                              "created_at": at, "due_at": at + 2 * 86400,
                              "done_at": at + order_rng.uniform(3600, 40 * 3600) if done else None})
         if call["notes"]:
-            db.execute("UPDATE interactions SET notes = ? WHERE id = ?", [call["notes"], call_id])
+            db.execute("UPDATE interactions SET notes = ?, disposition = ? WHERE id = ?",
+                       [call["notes"], call["disposition"], call_id])
+    # each agent's part of a contact (one agent each, seeded)
+    db.execute("INSERT INTO interaction_legs (interaction_id, agent_id, agent_ext, queue, answered_at, ended_at, "
+               "talk_s, hold_s, wrapup_s, ended) SELECT id, agent_id, agent_ext, queue, answered_at, ended_at, talk_s, "
+               "hold_s, wrapup_s, 'completed' FROM interactions WHERE answered_at IS NOT NULL")
     db.table("surveys").insert_all(surveys, batch_size=2000)
     db.table("callbacks").insert_all(care, batch_size=2000)
 

@@ -85,3 +85,22 @@ def test_history_follows_the_lifecycle_and_some_orders_are_overdue(seeded):
     assert events >= 4 * len(orders)
     outcomes = dict(db.execute("SELECT outcome, count(*) FROM interactions GROUP BY outcome").fetchall())
     assert outcomes["answered"] > 0.85 * sum(outcomes.values()) and outcomes["abandoned"] > 0
+
+
+def test_seeded_contacts_are_as_complete_as_the_switchs(seeded):
+    """Found using the demo: seeded rows had no extension or node, some were offered
+    before they entered, and their dispositions were not in the seat's words."""
+    from console.seatlogic import CALL_OUTCOMES, CONTACT_REASONS
+    db, _ = seeded
+    q = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    assert q("SELECT count(*) FROM interactions WHERE answered_at IS NOT NULL AND agent_ext = ''") == 0
+    assert q("SELECT count(*) FROM interactions WHERE node != 'seed'") == 0
+    assert q("SELECT count(*) FROM interactions WHERE offered_at < entered_at") == 0
+    for (disposition,) in db.execute("SELECT DISTINCT disposition FROM interactions WHERE outcome = 'answered'"):
+        reason, _, outcome = disposition.partition(": ")
+        assert reason in CONTACT_REASONS and outcome in CALL_OUTCOMES, disposition
+    assert q("SELECT count(*) FROM interactions i WHERE outcome = 'answered' AND disposition LIKE '%work order opened' "
+             "AND NOT EXISTS (SELECT 1 FROM work_orders w WHERE w.interaction_id = i.id)") == 0
+    # every answered contact has its agent's leg (the seat's today totals read them)
+    assert q("SELECT count(*) FROM interactions WHERE answered_at IS NOT NULL") == \
+        q("SELECT count(*) FROM interaction_legs WHERE ended = 'completed'")
