@@ -4,6 +4,7 @@ its work order."""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,8 +16,8 @@ from console.dialogs import ChoiceList, ChoiceTable, TextField, typing_caught_up
 from console.seatlogic import time_left
 from records.callbacks import OUTCOMES, Callback
 
-KINDS = {"repair_callback": "repair callback", "complaint_feedback": "complaint feedback",
-         "voicemail": "voicemail", "survey_care": "survey care", "other": "other"}
+# the kind column says what the follow-up is about, in one word ("other", "voicemail" as stored)
+SHORT_KINDS = {"repair_callback": "repair", "complaint_feedback": "complaint", "survey_care": "survey"}
 
 
 class CallbacksScreen(ModalScreen):
@@ -44,13 +45,30 @@ class CallbacksScreen(ModalScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#due", DataTable)
-        table.add_columns("due", "kind", "resident", "number", "order", "tries", "last try")
-        for callback in self.callbacks:
-            left = callback.due_at - self.now
-            table.add_row(Text(time_left(left), style="bold red" if left < 0 else ""), KINDS.get(callback.kind, callback.kind),
-                          callback.resident or "-", callback.number or "no number",
-                          f"#{callback.work_order_id} {callback.order_type.replace('_', ' ')}"
-                          if callback.work_order_id else "-", str(callback.attempts), callback.last_outcome or "-")
+        headers = ("due", "kind", "resident", "number", "order", "tries", "last try")
+        rows = [[time_left(callback.due_at - self.now), SHORT_KINDS.get(callback.kind, callback.kind),
+                 callback.resident or "-", callback.number or "no number",
+                 f"#{callback.work_order_id} {callback.order_type.replace('_', ' ')}" if callback.work_order_id else "-",
+                 str(callback.attempts), callback.last_outcome or "-"] for callback in self.callbacks]
+        # the resident's name and the order share what the other columns leave, so the list
+        # fits the terminal without a sideways scroll (found at 100 columns: the last column cut)
+        natural = [max([cell_len(h), *(cell_len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+        scrollbar = 2 if len(rows) > 15 else 0
+        spare = self.app.size.width - 4 - 2 * len(headers) - scrollbar - (sum(natural) - natural[2] - natural[4])
+        if natural[2] + natural[4] <= spare:
+            widths = {2: natural[2], 4: natural[4]}
+        else:
+            order = min(natural[4], max(8, spare // 3))
+            widths = {2: max(10, spare - order), 4: order}
+        table.add_columns(*headers)
+        for callback, row in zip(self.callbacks, rows):
+            late = callback.due_at - self.now < 0
+            cells: list[str | Text] = [Text(row[0], style="bold red" if late else ""), *row[1:]]
+            for column, width in widths.items():
+                text = Text(row[column], no_wrap=True, overflow="ellipsis")
+                text.truncate(width, overflow="ellipsis")
+                cells[column] = text
+            table.add_row(*cells)
         table.focus()
 
     async def action_dial(self) -> None:

@@ -209,7 +209,7 @@ class SeatApp(App):
                 key = binding.key.replace("slash", "/")
                 yield SystemCommand(f"{binding.description} ({key})", f"the seat's {binding.description.lower()} key",
                                     getattr(self, f"action_{binding.action}"))
-        yield SystemCommand("Quit (q)", "leave the seat (it asks first during a call)", self.action_quit)
+        yield SystemCommand("Quit (q)", "log out and leave the seat (it asks first)", self.action_quit)
 
     # --- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -1169,9 +1169,16 @@ class SeatApp(App):
             question = "A call is ringing: log out (the caller goes to the next agent) and quit?"
         else:
             question = self.quit_question
-        unfinished = sum(1 for draft in self.drafts.values() if draft.owed)
-        if unfinished:
-            question += f" ({unfinished} unfinished form{'s' if unfinished > 1 else ''} kept for next time)"
+        # the same count as u shows, and the form on screen said apart (found using the demo:
+        # u listed 1, this said 2)
+        current = self.drafts.get(self.pop.interaction) if self.pop is not None else None
+        kept = []
+        if current is not None and current.owed:
+            kept.append("this call's form")
+        if earlier := len(self._unfinished()):
+            kept.append(f"{earlier} unfinished form{'s' if earlier > 1 else ''}")
+        if kept:
+            question += f" ({' and '.join(kept)} kept for next time)"
         self.push_screen(ConfirmScreen(question), answered)
 
     async def leave(self, urgent: bool = False) -> None:

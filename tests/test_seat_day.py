@@ -298,7 +298,10 @@ async def test_quit_in_a_call_asks_first_and_the_keypad_needs_a_call(centre):
         await ring_and_answer(centre, app, pilot)
         await pilot.press("q")
         await pilot.pause()
-        assert "hang up on the caller and quit" in str(app.screen.query_one("Static").render())
+        # the form on screen is said apart from unfinished ones (found using the demo: u
+        # listed 1 unfinished form, this said 2)
+        assert str(app.screen.query_one("Static").render()).startswith(
+            "A call is up: hang up on the caller and quit? (this call's form kept for next time) ")
         await pilot.press("n")
         await pilot.pause()
         assert app.is_running and not any(sent[0] == "hang_up" for sent in phone.sent)
