@@ -305,6 +305,45 @@ def _print_report(report: dict, scenario) -> None:
 
 # --- switch ----------------------------------------------------------------------
 
+def cmd_report(args) -> int:
+    import csv
+    import json
+    import time
+
+    from telephony.report import INTERVALS_S, interval_report, table_lines
+    from telephony.switchconfig import load_switch_config
+
+    policy = load_policy()
+    if args.day:
+        try:
+            day = dt.date.fromisoformat(args.day)
+        except ValueError:
+            raise UserError(f"--day: expected a date such as 2026-12-01, got '{args.day}'") from None
+    else:
+        day = dt.datetime.now(policy.timezone).date()
+    config = load_switch_config(args.config or os.environ.get("HOTLINE_SWITCH_CONFIG"))
+    thresholds = {q.name: q.sl_threshold_s for q in config.queues}
+    with _open(args) as db:
+        rows = interval_report(db, day=day, tz=policy.timezone, interval_s=INTERVALS_S[args.interval], by=args.by,
+                               thresholds=thresholds, default_threshold_s=15.0, now=time.time())
+    if args.format == "json":
+        print(json.dumps([row.as_json(args.by) for row in rows], indent=1, ensure_ascii=False))
+    elif args.format == "csv":
+        fields = [field if field != "key" else args.by for field in rows[0].as_json(args.by)] if rows else []
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields or ["interval_start", args.by], lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row.as_json(args.by))
+    else:
+        print(f"{day:%a %d %b %Y}, {args.interval} intervals by {args.by} ({policy.timezone}); SL: answered within "
+              "the queue's threshold / offered; AHT: talk + hold + wrap-up per answered call")
+        if not rows:
+            print("no contacts, agents or work orders that day")
+        for line in table_lines(rows, args.by, policy.timezone):
+            print(line)
+    return 0
+
+
 def cmd_switch(args) -> int:
     import asyncio
     import logging
@@ -501,6 +540,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--queue-log", metavar="FILE", help="append Asterisk queue_log lines to FILE")
     sub.epilog = "--db PATH writes the interactions and queue_log into that records database."
     sub.set_defaults(handler=cmd_simulate)
+
+    sub = commands.add_parser("report", parents=[common], help="a day's interval report from the records")
+    sub.add_argument("--day", metavar="YYYY-MM-DD", help="the day, in the centre's time zone (default today)")
+    sub.add_argument("--interval", choices=("15m", "30m", "60m"), default="30m", help="interval length (30m)")
+    sub.add_argument("--by", choices=("queue", "agent", "type"), default="queue", help="one row per ... (queue)")
+    sub.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (table)")
+    sub.add_argument("--config", metavar="FILE", help="the switch's config, for each queue's service-level "
+                                                       "threshold (env HOTLINE_SWITCH_CONFIG, default the bundled one)")
+    sub.set_defaults(handler=cmd_report)
 
     sub = commands.add_parser("switch", parents=[common], help="run the switch: SIP registrar and control API")
     sub.add_argument("--sip", default="127.0.0.1:5060", metavar="HOST:PORT", help="SIP listen address")

@@ -13,8 +13,12 @@ the README):
   alone are reported too;
 - occupancy: agents' handling time (ringing, talking, hold, wrap-up) over their time logged
   in and not on break;
-- max_queue: most callers waiting at once; longest_wait_s: longest wait of any caller.
-Each call counts in the interval and the batch in which it arrived.
+- max_queue: most callers waiting at once; longest_wait_s: longest wait of any caller;
+- short_abandoned: the abandoned who hung up within SHORT_ABANDON_S (a misdial, or a
+  caller who heard the greeting and rang off), counted among the abandoned and also apart.
+Each call counts in the interval and the batch in which it arrived. The supervisors'
+interval report (telephony/report.py) counts contacts from records with these same
+Counters, so QA's figures and the supervisor's are the same numbers.
 """
 
 from __future__ import annotations
@@ -25,27 +29,49 @@ from typing import Any
 
 from telephony.acd import events as ev
 
+SHORT_ABANDON_S = 5.0
+
 # Student t quantiles t(0.995, df) for 99% two-sided confidence intervals.
 _T995 = {9: 3.2498, 19: 2.8609, 29: 2.7564, 39: 2.7079, 49: 2.6800}
 
 
 class Counters:
     __slots__ = ("offered", "answered", "abandoned", "timed_out", "voicemail", "waited", "within",
-                 "wait_answered", "wait_abandoned", "talk", "hold", "wrap", "longest_wait", "max_queue")
+                 "wait_answered", "wait_abandoned", "talk", "hold", "wrap", "longest_wait", "max_queue",
+                 "short_abandoned")
 
     def __init__(self) -> None:
         self.offered = self.answered = self.abandoned = self.timed_out = self.voicemail = 0
+        self.short_abandoned = 0
         self.waited = self.within = 0
         self.wait_answered = self.wait_abandoned = self.talk = self.hold = self.wrap = 0.0
         self.longest_wait = 0.0
         self.max_queue = 0
+
+    def answered_call(self, wait_s: float, talk_s: float, hold_s: float, within: bool) -> None:
+        self.answered += 1
+        self.wait_answered += wait_s
+        self.talk += talk_s
+        self.hold += hold_s
+        if within:
+            self.within += 1
+        if wait_s > self.longest_wait:
+            self.longest_wait = wait_s
+
+    def abandoned_call(self, wait_s: float) -> None:
+        self.abandoned += 1
+        self.wait_abandoned += wait_s
+        if wait_s < SHORT_ABANDON_S:
+            self.short_abandoned += 1
+        if wait_s > self.longest_wait:
+            self.longest_wait = wait_s
 
     def metrics(self, threshold_s: float) -> dict:
         offered, answered = self.offered, self.answered
         ratio = lambda a, b: a / b if b else 0.0  # noqa: E731
         return {
             "offered": offered, "answered": answered, "abandoned": self.abandoned,
-            "timed_out": self.timed_out, "voicemail": self.voicemail,
+            "short_abandoned": self.short_abandoned, "timed_out": self.timed_out, "voicemail": self.voicemail,
             "p_wait": ratio(self.waited, offered),
             "asa_s": ratio(self.wait_answered, answered),
             "abandon_rate": ratio(self.abandoned, offered),
@@ -57,6 +83,12 @@ class Counters:
                               "answered_within_over_offered": ratio(self.within, offered),
                               "answered_within_over_answered": ratio(self.within, answered)},
         }
+
+
+def occupancy(handling_s: float, staffed_s: float) -> float:
+    """Agents' handling time (ringing, talking, on hold, wrap-up) over their time logged in
+    and not on break."""
+    return handling_s / staffed_s if staffed_s else 0.0
 
 
 class _Active:
@@ -185,24 +217,14 @@ class Statistics:
         threshold = self.thresholds.get(active.queue, self.default_threshold)
         within = event.wait_s <= threshold
         for counters in active.counters:
-            counters.answered += 1
-            counters.wait_answered += event.wait_s
-            counters.talk += event.talk_s
-            counters.hold += event.hold_s
-            if within:
-                counters.within += 1
-            if event.wait_s > counters.longest_wait:
-                counters.longest_wait = event.wait_s
+            counters.answered_call(event.wait_s, event.talk_s, event.hold_s, within)
 
     def _abandoned(self, event: ev.CallAbandoned) -> None:
         active = self._finish(event.call_id)
         if active is None:
             return
         for counters in active.counters:
-            counters.abandoned += 1
-            counters.wait_abandoned += event.wait_s
-            if event.wait_s > counters.longest_wait:
-                counters.longest_wait = event.wait_s
+            counters.abandoned_call(event.wait_s)
 
     def _timed_out(self, event: ev.CallTimedOut) -> None:
         active = self._active.get(event.call_id)
@@ -245,8 +267,8 @@ class Statistics:
     def report(self) -> dict:
         threshold = self.default_threshold
         total = self.total.metrics(threshold)
-        busy = self.total.talk + self.total.hold + self.total.wrap + self.ring_s
-        total["occupancy"] = busy / self.staffed_s if self.staffed_s else 0.0
+        total["occupancy"] = occupancy(self.total.talk + self.total.hold + self.total.wrap + self.ring_s,
+                                       self.staffed_s)
         total["queues"] = {name: c.metrics(self.thresholds.get(name, threshold))
                            for name, c in sorted(self.queues.items())}
         total["intervals"] = [{"start": self.start + index * self.interval_s, **c.metrics(threshold)}
