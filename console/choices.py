@@ -49,6 +49,39 @@ class BreakScreen(ModalScreen):
         self.dismiss(None)
 
 
+class PickScreen(ModalScreen):
+    """One of several choices (label, value); dismissed with the value, or None."""
+
+    DEFAULT_CSS = """
+    PickScreen { align: center middle; }
+    #pick-box { width: 60; height: auto; border: round $accent; background: $surface; padding: 0 1; }
+    #choices { height: auto; max-height: 14; border: none; }
+    """
+    BINDINGS = [Binding("enter", "choose", "Choose", priority=True), Binding("escape", "close", "Back")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str]]):
+        super().__init__()
+        self.question, self.choices = question, choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="pick-box"):
+            yield Static(f"{self.question} (↑↓ then enter, esc back)")
+            yield ChoiceList(*(label for label, _ in self.choices), id="choices")
+
+    def on_mount(self) -> None:
+        choices = self.query_one("#choices", OptionList)
+        choices.highlighted = 0
+        choices.focus()
+
+    async def action_choose(self) -> None:
+        await typing_caught_up(self.app)
+        index = self.query_one("#choices", OptionList).highlighted
+        self.dismiss(self.choices[index][1] if index is not None and self.choices else None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class ConfirmScreen(ModalScreen):
     """A yes/no question; dismissed with True (y) or False (n, esc)."""
 

@@ -428,6 +428,46 @@ def cmd_agent(args) -> int:
         raise UserError(str(exc)) from None
 
 
+def _control_args(args):
+    """--control and --tls-ca as a client of the switch gives them (seat, supervisor)."""
+    from telephony.control import control_address
+    from telephony.switch import default_control_path
+
+    tls_ca = args.tls_ca or os.environ.get("HOTLINE_CONTROL_CA") or None
+    if tls_ca:
+        from telephony.tls import TlsError, client_context
+
+        try:
+            client_context(tls_ca)   # a wrong file is said now, not as a console that cannot connect
+        except TlsError as exc:
+            raise UserError(f"--tls-ca: {exc}") from None
+    control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
+    try:
+        return control_address(control), tls_ca
+    except ValueError as exc:
+        raise UserError(f"--control: {exc}") from None
+
+
+def cmd_supervisor(args) -> int:
+    import asyncio
+
+    from console.supervisor import run_supervisor
+    from telephony.control_client import ControlError
+
+    address, tls_ca = _control_args(args)
+    pin = read_pin(confirm=False)
+    try:
+        return asyncio.run(run_supervisor(ext=args.ext, pin=pin, control=address, tls_ca=tls_ca,
+                                          token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None,
+                                          config_path=args.config or os.environ.get("HOTLINE_SWITCH_CONFIG")))
+    except ControlError as exc:
+        raise UserError(f"the switch refused: {exc.message}") from None
+    except PermissionError as exc:
+        raise UserError(str(exc)) from None
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise UserError(f"no switch at {args.control or 'the control socket'}: {exc or 'no answer'}") from None
+
+
 def cmd_certs(args) -> int:
     from telephony.tls import TlsError, make_self_signed
 
@@ -596,6 +636,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the switch's certificate (switch.crt from hotline certs): the TCP control API over "
                           "TLS, to that switch only (env HOTLINE_CONTROL_CA)")
     sub.set_defaults(handler=cmd_agent)
+
+    sub = commands.add_parser("supervisor", parents=[common],
+                              help="the supervisors' live console")
+    sub.add_argument("--ext", required=True, help="your extension (a supervisor or admin); the PIN is read from "
+                                                  "the terminal or HOTLINE_PIN")
+    sub.add_argument("--control", metavar="PATH|HOST:PORT",
+                     help="the switch's control API (env HOTLINE_CONTROL, default: the socket beside the database)")
+    sub.add_argument("--tls-ca", metavar="FILE", help="the switch's certificate, for TCP over TLS (env HOTLINE_CONTROL_CA)")
+    sub.add_argument("--config", metavar="FILE",
+                     help="the switch's config, for each queue's service-level threshold and target "
+                          "(env HOTLINE_SWITCH_CONFIG, default the bundled one)")
+    sub.set_defaults(handler=cmd_supervisor)
 
     sub = commands.add_parser("certs", help="make a self-signed certificate for the TLS control API")
     sub.add_argument("--out", required=True, metavar="DIR", help="where switch.crt and switch.key go")

@@ -392,6 +392,22 @@ def m013_interaction_legs(db: Database) -> None:
     db.execute("ALTER TABLE interactions DROP COLUMN transferred_from")
 
 
+@migrations()
+def m014_audit(db: Database) -> None:
+    # Every supervisor's action (a forced break or logout, skills changed, a caller's
+    # priority or queue changed, an alert acknowledged): who, when, what, on whom.
+    db.execute("""
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            by_ext TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        )""")
+    db.execute("CREATE INDEX audit_at ON audit(at)")
+
+
 # Everything pending on an empty database is every migration this version knows.
 MIGRATION_NAMES = tuple(m.name for m in migrations.pending(Database(memory=True)))
 SCHEMA_VERSION = len(MIGRATION_NAMES)

@@ -32,7 +32,8 @@ STATUSES = ("available", "on_break")
 OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
        "extend_wrap_up": "agent", "hang_up": "agent", "hold": "agent", "transfer": "agent", "disposition": "agent", "identify": "agent",
        "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
-       "set_skills": "supervisor", "set_priority": "supervisor",
+       "set_skills": "supervisor", "set_priority": "supervisor", "move_caller": "supervisor",
+       "acknowledge": "supervisor", "supervise": "supervisor",
        **{op: "agent" for op in DeskOps.OPS}}
 
 
@@ -296,6 +297,13 @@ class ControlServer:
         after = request.get("after_seq")
         if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
             raise RequestError("bad_request", "after_seq: the seq of the last event you have (an integer >= 0)")
+        since = request.get("since")
+        if since is not None:
+            # a console starting mid-day: every event since midnight, to rebuild the day
+            if not isinstance(since, (int, float)) or isinstance(since, bool):
+                raise RequestError("bad_request", "since: epoch seconds")
+            if after is None:
+                after = self.core.seq_before(float(since))
         supervisor = connection.agent["role"] in SUPERVISOR_ROLES
         ext = None if supervisor else connection.agent["ext"]
         # read and sent before the subscription starts, on the loop that publishes: nothing
@@ -319,13 +327,29 @@ class ControlServer:
         if status not in (*STATUSES, "logged_out"):
             raise RequestError("bad_request", "status must be available, on_break or logged_out")
         reason = str(request.get("reason", "supervisor" if status == "on_break" else ""))
-        self.core.set_status(_text(request, "ext"), status, reason)
+        ext = _text(request, "ext")
+        self.core.set_status(ext, status, reason)
+        self.core.audit(connection.agent["ext"], "force_status", ext, f"{status} {reason}".strip())
 
     def _op_set_skills(self, connection, request):
-        self.core.set_skills(_text(request, "ext"), parse_skills(_text(request, "skills")))
+        self.core.set_skills(_text(request, "ext"), parse_skills(_text(request, "skills")),
+                             by_ext=connection.agent["ext"])
 
     def _op_set_priority(self, connection, request):
-        self.core.set_priority(_text(request, "call_id"), _text(request, "priority"))
+        self.core.set_priority(_text(request, "call_id"), _text(request, "priority"), by_ext=connection.agent["ext"])
+
+    def _op_move_caller(self, connection, request):
+        self.core.move_caller(_text(request, "call_id"), _text(request, "queue"), by_ext=connection.agent["ext"])
+
+    def _op_acknowledge(self, connection, request):
+        """An alert seen and taken in hand: every supervisor's console stops flashing it."""
+        self.core.audit(connection.agent["ext"], "acknowledge", _text(request, "alert"), str(request.get("note", "")))
+
+    def _op_supervise(self, connection, request):
+        since = request.get("since")
+        if not isinstance(since, (int, float)) or isinstance(since, bool):
+            raise RequestError("bad_request", "since: epoch seconds (midnight, for today)")
+        return {"supervision": self.core.supervision(float(since), self.core.config.alerts)}
 
 
 def _text(request: dict, key: str) -> str:

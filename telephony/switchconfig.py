@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from records.supervision import AlertSettings
 from siteconfig.yamlsource import Document, load_file
 from siteconfig.yamlsource import number as _number
 from telephony.acd import QueueConfig
@@ -82,6 +83,7 @@ class SwitchConfig:
     sip: SipSettings = SipSettings()
     breaks: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BREAKS))   # reason -> limit, minutes
     events_retention_days: float = 90.0   # the event log keeps this long; older events are pruned
+    alerts: AlertSettings = AlertSettings()   # when the supervisors' console raises repeat and mass-complaint alerts
 
     def break_limit_s(self, reason: str) -> float | None:
         minutes = self.breaks.get(reason)
@@ -113,7 +115,7 @@ def config_from_document(doc: Document) -> SwitchConfig:
     if doc.data is None or doc.data == {}:
         return SwitchConfig(default_queues(), source=doc.source)
     top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk", "sip", "breaks",
-                                   "events_retention_days"))
+                                   "events_retention_days", "alerts"))
     queue_specs = doc.mapping(("queues",), allowed=CALL_TYPES) if "queues" in top else {}
     queues = tuple(queue_from_yaml(doc, ("queues", name), name, **QUEUE_DEFAULTS) if name in queue_specs
                    else QueueConfig(name, **QUEUE_DEFAULTS) for name in CALL_TYPES)
@@ -158,7 +160,20 @@ def config_from_document(doc: Document) -> SwitchConfig:
     sip = _sip_settings(doc) if "sip" in top else SipSettings()
     breaks = _breaks(doc) if "breaks" in top else dict(DEFAULT_BREAKS)
     retention = float(_number(doc, ("events_retention_days",), minimum=1)) if "events_retention_days" in top else 90.0
-    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks, retention)
+    alerts = _alerts(doc) if "alerts" in top else AlertSettings()
+    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks, retention, alerts)
+
+
+def _alerts(doc: Document) -> AlertSettings:
+    spec = doc.mapping(("alerts",), allowed=("repeat_within_h", "mass_contacts", "mass_within_min"))
+    values: dict = {}
+    if "repeat_within_h" in spec:
+        values["repeat_within_s"] = float(_number(doc, ("alerts", "repeat_within_h"), minimum=1)) * 3600
+    if "mass_contacts" in spec:
+        values["mass_contacts"] = int(_number(doc, ("alerts", "mass_contacts"), minimum=2))
+    if "mass_within_min" in spec:
+        values["mass_within_s"] = float(_number(doc, ("alerts", "mass_within_min"), minimum=1)) * 60
+    return AlertSettings(**values)
 
 
 _SIP_INTEGERS = ("qualify_misses", "auth_failures_per_ext", "auth_failures_per_address")

@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from records import agents as agent_records
 from records.directory import resident_by_phone
+from records import supervision
 from records.phones import PhoneNumberError, normalise
 from telephony.recorder import InteractionRecorder, QueueLogWriter
 from records.db import insert_row
@@ -136,7 +137,7 @@ class SwitchCore:
         self.agents[agent["ext"]] = agent
         self.acd.add_agent(agent["ext"], agent["skills"])
         self._views[agent["ext"]] = {"status": "logged_out", "reason": "", "state": "idle",
-                                     "since": self.clock(), "call": None}
+                                     "since": self.clock(), "call": None, "status_since": self.clock()}
 
     # --- start-up ------------------------------------------------------------------
     def recover(self) -> int:
@@ -299,14 +300,44 @@ class SwitchCore:
         reason = form.get("reason") or "general"
         self._happened(DispositionSet(self.clock(), call_id, ext, f"{reason}: transferred", form.get("notes", "")))
 
-    def set_skills(self, ext: str, skills: dict[str, int]) -> None:
+    def set_skills(self, ext: str, skills: dict[str, int], *, by_ext: str = "") -> None:
         agent = self._known(ext)
         agent_records.update_agent(self.db, ext, skills=skills)
         agent["skills"] = dict(skills)
         self._apply(lambda now: self.acd.set_skills(ext, skills, now))
+        self.audit(by_ext, "set_skills", ext, ",".join(f"{k}:{v}" for k, v in sorted(skills.items())))
 
-    def set_priority(self, call_id: str, priority: str) -> None:
+    def set_priority(self, call_id: str, priority: str, *, by_ext: str = "") -> None:
         self._apply(lambda now: self.acd.set_priority(call_id, priority, now))
+        self.audit(by_ext, "set_priority", call_id, priority)
+
+    def move_caller(self, call_id: str, queue: str, *, by_ext: str = "") -> None:
+        """A supervisor moves a waiting caller to another queue (their place kept by arrival)."""
+        self._apply(lambda now: self.acd.move(call_id, queue, now))
+        self.audit(by_ext, "move_caller", call_id, queue)
+
+    def audit(self, by_ext: str, action: str, subject: str, detail: str = "") -> None:
+        """A supervisor's action, on disk with who and when (records/supervision.py)."""
+        if by_ext:
+            with self._committed():
+                supervision.audit(self.db, self.clock(), by_ext, action, subject, detail)
+
+    def supervision(self, since: float, settings: supervision.AlertSettings) -> dict:
+        """What the supervisors' console reads from records: work orders due within the
+        hour or overdue, follow-up calls given up, repeat callers, mass complaints forming,
+        the audit trail and the alerts acknowledged since `since` (midnight)."""
+        now = self.clock()
+        return {"at": now, "orders_due": supervision.orders_due(self.db, now),
+                "callbacks_given_up": supervision.callbacks_given_up(self.db, since),
+                "repeat_callers": supervision.repeat_callers(self.db, now, since, settings),
+                "mass_complaints": supervision.mass_complaints(self.db, now, settings),
+                "audit": supervision.audit_lines(self.db, since),
+                "acknowledged": supervision.acknowledged(self.db, since)}
+
+    def seq_before(self, t: float) -> int:
+        """The seq after which the events logged at or after `t` begin."""
+        first = self.db.execute("SELECT min(seq) FROM events WHERE at >= ?", [t]).fetchone()[0]
+        return self.last_seq if first is None else first - 1
 
     def _taken_row(self, call_id: str, by_ext: str, role: str) -> int:
         """The interaction row of a call, if `by_ext` may write on it (agents: their own calls)."""
@@ -356,7 +387,8 @@ class SwitchCore:
             queues[name] = [{"call_id": c.id, "number": c.number, "priority": c.priority,
                              "wait_s": now - c.first_entered, "callback": c.callback}
                             for c in self.acd.waiting_calls(name)]
-        agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, "registered": ext in self.registrations,
+        agents = [{"ext": ext, "name": self.agents[ext]["name"], **view, **self._current_call(view["call"]),
+                   "skills": dict(self.agents[ext]["skills"]), "registered": ext in self.registrations,
                    "refreshes": self.registration_refreshes[ext], "reachable": ext in self.registrations and self.acd.agents[ext].reachable}
                   for ext, view in sorted(self._views.items())]
         locked = [{"kind": kind, "key": key, "seconds_left": until - now}
@@ -367,6 +399,15 @@ class SwitchCore:
         return {"at": now, "queues": queues, "agents": agents, "calls": dict(in_progress), "media": media,
                 "calls_refused": dict(self.refused),
                 "sip_refused": dict(self.sip_refusals), "locked_out": locked, "digest": digest}
+
+    def _current_call(self, call_id: str | None) -> dict:
+        """An agent's call as a supervisor sees it: the caller's number and the queue."""
+        call = self.acd.calls.get(call_id) if call_id else None
+        if call is None:
+            outbound = self.calls.get(call_id) if call_id else None
+            number = getattr(getattr(outbound, "caller", None), "number", "") if outbound is not None else ""
+            return {"caller": number, "queue": "outbound" if outbound is not None else ""}
+        return {"caller": call.number, "queue": call.queue}
 
     def _known(self, ext: str) -> dict:
         agent = self.agents.get(str(ext))
@@ -854,7 +895,7 @@ class SwitchCore:
     def _track_agent(self, event) -> None:
         if type(event) is ev.AgentStatusChanged:
             view = self._views[event.agent_id]
-            view.update(status=event.status, reason=event.reason)
+            view.update(status=event.status, reason=event.reason, status_since=event.t)
         else:
             change = ev.agent_state_after(event)
             if change is None:

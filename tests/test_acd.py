@@ -505,3 +505,28 @@ def test_a_break_past_its_reasons_limit_is_flagged_once_and_a_new_break_starts_o
     acd.set_status("a", "on_break", 8000, "training")   # a reason without a limit
     acd.advance(100000)
     assert not any(isinstance(e, ev.BreakOverrun) for e in acd.drain())
+
+
+def test_a_supervisor_moves_a_waiting_caller_to_another_queue_where_they_keep_their_place():
+    acd = make(QueueConfig("repair"), QueueConfig("billing"), agents=[("a", {"repair": 3}), ("b", {"billing": 3})])
+    login(acd, "a")
+    acd.enqueue("c0", "repair", 0)
+    acd.answer("c0", "a", 1)                     # a is busy: c1 waits in repair
+    acd.enqueue("c1", "repair", 2)
+    acd.enqueue("later", "billing", 5)
+    acd.drain()
+    with pytest.raises(AcdError, match="already in repair"):
+        acd.move("c1", "repair", 6)
+    with pytest.raises(AcdError, match="unknown queue"):
+        acd.move("c1", "lifts", 6)
+    with pytest.raises(AcdError, match="not waiting"):
+        acd.move("c0", "billing", 6)
+    acd.move("c1", "billing", 6)
+    [queued] = [e for e in acd.drain() if isinstance(e, ev.CallQueued)]
+    assert (queued.call_id, queued.queue) == ("c1", "billing")
+    assert [c.id for c in acd.waiting_calls("billing")] == ["c1", "later"]   # by arrival: 2 before 5
+    login(acd, "b", at=7)
+    assert offers(acd) == [("c1", "b")]
+    acd.move("c1", "repair", 8)                  # ringing at b: the ring is withdrawn
+    assert any(isinstance(e, ev.CallOfferWithdrawn) and e.agent_id == "b" for e in acd.drain())
+    assert [c.id for c in acd.waiting_calls("repair")] == ["c1"]

@@ -499,6 +499,24 @@ class Acd:
             self._push(call)  # re-ordered at once
         self.events.append(PriorityChanged(now, call.id, call.queue, priority))
 
+    def move(self, call_id: str, queue: str, now: float) -> None:
+        """A supervisor moves a waiting (or ringing) caller to another queue: they keep
+        their place by arrival time there, and are offered to its agents at once."""
+        call = self._call(call_id)
+        if call.state not in ("waiting", "offered"):
+            raise AcdError(f"call {call_id} is not waiting in a queue")
+        if queue not in self.queues:
+            raise AcdError(f"unknown queue '{queue}'")
+        if queue == call.queue:
+            raise AcdError(f"call {call_id} is already in {queue}")
+        self._leave_heap(call)
+        for agent_id in call.ringing:
+            self._withdraw(call, self.agents[agent_id], now)
+        call.ringing, call.state, call.max_wait_at = [], "waiting", None
+        call.ring_version += 1
+        call.hops = 0   # a person chose this queue: not an overflow chain
+        self._join(call, queue, now)
+
     def accept_callback(self, call_id: str, now: float) -> None:
         """The caller takes a callback: they hang up but keep their place."""
         call = self._call(call_id)

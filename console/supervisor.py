@@ -1,0 +1,475 @@
+"""`hotline supervisor`: the live centre over the control API (works over SSH).
+
+Queues (waiting, longest wait, today's offered / answered / abandoned, service level
+against its target, ASA, abandon rate, agents by state, callers waiting over the last
+hour), alerts that stay until acknowledged, the callers waiting in the order they will
+be served, every agent's state and day, work orders due, and the audit trail. Actions
+(each confirmed, each audited by the switch): acknowledge an alert, put an agent on a
+break, back, or log them out, change their skills, raise a waiting caller's priority,
+move them to another queue.
+
+The figures come from console/centre.py (the simulator's statistics fed with the
+switch's events since midnight); the screen reads the switch's snapshot every second and
+its records every REFRESH_RECORDS_S. If the connection drops, the header says so at once,
+the tables are marked stale, and the console reconnects and catches up from the event
+log by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import Awaitable, Callable
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Static
+
+from console.centre import Centre, QueueSettings
+from console.choices import BreakScreen, ConfirmScreen, PickScreen
+from console.dialogs import TextField
+from telephony import wire
+from telephony.control_client import ControlClient, ControlError
+
+log = logging.getLogger("hotline.supervisor")
+
+REFRESH_S = 1.0
+REFRESH_RECORDS_S = 10.0
+RECONNECT_S = 2.0
+SPARK = "▁▂▃▄▅▆▇█"
+PRIORITIES = ("normal", "vip", "emergency")
+
+Connect = Callable[[int | None, float | None], Awaitable[tuple[ControlClient, dict]]]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+    return f"{seconds // 86400}d"
+
+
+def share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def sparkline(values: tuple[int, ...], width: int = 20) -> str:
+    values = values[-width:]
+    if not values:
+        return ""
+    top = max(values) or 1
+    return "".join(SPARK[min(len(SPARK) - 1, round(v / top * (len(SPARK) - 1)))] for v in values)
+
+
+class SkillsScreen(ConfirmScreen):
+    """The agent's skills as `repair:4,billing:2`; dismissed with the text, or None."""
+
+    BINDINGS = [Binding("enter", "save", "Save", priority=True), Binding("escape", "answer(False)", "Back")]
+
+    def __init__(self, ext: str, skills: str):
+        super().__init__(f"Skills of {ext} (queue:level 1-5, commas between), enter saves, esc back")
+        self.skills = skills
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        yield TextField(self.skills, id="skills")
+
+    def on_mount(self) -> None:
+        self.query_one("#skills", TextField).focus()
+
+    def action_save(self) -> None:
+        self.dismiss(self.query_one("#skills", TextField).value.strip() or None)
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(None)
+
+
+class SupervisorApp(App):
+    CSS = """
+    #header { height: 1; background: $primary; color: $text; padding: 0 1; }
+    #header.stale { background: $error; }
+    #notice { height: auto; color: $warning; padding: 0 1; }
+    .title { height: 1; text-style: bold; padding: 0 1; margin-top: 1; }
+    DataTable { height: auto; max-height: 14; }
+    #alerts { max-height: 10; }
+    DataTable.stale { opacity: 60%; }
+    """
+    BINDINGS = [
+        Binding("a", "acknowledge", "Acknowledge"), Binding("b", "force_break", "Break"),
+        Binding("v", "force_available", "Back"), Binding("l", "force_logout", "Log out"),
+        Binding("s", "skills", "Skills"), Binding("p", "priority", "Priority"), Binding("m", "move", "Move"),
+        Binding("tab", "focus_next", "Next table", show=False), Binding("q", "quit_asked", "Quit"),
+    ]
+    TITLE = "hotline supervisor"
+
+    def __init__(self, *, me: dict, client: ControlClient | None, connect: Connect, queues: dict[str, QueueSettings],
+                 breaks: dict[str, float], tz: dt.tzinfo, clock: Callable[[], float] = time.time):
+        super().__init__()
+        self.me, self.client, self.connect, self.tz, self.clock = me, client, connect, tz, clock
+        self.breaks = breaks
+        self.centre = Centre(queues, self._midnight())
+        self.live = False
+        self._notice_until = 0.0
+        self._polling = False
+        self._last_records = 0.0
+        self._reconnecting: asyncio.Task | None = None
+
+    def _midnight(self) -> float:
+        now = dt.datetime.fromtimestamp(self.clock(), self.tz)
+        return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+    # --- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("", id="header")
+        yield Static("", id="notice")
+        with VerticalScroll(id="body"):
+            yield Static("Alerts (a acknowledges the one under the cursor)", classes="title")
+            yield DataTable(id="alerts", cursor_type="row")
+            yield Static("", id="queues-title", classes="title")
+            yield DataTable(id="queues", cursor_type="row")
+            yield Static("Callers waiting, in the order they will be served (p priority, m move)", classes="title")
+            yield DataTable(id="waiting", cursor_type="row")
+            yield Static("Agents (b break, v back, l log out, s skills)", classes="title")
+            yield DataTable(id="agents", cursor_type="row")
+            yield Static("Work orders overdue or due within the hour", classes="title")
+            yield DataTable(id="orders", cursor_type="row")
+            yield Static("What supervisors did today", classes="title")
+            yield DataTable(id="audit", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        columns = {
+            "alerts": ("!", "alert", "seen"),
+            "queues": ("queue", "wait", "longest", "offered", "answered", "aband", "SL", "ASA", "aband%",
+                       "in", "free", "call", "wrap", "break", "waiting, last hour"),
+            "waiting": ("queue", "#", "caller", "priority", "waiting"),
+            "agents": ("ext", "name", "status", "state", "for", "caller", "queue", "call", "calls", "AHT", "wrap",
+                       "break"),
+            "orders": ("order", "type", "department", "deadline", "left"),
+            "audit": ("time", "by", "did", "on", "detail"),
+        }
+        for table, names in columns.items():
+            widget = self.query_one(f"#{table}", DataTable)
+            for name in names:
+                widget.add_column(name, key=name)
+        self.query_one("#queues-title", Static).update(
+            "Queues today (SL: answered within the queue's threshold / offered, against its target)")
+        if self.client is not None:
+            self.call_later(self._go_live, self.client, None)
+        else:
+            self._switch_lost("no connection to the switch")
+        self.set_interval(REFRESH_S, self._tick_second)
+
+    # --- the switch ----------------------------------------------------------------------------
+    async def _go_live(self, client: ControlClient, reply: dict | None) -> None:
+        """A connection that has logged in: catch up from the event log, then live."""
+        self.client = client
+        client.on_close = self._on_connection_closed
+        client.on_event = self._on_switch_event   # before subscribing: the day's catch-up arrives first
+        if reply is None:
+            reply = await client.subscribe(self.centre.last_seq or None) if self.centre.last_seq else \
+                await client.ask("subscribe", since=self.centre.day_start, v=wire.EVENT_VERSION)
+        if "snapshot" in reply:
+            self.centre.take_snapshot(reply["snapshot"])
+        self.live = True
+        self._last_records = 0.0
+        await self._poll_switch()
+
+    def _on_switch_event(self, delivered: wire.Delivered) -> None:
+        self.centre.apply(delivered.event, delivered.seq or 0)
+
+    def _on_connection_closed(self) -> None:
+        self.call_later(self._switch_lost, "the switch closed the connection")
+
+    def _switch_lost(self, why: str) -> None:
+        if self.live or self._reconnecting is None:
+            self.live = False
+            self.notice(f"Not live: {why}. Reconnecting by itself; the figures below are as they were.")
+            self._redraw()
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        while not self.live:
+            try:
+                client, reply = await self.connect(self.centre.last_seq or None,
+                                                   None if self.centre.last_seq else self.centre.day_start)
+            except ControlError as exc:
+                self.notice(f"Not live: the switch refused the login ({exc.message}).")
+                await asyncio.sleep(RECONNECT_S)
+                continue
+            except (OSError, asyncio.TimeoutError, ConnectionError):
+                await asyncio.sleep(RECONNECT_S)
+                continue
+            await self._go_live(client, reply)
+            self.notice("Live again: caught up from the switch's event log.")
+
+    async def _tick_second(self) -> None:
+        if self._polling:
+            return   # a slow switch: refreshes never pile up
+        await self._poll_switch()
+
+    async def _poll_switch(self) -> None:
+        self._polling = True
+        try:
+            if self.live and self.client is not None and not self.client.closed:
+                self.centre.take_snapshot((await self.client.ask("snapshot"))["snapshot"])
+                if self.clock() - self._last_records >= REFRESH_RECORDS_S:
+                    self._last_records = self.clock()
+                    self.centre.take_records((await self.client.ask("supervise", since=self.centre.day_start))
+                                             ["supervision"])
+        except (ConnectionError, asyncio.TimeoutError) as exc:
+            self._switch_lost(str(exc) or "no answer")
+        except ControlError as exc:
+            self.notice(f"The switch said: {exc.message}")
+        finally:
+            self._polling = False
+        if self._midnight() != self.centre.day_start:   # a new day: today's figures start again
+            self.centre = Centre(self.centre.queues, self._midnight())
+            self._switch_lost("a new day began: reloading today")
+        self._redraw()
+
+    # --- drawing -------------------------------------------------------------------------------
+    def notice(self, text: str) -> None:
+        self._notice_until = self.clock() + 60 if text else 0.0
+        self.query_one("#notice", Static).update(text)
+
+    def _redraw(self) -> None:
+        now = self.clock()
+        if self._notice_until and now > self._notice_until:
+            self.notice("")
+        alerts = self.centre.alerts(now)
+        open_alerts = sum(1 for a in alerts if not a.acknowledged)
+        moment = dt.datetime.fromtimestamp(now, self.tz)
+        state = "live" if self.live else "NOT LIVE"
+        header = self.query_one("#header", Static)
+        header.update(f"{self.me.get('name', '')} ({self.me.get('ext', '')}) │ {state} │ {moment:%a %d %b %H:%M:%S} │ "
+                      f"{open_alerts} alert{'s' if open_alerts != 1 else ''} to see")
+        header.set_class(not self.live, "stale")
+        for table in self.query(DataTable):
+            table.set_class(not self.live, "stale")
+        with self.batch_update():
+            self._fill_table("alerts", [(a.key, (Text("!!", style="bold red") if a.severity == "critical" else
+                                           Text("!", style="yellow"), a.text, "seen" if a.acknowledged else ""))
+                                  for a in sorted(alerts, key=lambda a: (a.acknowledged, a.severity != "critical"))])
+            self._fill_table("queues", [(q.name, (
+                q.name, str(q.waiting), duration(q.longest_wait_s) if q.waiting else "-", str(q.offered),
+                str(q.answered), str(q.abandoned),
+                Text(share(q.service_level), style="bold red" if q.service_level is not None
+                     and q.service_level < q.target else ""),
+                duration(q.asa_s), share(q.abandon_rate), str(q.logged_in), str(q.available), str(q.in_call),
+                str(q.wrap_up), str(q.on_break), sparkline(q.waiting_history))) for q in self.centre.queue_lines(now)])
+            self._fill_table("waiting", [(w.call_id, (w.queue, str(w.position), w.number, w.priority, duration(w.wait_s)))
+                                   for w in self.centre.waiting_lines(now)])
+            self._fill_table("agents", [(a.ext, (
+                a.ext, a.name, a.status.replace("_", " ") + (f" ({a.reason})" if a.status == "on_break" else ""),
+                a.state.replace("_", " "), duration(a.in_state_s), a.caller or "-", a.queue or "-", duration(a.call_s),
+                str(a.handled), duration(a.aht_s), duration(a.wrap_s), duration(a.break_s)))
+                for a in self.centre.agent_lines(now)])
+            self._fill_table("orders", [(f"{o['id']}:{o['deadline']}", (
+                f"#{o['id']}", o["type"].replace("_", " "), o["department"].replace("_", " "), o["deadline"],
+                Text(("overdue " if o["seconds_left"] < 0 else "") + duration(abs(o["seconds_left"])),
+                     style="bold red" if o["seconds_left"] < 0 else "")))
+                for o in self.centre.records.get("orders_due", [])])
+            self._fill_table("audit", [(str(a["id"]), (
+                f"{dt.datetime.fromtimestamp(a['at'], self.tz):%H:%M}", f"{a['by']} {a['by_name']}".strip(),
+                a["action"].replace("_", " "), a["subject"], a["detail"]))
+                for a in self.centre.records.get("audit", [])])
+
+    def _fill_table(self, table_id: str, rows: list[tuple[str, tuple]]) -> None:
+        """Rows by key, changed in place: the cursor stays on the row it was on."""
+        table = self.query_one(f"#{table_id}", DataTable)
+        keys = [column.key for column in table.columns.values()]
+        wanted = dict(rows)
+        for row_key in list(table.rows):
+            if row_key.value not in wanted:
+                table.remove_row(row_key)
+        existing = {row_key.value for row_key in table.rows}
+        for key, cells in rows:
+            if key in existing:
+                for column, value in zip(keys, cells):
+                    if table.get_cell(key, column) != value:
+                        table.update_cell(key, column, value)
+            else:
+                table.add_row(*cells, key=key)
+
+    # --- actions -------------------------------------------------------------------------------
+    def _selected_key(self, table_id: str) -> str | None:
+        table = self.query_one(f"#{table_id}", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    async def _ask_switch(self, op: str, done: str, **fields) -> None:
+        if not self.live or self.client is None:
+            self.notice("Not live: nothing can be changed until the switch is back.")
+            return
+        try:
+            await self.client.ask(op, **fields)
+        except ControlError as exc:
+            self.notice(f"Not done: {exc.message}")
+            return
+        except (ConnectionError, asyncio.TimeoutError):
+            self.notice("Not done: the switch did not answer.")
+            return
+        self.notice(done)
+        self._last_records = 0.0
+        await self._poll_switch()
+
+    def _confirm_then(self, question: str, then: Callable[[], Awaitable[None]]) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                asyncio.ensure_future(then())
+        self.push_screen(ConfirmScreen(question), answered)
+
+    def _chosen_agent(self) -> dict | None:
+        ext = self._selected_key("agents")
+        agent = next((a for a in self.centre.snapshot.get("agents", []) if a["ext"] == ext), None)
+        if agent is None:
+            self.notice("Choose an agent first: tab to the agents table, ↑↓ to the agent.")
+        return agent
+
+    def _chosen_caller(self):
+        call_id = self._selected_key("waiting")
+        caller = next((w for w in self.centre.waiting_lines(self.clock()) if w.call_id == call_id), None)
+        if caller is None:
+            self.notice("Choose a waiting caller first: tab to the callers waiting, ↑↓ to the caller.")
+        return caller
+
+    def action_acknowledge(self) -> None:
+        key = self._selected_key("alerts")
+        alert = next((a for a in self.centre.alerts(self.clock()) if a.key == key), None)
+        if alert is None:
+            self.notice("No alert to acknowledge.")
+            return
+        if alert.acknowledged:
+            self.notice("That alert was acknowledged already.")
+            return
+
+        async def go() -> None:
+            self.centre.acknowledge(alert.key)
+            await self._ask_switch("acknowledge", "Acknowledged (in the audit trail, for every supervisor).", alert=alert.key,
+                            note=alert.text)
+        self._confirm_then(f"Acknowledge: {alert.text}?", go)
+
+    def action_force_break(self) -> None:
+        agent = self._chosen_agent()
+        if agent is None:
+            return
+
+        def chosen(reason: str | None) -> None:
+            if reason:
+                self._confirm_then(f"Put {agent['ext']} {agent['name']} on a {reason} break now?",
+                              lambda: self._ask_switch("force_status", f"{agent['ext']} is on a {reason} break.",
+                                                ext=agent["ext"], status="on_break", reason=reason))
+        self.push_screen(BreakScreen(self.breaks), chosen)
+
+    def action_force_available(self) -> None:
+        agent = self._chosen_agent()
+        if agent is not None:
+            self._confirm_then(f"Make {agent['ext']} {agent['name']} available for calls now?",
+                          lambda: self._ask_switch("force_status", f"{agent['ext']} is available.", ext=agent["ext"],
+                                            status="available"))
+
+    def action_force_logout(self) -> None:
+        agent = self._chosen_agent()
+        if agent is not None:
+            self._confirm_then(f"Log {agent['ext']} {agent['name']} out now? (a call they are on goes on)",
+                          lambda: self._ask_switch("force_status", f"{agent['ext']} is logged out.", ext=agent["ext"],
+                                            status="logged_out"))
+
+    def action_skills(self) -> None:
+        agent = self._chosen_agent()
+        if agent is None:
+            return
+        current = ",".join(f"{k}:{v}" for k, v in sorted(agent.get("skills", {}).items()))
+
+        def typed(skills: str | None) -> None:
+            if skills and skills != current:
+                self._confirm_then(f"Give {agent['ext']} the skills {skills}?",
+                              lambda: self._ask_switch("set_skills", f"{agent['ext']}'s skills are {skills}.",
+                                                ext=agent["ext"], skills=skills))
+        self.push_screen(SkillsScreen(agent["ext"], current), typed)
+
+    def action_priority(self) -> None:
+        caller = self._chosen_caller()
+        if caller is None:
+            return
+        higher = [p for p in PRIORITIES if PRIORITIES.index(p) > PRIORITIES.index(caller.priority)]
+        if not higher:
+            self.notice(f"{caller.number} already has the highest priority.")
+            return
+
+        def chosen(priority: str | None) -> None:
+            if priority:
+                self._confirm_then(f"Raise {caller.number} in {caller.queue} to {priority}?",
+                              lambda: self._ask_switch("set_priority", f"{caller.number} is {priority} now.",
+                                                call_id=caller.call_id, priority=priority))
+        self.push_screen(PickScreen(f"Priority for {caller.number}", [(p, p) for p in higher]), chosen)
+
+    def action_move(self) -> None:
+        caller = self._chosen_caller()
+        if caller is None:
+            return
+        others = [(name, name) for name in self.centre.queues if name != caller.queue]
+
+        def chosen(queue: str | None) -> None:
+            if queue:
+                self._confirm_then(f"Move {caller.number} from {caller.queue} to {queue}? (they keep their place)",
+                              lambda: self._ask_switch("move_caller", f"{caller.number} is in {queue} now.",
+                                                call_id=caller.call_id, queue=queue))
+        self.push_screen(PickScreen(f"Move {caller.number} to which queue?", others), chosen)
+
+    def action_quit_asked(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+        self.push_screen(ConfirmScreen("Close the supervisor console? (the centre goes on)"), answered)
+
+
+async def run_supervisor(*, ext: str, pin: str, control, token: str | None = None, tls_ca: str | None = None,
+                         config_path: str | None = None) -> int:
+    """Log in (supervisor or admin), then run the console until q."""
+    from records.sla import load_policy
+    from telephony.switchconfig import load_switch_config
+
+    async def connect(after_seq: int | None, since: float | None) -> tuple[ControlClient, dict]:
+        client = await asyncio.wait_for(ControlClient.connect(control, token, tls_ca), 5)
+        try:
+            await client.ask("login", ext=ext, pin=pin)
+            if after_seq is not None:
+                reply = await client.subscribe(after_seq)
+            else:
+                reply = await client.ask("subscribe", since=since, v=wire.EVENT_VERSION)
+        except BaseException:
+            await client.close()
+            raise
+        return client, reply
+
+    client = await asyncio.wait_for(ControlClient.connect(control, token, tls_ca), 5)
+    try:
+        me = await client.ask("login", ext=ext, pin=pin)
+    except BaseException:
+        await client.close()
+        raise
+    if me["agent"]["role"] not in ("supervisor", "admin"):
+        await client.close()
+        raise PermissionError(f"extension {ext} is an agent's: the supervisor console is for supervisors and admins")
+    config = load_switch_config(config_path)
+    queues = {q.name: QueueSettings(q.sl_threshold_s, q.sl_target) for q in config.queues}
+    app = SupervisorApp(me=me["agent"], client=client, connect=connect, queues=queues,
+                        breaks=dict(me.get("breaks") or {}), tz=load_policy().timezone)
+    try:
+        await app.run_async()
+    finally:
+        if app.client is not None and not app.client.closed:
+            await app.client.close()
+    return 0

@@ -1,0 +1,186 @@
+"""The supervisors' console against a real switch core and control API over a Unix
+socket: today's figures rebuilt from the event log, callers waiting, alerts that stay
+until acknowledged, every action confirmed and audited, and a switch that goes away said
+at once and caught up with when it is back."""
+
+import datetime as dt
+
+import pytest
+
+from console.centre import Centre, QueueSettings
+from console.supervisor import SupervisorApp
+from records.agents import add_agent
+from records.db import connect
+from telephony import wire
+from telephony.acd import QueueConfig
+from telephony.acd import events as ev
+from telephony.control import ControlServer
+from telephony.control_client import ControlClient
+from telephony.switchcore import SwitchCore
+
+HK = dt.timezone(dt.timedelta(hours=8))
+T0 = dt.datetime(2027, 1, 15, 10, 0, tzinfo=HK).timestamp()
+QUEUES = {"repair": QueueSettings(15.0, 0.8), "billing": QueueSettings(20.0, 0.8)}
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+async def centre(tmp_path):
+    db = connect(tmp_path / "r.db", create=True)
+    add_agent(db, ext="1001", name="Ann Lee", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="1002", name="Bob Wong", pin="2222", skills={"repair": 3, "billing": 2})
+    add_agent(db, ext="9001", name="Sue Ho", pin="9999", role="supervisor", skills={"repair": 1})
+    clock = Clock()
+    core = SwitchCore(db, [QueueConfig("repair", wrap_up_s=30), QueueConfig("billing", wrap_up_s=30)], clock=clock)
+    server = ControlServer(core)
+    path = tmp_path / "c.sock"
+    await server.start_unix(path)
+
+    async def connect_supervisor(after_seq=None, since=None):
+        client = await ControlClient.connect(str(path))
+        await client.ask("login", ext="9001", pin="9999")
+        if after_seq is not None:
+            reply = await client.subscribe(after_seq)
+        else:
+            reply = await client.ask("subscribe", since=since, v=wire.EVENT_VERSION)
+        return client, reply
+
+    yield {"db": db, "core": core, "server": server, "clock": clock, "path": path, "connect": connect_supervisor}
+    await server.close()
+    core.close()
+    db.close()
+
+
+async def console(c):
+    client = await ControlClient.connect(str(c["path"]))
+    me = await client.ask("login", ext="9001", pin="9999")
+    return SupervisorApp(me=me["agent"], client=client, connect=c["connect"], queues=QUEUES,
+                         breaks={"lunch": 60.0, "training": 120.0}, tz=HK, clock=c["clock"])
+
+
+def cells(app, table_id, key):
+    table = app.query_one(f"#{table_id}")
+    return [str(value) for value in table.get_row(key)]
+
+
+async def settle(pilot, app):
+    await pilot.pause()
+    await app._poll_switch()
+    await pilot.pause()
+
+
+def test_the_centre_rebuilds_todays_figures_from_events():
+    centre = Centre(QUEUES, T0 - 3600)
+    events = [ev.CallQueued(T0, "c1", "repair", 1, "+852", "normal"), ev.CallOffered(T0, "c1", "repair", "1001"),
+              ev.CallConnected(T0 + 5, "c1", "repair", "1001", 5, 5),
+              ev.CallCompleted(T0 + 65, "c1", "repair", "1001", "caller", 5, 55, 5, 1, 30),
+              ev.AgentStateChanged(T0 + 95, "1001", "idle"),
+              ev.CallQueued(T0 + 100, "c2", "repair", 1, "+853", "normal"),
+              ev.CallAbandoned(T0 + 130, "c2", "repair", 1, 1, 30)]
+    for seq, event in enumerate(events, 1):
+        centre.apply(event, seq)
+    centre.apply(events[0], 1)   # seen already: not counted twice
+    centre.take_snapshot({"at": T0 + 200, "queues": {"repair": [], "billing": []}, "agents": [
+        {"ext": "1001", "name": "Ann", "status": "available", "state": "idle", "since": T0 + 95, "call": None,
+         "status_since": T0 - 100, "skills": {"repair": 3}, "registered": True}]})
+    [repair, billing] = centre.queue_lines(T0 + 200)
+    assert (repair.offered, repair.answered, repair.abandoned, repair.service_level) == (2, 1, 1, 0.5)
+    assert repair.asa_s == 5 and repair.abandon_rate == 0.5 and (repair.logged_in, repair.available) == (1, 1)
+    assert billing.offered == 0 and billing.service_level is None
+    [ann] = centre.agent_lines(T0 + 200)
+    assert (ann.handled, ann.aht_s, ann.wrap_s) == (1, 90.0, 30.0)   # 55 talk + 5 hold + 30 wrap-up
+
+
+async def test_a_waiting_caller_shows_raises_an_alert_that_stays_until_acknowledged_and_is_audited(centre):
+    core, clock = centre["core"], centre["clock"]
+    app = await console(centre)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        header = str(app.query_one("#header").render())
+        assert "Sue Ho (9001)" in header and "live" in header and "NOT LIVE" not in header
+        core.caller_arrived("c1", "+85291230001", "repair")       # nobody available: waits
+        clock.now += 40
+        await settle(pilot, app)
+        assert cells(app, "waiting", "c1")[:4] == ["repair", "1", "+85291230001", "normal"]
+        assert cells(app, "queues", "repair")[:4] == ["repair", "1", "0:40", "1"]
+        [alert] = [a for a in app.centre.alerts(clock.now) if a.key == "wait:c1"]
+        assert "waiting 40 s in repair" in alert.text and not alert.acknowledged
+        table = app.query_one("#alerts")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("wait:c1"))
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        assert cells(app, "alerts", "wait:c1")[2] == "seen"
+        row = centre["db"].execute("SELECT by_ext, action, subject FROM audit").fetchone()
+        assert row == ("9001", "acknowledge", "wait:c1")
+
+
+async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(centre):
+    core, db = centre["core"], centre["db"]
+    app = await console(centre)
+    async with app.run_test(size=(160, 48)) as pilot:
+        core.set_status("1001", "available")
+        await settle(pilot, app)
+        agents = app.query_one("#agents")
+        agents.focus()
+        agents.move_cursor(row=agents.get_row_index("1001"))
+        await pilot.press("b")                                   # which break?
+        await pilot.pause()
+        await pilot.press("down", "enter")                       # training
+        await pilot.pause()
+        await pilot.press("n")                                   # not confirmed: nothing happens
+        await pilot.pause(0.2)
+        assert core.view_of("1001")["status"] == "available"
+        await pilot.press("b")
+        await pilot.pause()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        assert core.view_of("1001")["status"] == "on_break" and core.view_of("1001")["reason"] == "training"
+        assert "on break (training)" in cells(app, "agents", "1001")[2]
+        core.caller_arrived("c7", "+85291230007", "repair")      # Ann on a break, nobody else: it waits
+        await settle(pilot, app)
+        waiting = app.query_one("#waiting")
+        waiting.focus()
+        waiting.move_cursor(row=waiting.get_row_index("c7"))
+        await pilot.press("m")
+        await pilot.pause()
+        await pilot.press("enter", "y")                           # billing, the only other queue
+        await pilot.pause(0.3)
+        assert [c.id for c in core.acd.waiting_calls("billing")] == ["c7"]
+        audit = db.execute("SELECT action, subject, detail FROM audit ORDER BY id").fetchall()
+        assert audit == [("force_status", "1001", "on_break training"), ("move_caller", "c7", "billing")]
+        await settle(pilot, app)
+        assert cells(app, "audit", "2")[2:4] == ["move caller", "c7"]
+
+
+async def test_a_switch_that_goes_away_is_said_at_once_and_caught_up_with(centre):
+    core, server, clock = centre["core"], centre["server"], centre["clock"]
+    app = await console(centre)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await server.close()                                      # the switch's control API goes away
+        await pilot.pause(0.3)
+        assert "NOT LIVE" in str(app.query_one("#header").render())
+        assert "Not live" in str(app.query_one("#notice").render())
+        core.caller_arrived("c9", "+85291230009", "repair")       # happens while the console is away
+        clock.now += 5
+        await server.start_unix(centre["path"])
+        for _ in range(40):
+            await pilot.pause(0.1)
+            if app.live:
+                break
+        assert app.live and "NOT LIVE" not in str(app.query_one("#header").render())
+        await settle(pilot, app)
+        [repair] = [q for q in app.centre.queue_lines(clock.now) if q.name == "repair"]
+        assert repair.offered == 1 and repair.waiting == 1        # caught up from the event log
