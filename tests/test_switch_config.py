@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from records.supervision import AlertSettings
+
 from records.db import connect
 from records.agents import add_agent
 from siteconfig.yamlsource import ConfigError, load_text
@@ -178,8 +180,16 @@ def test_every_timer_of_the_day_is_a_setting_and_the_defaults_are_sane():
     ("breaks: {lunch: soon}", "breaks.lunch", "expected a number"),
     ("breaks: {}", "breaks", "reasons with their limit"),
     ("breaks: {'coffee break': 10}", "breaks.coffee break", "one word"),
+    ("alerts: {mass_contacts: 1}", "alerts.mass_contacts", "at least 2"),
+    ("alerts: {repeat_within: 24}", "alerts.repeat_within", "unknown key"),
 ])
 def test_timer_and_break_mistakes_name_the_key(text, key, words):
     with pytest.raises(ConfigError) as error:
         config(text)
     assert error.value.key == key and words in error.value.message
+
+
+def test_the_supervisors_alert_thresholds_are_settings():
+    assert config("alerts: {repeat_within_h: 12, mass_contacts: 8, mass_within_min: 15}").alerts == \
+        AlertSettings(repeat_within_s=12 * 3600, mass_contacts=8, mass_within_s=15 * 60)
+    assert config("").alerts == AlertSettings()
