@@ -468,6 +468,25 @@ def cmd_supervisor(args) -> int:
         raise UserError(f"no switch at {args.control or 'the control socket'}: {exc or 'no answer'}") from None
 
 
+def cmd_wallboard(args) -> int:
+    import asyncio
+
+    from console.wallboard import WallboardApp
+    from telephony.control_client import ControlClient
+    from telephony.switchconfig import load_switch_config
+
+    address, tls_ca = _control_args(args)
+    token = os.environ.get("HOTLINE_CONTROL_TOKEN") or None
+    config = load_switch_config(args.config or os.environ.get("HOTLINE_SWITCH_CONFIG"))
+
+    async def connect():
+        return await asyncio.wait_for(ControlClient.connect(address, token, tls_ca), 5)
+
+    app = WallboardApp(connect, [q.name for q in config.queues], load_policy().timezone)
+    app.run()
+    return 0
+
+
 def cmd_certs(args) -> int:
     from telephony.tls import TlsError, make_self_signed
 
@@ -648,6 +667,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the switch's config, for each queue's service-level threshold and target "
                           "(env HOTLINE_SWITCH_CONFIG, default the bundled one)")
     sub.set_defaults(handler=cmd_supervisor)
+
+    sub = commands.add_parser("wallboard", parents=[common], help="the read-only big screen (no PIN, no names)")
+    sub.add_argument("--control", metavar="PATH|HOST:PORT",
+                     help="the switch's control API (env HOTLINE_CONTROL, default: the socket beside the database; "
+                          "TCP needs HOTLINE_CONTROL_TOKEN)")
+    sub.add_argument("--tls-ca", metavar="FILE", help="the switch's certificate, for TCP over TLS (env HOTLINE_CONTROL_CA)")
+    sub.add_argument("--config", metavar="FILE", help="the switch's config, for the queues shown "
+                                                       "(env HOTLINE_SWITCH_CONFIG, default the bundled one)")
+    sub.set_defaults(handler=cmd_wallboard)
 
     sub = commands.add_parser("certs", help="make a self-signed certificate for the TLS control API")
     sub.add_argument("--out", required=True, metavar="DIR", help="where switch.crt and switch.key go")

@@ -28,12 +28,13 @@ log = logging.getLogger("hotline.control")
 MAX_LINE = 64 * 1024
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 STATUSES = ("available", "on_break")
+WALLBOARD_RECORDS_S = 5.0   # the big screen's figures for today are read from records at most this often
 # op -> who may call it: None (anyone), "agent" (any logged-in person), "supervisor"
 OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
        "extend_wrap_up": "agent", "hang_up": "agent", "hold": "agent", "transfer": "agent", "disposition": "agent", "identify": "agent",
        "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
        "set_skills": "supervisor", "set_priority": "supervisor", "move_caller": "supervisor",
-       "acknowledge": "supervisor", "supervise": "supervisor",
+       "acknowledge": "supervisor", "supervise": "supervisor", "wallboard": None,
        **{op: "agent" for op in DeskOps.OPS}}
 
 
@@ -344,6 +345,46 @@ class ControlServer:
     def _op_acknowledge(self, connection, request):
         """An alert seen and taken in hand: every supervisor's console stops flashing it."""
         self.core.audit(connection.agent["ext"], "acknowledge", _text(request, "alert"), str(request.get("note", "")))
+
+    def _op_wallboard(self, connection, request):
+        """The big screen's figures, for anyone this connection lets in (the local socket,
+        or TCP with the token): per queue, callers waiting and the longest wait, agents by
+        state, and today's offered / answered / abandoned / service level. No caller's
+        number or name, no agent's: it hangs on a wall."""
+        return {"wallboard": self._wallboard_figures()}
+
+    def _wallboard_figures(self) -> dict:
+        import datetime as dt
+
+        from telephony.report import interval_report
+
+        now = self.core.clock()
+        tz = self.desk.policy.timezone
+        cached = getattr(self, "_today_cache", None)
+        if cached is None or now - cached[0] >= WALLBOARD_RECORDS_S:
+            thresholds = {q.name: q.sl_threshold_s for q in self.core.config.queues}
+            rows = interval_report(self.core.db, day=dt.datetime.fromtimestamp(now, tz).date(), tz=tz,
+                                   interval_s=86400, by="queue", thresholds=thresholds, default_threshold_s=15.0,
+                                   now=now)
+            cached = self._today_cache = (now, {row.key: row for row in rows})
+        snapshot = self.core.snapshot()
+        queues = []
+        for queue in self.core.config.queues:
+            waiting = snapshot["queues"].get(queue.name, [])
+            serving = [a for a in snapshot["agents"] if a["status"] != "logged_out" and queue.name in a["skills"]]
+            today = cached[1].get(queue.name)
+            queues.append({
+                "name": queue.name, "waiting": len(waiting),
+                "longest_wait_s": max((c["wait_s"] for c in waiting), default=0.0),
+                "logged_in": len(serving),
+                "available": sum(1 for a in serving if a["status"] == "available" and a["state"] == "idle"),
+                "in_call": sum(1 for a in serving if a["state"] in ("ringing", "in_call", "on_hold")),
+                "on_break": sum(1 for a in serving if a["status"] == "on_break"),
+                "offered": today.offered if today else 0, "answered": today.answered if today else 0,
+                "abandoned": today.abandoned if today else 0,
+                "service_level": today.service_level if today else None, "sl_target": queue.sl_target,
+                "threshold_s": queue.sl_threshold_s})
+        return {"at": now, "queues": queues}
 
     def _op_supervise(self, connection, request):
         since = request.get("since")

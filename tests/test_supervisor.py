@@ -184,3 +184,34 @@ async def test_a_switch_that_goes_away_is_said_at_once_and_caught_up_with(centre
         await settle(pilot, app)
         [repair] = [q for q in app.centre.queue_lines(clock.now) if q.name == "repair"]
         assert repair.offered == 1 and repair.waiting == 1        # caught up from the event log
+
+
+async def test_the_wallboard_shows_queues_without_names_or_numbers_and_says_when_it_is_not_live(centre):
+    import json
+
+    from console.wallboard import Tile, WallboardApp
+
+    core, server = centre["core"], centre["server"]
+    core.caller_arrived("c1", "+85291230001", "repair")
+    centre["clock"].now += 30
+    client = await ControlClient.connect(str(centre["path"]))
+    figures = (await client.ask("wallboard"))["wallboard"]   # no login: the local socket lets it in
+    await client.close()
+    assert "+852" not in json.dumps(figures) and "Ann" not in json.dumps(figures)
+    [repair] = [q for q in figures["queues"] if q["name"] == "repair"]
+    assert (repair["waiting"], repair["longest_wait_s"], repair["offered"], repair["logged_in"]) == (1, 30.0, 1, 0)
+
+    async def connect():
+        return await ControlClient.connect(str(centre["path"]))
+    app = WallboardApp(connect, ["repair", "billing"], HK, clock=centre["clock"])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.poll()
+        await pilot.pause()
+        [tile] = [t for t in app.query(Tile) if t.queue == "repair"]
+        assert tile.query_one(".waiting").value == "1" and tile.has_class("late")
+        assert "1 caller waiting" in str(app.query_one("#header").render())
+        await server.close()
+        await pilot.pause(0.2)
+        await app.poll()
+        await pilot.pause()
+        assert str(app.query_one("#header").render()).startswith("NOT LIVE: the switch is not running")

@@ -1,0 +1,118 @@
+"""`hotline wallboard`: the read-only big screen. No PIN (it hangs on a wall: the local
+socket, or TCP with the site's token, is what lets it in), no caller's or agent's name or
+number: a large tile per queue with the callers waiting, the longest wait, today's
+service level against its target and the agents by state. Stale figures are never shown
+as live: if the switch goes away the screen says so and keeps trying."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Awaitable, Callable
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.widgets import Digits, Static
+
+from telephony.control_client import ControlClient, ControlError
+
+REFRESH_S = 2.0
+
+
+def clock_text(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Tile(Vertical):
+    def __init__(self, name: str):
+        super().__init__(id=f"tile-{name}", classes="tile")
+        self.queue = name
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.queue.upper(), classes="name")
+        yield Digits("0", classes="waiting")
+        yield Static("", classes="line1")
+        yield Static("", classes="line2")
+        yield Static("", classes="line3")
+
+    def show(self, q: dict) -> None:
+        self.query_one(".waiting", Digits).update(str(q["waiting"]))
+        longest = f"longest {clock_text(q['longest_wait_s'])}" if q["waiting"] else "nobody waiting"
+        self.query_one(".line1", Static).update(f"waiting · {longest}")
+        level = q["service_level"]
+        sl = "-" if level is None else f"{level:.0%}"
+        self.query_one(".line2", Static).update(
+            f"SL today {sl} (target {q['sl_target']:.0%} in {q['threshold_s']:.0f} s) · answered {q['answered']} "
+            f"· abandoned {q['abandoned']}")
+        self.query_one(".line3", Static).update(
+            f"agents {q['logged_in']} · free {q['available']} · on calls {q['in_call']} · on break {q['on_break']}")
+        self.set_class(level is not None and q["offered"] >= 5 and level < q["sl_target"], "below")
+        self.set_class(q["waiting"] > 0 and q["longest_wait_s"] > q["threshold_s"], "late")
+
+
+class WallboardApp(App):
+    CSS = """
+    #header { height: 1; background: $primary; padding: 0 1; }
+    #header.stale { background: $error; }
+    Grid { grid-size: 3; grid-gutter: 1 2; padding: 1 2; }
+    .tile { border: heavy $accent; height: auto; padding: 0 1; }
+    .tile.below { border: heavy $error; }
+    .tile.late .waiting { color: $warning; }
+    .name { text-style: bold; }
+    Grid.stale .tile { opacity: 50%; }
+    """
+    BINDINGS = [Binding("q", "quit", "Quit")]
+
+    def __init__(self, connect: Callable[[], Awaitable[ControlClient]], queues: list[str], tz: dt.tzinfo,
+                 clock: Callable[[], float] = time.time):
+        super().__init__()
+        self.connect, self.queue_names, self.tz, self.clock = connect, queues, tz, clock
+        self.client: ControlClient | None = None
+        self.live = False
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="header")
+        with Grid(id="tiles"):
+            for name in self.queue_names:
+                yield Tile(name)
+
+    def on_mount(self) -> None:
+        self.call_later(self.poll)
+        self.set_interval(REFRESH_S, self.poll)
+
+    async def poll(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            if self.client is None or self.client.closed:
+                self.client = await self.connect()
+            figures = (await self.client.ask("wallboard"))["wallboard"]
+            self.live = True
+        except (FileNotFoundError, ConnectionRefusedError):
+            self.live, self.client = False, None
+            self._header("NOT LIVE: the switch is not running; trying again every few seconds")
+            return
+        except (OSError, ConnectionError, asyncio.TimeoutError, ControlError) as exc:
+            self.live, self.client = False, None
+            self._header(f"NOT LIVE: {exc or 'the switch does not answer'}; trying again every few seconds")
+            return
+        finally:
+            self._busy = False
+        for q in figures["queues"]:
+            for tile in self.query(Tile):
+                if tile.queue == q["name"]:
+                    tile.show(q)
+        waiting = sum(q["waiting"] for q in figures["queues"])
+        self._header(f"{dt.datetime.fromtimestamp(figures['at'], self.tz):%a %d %b %H:%M:%S} · "
+                     f"{waiting} caller{'s' if waiting != 1 else ''} waiting")
+
+    def _header(self, text: str) -> None:
+        header = self.query_one("#header", Static)
+        header.update(text)
+        header.set_class(not self.live, "stale")
+        self.query_one("#tiles").set_class(not self.live, "stale")
