@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from console.seat import SeatApp
+    from console.supervisor import SupervisorApp
 
 
 class LastResort:
@@ -24,7 +25,7 @@ class LastResort:
     terminal that is gone), this thread stops the phone itself, so it unregisters, and
     ends the process. The switch logs out an agent whose control connection closes."""
 
-    def __init__(self, app: "SeatApp", *, grace_s: float = 5.0, terminal_fd: int | None = None):
+    def __init__(self, app: "SeatApp | SupervisorApp", *, grace_s: float = 5.0, terminal_fd: int | None = None):
         self.app, self.grace_s, self.terminal_fd = app, grace_s, terminal_fd
         self.done = threading.Event()
         self._triggered = threading.Event()

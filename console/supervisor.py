@@ -32,6 +32,7 @@ from textual.widgets import DataTable, Footer, Static
 from console.centre import Centre, QueueSettings
 from console.choices import BreakScreen, ConfirmScreen, PickScreen
 from console.dialogs import TextField
+from console.last_resort import LastResort, terminal_fd
 from telephony import wire
 from telephony.control_client import ControlClient, ControlError
 
@@ -121,6 +122,7 @@ class SupervisorApp(App):
         self._polling = False
         self._last_records = 0.0
         self._reconnecting: asyncio.Task | None = None
+        self.phone = None   # LastResort stops a seat's phone; a console has none
 
     def _midnight(self) -> float:
         now = dt.datetime.fromtimestamp(self.clock(), self.tz)
@@ -167,6 +169,20 @@ class SupervisorApp(App):
         else:
             self._switch_lost("no connection to the switch")
         self.set_interval(REFRESH_S, self._tick_second)
+        # SIGHUP (the SSH connection dropped), SIGTERM, or a terminal that vanished: out
+        # within seconds, never an orphan left polling the switch
+        self.last_resort = LastResort(self, terminal_fd=terminal_fd())
+        self.last_resort.install()
+
+    def on_unmount(self) -> None:
+        self.last_resort.uninstall()
+
+    async def leave(self, urgent: bool = False) -> None:
+        """The way out of a signal or a lost terminal (LastResort): close the connection, exit."""
+        self.live = False
+        if self.client is not None and not self.client.closed:
+            await self.client.close()
+        self.exit()
 
     # --- the switch ----------------------------------------------------------------------------
     async def _go_live(self, client: ControlClient, reply: dict | None) -> None:
