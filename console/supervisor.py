@@ -28,6 +28,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
+from textual.widgets.data_table import ColumnKey
 
 from console.centre import Centre, QueueSettings
 from console.choices import BreakScreen, ConfirmScreen, PickScreen
@@ -161,9 +162,11 @@ class SupervisorApp(App):
         for table, names in columns.items():
             widget = self.query_one(f"#{table}", DataTable)
             for name in names:
-                widget.add_column(name, key=name)
+                # an alert's text wraps within the screen's width rather than being cut
+                width = self._alert_width() if (table, name) == ("alerts", "alert") else None
+                widget.add_column(name, key=name, width=width)
         self.query_one("#queues-title", Static).update(
-            "Queues today (SL: answered within the queue's threshold / offered, against its target)")
+            "Queues today · SL: answered within the threshold / offered")
         if self.client is not None:
             self.call_later(self._go_live, self.client, None)
         else:
@@ -183,6 +186,17 @@ class SupervisorApp(App):
         if self.client is not None and not self.client.closed:
             await self.client.close()
         self.exit()
+
+    def _alert_width(self) -> int:
+        return max(30, self.size.width - 16)
+
+    def on_resize(self) -> None:
+        table = self.query_one("#alerts", DataTable)
+        column = table.columns.get(ColumnKey("alert"))
+        if column is not None and column.width != self._alert_width():
+            column.width = self._alert_width()
+            table.clear()   # rows are measured again at the new width on the next draw
+            self._redraw()
 
     # --- the switch ----------------------------------------------------------------------------
     async def _go_live(self, client: ControlClient, reply: dict | None) -> None:
@@ -313,9 +327,9 @@ class SupervisorApp(App):
             if key in existing:
                 for column, value in zip(keys, cells):
                     if table.get_cell(key, column) != value:
-                        table.update_cell(key, column, value)
+                        table.update_cell(key, column, value, update_width=True)
             else:
-                table.add_row(*cells, key=key)
+                table.add_row(*cells, key=key, height=None if table_id == "alerts" else 1)
 
     # --- actions -------------------------------------------------------------------------------
     def _selected_key(self, table_id: str) -> str | None:
