@@ -27,6 +27,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import ColumnKey
 
@@ -94,6 +95,105 @@ class SkillsScreen(ConfirmScreen):
         self.dismiss(None)
 
 
+class ReportScreen(ModalScreen):
+    """The interval report (`hotline report`) on screen: today by default, a table and a
+    plot of offered, answered and abandoned per interval with the service level."""
+
+    DEFAULT_CSS = """
+    ReportScreen { background: $surface; }
+    #report-title { height: 1; text-style: bold; padding: 0 1; }
+    #report-table { height: auto; max-height: 50%; }
+    #report-plot { height: 1fr; min-height: 8; }
+    """
+    BINDINGS = [Binding("g", "group", "By queue/agent/type"), Binding("i", "interval", "Interval"),
+                Binding("left_square_bracket", "day(-1)", "Day before"), Binding("right_square_bracket", "day(1)", "Day after"),
+                Binding("escape", "close", "Back")]
+    COLUMNS = ("offered", "answered", "abandoned", "short_abandoned", "service_level", "asa_s", "aht_s", "occupancy",
+               "transfers", "callbacks_made", "orders_opened", "orders_closed", "orders_overdue", "survey_score")
+
+    def __init__(self, ask: Callable[..., Awaitable[dict]], today: dt.date, tz: dt.tzinfo):
+        super().__init__()
+        self.ask, self.day, self.tz = ask, today, tz
+        self.by, self.interval = "queue", "30m"
+
+    def compose(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot
+
+        yield Static("", id="report-title")
+        yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
+        yield PlotextPlot(id="report-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.call_later(self.load)
+
+    async def load(self) -> None:
+        from telephony.report import HEADINGS, cell
+
+        title = self.query_one("#report-title", Static)
+        try:
+            reply = await self.ask("report", day=self.day.isoformat(), interval=self.interval, by=self.by)
+        except (ControlError, ConnectionError, asyncio.TimeoutError) as exc:
+            title.update(f"No report: {getattr(exc, 'message', None) or exc or 'the switch did not answer'}")
+            return
+        rows = reply["rows"]
+        title.update(f"{self.day:%a %d %b %Y} · {self.interval} intervals by {self.by} · SL = answered within the "
+                     f"threshold / offered · g grouping, i interval, [ ] day, esc back")
+        table = self.query_one("#report-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("time", self.by, *(HEADINGS[c] for c in self.COLUMNS))
+        for row in rows:
+            table.add_row(dt.datetime.fromtimestamp(row["interval_start"], self.tz).strftime("%H:%M"), row[self.by],
+                          *(cell(c, row[c]) for c in self.COLUMNS))
+        self._plot(rows)
+
+    def _plot(self, rows: list[dict]) -> None:
+        from textual_plotext import PlotextPlot
+
+        widget = self.query_one("#report-plot", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        plt.clear_figure()
+        from telephony.report import INTERVALS_S, day_bounds
+
+        start, end = day_bounds(self.day, self.tz)
+        length = INTERVALS_S[self.interval]
+        # every interval of the day, the quiet ones as zero, so the time axis is even
+        starts = [start + n * length for n in range(int((end - start) // length))] if rows else []
+        if starts:
+            labels = [dt.datetime.fromtimestamp(t, self.tz).strftime("%H:%M") for t in starts]
+            x = [float(n) for n in range(len(starts))]
+            for field, colour in (("offered", "blue"), ("answered", "green"), ("abandoned", "red")):
+                values = [sum(r[field] for r in rows if r["interval_start"] == t) for t in starts]
+                plt.plot(x, values, label=field, color=colour, marker="braille")
+            step = max(1, len(x) // 8)
+            plt.xticks(x[::step], labels[::step])
+            plt.title("callers per interval (all rows)")
+        else:
+            plt.title("nothing that day")
+        widget.refresh()
+
+    async def action_group(self) -> None:
+        from telephony.report import GROUPINGS
+
+        self.by = GROUPINGS[(GROUPINGS.index(self.by) + 1) % len(GROUPINGS)]
+        await self.load()
+
+    async def action_interval(self) -> None:
+        from telephony.report import INTERVALS_S
+
+        names = list(INTERVALS_S)
+        self.interval = names[(names.index(self.interval) + 1) % len(names)]
+        await self.load()
+
+    async def action_day(self, step: int) -> None:
+        self.day += dt.timedelta(days=step)
+        await self.load()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class SupervisorApp(App):
     CSS = """
     #header { height: 1; background: $primary; color: $text; padding: 0 1; }
@@ -108,6 +208,7 @@ class SupervisorApp(App):
         Binding("a", "acknowledge", "Acknowledge"), Binding("b", "force_break", "Break"),
         Binding("v", "force_available", "Back"), Binding("l", "force_logout", "Log out"),
         Binding("s", "skills", "Skills"), Binding("p", "priority", "Priority"), Binding("m", "move", "Move"),
+        Binding("r", "report", "Report"),
         Binding("tab", "focus_next", "Next table", show=False), Binding("q", "quit_asked", "Quit"),
     ]
     TITLE = "hotline supervisor"
@@ -457,6 +558,13 @@ class SupervisorApp(App):
                               lambda: self._ask_switch("move_caller", f"{caller.number} is in {queue} now.",
                                                 call_id=caller.call_id, queue=queue))
         self.push_screen(PickScreen(f"Move {caller.number} to which queue?", others), chosen)
+
+    def action_report(self) -> None:
+        if self.client is None or self.client.closed:
+            self.notice("Not live: the report is read from the switch's records when it is back.")
+            return
+        today = dt.datetime.fromtimestamp(self.clock(), self.tz).date()
+        self.push_screen(ReportScreen(self.client.ask, today, self.tz))
 
     def action_quit_asked(self) -> None:
         def answered(yes: bool | None) -> None:

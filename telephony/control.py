@@ -17,8 +17,12 @@ import logging
 import os
 import ssl
 from pathlib import Path
+from typing import Any, Callable
+
+from sqlite_utils import Database
 
 from records.agents import AgentError, parse_skills
+from records.db import connect
 from telephony import wire
 from telephony.desk_ops import DeskOps
 from telephony.switchcore import Subscriber, SwitchCore, SwitchError
@@ -28,6 +32,7 @@ log = logging.getLogger("hotline.control")
 MAX_LINE = 64 * 1024
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 STATUSES = ("available", "on_break")
+READING_OPS = frozenset({"report", "wallboard"})   # answered from records off the event loop
 WALLBOARD_RECORDS_S = 5.0   # the big screen's figures for today are read from records at most this often
 # op -> who may call it: None (anyone), "agent" (any logged-in person), "supervisor"
 OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "agent", "end_wrap_up": "agent",
@@ -35,6 +40,7 @@ OPS = {"ping": None, "auth": None, "login": None, "logout": "agent", "status": "
        "subscribe": "agent", "snapshot": "supervisor", "force_status": "supervisor",
        "set_skills": "supervisor", "set_priority": "supervisor", "move_caller": "supervisor",
        "acknowledge": "supervisor", "supervise": "supervisor", "wallboard": None,
+       "report": "supervisor",
        **{op: "agent" for op in DeskOps.OPS}}
 
 
@@ -98,6 +104,7 @@ class ControlServer:
     def __init__(self, core: SwitchCore, *, token: str | None = None):
         self.core, self.token = core, token
         self.desk = DeskOps(core)
+        self._today_cache: tuple[float, dict] | None = None   # the wallboard's figures for today, and when
         core.offer_details = self.desk.offer_details
         self._servers: list[asyncio.AbstractServer] = []
         self._socket_paths: list[Path] = []
@@ -164,7 +171,10 @@ class ControlServer:
                         "code": "line_too_long", "message": f"a request may be at most {MAX_LINE} bytes"}})
                     continue
                 if line.strip():
-                    connection.send(self._handle(connection, line))
+                    reply = self._handle(connection, line)
+                    if not isinstance(reply, dict):   # a report read from records off the loop
+                        reply = await reply
+                    connection.send(reply)
                     await writer.drain()
         except (ConnectionResetError, BrokenPipeError):
             pass
@@ -174,7 +184,10 @@ class ControlServer:
             connection.lost()
             writer.close()
 
-    def _handle(self, connection: Connection, line: bytes) -> dict:
+    def _handle(self, connection: Connection, line: bytes):
+        """The reply to one request; for an op that reads much of the records (READING_OPS),
+        a coroutine giving it: the reading runs on a thread with its own connection, so
+        calls are never held up by a report."""
         request_id = None
         try:
             try:
@@ -198,6 +211,8 @@ class ControlServer:
                 raise RequestError("forbidden", f"'{op}' is for supervisors")
             if op in DeskOps.OPS:
                 result = getattr(self.desk, f"op_{op}")(connection.agent, request)
+            elif op in READING_OPS:
+                return self._reading(request_id, getattr(self, f"_op_{op}")(connection, request))
             else:
                 result = getattr(self, f"_op_{op}")(connection, request)
             return {"id": request_id, "ok": True, **(result or {})}
@@ -346,27 +361,34 @@ class ControlServer:
         """An alert seen and taken in hand: every supervisor's console stops flashing it."""
         self.core.audit(connection.agent["ext"], "acknowledge", _text(request, "alert"), str(request.get("note", "")))
 
-    def _op_wallboard(self, connection, request):
+    async def _reading(self, request_id, work) -> dict:
+        try:
+            return {"id": request_id, "ok": True, **(await work)}
+        except RequestError as exc:
+            return _error(request_id, exc.code, str(exc))
+        except Exception:  # a bug must not take the switch down: answer, log, carry on
+            log.exception("control: request failed")
+            return _error(request_id, "internal", "the switch could not do that; it is logged")
+
+    async def _op_wallboard(self, connection, request):
         """The big screen's figures, for anyone this connection lets in (the local socket,
         or TCP with the token): per queue, callers waiting and the longest wait, agents by
         state, and today's offered / answered / abandoned / service level. No caller's
         number or name, no agent's: it hangs on a wall."""
-        return {"wallboard": self._wallboard_figures()}
-
-    def _wallboard_figures(self) -> dict:
         import datetime as dt
 
         from telephony.report import interval_report
 
         now = self.core.clock()
         tz = self.desk.policy.timezone
-        cached = getattr(self, "_today_cache", None)
+        cached = self._today_cache
         if cached is None or now - cached[0] >= WALLBOARD_RECORDS_S:
             thresholds = {q.name: q.sl_threshold_s for q in self.core.config.queues}
-            rows = interval_report(self.core.db, day=dt.datetime.fromtimestamp(now, tz).date(), tz=tz,
-                                   interval_s=86400, by="queue", thresholds=thresholds, default_threshold_s=15.0,
-                                   now=now)
-            cached = self._today_cache = (now, {row.key: row for row in rows})
+            day = dt.datetime.fromtimestamp(now, tz).date()
+            rows = await _read_records(lambda db: {row.key: row for row in interval_report(
+                db, day=day, tz=tz, interval_s=86400, by="queue", thresholds=thresholds, default_threshold_s=15.0,
+                now=now)}, self.core.db)
+            cached = self._today_cache = (now, rows)
         snapshot = self.core.snapshot()
         queues = []
         for queue in self.core.config.queues:
@@ -384,13 +406,51 @@ class ControlServer:
                 "abandoned": today.abandoned if today else 0,
                 "service_level": today.service_level if today else None, "sl_target": queue.sl_target,
                 "threshold_s": queue.sl_threshold_s})
-        return {"at": now, "queues": queues}
+        return {"wallboard": {"at": now, "queues": queues}}
+
+    async def _op_report(self, connection, request):
+        """`hotline report` for the supervisors' console: a day's interval rows from records."""
+        import datetime as dt
+
+        from telephony.report import GROUPINGS, INTERVALS_S, interval_report
+
+        tz = self.desk.policy.timezone
+        now = self.core.clock()
+        day_text = request.get("day") or dt.datetime.fromtimestamp(now, tz).date().isoformat()
+        try:
+            day = dt.date.fromisoformat(str(day_text))
+        except ValueError:
+            raise RequestError("bad_request", f"day: a date such as 2026-12-01, got {day_text!r}") from None
+        interval = str(request.get("interval", "30m"))
+        by = str(request.get("by", "queue"))
+        if interval not in INTERVALS_S or by not in GROUPINGS:
+            raise RequestError("bad_request", f"interval: one of {', '.join(INTERVALS_S)}; by: one of "
+                                              f"{', '.join(GROUPINGS)}")
+        thresholds = {q.name: q.sl_threshold_s for q in self.core.config.queues}
+        rows = await _read_records(lambda db: [row.as_json(by) for row in interval_report(
+            db, day=day, tz=tz, interval_s=INTERVALS_S[interval], by=by, thresholds=thresholds,
+            default_threshold_s=15.0, now=now)], self.core.db)
+        return {"day": day.isoformat(), "interval": interval, "by": by, "rows": rows}
 
     def _op_supervise(self, connection, request):
         since = request.get("since")
         if not isinstance(since, (int, float)) or isinstance(since, bool):
             raise RequestError("bad_request", "since: epoch seconds (midnight, for today)")
         return {"supervision": self.core.supervision(float(since), self.core.config.alerts)}
+
+
+async def _read_records(work: Callable[[Database], Any], db: Database) -> Any:
+    """`work` on a thread, with a connection of its own to the same database (WAL: it
+    reads a consistent picture while the switch writes)."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+
+    def run():
+        reader = connect(path, migrate=False)
+        try:
+            return work(reader)
+        finally:
+            reader.close()
+    return await asyncio.to_thread(run)
 
 
 def _text(request: dict, key: str) -> str:

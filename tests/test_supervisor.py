@@ -215,3 +215,32 @@ async def test_the_wallboard_shows_queues_without_names_or_numbers_and_says_when
         await app.poll()
         await pilot.pause()
         assert str(app.query_one("#header").render()).startswith("NOT LIVE: the switch is not running")
+
+
+async def test_the_interval_report_is_a_screen_of_the_console(centre):
+    core, clock = centre["core"], centre["clock"]
+    core.set_status("1001", "available")
+    core.caller_arrived("c1", "+85291230001", "repair")
+    clock.now += 6
+    core.sip_answered("c1", "1001")
+    clock.now += 60
+    core.sip_hung_up("c1", by="caller")
+    core.caller_arrived("c2", "+85291230002", "billing")       # nobody for billing: gives up after 3 s
+    clock.now += 3
+    core.sip_hung_up("c2", by="caller")
+    app = await console(centre)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.pause(0.5)
+        table = app.screen.query_one("#report-table")
+        rows = {table.get_row_at(n)[1]: [str(v) for v in table.get_row_at(n)] for n in range(table.row_count)}
+        assert rows["repair"][:7] == ["10:00", "repair", "1", "1", "0", "0", "100%"]
+        assert rows["billing"][:7] == ["10:00", "billing", "1", "0", "1", "1", "0%"]   # a short abandon
+        await pilot.press("g")                                   # by agent
+        await pilot.pause(0.5)
+        table = app.screen.query_one("#report-table")
+        assert [str(v) for v in table.get_row_at(0)][:4] == ["10:00", "1001", "1", "1"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.screen_stack[0]
