@@ -458,8 +458,7 @@ def cmd_supervisor(args) -> int:
     pin = read_pin(confirm=False)
     try:
         return asyncio.run(run_supervisor(ext=args.ext, pin=pin, control=address, tls_ca=tls_ca,
-                                          token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None,
-                                          config_path=args.config or os.environ.get("HOTLINE_SWITCH_CONFIG")))
+                                          token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
     except ControlError as exc:
         raise UserError(f"the switch refused: {exc.message}") from None
     except PermissionError as exc:
@@ -473,16 +472,14 @@ def cmd_wallboard(args) -> int:
 
     from console.wallboard import WallboardApp
     from telephony.control_client import ControlClient
-    from telephony.switchconfig import load_switch_config
 
     address, tls_ca = _control_args(args)
     token = os.environ.get("HOTLINE_CONTROL_TOKEN") or None
-    config = load_switch_config(args.config or os.environ.get("HOTLINE_SWITCH_CONFIG"))
 
     async def connect():
         return await asyncio.wait_for(ControlClient.connect(address, token, tls_ca), 5)
 
-    app = WallboardApp(connect, [q.name for q in config.queues], load_policy().timezone)
+    app = WallboardApp(connect, load_policy().timezone)
     app.run()
     return 0
 
@@ -663,9 +660,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--control", metavar="PATH|HOST:PORT",
                      help="the switch's control API (env HOTLINE_CONTROL, default: the socket beside the database)")
     sub.add_argument("--tls-ca", metavar="FILE", help="the switch's certificate, for TCP over TLS (env HOTLINE_CONTROL_CA)")
-    sub.add_argument("--config", metavar="FILE",
-                     help="the switch's config, for each queue's service-level threshold and target "
-                          "(env HOTLINE_SWITCH_CONFIG, default the bundled one)")
     sub.set_defaults(handler=cmd_supervisor)
 
     sub = commands.add_parser("wallboard", parents=[common], help="the read-only big screen (no PIN, no names)")
@@ -673,8 +667,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the switch's control API (env HOTLINE_CONTROL, default: the socket beside the database; "
                           "TCP needs HOTLINE_CONTROL_TOKEN)")
     sub.add_argument("--tls-ca", metavar="FILE", help="the switch's certificate, for TCP over TLS (env HOTLINE_CONTROL_CA)")
-    sub.add_argument("--config", metavar="FILE", help="the switch's config, for the queues shown "
-                                                       "(env HOTLINE_SWITCH_CONFIG, default the bundled one)")
     sub.set_defaults(handler=cmd_wallboard)
 
     sub = commands.add_parser("certs", help="make a self-signed certificate for the TLS control API")

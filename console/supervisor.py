@@ -573,11 +573,11 @@ class SupervisorApp(App):
         self.push_screen(ConfirmScreen("Close the supervisor console? (the centre goes on)"), answered)
 
 
-async def run_supervisor(*, ext: str, pin: str, control, token: str | None = None, tls_ca: str | None = None,
-                         config_path: str | None = None) -> int:
-    """Log in (supervisor or admin), then run the console until q."""
+async def run_supervisor(*, ext: str, pin: str, control, token: str | None = None,
+                         tls_ca: str | None = None) -> int:
+    """Log in (supervisor or admin), then run the console until q. The queues, their
+    service-level thresholds and targets, and the break reasons are the switch's."""
     from records.sla import load_policy
-    from telephony.switchconfig import load_switch_config
 
     async def connect(after_seq: int | None, since: float | None) -> tuple[ControlClient, dict]:
         client = await asyncio.wait_for(ControlClient.connect(control, token, tls_ca), 5)
@@ -601,8 +601,9 @@ async def run_supervisor(*, ext: str, pin: str, control, token: str | None = Non
     if me["agent"]["role"] not in ("supervisor", "admin"):
         await client.close()
         raise PermissionError(f"extension {ext} is an agent's: the supervisor console is for supervisors and admins")
-    config = load_switch_config(config_path)
-    queues = {q.name: QueueSettings(q.sl_threshold_s, q.sl_target) for q in config.queues}
+    settings = me.get("queue_settings") or {name: {} for name in me.get("queues", ())}
+    queues = {name: QueueSettings(float(q.get("threshold_s", 15.0)), float(q.get("target", 0.8)))
+              for name, q in settings.items()}
     app = SupervisorApp(me=me["agent"], client=client, connect=connect, queues=queues,
                         breaks=dict(me.get("breaks") or {}), tz=load_policy().timezone)
     try:

@@ -66,19 +66,17 @@ class WallboardApp(App):
     """
     BINDINGS = [Binding("q", "quit", "Quit")]
 
-    def __init__(self, connect: Callable[[], Awaitable[ControlClient]], queues: list[str], tz: dt.tzinfo,
+    def __init__(self, connect: Callable[[], Awaitable[ControlClient]], tz: dt.tzinfo,
                  clock: Callable[[], float] = time.time):
         super().__init__()
-        self.connect, self.queue_names, self.tz, self.clock = connect, queues, tz, clock
+        self.connect, self.tz, self.clock = connect, tz, clock
         self.client: ControlClient | None = None
         self.live = False
         self._busy = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="header")
-        with Grid(id="tiles"):
-            for name in self.queue_names:
-                yield Tile(name)
+        yield Grid(id="tiles")   # a tile per queue the switch has, from its first answer
 
     def on_mount(self) -> None:
         self.call_later(self.poll)
@@ -103,10 +101,14 @@ class WallboardApp(App):
             return
         finally:
             self._busy = False
+        tiles = {tile.queue: tile for tile in self.query(Tile)}
+        grid = self.query_one("#tiles", Grid)
         for q in figures["queues"]:
-            for tile in self.query(Tile):
-                if tile.queue == q["name"]:
-                    tile.show(q)
+            tile = tiles.get(q["name"])
+            if tile is None:
+                tile = tiles[q["name"]] = Tile(q["name"])
+                await grid.mount(tile)
+            tile.show(q)
         waiting = sum(q["waiting"] for q in figures["queues"])
         self._header(f"{dt.datetime.fromtimestamp(figures['at'], self.tz):%a %d %b %H:%M:%S} · "
                      f"{waiting} caller{'s' if waiting != 1 else ''} waiting")

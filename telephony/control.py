@@ -244,7 +244,9 @@ class ControlServer:
         return {"agent": {k: agent[k] for k in ("ext", "name", "role")},
                 "status": view["status"], "reason": view["reason"], "state": view["state"],
                 "registered": agent["ext"] in self.core.registrations,
-                "queues": list(self.core.acd.queues), "breaks": dict(self.core.config.breaks)}
+                "queues": list(self.core.acd.queues), "breaks": dict(self.core.config.breaks),
+                "queue_settings": {q.name: {"threshold_s": q.sl_threshold_s, "target": q.sl_target}
+                                   for q in self.core.config.queues}}
 
     def _op_logout(self, connection, request):
         self.core.set_status(connection.agent["ext"], "logged_out")

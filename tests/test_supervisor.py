@@ -203,7 +203,7 @@ async def test_the_wallboard_shows_queues_without_names_or_numbers_and_says_when
 
     async def connect():
         return await ControlClient.connect(str(centre["path"]))
-    app = WallboardApp(connect, ["repair", "billing"], HK, clock=centre["clock"])
+    app = WallboardApp(connect, HK, clock=centre["clock"])
     async with app.run_test(size=(160, 48)) as pilot:
         await app.poll()
         await pilot.pause()
