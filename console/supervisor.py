@@ -261,12 +261,12 @@ class SupervisorApp(App):
             "audit": ("time", "by", "did", "on", "detail"),
         }
         for table, names in columns.items():
-            widget = self.query_one(f"#{table}", DataTable)
+            widget = self._main.query_one(f"#{table}", DataTable)
             for name in names:
                 # an alert's text wraps within the screen's width rather than being cut
                 width = self._alert_width() if (table, name) == ("alerts", "alert") else None
                 widget.add_column(name, key=name, width=width)
-        self.query_one("#queues-title", Static).update(
+        self._main.query_one("#queues-title", Static).update(
             "Queues today · SL: answered within the threshold / offered")
         if self.client is not None:
             self.call_later(self._go_live, self.client, None)
@@ -288,11 +288,17 @@ class SupervisorApp(App):
             await self.client.close()
         self.exit()
 
+    @property
+    def _main(self):
+        """The console's own screen: a dialog or the report on top must not hide its
+        widgets from the once-a-second redraw (App.query_one looks at the top screen)."""
+        return self.screen_stack[0]
+
     def _alert_width(self) -> int:
         return max(30, self.size.width - 16)
 
     def on_resize(self) -> None:
-        table = self.query_one("#alerts", DataTable)
+        table = self._main.query_one("#alerts", DataTable)
         column = table.columns.get(ColumnKey("alert"))
         if column is not None and column.width != self._alert_width():
             column.width = self._alert_width()
@@ -371,9 +377,11 @@ class SupervisorApp(App):
     # --- drawing -------------------------------------------------------------------------------
     def notice(self, text: str) -> None:
         self._notice_until = self.clock() + 60 if text else 0.0
-        self.query_one("#notice", Static).update(text)
+        self._main.query_one("#notice", Static).update(text)
 
     def _redraw(self) -> None:
+        if not self.is_running or not self._main.is_attached:
+            return   # closing: a refresh that was under way has nothing left to draw on
         now = self.clock()
         if self._notice_until and now > self._notice_until:
             self.notice("")
@@ -381,11 +389,11 @@ class SupervisorApp(App):
         open_alerts = sum(1 for a in alerts if not a.acknowledged)
         moment = dt.datetime.fromtimestamp(now, self.tz)
         state = "live" if self.live else "NOT LIVE"
-        header = self.query_one("#header", Static)
+        header = self._main.query_one("#header", Static)
         header.update(f"{self.me.get('name', '')} ({self.me.get('ext', '')}) │ {state} │ {moment:%a %d %b %H:%M:%S} │ "
                       f"{open_alerts} alert{'s' if open_alerts != 1 else ''} to see")
         header.set_class(not self.live, "stale")
-        for table in self.query(DataTable):
+        for table in self._main.query(DataTable):
             table.set_class(not self.live, "stale")
         with self.batch_update():
             self._fill_table("alerts", [(a.key, (Text("!!", style="bold red") if a.severity == "critical" else
@@ -417,7 +425,7 @@ class SupervisorApp(App):
 
     def _fill_table(self, table_id: str, rows: list[tuple[str, tuple]]) -> None:
         """Rows by key, changed in place: the cursor stays on the row it was on."""
-        table = self.query_one(f"#{table_id}", DataTable)
+        table = self._main.query_one(f"#{table_id}", DataTable)
         keys = [column.key for column in table.columns.values()]
         wanted = dict(rows)
         for row_key in list(table.rows):
@@ -434,7 +442,7 @@ class SupervisorApp(App):
 
     # --- actions -------------------------------------------------------------------------------
     def _selected_key(self, table_id: str) -> str | None:
-        table = self.query_one(f"#{table_id}", DataTable)
+        table = self._main.query_one(f"#{table_id}", DataTable)
         if not table.row_count:
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value

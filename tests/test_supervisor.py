@@ -244,3 +244,21 @@ async def test_the_interval_report_is_a_screen_of_the_console(centre):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.screen_stack[0]
+
+
+async def test_the_screen_keeps_drawing_under_a_dialog_and_closing_mid_refresh_is_quiet(centre):
+    # found by the benchmark: the once-a-second redraw looked for its widgets on whatever
+    # screen was on top (a dialog, the report) and crashed the console; and a refresh under
+    # way as the console closed raised NoMatches on the way out
+    app = await console(centre)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("q")                     # the quit question is on top
+        await pilot.pause()
+        centre["core"].caller_arrived("c3", "+85291230003", "repair")
+        await app._poll_switch()                   # the tick under the dialog
+        await pilot.pause()
+        assert app.is_running and cells(app, "waiting", "c3")[2] == "+85291230003"
+        await pilot.press("y")
+        await pilot.pause()
+    app._redraw()                                  # after the end: nothing to draw, nothing raised
