@@ -68,7 +68,6 @@ def build(db_path: Path, agents: int, queues: int) -> None:
 async def drive(db_path: Path, control: Path, agents: int, queues: int, events_per_s: float, seconds: float) -> None:
     from records.db import connect
     from telephony.acd import QueueConfig
-    from telephony.acd import events as ev
     from telephony.control import ControlServer
     from telephony.switchcore import SwitchCore
 

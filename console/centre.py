@@ -125,19 +125,18 @@ class Centre:
             if seq <= self.last_seq:
                 return
             self.last_seq = seq
-        if event.t < self.day_start:
-            return
+        if event.t < self.day_start or not isinstance(event, ev.Event):
+            return   # before today; or what a call leg did (menu, phone, records): not counted here
         self.stats.add(event)
-        kind = type(event)
-        if kind is ev.CallCompleted or kind is ev.CallTransferred:
+        if isinstance(event, (ev.CallCompleted, ev.CallTransferred)):
             day = self._agent(event.agent_id)
             day.handled += 1
             day.handling_s += event.talk_s + event.hold_s
             if event.wrap_up_s > 0:
                 day.wrap_since = event.t
-        elif kind is ev.AgentStateChanged or kind is ev.CallOffered or kind is ev.CallbackDue:
+        elif isinstance(event, (ev.AgentStateChanged, ev.CallOffered, ev.CallbackDue)):
             self._wrap_over(event.agent_id, event.t)
-        elif kind is ev.AgentStatusChanged:
+        elif isinstance(event, ev.AgentStatusChanged):
             day = self._agent(event.agent_id)
             self._wrap_over(event.agent_id, event.t)
             if day.break_since is not None:
@@ -146,7 +145,7 @@ class Centre:
             day.overran = ""
             if event.status == "on_break":
                 day.break_since = event.t
-        elif kind is ev.BreakOverrun:
+        elif isinstance(event, ev.BreakOverrun):
             self._agent(event.agent_id).overran = event.reason
 
     def _agent(self, ext: str) -> _AgentDay:

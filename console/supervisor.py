@@ -225,6 +225,7 @@ class SupervisorApp(App):
         self._last_records = 0.0
         self._reconnecting: asyncio.Task | None = None
         self.phone = None   # LastResort stops a seat's phone; a console has none
+        self._unreadable: set[str] = set()
 
     def _midnight(self) -> float:
         now = dt.datetime.fromtimestamp(self.clock(), self.tz)
@@ -321,7 +322,13 @@ class SupervisorApp(App):
         await self._poll_switch()
 
     def _on_switch_event(self, delivered: wire.Delivered) -> None:
-        self.centre.apply(delivered.event, delivered.seq or 0)
+        try:
+            self.centre.apply(delivered.event, delivered.seq or 0)
+        except Exception:   # one event the console cannot count must not cut it off the switch
+            kind = type(delivered.event).__name__
+            if kind not in self._unreadable:
+                self._unreadable.add(kind)
+                log.exception("the console could not count a %s event; it goes on without it", kind)
 
     def _on_connection_closed(self) -> None:
         self.call_later(self._switch_lost, "the switch closed the connection")

@@ -15,6 +15,7 @@ from telephony import wire
 from telephony.acd import QueueConfig
 from telephony.acd import events as ev
 from telephony.control import ControlServer
+from telephony.call_events import MenuEntered, PhoneRegistration
 from telephony.control_client import ControlClient
 from telephony.switchcore import SwitchCore
 
@@ -87,6 +88,10 @@ def test_the_centre_rebuilds_todays_figures_from_events():
     for seq, event in enumerate(events, 1):
         centre.apply(event, seq)
     centre.apply(events[0], 1)   # seen already: not counted twice
+    # found through the real switch: what a call leg did (a phone registering, the voice
+    # menu) comes in the same stream and is not the statistics' to count
+    centre.apply(PhoneRegistration(T0 + 1, "1001", True, "127.0.0.1:5062"), 99)
+    centre.apply(MenuEntered(T0 + 2, "c3", "+852", "2000", None), 100)
     centre.take_snapshot({"at": T0 + 200, "queues": {"repair": [], "billing": []}, "agents": [
         {"ext": "1001", "name": "Ann", "status": "available", "state": "idle", "since": T0 + 95, "call": None,
          "status_since": T0 - 100, "skills": {"repair": 3}, "registered": True}]})
