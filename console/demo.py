@@ -372,6 +372,7 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
                   f"{load_text}. Extension {HUMAN_EXT} is yours: in another terminal, "
                   f"hotline --db {db_path} agent --ext {HUMAN_EXT}{registrar} --audio null (PIN in "
                   f"{pins_path(db_path)}; leave out --audio null to talk through this machine's sound card). "
+                  f"The supervisors' console: hotline --db {db_path} supervisor --ext {supervisor}. "
                   f"Ctrl-C stops.", flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), seconds)
