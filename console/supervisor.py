@@ -23,6 +23,7 @@ import logging
 import time
 from typing import Awaitable, Callable
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -439,11 +440,15 @@ class SupervisorApp(App):
             if row_key.value not in wanted:
                 table.remove_row(row_key)
         existing = {row_key.value for row_key in table.rows}
+        widths = {column.key: column.content_width for column in table.columns.values()}
         for key, cells in rows:
             if key in existing:
                 for column, value in zip(keys, cells):
                     if table.get_cell(key, column) != value:
-                        table.update_cell(key, column, value, update_width=True)
+                        # measuring the column again is costly (every cell, and the terminal's
+                        # size each time): only when the value no longer fits
+                        wider = cell_len(str(value)) > widths[column]
+                        table.update_cell(key, column, value, update_width=wider)
             else:
                 table.add_row(*cells, key=key, height=None if table_id == "alerts" else 1)
 
