@@ -126,3 +126,32 @@ def test_the_switch_refuses_to_start_with_control_reachable_in_clear(tmp_path):
                            "127.0.0.1:7772", "--tls-cert", "x.crt", "--no-media"], env=env, capture_output=True,
                           text=True, timeout=30)
     assert half.returncode == 2 and "needs both the certificate and its key" in half.stderr
+
+
+async def test_the_supervisors_console_runs_over_tls_and_refuses_an_agent(tls_switch, db):
+    """`hotline supervisor --control host:port --tls-ca switch.crt` from another machine."""
+    import datetime as dt
+
+    from console.centre import QueueSettings
+    from console.supervisor import SupervisorApp, run_supervisor
+
+    add_agent(db, ext="2001", name="Sue", pin="9999", role="supervisor")
+    address, cert = tls_switch
+    with pytest.raises(PermissionError, match="is an agent's"):
+        await run_supervisor(ext="1001", pin="1111", control=address, token=TOKEN, tls_ca=str(cert))
+    client = await ControlClient.connect(address, TOKEN, tls_ca=str(cert))
+    me = await client.ask("login", ext="2001", pin="9999")
+
+    async def never(*_):
+        raise OSError("not in this test")
+    app = SupervisorApp(me=me["agent"], client=client, connect=never, breaks={},
+                        queues={name: QueueSettings(q["threshold_s"], q["target"])
+                                for name, q in me["queue_settings"].items()}, tz=dt.timezone.utc)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(20):
+            await pilot.pause(0.1)
+            if app.live:
+                break
+        assert app.live and "Sue (2001) │ live" in str(app.query_one("#header").render())
+        assert app.query_one("#agents").get_row("1001")[1] == "Ann"
+    await client.close()
