@@ -128,7 +128,7 @@ async def peer(control: Path, seconds: float) -> None:
     end = time.monotonic() + seconds
     records = 0.0
     while time.monotonic() < end:
-        centre.take_snapshot((await client.ask("snapshot"))["snapshot"])
+        centre.take_snapshot(wire.decode_snapshot((await client.ask("snapshot"))["snapshot"]))
         if time.monotonic() - records >= 10:
             records = time.monotonic()
             centre.take_records((await client.ask("supervise", since=midnight))["supervision"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from telephony.acd import events as ev
 from telephony.acd.stats import Statistics
+from telephony.wire import Snapshot
 
 SPARK_MINUTES = 60   # the callers-waiting sparkline: one value per minute over the last hour
 SL_MIN_OFFERED = 5   # the service-level alert waits for enough callers to mean something
@@ -106,7 +107,7 @@ class Centre:
     queues: dict[str, QueueSettings]
     day_start: float
     stats: Statistics = field(init=False)
-    snapshot: dict = field(default_factory=dict)
+    snapshot: Snapshot = field(default_factory=lambda: Snapshot(0.0))
     records: dict = field(default_factory=dict)
     agents: dict[str, _AgentDay] = field(default_factory=dict)
     last_seq: int = 0
@@ -162,13 +163,13 @@ class Centre:
             day.handling_s += seconds
             day.wrap_since = None
 
-    def take_snapshot(self, snapshot: dict) -> None:
+    def take_snapshot(self, snapshot: Snapshot) -> None:
         """The switch's snapshot (agents, callers waiting): taken every second."""
         self.snapshot = snapshot
-        minute = int(snapshot.get("at", 0) // 60)
+        minute = int(snapshot.at // 60)
         for name in self.queues:
             history = self._history.setdefault(name, deque(maxlen=SPARK_MINUTES))
-            waiting = len(snapshot.get("queues", {}).get(name, []))
+            waiting = len(snapshot.waiting(name))
             if minute != self._minute or not history:
                 history.append(waiting)
             elif waiting > history[-1]:
@@ -187,57 +188,53 @@ class Centre:
     # --- what the screen shows ------------------------------------------------------------------
     def queue_lines(self, now: float) -> list[QueueLine]:
         report = self.stats.report()["queues"]
-        waiting_by_queue = self.snapshot.get("queues", {})
-        agents = self.snapshot.get("agents", [])
         lines = []
         for name, settings in self.queues.items():
             figures = report.get(name)
-            waiting = waiting_by_queue.get(name, [])
-            serving = [a for a in agents if a["status"] != "logged_out" and name in a.get("skills", {})]
+            waiting = self.snapshot.waiting(name)
+            serving = [a for a in self.snapshot.agents if a.status != "logged_out" and a.serves(name)]
             offered = figures["offered"] if figures else 0
             answered = figures["answered"] if figures else 0
             lines.append(QueueLine(
-                name=name, waiting=len(waiting), longest_wait_s=max((c["wait_s"] for c in waiting), default=0.0),
+                name=name, waiting=len(waiting), longest_wait_s=max((c.wait_s for c in waiting), default=0.0),
                 offered=offered, answered=answered, abandoned=figures["abandoned"] if figures else 0,
                 service_level=figures["service_level"]["answered_within_over_offered"] if offered else None,
                 target=settings.target, threshold_s=settings.threshold_s,
                 asa_s=figures["asa_s"] if answered else None,
                 abandon_rate=figures["abandon_rate"] if offered else None,
                 logged_in=len(serving),
-                available=sum(1 for a in serving if a["status"] == "available" and a["state"] == "idle"),
-                in_call=sum(1 for a in serving if a["state"] in ("in_call", "on_hold", "ringing")),
-                wrap_up=sum(1 for a in serving if a["state"] == "wrap_up"),
-                on_break=sum(1 for a in serving if a["status"] == "on_break"),
+                available=sum(1 for a in serving if a.status == "available" and a.state == "idle"),
+                in_call=sum(1 for a in serving if a.state in ("in_call", "on_hold", "ringing")),
+                wrap_up=sum(1 for a in serving if a.state == "wrap_up"),
+                on_break=sum(1 for a in serving if a.status == "on_break"),
                 waiting_history=tuple(self._history.get(name, ()))))
         return lines
 
     def agent_lines(self, now: float) -> list[AgentLine]:
         lines = []
-        for agent in self.snapshot.get("agents", []):
-            day = self.agents.get(agent["ext"], _AgentDay())
+        for agent in self.snapshot.agents:
+            day = self.agents.get(agent.ext, _AgentDay())
             on_break = day.break_s + (now - day.break_since if day.break_since is not None else 0.0)
             wrap = day.wrap_s + (now - day.wrap_since if day.wrap_since is not None else 0.0)
-            busy = agent["state"] in ("in_call", "on_hold")
+            busy = agent.state in ("in_call", "on_hold")
             lines.append(AgentLine(
-                ext=agent["ext"], name=agent["name"], status=agent["status"], state=agent["state"],
-                reason=agent.get("reason", ""),
-                in_state_s=now - (agent.get("status_since", agent["since"]) if agent["status"] != "available"
-                                  else agent["since"]),
-                caller=agent.get("caller", "") if agent.get("call") else "", queue=agent.get("queue", "")
-                if agent.get("call") else "", call_s=now - agent["since"] if busy else None, handled=day.handled,
+                ext=agent.ext, name=agent.name, status=agent.status, state=agent.state, reason=agent.reason,
+                in_state_s=now - (agent.status_since if agent.status != "available" else agent.since),
+                caller=agent.caller if agent.call else "", queue=agent.queue if agent.call else "",
+                call_s=now - agent.since if busy else None, handled=day.handled,
                 aht_s=(day.handling_s + (wrap - day.wrap_s)) / day.handled if day.handled else None,
-                wrap_s=wrap, break_s=on_break, registered=bool(agent.get("registered")),
-                skills=",".join(f"{k}:{v}" for k, v in sorted(agent.get("skills", {}).items()))))
+                wrap_s=wrap, break_s=on_break, registered=agent.registered,
+                skills=",".join(f"{k}:{v}" for k, v in agent.skills)))
         return lines
 
     def waiting_lines(self, now: float) -> list[WaitingLine]:
         """Callers waiting, in the order they will be served: each queue's order as the
         switch keeps it, the longest-waiting queue first."""
         lines = []
-        for name, callers in self.snapshot.get("queues", {}).items():
+        for name, callers in self.snapshot.queues:
             for position, caller in enumerate(callers, 1):
-                lines.append(WaitingLine(caller["call_id"], name, position, caller["number"], caller["priority"],
-                                         caller["wait_s"] + max(0.0, now - self.snapshot.get("at", now))))
+                lines.append(WaitingLine(caller.call_id, name, position, caller.number, caller.priority,
+                                         caller.wait_s + max(0.0, now - (self.snapshot.at or now))))
         return sorted(lines, key=lambda w: (w.position, -w.wait_s))
 
     def alerts(self, now: float) -> list[Alert]:
@@ -252,16 +249,16 @@ class Centre:
             if caller.wait_s > threshold:
                 out.append((f"wait:{caller.call_id}", "warning",
                             f"{caller.number} waiting {caller.wait_s:.0f} s in {caller.queue} (target {threshold:.0f} s)"))
-        for agent in self.snapshot.get("agents", []):
-            day = self.agents.get(agent["ext"])
-            if day is not None and day.overran and agent["status"] == "on_break":
-                minutes = (now - agent.get("status_since", now)) / 60
-                out.append((f"break:{agent['ext']}:{agent.get('status_since', 0):.0f}", "warning",
-                            f"{agent['ext']} {agent['name']} on {day.overran} break for {minutes:.0f} min, past its limit"))
-        for lock in self.snapshot.get("locked_out", []):
-            what = f"extension {lock['key']}" if lock["kind"] == "ext" else f"address {lock['key']}"
-            out.append((f"lock:{lock['kind']}:{lock['key']}", "critical",
-                        f"{what} locked out after wrong PINs ({lock['seconds_left'] / 60:.0f} min left)"))
+        for agent in self.snapshot.agents:
+            day = self.agents.get(agent.ext)
+            if day is not None and day.overran and agent.status == "on_break":
+                minutes = (now - agent.status_since) / 60
+                out.append((f"break:{agent.ext}:{agent.status_since:.0f}", "warning",
+                            f"{agent.ext} {agent.name} on {day.overran} break for {minutes:.0f} min, past its limit"))
+        for lock in self.snapshot.locked_out:
+            what = f"extension {lock.key}" if lock.kind == "ext" else f"address {lock.key}"
+            out.append((f"lock:{lock.kind}:{lock.key}", "critical",
+                        f"{what} locked out after wrong PINs ({lock.seconds_left / 60:.0f} min left)"))
         records = self.records
         # overdue work orders: one alert per department (a stalled backlog would otherwise
         # bury everything else), raised again when more fall overdue

@@ -317,7 +317,7 @@ class SupervisorApp(App):
             reply = await client.subscribe(self.centre.last_seq or None) if self.centre.last_seq else \
                 await client.ask("subscribe", since=self.centre.day_start, v=wire.EVENT_VERSION)
         if "snapshot" in reply:
-            self.centre.take_snapshot(reply["snapshot"])
+            self.centre.take_snapshot(wire.decode_snapshot(reply["snapshot"]))
         self.live = True
         self._last_records = 0.0
         await self._poll_switch()
@@ -366,7 +366,7 @@ class SupervisorApp(App):
         self._polling = True
         try:
             if self.live and self.client is not None and not self.client.closed:
-                self.centre.take_snapshot((await self.client.ask("snapshot"))["snapshot"])
+                self.centre.take_snapshot(wire.decode_snapshot((await self.client.ask("snapshot"))["snapshot"]))
                 if self.clock() - self._last_records >= REFRESH_RECORDS_S:
                     self._last_records = self.clock()
                     self.centre.take_records((await self.client.ask("supervise", since=self.centre.day_start))
@@ -375,6 +375,8 @@ class SupervisorApp(App):
             self._switch_lost(str(exc) or "no answer")
         except ControlError as exc:
             self.notice(f"The switch said: {exc.message}")
+        except wire.WireError as exc:   # a switch of another release
+            self.notice(f"Cannot read the switch's answer: {exc}")
         finally:
             self._polling = False
         if self._midnight() != self.centre.day_start:   # a new day: today's figures start again
@@ -481,9 +483,9 @@ class SupervisorApp(App):
                 asyncio.ensure_future(then())
         self.push_screen(ConfirmScreen(question), answered)
 
-    def _chosen_agent(self) -> dict | None:
+    def _chosen_agent(self) -> wire.AgentView | None:
         ext = self._selected_key("agents")
-        agent = next((a for a in self.centre.snapshot.get("agents", []) if a["ext"] == ext), None)
+        agent = next((a for a in self.centre.snapshot.agents if a.ext == ext), None)
         if agent is None:
             self.notice("Choose an agent first: tab to the agents table, ↑↓ to the agent.")
         return agent
@@ -518,37 +520,37 @@ class SupervisorApp(App):
 
         def chosen(reason: str | None) -> None:
             if reason:
-                self._confirm_then(f"Put {agent['ext']} {agent['name']} on a {reason} break now?",
-                              lambda: self._ask_switch("force_status", f"{agent['ext']} is on a {reason} break.",
-                                                ext=agent["ext"], status="on_break", reason=reason))
+                self._confirm_then(f"Put {agent.ext} {agent.name} on a {reason} break now?",
+                              lambda: self._ask_switch("force_status", f"{agent.ext} is on a {reason} break.",
+                                                ext=agent.ext, status="on_break", reason=reason))
         self.push_screen(BreakScreen(self.breaks), chosen)
 
     def action_force_available(self) -> None:
         agent = self._chosen_agent()
         if agent is not None:
-            self._confirm_then(f"Make {agent['ext']} {agent['name']} available for calls now?",
-                          lambda: self._ask_switch("force_status", f"{agent['ext']} is available.", ext=agent["ext"],
+            self._confirm_then(f"Make {agent.ext} {agent.name} available for calls now?",
+                          lambda: self._ask_switch("force_status", f"{agent.ext} is available.", ext=agent.ext,
                                             status="available"))
 
     def action_force_logout(self) -> None:
         agent = self._chosen_agent()
         if agent is not None:
-            self._confirm_then(f"Log {agent['ext']} {agent['name']} out now? (a call they are on goes on)",
-                          lambda: self._ask_switch("force_status", f"{agent['ext']} is logged out.", ext=agent["ext"],
+            self._confirm_then(f"Log {agent.ext} {agent.name} out now? (a call they are on goes on)",
+                          lambda: self._ask_switch("force_status", f"{agent.ext} is logged out.", ext=agent.ext,
                                             status="logged_out"))
 
     def action_skills(self) -> None:
         agent = self._chosen_agent()
         if agent is None:
             return
-        current = ",".join(f"{k}:{v}" for k, v in sorted(agent.get("skills", {}).items()))
+        current = ",".join(f"{k}:{v}" for k, v in agent.skills)
 
         def typed(skills: str | None) -> None:
             if skills and skills != current:
-                self._confirm_then(f"Give {agent['ext']} the skills {skills}?",
-                              lambda: self._ask_switch("set_skills", f"{agent['ext']}'s skills are {skills}.",
-                                                ext=agent["ext"], skills=skills))
-        self.push_screen(SkillsScreen(agent["ext"], current), typed)
+                self._confirm_then(f"Give {agent.ext} the skills {skills}?",
+                              lambda: self._ask_switch("set_skills", f"{agent.ext}'s skills are {skills}.",
+                                                ext=agent.ext, skills=skills))
+        self.push_screen(SkillsScreen(agent.ext, current), typed)
 
     def action_priority(self) -> None:
         caller = self._chosen_caller()

@@ -125,3 +125,74 @@ def _checked(event: str, field: str, value: Any) -> Any:
             return value
         wanted = "text"
     raise WireError(f"{event}: {field} is {value!r}, not {wanted}")
+
+
+# --- the supervisors' snapshot, typed ------------------------------------------------------------
+@dataclass(frozen=True)
+class WaitingCaller:
+    call_id: str
+    number: str
+    priority: str
+    wait_s: float
+    callback: bool = False
+
+
+@dataclass(frozen=True)
+class AgentView:
+    ext: str
+    name: str
+    status: str            # logged_out, available, on_break
+    reason: str
+    state: str             # idle, ringing, in_call, on_hold, wrap_up
+    since: float           # in that state since
+    status_since: float
+    call: str | None
+    caller: str            # the current call's number ("" with none)
+    queue: str
+    skills: tuple[tuple[str, int], ...]
+    registered: bool
+    reachable: bool
+
+    def serves(self, queue: str) -> bool:
+        return any(name == queue for name, _ in self.skills)
+
+
+@dataclass(frozen=True)
+class Lockout:
+    kind: str              # "ext" or "address"
+    key: str
+    seconds_left: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The `snapshot` op's reply as the switch's state at `at`, immutable."""
+    at: float
+    queues: tuple[tuple[str, tuple[WaitingCaller, ...]], ...] = ()
+    agents: tuple[AgentView, ...] = ()
+    locked_out: tuple[Lockout, ...] = ()
+
+    def waiting(self, queue: str) -> tuple[WaitingCaller, ...]:
+        return next((callers for name, callers in self.queues if name == queue), ())
+
+
+def decode_snapshot(fields: Mapping[str, Any]) -> Snapshot:
+    """The snapshot's JSON as a Snapshot (fields a newer switch adds are ignored)."""
+    try:
+        return Snapshot(
+            at=float(fields["at"]),
+            queues=tuple((str(name), tuple(WaitingCaller(str(c["call_id"]), str(c.get("number", "")),
+                                                         str(c.get("priority", "normal")), float(c["wait_s"]),
+                                                         bool(c.get("callback", False))) for c in callers))
+                         for name, callers in (fields.get("queues") or {}).items()),
+            agents=tuple(AgentView(
+                ext=str(a["ext"]), name=str(a.get("name", "")), status=str(a["status"]), reason=str(a.get("reason", "")),
+                state=str(a["state"]), since=float(a["since"]), status_since=float(a.get("status_since", a["since"])),
+                call=a.get("call") or None, caller=str(a.get("caller", "")), queue=str(a.get("queue", "")),
+                skills=tuple(sorted((str(k), int(v)) for k, v in (a.get("skills") or {}).items())),
+                registered=bool(a.get("registered")), reachable=bool(a.get("reachable")))
+                for a in fields.get("agents") or ()),
+            locked_out=tuple(Lockout(str(x["kind"]), str(x["key"]), float(x["seconds_left"]))
+                             for x in fields.get("locked_out") or ()))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"a snapshot this client cannot read: {exc!r}") from None

@@ -92,9 +92,9 @@ def test_the_centre_rebuilds_todays_figures_from_events():
     # menu) comes in the same stream and is not the statistics' to count
     centre.apply(PhoneRegistration(T0 + 1, "1001", True, "127.0.0.1:5062"), 99)
     centre.apply(MenuEntered(T0 + 2, "c3", "+852", "2000", None), 100)
-    centre.take_snapshot({"at": T0 + 200, "queues": {"repair": [], "billing": []}, "agents": [
+    centre.take_snapshot(wire.decode_snapshot({"at": T0 + 200, "queues": {"repair": [], "billing": []}, "agents": [
         {"ext": "1001", "name": "Ann", "status": "available", "state": "idle", "since": T0 + 95, "call": None,
-         "status_since": T0 - 100, "skills": {"repair": 3}, "registered": True}]})
+         "status_since": T0 - 100, "skills": {"repair": 3}, "registered": True}]}))
     [repair, billing] = centre.queue_lines(T0 + 200)
     assert (repair.offered, repair.answered, repair.abandoned, repair.service_level) == (2, 1, 1, 0.5)
     assert repair.asa_s == 5 and repair.abandon_rate == 0.5 and (repair.logged_in, repair.available) == (1, 1)

@@ -8,6 +8,7 @@ import pytest
 
 from console.centre import QueueSettings
 from console.supervisor import SupervisorApp
+from telephony import wire
 from telephony.acd import events as ev
 
 NOW = 1_800_000_000.0   # 2027-01-15 16:00 in Hong Kong
@@ -86,7 +87,7 @@ def show(app, snapshot, records=None, live=True):
     if app._reconnecting is not None:
         app._reconnecting.cancel()
         app._reconnecting = None
-    app.centre.take_snapshot(snapshot)
+    app.centre.take_snapshot(wire.decode_snapshot(snapshot))
     if records is not None:
         app.centre.take_records(records)
     app.live = live
@@ -135,7 +136,7 @@ def test_the_switch_went_away(snap_compare, size):
 def test_every_kind_of_alert_is_raised_and_an_acknowledged_one_stays_seen():
     app = console()
     busy_day(app)
-    app.centre.take_snapshot(BUSY)
+    app.centre.take_snapshot(wire.decode_snapshot(BUSY))
     app.centre.take_records(RECORDS)
     alerts = {a.key.split(":")[0]: a for a in app.centre.alerts(NOW)}
     assert set(alerts) == {"sl", "wait", "break", "lock", "orders", "callback", "repeat", "mass"}

@@ -122,3 +122,25 @@ def test_a_field_added_with_a_default_reads_from_lines_logged_before_it():
     assert wire.decode(old_line).event == ev.RingNoAnswer(5.0, "c1", "repair", "1001", 15.0, False)
     declined = wire.encode(ev.RingNoAnswer(5.0, "c1", "repair", "1001", 2.0, True))
     assert declined["declined"] is True and wire.decode(declined).event.declined is True
+
+
+def test_the_supervisors_snapshot_arrives_typed_and_immutable():
+    import dataclasses
+
+    import pytest as _pytest
+
+    from telephony.wire import WireError, decode_snapshot
+
+    snapshot = decode_snapshot({"at": 5.0, "queues": {"repair": [{"call_id": "c1", "number": "+852", "priority": "vip",
+                                                                  "wait_s": 3.0}]},
+                                "agents": [{"ext": "1001", "name": "Ann", "status": "available", "state": "idle",
+                                            "since": 1.0, "skills": {"repair": 3}, "registered": True,
+                                            "brand_new_field": 1}],
+                                "locked_out": [{"kind": "ext", "key": "1007", "seconds_left": 60}], "media": None})
+    assert snapshot.waiting("repair")[0].priority == "vip" and snapshot.waiting("billing") == ()
+    [ann] = snapshot.agents
+    assert ann.serves("repair") and not ann.serves("billing") and ann.status_since == 1.0
+    with _pytest.raises(dataclasses.FrozenInstanceError):
+        ann.status = "on_break"
+    with _pytest.raises(WireError, match="cannot read"):
+        decode_snapshot({"at": 5.0, "agents": [{"ext": "1001"}]})
