@@ -54,6 +54,7 @@ bench: native
 	$(PY) bench/switch.py
 	$(PY) bench/seat.py
 	$(PY) bench/report.py
+	$(PY) bench/supervisor.py
 
 clean:
 	rm -rf $(VENV) build build-native.log *.egg-info .pytest_cache .mypy_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm \
