@@ -463,8 +463,13 @@ def cmd_supervisor(args) -> int:
         raise UserError(f"the switch refused: {exc.message}") from None
     except PermissionError as exc:
         raise UserError(str(exc)) from None
+    except (FileNotFoundError, ConnectionRefusedError):
+        where = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
+        raise UserError(f"no switch is running at {where} (start it with `hotline switch`, or give --control)") \
+            from None
     except (OSError, asyncio.TimeoutError) as exc:
-        raise UserError(f"no switch at {args.control or 'the control socket'}: {exc or 'no answer'}") from None
+        raise UserError(f"the switch at {args.control or 'the control socket'} did not answer: "
+                        f"{exc or 'no reply within 5 s'}") from None
 
 
 def cmd_wallboard(args) -> int:

@@ -195,3 +195,10 @@ def test_log_lines_are_stamped_in_the_centres_time_zone_with_its_offset():
     record.created = dt.datetime(2026, 12, 3, 15, 0, tzinfo=dt.timezone.utc).timestamp()
     line = CentreTimeFormatter(tz=ZoneInfo("Asia/Hong_Kong")).format(record)
     assert line == "2026-12-03 23:00:00.000+08:00 hotline.switch INFO SIP on"   # the feed's clock, not UTC's
+
+
+def test_the_supervisor_console_without_a_switch_says_so_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "console", "--db", str(tmp_path / "none.db"), "supervisor",
+                             "--ext", "2001"], capture_output=True, text=True, env={**os.environ, "HOTLINE_PIN": "1234"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("hotline: no switch is running at ") and result.stderr.count("\n") == 1
