@@ -97,9 +97,10 @@ class CallbackOutcomeScreen(ModalScreen):
     """
     BINDINGS = [Binding("enter", "record", "Record", priority=True)]
 
-    def __init__(self, callback: Callback, talked: bool, code: int, notes: str = ""):
+    def __init__(self, callback: Callback, talked: bool, code: int, notes: str = "", typing: bool = False):
         super().__init__()
         self.callback, self.talked, self.code, self.notes = callback, talked, code, notes
+        self.typing = typing   # the agent was typing notes as the call ended: they go on typing here
 
     def compose(self) -> ComposeResult:
         with Vertical(id="outcome-box"):
@@ -114,7 +115,12 @@ class CallbackOutcomeScreen(ModalScreen):
         guess = "reached" if self.talked else ("busy" if self.code == 486 else "no_answer")
         outcomes = self.query_one("#outcomes", OptionList)
         outcomes.highlighted = keys.index(guess)
-        outcomes.focus()
+        if self.typing:
+            # found using the demo: the resident hung up mid-sentence, the dialog took the
+            # rest of the sentence as list keys, and it was lost
+            self.query_one("#callback_notes", TextField).focus()
+        else:
+            outcomes.focus()
 
     async def action_record(self) -> None:
         await typing_caught_up(self.app)

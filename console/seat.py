@@ -1075,10 +1075,12 @@ class SeatApp(App):
     def _callback_over(self, key: int, talked: bool, code: int) -> None:
         callback = self.callback_calls.pop(key)
         # a follow-up call has no form of its own to save: its notes go with its outcome
-        typed = self.query_one("#notes", Input).value.strip() if self.pop is not None and self.pop.call == key else ""
-        self._ask_outcome(callback, talked, code, typed)
+        ours = self.pop is not None and self.pop.call == key
+        notes = self.query_one("#notes", Input)
+        typed = notes.value.strip() if ours else ""
+        self._ask_outcome(callback, talked, code, typed, typing=ours and self.focused is notes)
 
-    def _ask_outcome(self, callback, talked: bool, code: int, typed: str) -> None:
+    def _ask_outcome(self, callback, talked: bool, code: int, typed: str, typing: bool = False) -> None:
         from console.callbacks import CallbackOutcomeScreen
 
         async def record(result) -> None:
@@ -1090,7 +1092,7 @@ class SeatApp(App):
             except DeskError as exc:
                 self.notice(f"Not recorded: {exc}")
 
-        self.push_screen(CallbackOutcomeScreen(callback, talked, code, notes=typed), record)
+        self.push_screen(CallbackOutcomeScreen(callback, talked, code, notes=typed, typing=typing), record)
 
     def action_unfinished(self) -> None:
         from console.choices import UnfinishedScreen

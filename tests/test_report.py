@@ -170,3 +170,40 @@ def test_menu_leavers_refusals_follow_ups_orders_and_surveys(db):
         db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="agent", thresholds={}, default_threshold_s=15.0,
         now=T0 + 7200) if row.key == "1001"}
     assert by_agent[0].occupancy == pytest.approx(100 / 1800)
+
+
+def test_the_console_statistics_and_the_report_agree_on_a_caller_lost_after_a_transfer(db, tmp_path):
+    """Found using the demo: a caller transferred to a queue who then gave up was an
+    answered contact in the records but an abandoned one in the events' statistics (and
+    their ABANDON's wait counted the first agent's talk)."""
+    from telephony.acd.stats import Statistics
+
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3, "billing": 3})
+    clock = Clock()
+    core = SwitchCore(db, [QueueConfig("repair", wrap_up_s=0), QueueConfig("billing", wrap_up_s=0)], clock=clock,
+                      queue_log_path=tmp_path / "q.log")
+    heard = []
+    core.subscribe(lambda message: heard.append(message))
+    core.set_status("1001", "available")
+    core.caller_arrived("c1", "+85291230001", "repair")
+    clock.now += 4
+    core.sip_answered("c1", "1001")
+    clock.now += 30
+    core.set_status("1001", "on_break", "lunch")              # nobody left for billing
+    core.transfer("c1", by_ext="1001", role="agent", queue="billing", form={})
+    clock.now += 29
+    core.sip_hung_up("c1", by="caller")                        # gives up waiting in billing
+    core.queue_log.flush()
+    [row] = interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue",
+                            thresholds={}, default_threshold_s=15.0, now=T0 + 400)
+    stats = Statistics({}, start=T0)
+    from telephony import wire
+    for message in heard:
+        event = wire.decode(message).event
+        if type(event).__module__.endswith("acd.events"):
+            stats.add(event)
+    live = stats.report()
+    assert (row.answered, row.abandoned, live["answered"], live["abandoned"]) == (1, 0, 1, 0)
+    assert live["talk_s"] == row.aht_s == 30.0 and live["asa_s"] == row.asa_s == 4.0
+    assert "|c1|billing|NONE|ABANDON|1|1|29" in (tmp_path / "q.log").read_text()   # waited 29 s in billing
+    core.close()

@@ -524,6 +524,39 @@ async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extend
         core.close()
 
 
+async def test_typing_on_when_the_resident_of_a_follow_up_call_hangs_up_loses_nothing(records):
+    """Found using the demo: the resident hung up mid-sentence; the outcome dialog took the
+    rest of the sentence as list keys and the note was lost."""
+    from records.sla import load_policy
+
+    db, rid = records
+    orders = WorkOrders(db, load_policy())
+    [order_id] = [r[0] for r in db.execute("SELECT id FROM work_orders")]
+    for status in ("dispatched", "on_site", "resolved"):
+        orders.move(order_id, status, by_agent_id=None, now=NOW - 3600)
+    phone = PhoneCommands()
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW, agent_id=1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        app.post_message(PhoneEvent(CallState(42, "connected", 200, "OK")))
+        await pilot.pause()
+        await pilot.press("n", *"Called back re noise")
+        await pilot.pause(0.2)
+        app.post_message(PhoneEvent(CallState(42, "ended", 200, "Normal call clearing")))   # she hangs up
+        await pilot.pause()
+        await pilot.press(*"; fine now (2nd floor)")
+        await pilot.pause(0.2)
+        assert app.screen.query_one("#callback_notes").value == "Called back re noise; fine now (2nd floor)"
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+    [(notes,)] = db.execute("SELECT notes FROM callbacks WHERE work_order_id = ?", [order_id]).fetchall()
+    assert notes == "Called back re noise; fine now (2nd floor)"
+
+
 async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_work_order(records):
     from records.sla import load_policy
 

@@ -296,8 +296,9 @@ class Acd:
         self._leave(call)
         for agent_id in call.ringing:
             self._withdraw(call, self.agents[agent_id], now)
+        # the wait since they were last put back to wait (a transfer, a lost phone), as CONNECT's
         self.events.append(CallAbandoned(now, call.id, call.queue, position, call.original_position,
-                                         now - call.first_entered))
+                                         now - call.waiting_since))
 
     def answer(self, call_id: str, agent_id: str, now: float) -> None:
         call = self._call(call_id)

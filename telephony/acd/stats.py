@@ -92,11 +92,15 @@ def occupancy(handling_s: float, staffed_s: float) -> float:
 
 
 class _Active:
-    """A caller still in the system, with the counters they will count in."""
-    __slots__ = ("entered", "queue", "waited", "counters")
+    """A caller still in the system, with the counters they will count in. `talk` and
+    `hold` add up the parts of agents who passed them on (a transfer, a lost phone);
+    `first_wait` is their wait to the first answer (-1: none yet)."""
+    __slots__ = ("entered", "queue", "waited", "counters", "talk", "hold", "first_wait")
 
     def __init__(self, entered: float, queue: str, counters: list[Counters]):
         self.entered, self.queue, self.waited, self.counters = entered, queue, True, counters
+        self.talk = self.hold = 0.0
+        self.first_wait = -1.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ class Statistics:
             self._voicemail(event)
         elif isinstance(event, ev.CallRejectedFull):
             self._rejected(event)
+        elif isinstance(event, ev.CallTransferred) or isinstance(event, ev.CallRequeued):
+            self._passed_on(event)
 
     def queue_length(self, queue: str, length: int, total: int) -> None:
         """The driver reports queue lengths after arrivals (events do not carry them)."""
@@ -208,6 +214,28 @@ class Statistics:
                 counters.waited += 1
         return active
 
+    def _passed_on(self, event) -> None:
+        """An agent passed the caller on (CallTransferred) or lost them (CallRequeued): the
+        contact goes on, answered, with their part's talk and hold."""
+        active = self._active.get(event.call_id)
+        if active is None:
+            return
+        if isinstance(event, ev.CallTransferred):
+            if active.first_wait < 0:
+                active.first_wait = event.wait_s
+            if event.wrap_up_s > 0:
+                self._wrap_started[event.agent_id] = (event.t, active.queue)
+        elif active.first_wait < 0:
+            active.first_wait = max(0.0, event.t - event.talk_s - event.hold_s - active.entered)
+        active.talk += event.talk_s
+        active.hold += event.hold_s
+        if isinstance(event, ev.CallTransferred) and event.target.startswith("number:"):
+            # passed to an outside number: the call leaves the routing here, answered
+            self._finish(event.call_id)
+            within = active.first_wait <= self.thresholds.get(active.queue, self.default_threshold)
+            for counters in active.counters:
+                counters.answered_call(active.first_wait, active.talk, active.hold, within)
+
     def _completed(self, event: ev.CallCompleted) -> None:
         active = self._finish(event.call_id)
         if active is None:
@@ -217,11 +245,18 @@ class Statistics:
         threshold = self.thresholds.get(active.queue, self.default_threshold)
         within = event.wait_s <= threshold
         for counters in active.counters:
-            counters.answered_call(event.wait_s, event.talk_s, event.hold_s, within)
+            counters.answered_call(event.wait_s, active.talk + event.talk_s, active.hold + event.hold_s, within)
 
     def _abandoned(self, event: ev.CallAbandoned) -> None:
         active = self._finish(event.call_id)
         if active is None:
+            return
+        if active.first_wait >= 0:
+            # answered, passed on, then they hung up waiting again: an answered contact,
+            # with the talk it had (as its interactions row says)
+            within = active.first_wait <= self.thresholds.get(active.queue, self.default_threshold)
+            for counters in active.counters:
+                counters.answered_call(active.first_wait, active.talk, active.hold, within)
             return
         for counters in active.counters:
             counters.abandoned_call(event.wait_s)
