@@ -521,6 +521,9 @@ def cmd_demo(args) -> int:
         # The seat of extension 1001 takes the terminal when there is one; otherwise (or
         # with --feed) the routing events are printed instead.
         seat = sys.stdout.isatty() and sys.stdin.isatty() and not args.feed
+        if not seat and not args.feed:   # found using the demo: `make demo | tee` quietly had no seat
+            print("hotline demo: not a terminal (output to a pipe or a file, or no keyboard), so the routing "
+                  "feed is shown instead of extension 1001's seat; run it in a terminal for the seat", flush=True)
         bots = args.bots if args.bots is not None else (4 if seat else 8)
         asyncio.run(run_demo(args.db, bots=bots, calls_per_hour=args.calls_per_hour, seconds=args.seconds,
                              talk_mean_s=args.talk_s, seed=seed, seat=seat, load=args.load))

@@ -44,6 +44,20 @@ BREAK_REASONS = ("lunch", "training", "meeting", "personal")   # when the switch
 WRAP_EXTENSION_S = 60   # the one extension of a wrap-up an agent may ask for
 
 
+# ctrl+p: what each key does, in a few words (found using the demo: "the seat's break key")
+COMMAND_HELP = {
+    "answer": "pick up the ringing call", "decline": "pass the ringing call to the next agent",
+    "hang_up": "end the call", "hold": "put the caller on hold (they hear music)", "resume": "back to the caller",
+    "mute": "the caller stops hearing you, or hears you again", "keypad": "send tones (a menu at the far end)",
+    "transfer": "pass the caller to a queue, an agent or an outside number",
+    "extend_wrap_up": "60 s more wrap-up, once", "identify": "say who an unknown caller is",
+    "answers": "search the standard answers", "callbacks": "your follow-up calls, the most urgent first",
+    "unfinished": "forms not saved in time, to finish", "available": "take calls",
+    "on_break": "stop taking calls for a while (choose why)", "end_wrap_up": "ready for the next call now",
+    "close_form": "close an earlier call's form", "save": "save the form (disposition, notes, work order)",
+}
+
+
 class SeatApp(App):
     """One agent's seat. `phone` has answer/decline/hang_up/hold/send_dtmf (a Softphone);
     `control` is a logged-in ControlClient (or None), and records come through it (the
@@ -207,7 +221,7 @@ class SeatApp(App):
         for binding in self.BINDINGS:
             if binding.action in self.SEAT_ACTIONS and binding.show and self._available(binding.action):
                 key = binding.key.replace("slash", "/")
-                yield SystemCommand(f"{binding.description} ({key})", f"the seat's {binding.description.lower()} key",
+                yield SystemCommand(f"{binding.description} ({key})", COMMAND_HELP.get(binding.action, ""),
                                     getattr(self, f"action_{binding.action}"))
         yield SystemCommand("Quit (q)", "log out and leave the seat (it asks first)", self.action_quit)
 

@@ -43,9 +43,10 @@ class TransferScreen(ModalScreen):
             yield Static("↑↓ choose a queue · enter transfer · esc back", id="transfer-help")
 
     def on_mount(self) -> None:
+        # no queue chosen until the agent chooses one: a stray enter must not send a caller
+        # away (found using the demo: enter on the empty field sent them to the first queue)
         self.query_one("#target", Input).focus()
-        if self.queues:
-            self.query_one("#targets", OptionList).highlighted = 0
+        self.query_one("#targets", OptionList).highlighted = None
 
     def on_key(self, event) -> None:
         arrows_move_list(event, self.query_one("#target"), self.query_one("#targets", OptionList))
@@ -75,7 +76,8 @@ class TransferScreen(ModalScreen):
         else:
             highlighted = self.query_one("#targets", OptionList).highlighted
             if highlighted is None or not self.queues:
-                self.query_one("#transfer-problem", Static).update("Type an extension or choose a queue.")
+                self.query_one("#transfer-problem", Static).update(
+                    "Nothing chosen: type an extension or a number, or ↓ to a queue, then enter.")
                 return
             self.dismiss(("queue", self.queues[highlighted]))
 

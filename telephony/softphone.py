@@ -302,7 +302,9 @@ class Softphone:
         call = _call_class()(self._account, pj.PJSUA_INVALID_ID, self, key)
         self._calls[key] = call
         try:
-            call.makeCall(f"sip:{number}@{self._registrar_host()}", pj.CallOpParam(True))
+            # the phone has a UDP transport only: said in the URI, pjsip does not first try
+            # TCP and log PJSIP_EUNSUPTRANSPORT on every dial (found using the demo)
+            call.makeCall(f"sip:{number}@{self._registrar_host()};transport=udp", pj.CallOpParam(True))
         except Exception:
             self._calls.pop(key, None)
             call.phone = None

@@ -37,6 +37,7 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
             demo.kill()
     output = out_path.read_text()
     assert "Extension 1001 is yours" in output and "agent --ext 1001" in output and "--audio null" in output
+    assert "not a terminal" in output and "supervisor --ext 2001" in output   # why no seat; the console's command
     assert "hotline demo: stopped." in output and "the records of this run:" in output
     assert "waits in" in output and "rings at" in output and "finished with" in output
     finished_lines = [line for line in output.splitlines() if " finished with " in line]

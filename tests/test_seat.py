@@ -477,6 +477,10 @@ async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extend
             await pilot.press("t")
             await pilot.pause()
             assert app.screen.query_one("#targets").option_count == len(me["queues"])
+            await pilot.press("enter")                    # a stray enter: nobody is chosen, nothing happens
+            await pilot.pause()
+            assert type(app.screen).__name__ == "TransferScreen"
+            assert "Nothing chosen" in str(app.screen.query_one("#transfer-problem").render())
             await pilot.press(*"1001", "enter")
             assert "your own extension" in str(app.screen.query_one("#transfer-problem").render())
             app.screen.query_one("#target").value = "+852 9000 0001"     # an outside number ...
@@ -606,7 +610,10 @@ async def test_the_command_palette_offers_the_keys_that_work_now(records):
     async with app.run_test(size=(80, 24)) as pilot:
         app.post_message(PhoneEvent(IncomingCall(5, "+85291234567", "", {"X-Hotline-Resident": str(rid)})))
         await pilot.pause()
-        titles = [command.title for command in app.get_system_commands(app.screen)]
+        commands = list(app.get_system_commands(app.screen))
+        titles = [command.title for command in commands]
+        # each says what it does, not "the seat's answer key" (found using the demo)
+        assert all(command.help and "the seat's" not in command.help for command in commands)
         assert "Answer (a)" in titles and "Decline (d)" in titles and "Hang up (h)" not in titles
         assert "Quit (q)" in titles and not any("theme" in title.lower() or "screenshot" in title.lower()
                                                 for title in titles)   # only the seat's own commands
