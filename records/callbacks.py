@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from records.contacts import record_notes
+
 from records.workorders import LifecycleError, WorkOrders
 
 REACHED = "reached"
@@ -93,7 +95,10 @@ def _on_the_call_row(db: Database, number: str, agent_id: int | None, now: float
     other contact (its row is written by the switch, which does not know the task)."""
     if agent_id is None or not number:
         return
-    db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = (SELECT id FROM interactions "
-               "WHERE direction = 'outbound' AND dialled_number = ? AND agent_id = ? AND disposition = '' "
-               "AND entered_at >= ? ORDER BY entered_at DESC LIMIT 1)",
-               [disposition, notes, number, agent_id, now - CALL_ROW_WINDOW_S])
+    row = db.execute("SELECT i.id, coalesce(a.ext, i.agent_ext) FROM interactions i LEFT JOIN agents a "
+                     "ON a.id = i.agent_id WHERE i.direction = 'outbound' AND i.dialled_number = ? AND i.agent_id = ? "
+                     "AND i.disposition = '' AND i.entered_at >= ? ORDER BY i.entered_at DESC LIMIT 1",
+                     [number, agent_id, now - CALL_ROW_WINDOW_S]).fetchone()
+    if row is not None:   # kept as every contact's notes are: the agent's own, then the row's (contacts.py)
+        record_notes(db, row[0], agent_ext=row[1] or "", agent_id=agent_id, at=now, disposition=disposition,
+                     notes=notes)

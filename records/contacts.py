@@ -23,7 +23,8 @@ def record_notes(db: Database, interaction_id: int, *, agent_ext: str, agent_id:
     kept = [(name, text) for (_, name, _), text in zip(parts, texts)
             if not any(text != other and text in other for other in texts)]
     if len(kept) <= 1:
-        merged = kept[0][1] if kept else ""
+        # one agent's words stand as they typed them (found using the demo: their spaces trimmed)
+        merged = next((text for _, _, text in parts if text.strip() == kept[0][1]), "") if kept else ""
     else:
         merged = " | ".join(f"{name}: {text}" for name, text in kept)
     db.execute("UPDATE interactions SET disposition = ?, notes = ? WHERE id = ?", [disposition, merged, interaction_id])

@@ -76,3 +76,14 @@ def test_the_outcome_and_notes_go_on_the_outbound_call_row_too(db, policy, resol
     record_attempt(db, task.id, "reached", agent_id=ann, now=T0 + 6 * H, notes="all fine now", policy=policy)
     rows = dict(db.execute("SELECT uid, disposition || ' | ' || notes FROM interactions").fetchall())
     assert rows == {"earlier": " | ", "this one": "callback repair callback: reached: done | all fine now"}
+    # the agent's own notes on the contact too, as for every call (found using the demo:
+    # follow-up calls had none in contact_notes)
+    assert db.execute("SELECT agent_ext, notes FROM contact_notes").fetchall() == [("1001", "all fine now")]
+
+
+def test_one_agents_notes_stand_on_the_contact_as_typed(db):
+    from records.contacts import record_notes
+    row = insert_row(db, "interactions", {"uid": "c1", "direction": "inbound", "entered_at": T0})
+    record_notes(db, row, agent_ext="1001", agent_id=None, at=T0, disposition="repair: resolved on the call",
+                 notes="  two  spaces, ends with space ")
+    assert db.execute("SELECT notes FROM interactions").fetchone() == ("  two  spaces, ends with space ",)
