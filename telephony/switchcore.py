@@ -170,7 +170,47 @@ class SwitchCore:
             self._log_out_everyone(last, "switch went down", only_if_logged_in=True)
             self.queue_log.flush()
         self._stop_news.clear()   # logged; nobody subscribes before the start
+        self._recover_recordings()
         return len(rows)
+
+    def _recover_recordings(self) -> None:
+        """Recordings a previous run left as pcap (it stopped or died before converting
+        them: found using the demo, header-only files of the calls a stop cut) become
+        their contact's WAV, or go if they hold no audio."""
+        from telephony.media import pcap_to_wav
+
+        if self.recordings is None or not (self.recordings / "raw").is_dir():
+            return
+        raw = self.recordings / "raw"
+        leftovers: dict[str, list[Path]] = {}
+        for pcap in sorted(raw.glob("*.pcap")):
+            session = pcap.name.split("=", 1)[0]
+            leftovers.setdefault(session.rsplit("-", 1)[0], []).append(pcap)   # SESSION is the call id, dashed, -N
+        if not leftovers:
+            return
+        uids = {uid.replace(".", "-"): uid for (uid,) in self.db.execute(
+            "SELECT uid FROM interactions WHERE recording_path IS NULL AND answered_at IS NOT NULL "
+            "ORDER BY id DESC LIMIT 5000")}
+        kept = unknown = 0
+        for session, pcaps in leftovers.items():
+            uid = uids.get(session)
+            if uid is None:   # no contact of ours (another node's, or renamed): left for a person
+                unknown += 1
+                continue
+            try:
+                seconds = pcap_to_wav(pcaps, self.recordings / f"{uid}.wav")
+            except (OSError, ValueError):
+                log.warning("a recording left by the last run could not be converted; it stays in %s", raw)
+                continue
+            if seconds > 0:
+                with self._committed():
+                    self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?",
+                                    [str(self.recordings / f"{uid}.wav"), uid])
+                kept += 1
+            for pcap in pcaps:
+                pcap.unlink(missing_ok=True)
+        log.info("recordings left by the last run: %d kept as WAV, %d held no audio, %d of no contact known here "
+                 "(left in %s)", kept, len(leftovers) - kept - unknown, unknown, raw)
 
     def log_interrupted(self, t: float, call_id: str, queue: str, agent: str, *, answered: bool, wait_s: float,
                         talk_s: float, original_position: int, why: str, number: str = "", dialled: str = "") -> None:

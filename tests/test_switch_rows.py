@@ -268,3 +268,25 @@ def test_a_timer_that_fires_as_the_switch_stops_does_nothing(core):
     core.caller_arrived("c2", "+85290000001", "repair")
     core.shut_down()
     core._on_timer()
+
+
+def test_recordings_a_stopped_switch_left_as_pcap_are_sorted_out_at_the_next_start(db, tmp_path):
+    """Found using the demo: the calls a stop cut left header-only pcaps in raw/ for ever."""
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, recordings=tmp_path / "media")
+    crashed.clock_ = clock
+    answered(crashed, call_id="1800000000.7")
+    crashed.queue_log.close()
+    raw = tmp_path / "media" / "raw"
+    raw.mkdir(parents=True)
+    header = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")   # a pcap with no packet
+    (raw / "1800000000-7-0=aaa.pcap").write_bytes(header)
+    (raw / "1800000000-7-0=bbb.pcap").write_bytes(header)
+    (raw / "1799999999-3-0=ccc.pcap").write_bytes(header)    # no contact of this database
+    clock.now += 60
+    restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, recordings=tmp_path / "media")
+    restarted.recover()
+    restarted.close()
+    assert sorted(p.name for p in raw.iterdir()) == ["1799999999-3-0=ccc.pcap"]
+    assert row_of(db, "1800000000.7")["recording_path"] is None   # nothing was said: nothing kept
