@@ -208,7 +208,15 @@ class SeatState:
         if sum(cell_len(p) for p in parts) + 3 * (len(parts) - 1) <= width:
             return parts
         parts[1] = "SIP ok" if self.registered else f"SIP {self.registration_text.split(':')[0]}"
+        fits = lambda: sum(cell_len(p) for p in parts) + 3 * (len(parts) - 1) <= width  # noqa: E731
+        if not fits() and self.state == "on_hold" and self.connected_at is not None:
+            # found using the demo: held and muted at 80 columns pushed the name and "today" out
+            parts[3] = f"held {clock_text(now - self.since)}/{clock_text(now - self.connected_at)}" + \
+                (" muted" if self.muted else "")
         spare = width - sum(cell_len(p) for p in parts[1:]) - 3 * (len(parts) - 1)
+        if spare < 8:   # the name keeps a few letters: "today" goes first
+            parts[4] = parts[4].removesuffix(" today")
+            spare = width - sum(cell_len(p) for p in parts[1:]) - 3 * (len(parts) - 1)
         if cell_len(name) > spare:
             short = ""
             for char in self.name:

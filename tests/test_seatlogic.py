@@ -222,3 +222,18 @@ def test_each_switch_has_its_own_folder_of_seat_files(tmp_path, monkeypatch):
     (tmp_path / "two").mkdir()
     one, two = state_dir(str(tmp_path / "one" / "demo.sock")), state_dir(str(tmp_path / "two" / "demo.sock"))
     assert one != two and one.name.startswith("demo.sock-") and one.parent == tmp_path / "hotline"
+
+
+def test_held_and_muted_at_80_columns_the_name_and_the_days_totals_stay():
+    from rich.cells import cell_len
+    seat = SeatState("1001", "Ursula Fernandes")
+    seat.registration(True, 200, "OK")
+    seat.status_changed("available")
+    seat.ringing(Pop(call=1, number="+852", queue="repair", waited_s=0, interaction="c1"), NOW)
+    seat.connected(1, NOW)
+    seat.held(1, True, NOW + 5)
+    seat.muted = True
+    seat.calls_today, seat.talk_today_s = 5, 105
+    parts = seat.header_parts(NOW + 7, 78)
+    assert cell_len(" │ ".join(parts)) <= 78, parts
+    assert parts[0].startswith("Urs") and parts[3] == "held 0:02/0:07 muted" and parts[4].startswith("5 calls 1:45")
