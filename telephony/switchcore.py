@@ -202,10 +202,8 @@ class SwitchCore:
             except (OSError, ValueError):
                 log.warning("a recording left by the last run could not be converted; it stays in %s", raw)
                 continue
-            if seconds > 0:
-                with self._committed():
-                    self.db.execute("UPDATE interactions SET recording_path = ? WHERE uid = ?",
-                                    [str(self.recordings / f"{uid}.wav"), uid])
+            if seconds > 0:   # the recorder puts it on the row, as for any recording
+                self._happened(RecordingSaved(self.clock(), uid, str(self.recordings / f"{uid}.wav")))
                 kept += 1
             for pcap in pcaps:
                 pcap.unlink(missing_ok=True)

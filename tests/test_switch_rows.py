@@ -273,6 +273,7 @@ def test_a_timer_that_fires_as_the_switch_stops_does_nothing(core):
 def test_recordings_a_stopped_switch_left_as_pcap_are_sorted_out_at_the_next_start(db, tmp_path):
     """Found using the demo: the calls a stop cut left header-only pcaps in raw/ for ever."""
     add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"repair": 3})
     clock = Clock()
     crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, recordings=tmp_path / "media")
     crashed.clock_ = clock
@@ -284,9 +285,26 @@ def test_recordings_a_stopped_switch_left_as_pcap_are_sorted_out_at_the_next_sta
     (raw / "1800000000-7-0=aaa.pcap").write_bytes(header)
     (raw / "1800000000-7-0=bbb.pcap").write_bytes(header)
     (raw / "1799999999-3-0=ccc.pcap").write_bytes(header)    # no contact of this database
+    answered(crashed, call_id="1800000000.8", ext="1002")       # Bob's call
+    (raw / "1800000000-8-0=ddd.pcap").write_bytes(rtp_pcap(seconds=0.5))   # half a second was said
     clock.now += 60
     restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, recordings=tmp_path / "media")
     restarted.recover()
     restarted.close()
     assert sorted(p.name for p in raw.iterdir()) == ["1799999999-3-0=ccc.pcap"]
     assert row_of(db, "1800000000.7")["recording_path"] is None   # nothing was said: nothing kept
+    kept = row_of(db, "1800000000.8")["recording_path"]
+    assert kept.endswith("1800000000.8.wav") and (tmp_path / "media" / "1800000000.8.wav").stat().st_size > 8000
+
+
+def rtp_pcap(seconds: float) -> bytes:
+    """A pcap (raw IP) of one PCMU stream: 20 ms packets of silence."""
+    import struct
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))
+    for n in range(int(seconds / 0.02)):
+        rtp = struct.pack("!BBHII", 0x80, 0, n, n * 160, 1234) + bytes([0xFF]) * 160
+        udp = struct.pack("!HHHH", 40000, 5060, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes([127, 0, 0, 1]),
+                         bytes([127, 0, 0, 1])) + udp
+        out += struct.pack("<IIII", 1_800_000_000, n * 20_000, len(ip), len(ip)) + ip
+    return bytes(out)
