@@ -106,7 +106,7 @@ def interval_report(db: Database, *, day: dt.date, tz: dt.tzinfo, interval_s: in
             interval_start=start + slot * interval_s, key=key, offered=c.offered, answered=c.answered,
             abandoned=c.abandoned, short_abandoned=c.short_abandoned, answered_within=c.within,
             service_level=metrics["service_level"]["answered_within_over_offered"] if c.offered else None,
-            asa_s=metrics["asa_s"] if c.answered else None, aht_s=metrics["aht_s"] if c.answered else None,
+            asa_s=metrics["asa_s"] if c.answered else None, aht_s=metrics["aht_s"] if c.handled else None,
             occupancy=occupancy(handling, logged_in) if logged_in else None,
             transfers=g.transfers, callbacks_made=g.callbacks, orders_opened=g.opened, orders_closed=g.closed,
             orders_overdue=g.overdue, survey_score=sum(g.scores) / len(g.scores) if g.scores else None))
@@ -121,10 +121,24 @@ def _count_contacts(db: Database, start: float, end: float, column: str, thresho
             "WHERE i.entered_at >= ? AND i.entered_at < ? AND l.ended = 'transferred' GROUP BY l.interaction_id",
             [start, end]):
         legs_ended[interaction_id] = transferred
-    for row_id, entered, direction, key, queue, outcome, wait, talk, hold, wrap, score in db.execute(
-            f"SELECT id, entered_at, direction, {column}, queue, outcome, wait_s, talk_s, hold_s, wrapup_s, "
-            "survey_score FROM interactions WHERE entered_at >= ? AND entered_at < ? ORDER BY entered_at",
-            [start, end]):
+    # every queue a caller entered (an overflow, a transfer or a supervisor's move puts them in
+    # another): offered in each, as the simulator's statistics count them; the outcome goes
+    # to the queue they ended in
+    entered_queues: dict[str, list[str]] = defaultdict(list)
+    answered_in: dict[int, str] = {}   # contact -> the queue its first agent answered it from
+    if column == "queue":
+        for interaction_id, queue_name in db.execute(
+                "SELECT l.interaction_id, l.queue FROM interaction_legs l JOIN interactions i ON i.id = l.interaction_id "
+                "WHERE i.entered_at >= ? AND i.entered_at < ? ORDER BY l.id DESC", [start, end]):
+            answered_in[interaction_id] = queue_name   # the last written is the first leg
+        for call, queue_name in db.execute("SELECT callid, queuename FROM queue_log WHERE event = 'ENTERQUEUE' "
+                                           "AND time >= ? AND time < ? ORDER BY id", [start - 1, end + 86400]):
+            if queue_name not in entered_queues[call]:
+                entered_queues[call].append(queue_name)
+    for row_id, uid, entered, direction, key, queue, outcome, answered, ended, wait, talk, hold, wrap, score in \
+            db.execute(f"SELECT id, uid, entered_at, direction, {column}, queue, outcome, answered_at, ended_at, "
+                       "wait_s, talk_s, hold_s, wrapup_s, survey_score FROM interactions WHERE entered_at >= ? "
+                       "AND entered_at < ? ORDER BY entered_at", [start, end]):
         if direction == "outbound":
             if outcome != "failed":
                 group(entered, "outbound").callbacks += 1
@@ -132,20 +146,31 @@ def _count_contacts(db: Database, start: float, end: float, column: str, thresho
         if key == MENU or outcome == "failed" or not key:
             continue   # left in the voice menu, or turned away by the switch: never offered to a queue
         g = group(entered, key)
-        _count_contact(g.counters, outcome, wait, talk, hold, wrap,
-                       thresholds.get(queue, default_threshold_s))
+        for earlier in entered_queues.get(uid, ()):
+            if earlier != key:
+                group(entered, earlier).counters.offered += 1
+        first = answered_in.get(row_id, key) if column == "queue" else key
+        _count_contact(g.counters, group(entered, first).counters if first and first != key else g.counters,
+                       outcome, answered is not None, ended is not None, wait, talk, hold, wrap,
+                       thresholds.get(first if column == "queue" and first else queue, default_threshold_s))
         g.transfers += legs_ended.get(row_id, 0)
         if score is not None:
             g.scores.append(score)
 
 
-def _count_contact(c: Counters, outcome: str | None, wait: float | None, talk: float | None, hold: float | None,
-                   wrap: float | None, threshold: float) -> None:
+def _count_contact(c: Counters, answered_in: Counters, outcome: str | None, answered: bool, ended: bool,
+                   wait: float | None, talk: float | None, hold: float | None, wrap: float | None,
+                   threshold: float) -> None:
+    """Answered means it reached an agent, counted at once (a call still up, or one a
+    switch stop cut, included) in the queue it was answered from; its handling counts
+    once it has ended, in the queue it ended in (`c`), as the simulator's statistics do."""
     c.offered += 1
     wait = wait or 0.0
-    if outcome == "answered":
-        c.answered_call(wait, talk or 0.0, hold or 0.0, wait <= threshold)
-        c.wrap += wrap or 0.0
+    if answered:
+        answered_in.answered_call(wait, wait <= threshold)
+        if ended:
+            c.handled_call(talk or 0.0, hold or 0.0)
+            c.wrap += wrap or 0.0
     elif outcome == "abandoned":
         c.abandoned_call(wait)
     elif outcome == "timeout":   # left at the queue's longest wait, for the mailbox
@@ -175,8 +200,10 @@ def _count_agents(db: Database, start: float, end: float, thresholds: dict[str, 
         # how long the caller waited for this agent: the contact's wait for the first, the
         # wait since the transfer (or the lost phone) for the next
         wait = (first_wait or 0.0) if previous is None else max(0.0, leg_answered - previous)
-        c.answered_call(wait, talk or 0.0, hold or 0.0, wait <= thresholds.get(queue, default_threshold_s))
-        c.wrap += wrap or 0.0
+        c.answered_call(wait, wait <= thresholds.get(queue, default_threshold_s))
+        if leg_ended is not None:
+            c.handled_call(talk or 0.0, hold or 0.0)
+            c.wrap += wrap or 0.0
         if ended == "transferred":
             g.transfers += 1
     # rings they let go (or declined): offered to them, not answered

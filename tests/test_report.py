@@ -194,16 +194,52 @@ def test_the_console_statistics_and_the_report_agree_on_a_caller_lost_after_a_tr
     clock.now += 29
     core.sip_hung_up("c1", by="caller")                        # gives up waiting in billing
     core.queue_log.flush()
-    [row] = interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue",
-                            thresholds={}, default_threshold_s=15.0, now=T0 + 400)
+    rows = {r.key: r for r in interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue",
+                                              thresholds={}, default_threshold_s=15.0, now=T0 + 400)}
     stats = Statistics({}, start=T0)
     from telephony import wire
     for message in heard:
         event = wire.decode(message).event
         if type(event).__module__.endswith("acd.events"):
             stats.add(event)
-    live = stats.report()
-    assert (row.answered, row.abandoned, live["answered"], live["abandoned"]) == (1, 0, 1, 0)
-    assert live["talk_s"] == row.aht_s == 30.0 and live["asa_s"] == row.asa_s == 4.0
+    live = stats.report()["queues"]
+    for queue in ("repair", "billing"):   # the same numbers, queue by queue
+        row, figures = rows[queue], live[queue]
+        assert (row.offered, row.answered, row.abandoned) == \
+            (figures["offered"], figures["answered"], figures["abandoned"]), queue
+        assert (row.asa_s or 0.0, row.aht_s or 0.0) == (figures["asa_s"], figures["aht_s"]), queue
+    # answered in repair after 4 s; offered in billing too; it ended there, 30 s talked, not abandoned
+    assert (rows["repair"].offered, rows["repair"].answered, rows["repair"].asa_s) == (1, 1, 4.0)
+    assert (rows["billing"].offered, rows["billing"].answered, rows["billing"].abandoned) == (1, 0, 0)
+    assert rows["billing"].aht_s == 30.0
     assert "|c1|billing|NONE|ABANDON|1|1|29" in (tmp_path / "q.log").read_text()   # waited 29 s in billing
+    core.close()
+
+
+def test_a_caller_counts_as_answered_once_connected_not_when_the_call_ends(db, tmp_path):
+    """Found by a supervisor's trial: the service level dropped while calls were up,
+    because a caller only counted as answered once they hung up."""
+    from telephony import wire
+    from telephony.acd.stats import Statistics
+
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    clock = Clock()
+    core = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    heard = []
+    core.subscribe(heard.append)
+    core.set_status("1001", "available")
+    core.caller_arrived("c1", "+85291230001", "repair")
+    clock.now += 3
+    core.sip_answered("c1", "1001")
+    clock.now += 100                                            # still talking
+    [row] = interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue", thresholds={},
+                            default_threshold_s=15.0, now=clock.now)
+    stats = Statistics({}, start=T0)
+    for message in heard:
+        event = wire.decode(message).event
+        if type(event).__module__.endswith("acd.events"):
+            stats.add(event)
+    live = stats.report()["queues"]["repair"]
+    assert (row.answered, row.answered_within, row.service_level, row.aht_s) == (1, 1, 1.0, None)
+    assert (live["answered"], live["service_level"]["answered_within_over_offered"]) == (1, 1.0)
     core.close()

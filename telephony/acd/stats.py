@@ -38,25 +38,30 @@ _T995 = {9: 3.2498, 19: 2.8609, 29: 2.7564, 39: 2.7079, 49: 2.6800}
 class Counters:
     __slots__ = ("offered", "answered", "abandoned", "timed_out", "voicemail", "waited", "within",
                  "wait_answered", "wait_abandoned", "talk", "hold", "wrap", "longest_wait", "max_queue",
-                 "short_abandoned")
+                 "short_abandoned", "handled")
 
     def __init__(self) -> None:
         self.offered = self.answered = self.abandoned = self.timed_out = self.voicemail = 0
-        self.short_abandoned = 0
+        self.short_abandoned = self.handled = 0
         self.waited = self.within = 0
         self.wait_answered = self.wait_abandoned = self.talk = self.hold = self.wrap = 0.0
         self.longest_wait = 0.0
         self.max_queue = 0
 
-    def answered_call(self, wait_s: float, talk_s: float, hold_s: float, within: bool) -> None:
+    def answered_call(self, wait_s: float, within: bool) -> None:
+        """A caller reached an agent (counted when they do, not when the call ends)."""
         self.answered += 1
         self.wait_answered += wait_s
-        self.talk += talk_s
-        self.hold += hold_s
         if within:
             self.within += 1
         if wait_s > self.longest_wait:
             self.longest_wait = wait_s
+
+    def handled_call(self, talk_s: float, hold_s: float) -> None:
+        """An answered contact ended: its talk and hold (every agent's part) count for AHT."""
+        self.handled += 1
+        self.talk += talk_s
+        self.hold += hold_s
 
     def abandoned_call(self, wait_s: float) -> None:
         self.abandoned += 1
@@ -75,9 +80,9 @@ class Counters:
             "p_wait": ratio(self.waited, offered),
             "asa_s": ratio(self.wait_answered, answered),
             "abandon_rate": ratio(self.abandoned, offered),
-            "aht_s": ratio(self.talk + self.hold + self.wrap, answered),
-            "talk_s": ratio(self.talk, answered),
-            "hold_s": ratio(self.hold, answered),
+            "aht_s": ratio(self.talk + self.hold + self.wrap, self.handled),
+            "talk_s": ratio(self.talk, self.handled),
+            "hold_s": ratio(self.hold, self.handled),
             "max_queue": self.max_queue, "longest_wait_s": self.longest_wait,
             "service_level": {"threshold_s": threshold_s,
                               "answered_within_over_offered": ratio(self.within, offered),
@@ -137,7 +142,7 @@ class Statistics:
         elif isinstance(event, ev.CallOffered) or isinstance(event, ev.CallbackDue):
             self._offered(event.call_id, event.t)
         elif isinstance(event, ev.CallConnected):
-            self.ring_s += event.ring_s
+            self._connected(event)
         elif isinstance(event, ev.CallCompleted):
             self._completed(event)
         elif isinstance(event, ev.AgentStateChanged):
@@ -220,21 +225,28 @@ class Statistics:
         active = self._active.get(event.call_id)
         if active is None:
             return
-        if isinstance(event, ev.CallTransferred):
-            if active.first_wait < 0:
-                active.first_wait = event.wait_s
-            if event.wrap_up_s > 0:
-                self._wrap_started[event.agent_id] = (event.t, active.queue)
-        elif active.first_wait < 0:
-            active.first_wait = max(0.0, event.t - event.talk_s - event.hold_s - active.entered)
+        if isinstance(event, ev.CallTransferred) and event.wrap_up_s > 0:
+            self._wrap_started[event.agent_id] = (event.t, active.queue)
         active.talk += event.talk_s
         active.hold += event.hold_s
         if isinstance(event, ev.CallTransferred) and event.target.startswith("number:"):
-            # passed to an outside number: the call leaves the routing here, answered
+            # passed to an outside number: the call leaves the routing here
             self._finish(event.call_id)
-            within = active.first_wait <= self.thresholds.get(active.queue, self.default_threshold)
             for counters in active.counters:
-                counters.answered_call(active.first_wait, active.talk, active.hold, within)
+                counters.handled_call(active.talk, active.hold)
+
+    def _connected(self, event: ev.CallConnected) -> None:
+        self.ring_s += event.ring_s
+        active = self._active.get(event.call_id)
+        if active is None or active.first_wait >= 0:
+            return   # a later agent of a contact already answered
+        self._answered(active, event.wait_s)
+
+    def _answered(self, active: _Active, wait_s: float) -> None:
+        active.first_wait = wait_s
+        within = wait_s <= self.thresholds.get(active.queue, self.default_threshold)
+        for counters in active.counters:
+            counters.answered_call(wait_s, within)
 
     def _completed(self, event: ev.CallCompleted) -> None:
         active = self._finish(event.call_id)
@@ -242,21 +254,20 @@ class Statistics:
             return
         if event.wrap_up_s > 0:
             self._wrap_started[event.agent_id] = (event.t, active.queue)
-        threshold = self.thresholds.get(active.queue, self.default_threshold)
-        within = event.wait_s <= threshold
+        if active.first_wait < 0:   # its answer was before what this run saw (a replay from mid-call)
+            self._answered(active, event.wait_s)
         for counters in active.counters:
-            counters.answered_call(event.wait_s, active.talk + event.talk_s, active.hold + event.hold_s, within)
+            counters.handled_call(active.talk + event.talk_s, active.hold + event.hold_s)
 
     def _abandoned(self, event: ev.CallAbandoned) -> None:
         active = self._finish(event.call_id)
         if active is None:
             return
         if active.first_wait >= 0:
-            # answered, passed on, then they hung up waiting again: an answered contact,
-            # with the talk it had (as its interactions row says)
-            within = active.first_wait <= self.thresholds.get(active.queue, self.default_threshold)
+            # answered, passed on, then they hung up waiting again: an answered contact
+            # (counted at its answer), ending with the talk it had, as its row says
             for counters in active.counters:
-                counters.answered_call(active.first_wait, active.talk, active.hold, within)
+                counters.handled_call(active.talk, active.hold)
             return
         for counters in active.counters:
             counters.abandoned_call(event.wait_s)
