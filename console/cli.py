@@ -728,6 +728,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hotline: interrupted; nothing was changed", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `hotline report | head`: the reader has what it wanted (found in a trial: a traceback)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:   # main() may be called again in this process (tests): leave the environment as it was
         if sla_before is None:
             os.environ.pop("HOTLINE_SLA", None)

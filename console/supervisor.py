@@ -42,6 +42,7 @@ from telephony.control_client import ControlClient, ControlError
 log = logging.getLogger("hotline.supervisor")
 
 REFRESH_S = 1.0
+STALE_S = 3.0   # no snapshot for this long: the figures are not live, whatever the connection says
 REFRESH_RECORDS_S = 10.0
 RECONNECT_S = 2.0
 SPARK = "▁▂▃▄▅▆▇█"
@@ -227,6 +228,17 @@ class SupervisorApp(App):
         self._reconnecting: asyncio.Task | None = None
         self.phone = None   # LastResort stops a seat's phone; a console has none
         self._unreadable: set[str] = set()
+        self._answered_at = time.monotonic()   # the switch's last snapshot
+
+    def get_system_commands(self, screen):
+        """ctrl+p: the console's own keys only (Textual's quit would not ask; its
+        screenshot would write callers' numbers to a file)."""
+        from textual.app import SystemCommand
+
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.show and binding.action != "quit_asked":
+                yield SystemCommand(f"{binding.description} ({binding.key})", "", getattr(self, f"action_{binding.action}"))
+        yield SystemCommand("Quit (q)", "close the console (it asks first)", self.action_quit_asked)
 
     def _midnight(self) -> float:
         now = dt.datetime.fromtimestamp(self.clock(), self.tz)
@@ -319,6 +331,7 @@ class SupervisorApp(App):
         if "snapshot" in reply:
             self.centre.take_snapshot(wire.decode_snapshot(reply["snapshot"]))
         self.live = True
+        self._answered_at = time.monotonic()
         self._last_records = 0.0
         await self._poll_switch()
 
@@ -358,8 +371,9 @@ class SupervisorApp(App):
             self.notice("Live again: caught up from the switch's event log.")
 
     async def _tick_second(self) -> None:
-        if self._polling:
-            return   # a slow switch: refreshes never pile up
+        if self._polling:   # a slow switch: refreshes never pile up, but the header says so
+            self._redraw()
+            return
         await self._poll_switch()
 
     async def _poll_switch(self) -> None:
@@ -367,6 +381,7 @@ class SupervisorApp(App):
         try:
             if self.live and self.client is not None and not self.client.closed:
                 self.centre.take_snapshot(wire.decode_snapshot((await self.client.ask("snapshot"))["snapshot"]))
+                self._answered_at = time.monotonic()
                 if self.clock() - self._last_records >= REFRESH_RECORDS_S:
                     self._last_records = self.clock()
                     self.centre.take_records((await self.client.ask("supervise", since=self.centre.day_start))
@@ -398,13 +413,16 @@ class SupervisorApp(App):
         alerts = self.centre.alerts(now)
         open_alerts = sum(1 for a in alerts if not a.acknowledged)
         moment = dt.datetime.fromtimestamp(now, self.tz)
-        state = "live" if self.live else "NOT LIVE"
+        silent = time.monotonic() - self._answered_at
+        # found in a trial: a frozen switch looked live for 10 s (its connection still open)
+        stale = self.live and self.client is not None and silent > STALE_S
+        state = f"NOT LIVE: no answer for {silent:.0f} s" if stale else ("live" if self.live else "NOT LIVE")
         header = self._main.query_one("#header", Static)
         header.update(f"{self.me.get('name', '')} ({self.me.get('ext', '')}) │ {state} │ {moment:%a %d %b %H:%M:%S} │ "
                       f"{open_alerts} alert{'s' if open_alerts != 1 else ''} to see")
-        header.set_class(not self.live, "stale")
+        header.set_class(not self.live or stale, "stale")
         for table in self._main.query(DataTable):
-            table.set_class(not self.live, "stale")
+            table.set_class(not self.live or stale, "stale")
         with self.batch_update():
             self._fill_table("alerts", [(a.key, (Text("!!", style="bold red") if a.severity == "critical" else
                                            Text("!", style="yellow"), a.text, "seen" if a.acknowledged else ""))

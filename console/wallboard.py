@@ -19,6 +19,7 @@ from textual.widgets import Digits, Static
 from telephony.control_client import ControlClient, ControlError
 
 REFRESH_S = 2.0
+ANSWER_S = 3.0   # a switch that does not answer this soon is said to be not live
 
 
 def clock_text(seconds: float) -> str:
@@ -89,15 +90,22 @@ class WallboardApp(App):
         try:
             if self.client is None or self.client.closed:
                 self.client = await self.connect()
-            figures = (await self.client.ask("wallboard"))["wallboard"]
+                # found in a trial: a killed switch was back before the next poll, and the
+                # wall never said it had gone
+                self.client.on_close = self._connection_lost
+            figures = (await asyncio.wait_for(self.client.ask("wallboard"), ANSWER_S))["wallboard"]
             self.live = True
         except (FileNotFoundError, ConnectionRefusedError):
             self.live, self.client = False, None
             self._header("NOT LIVE: the switch is not running; trying again every few seconds")
             return
-        except (OSError, ConnectionError, asyncio.TimeoutError, ControlError) as exc:
+        except asyncio.TimeoutError:
+            self.live = False
+            self._header(f"NOT LIVE: the switch did not answer within {ANSWER_S:.0f} s; trying again")
+            return
+        except (OSError, ConnectionError, ControlError) as exc:
             self.live, self.client = False, None
-            self._header(f"NOT LIVE: {exc or 'the switch does not answer'}; trying again every few seconds")
+            self._header(f"NOT LIVE: {exc or 'the switch closed the connection'}; trying again every few seconds")
             return
         finally:
             self._busy = False
@@ -112,6 +120,10 @@ class WallboardApp(App):
         waiting = sum(q["waiting"] for q in figures["queues"])
         self._header(f"{dt.datetime.fromtimestamp(figures['at'], self.tz):%a %d %b %H:%M:%S} · "
                      f"{waiting} caller{'s' if waiting != 1 else ''} waiting")
+
+    def _connection_lost(self) -> None:
+        self.live = False
+        self.call_later(self._header, "NOT LIVE: the switch closed the connection; trying again every few seconds")
 
     def _header(self, text: str) -> None:
         header = self.query_one("#header", Static)

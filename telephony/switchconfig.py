@@ -165,8 +165,13 @@ def config_from_document(doc: Document) -> SwitchConfig:
 
 
 def _alerts(doc: Document) -> AlertSettings:
-    spec = doc.mapping(("alerts",), allowed=("repeat_within_h", "mass_contacts", "mass_within_min"))
+    spec = doc.mapping(("alerts",), allowed=("repeat_within_h", "mass_contacts", "mass_within_min", "mass_queues"))
     values: dict = {}
+    if "mass_queues" in spec:
+        queues = spec["mass_queues"]
+        if not isinstance(queues, list) or not queues or any(q not in CALL_TYPES for q in queues):
+            raise doc.error(("alerts", "mass_queues"), f"a list of queues ({', '.join(CALL_TYPES)})")
+        values["mass_queues"] = tuple(queues)
     if "repeat_within_h" in spec:
         values["repeat_within_s"] = float(_number(doc, ("alerts", "repeat_within_h"), minimum=1)) * 3600
     if "mass_contacts" in spec:

@@ -202,3 +202,20 @@ def test_the_supervisor_console_without_a_switch_says_so_in_one_line(tmp_path):
                              "--ext", "2001"], capture_output=True, text=True, env={**os.environ, "HOTLINE_PIN": "1234"})
     assert result.returncode == 2
     assert result.stderr.startswith("hotline: no switch is running at ") and result.stderr.count("\n") == 1
+
+
+def test_a_report_piped_into_head_ends_quietly(tmp_path):
+    import importlib.util
+    import random
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_report", Path(__file__).parent.parent / "bench" / "report.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    db = tmp_path / "r.db"
+    bench.build(db, 3000, 40, random.Random(1))   # a busy day: 2027-01-15
+    report = f"{sys.executable} -m console --db {db} report --day 2027-01-15 --interval 15m --by agent --format json"
+    whole = subprocess.run(report, shell=True, capture_output=True, text=True).stdout
+    assert len(whole) > 200_000   # more than a pipe holds: head's early close breaks it
+    result = subprocess.run(f"{report} | head -1", shell=True, capture_output=True, text=True)
+    assert result.stdout == "[\n" and "Traceback" not in result.stderr, result.stderr

@@ -42,6 +42,9 @@ def test_a_mass_complaint_forms_about_one_building_and_repeat_callers_show(db, e
     contact(db, "y2", estate[7], NOW - 100)         # ... and now, more than 24 h later
     repeats = repeat_callers(db, NOW, NOW - 3600, AlertSettings())
     assert [(r["name"], r["contacts"]) for r in repeats] == [("Resident 0", 2)]
+    for n, resident in enumerate(estate[5:8]):     # billing calls are not about a fault in the building
+        contact(db, f"b{n}", resident, NOW - 600, "billing")
+    assert [m["contacts"] for m in mass_complaints(db, NOW, settings)] == [6]   # its five, and 0's again
 
 
 def test_given_up_follow_ups_orders_due_and_the_audit_trail(db, estate):

@@ -169,6 +169,19 @@ async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(cent
         assert cells(app, "audit", "2")[2:4] == ["move caller", "c7"]
 
 
+async def test_a_switch_that_stops_answering_but_keeps_the_connection_is_not_shown_as_live(centre):
+    import time
+    app = await console(centre)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        assert "│ live │" in str(app.query_one("#header").render())
+        app._answered_at = time.monotonic() - 12      # a frozen switch (kill -STOP): no snapshot for 12 s
+        app._redraw()
+        assert "NOT LIVE: no answer for 12 s" in str(app.query_one("#header").render())
+        await app._poll_switch()                      # it answers again
+        assert "│ live │" in str(app.query_one("#header").render())
+
+
 async def test_a_switch_that_goes_away_is_said_at_once_and_caught_up_with(centre):
     core, server, clock = centre["core"], centre["server"], centre["clock"]
     app = await console(centre)
