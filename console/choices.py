@@ -25,13 +25,13 @@ class BreakScreen(ModalScreen):
     """
     BINDINGS = [Binding("enter", "choose", "Take the break", priority=True), Binding("escape", "close", "Back")]
 
-    def __init__(self, reasons: dict[str, float]):
+    def __init__(self, reasons: dict[str, float], question: str = "Why are you taking a break?"):
         super().__init__()
-        self.reasons = list(reasons.items())
+        self.reasons, self.question = list(reasons.items()), question
 
     def compose(self) -> ComposeResult:
         with Vertical(id="break-box"):
-            yield Static("Why are you taking a break? (↑↓ then enter, esc back)")
+            yield Static(f"{self.question} (↑↓ then enter, esc back)")
             yield ChoiceList(*(f"{reason.replace('_', ' ')} (up to {minutes:g} min)" for reason, minutes in self.reasons),
                              id="reasons")
 

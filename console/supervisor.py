@@ -34,7 +34,7 @@ from textual.widgets.data_table import ColumnKey
 
 from console.centre import Centre, QueueSettings
 from console.choices import BreakScreen, ConfirmScreen, PickScreen
-from console.dialogs import TextField
+from console.dialogs import TextField, typing_caught_up
 from console.last_resort import LastResort, terminal_fd
 from telephony import wire
 from telephony.control_client import ControlClient, ControlError
@@ -74,26 +74,47 @@ def sparkline(values: tuple[int, ...], width: int = 20) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, round(v / top * (len(SPARK) - 1)))] for v in values)
 
 
-class SkillsScreen(ConfirmScreen):
-    """The agent's skills as `repair:4,billing:2`; dismissed with the text, or None."""
+class SkillsScreen(ModalScreen):
+    """The agent's skills as `repair:4,billing:2`, checked as typed; dismissed with the
+    text, or None."""
 
-    BINDINGS = [Binding("enter", "save", "Save", priority=True), Binding("escape", "answer(False)", "Back")]
+    DEFAULT_CSS = """
+    SkillsScreen { align: center middle; }
+    #skills-box { width: 70; height: auto; border: round $accent; background: $surface; padding: 0 1; }
+    #skills-box Input { height: 1; border: none; padding: 0 1; background: $boost; }
+    #skills-problem { color: $warning; height: auto; }
+    """
+    BINDINGS = [Binding("enter", "save", "Save", priority=True), Binding("escape", "close", "Back")]
 
-    def __init__(self, ext: str, skills: str):
-        super().__init__(f"Skills of {ext} (queue:level 1-5, commas between), enter saves, esc back")
-        self.skills = skills
+    def __init__(self, ext: str, name: str, skills: str):
+        super().__init__()
+        self.ext, self.agent_name, self.skills = ext, name, skills
 
     def compose(self) -> ComposeResult:
-        yield from super().compose()
-        yield TextField(self.skills, id="skills")
+        from textual.containers import Vertical
+
+        with Vertical(id="skills-box"):
+            yield Static(f"Skills of {self.ext} {self.agent_name}: queue:level (1-5), commas between")
+            yield TextField(self.skills, id="skills")
+            yield Static("", id="skills-problem")
+            yield Static("enter saves (asks first) · esc back")
 
     def on_mount(self) -> None:
         self.query_one("#skills", TextField).focus()
 
-    def action_save(self) -> None:
-        self.dismiss(self.query_one("#skills", TextField).value.strip() or None)
+    async def action_save(self) -> None:
+        from records.agents import AgentError, parse_skills
 
-    def action_answer(self, yes: bool) -> None:
+        await typing_caught_up(self.app)
+        text = self.query_one("#skills", TextField).value.strip()
+        try:   # said here, before anything is asked (found in a trial: refused only after confirming)
+            parse_skills(text)
+        except AgentError as exc:
+            self.query_one("#skills-problem", Static).update(str(exc))
+            return
+        self.dismiss(text or None)
+
+    def action_close(self) -> None:
         self.dismiss(None)
 
 
@@ -189,7 +210,11 @@ class ReportScreen(ModalScreen):
         await self.load()
 
     async def action_day(self, step: int) -> None:
-        self.day += dt.timedelta(days=step)
+        day = self.day + dt.timedelta(days=step)
+        if day > dt.datetime.now(self.tz).date():
+            self.app.bell()   # tomorrow has no report yet
+            return
+        self.day = day
         await self.load()
 
     def action_close(self) -> None:
@@ -207,7 +232,7 @@ class SupervisorApp(App):
     DataTable.stale { opacity: 60%; }
     """
     BINDINGS = [
-        Binding("a", "acknowledge", "Acknowledge"), Binding("b", "force_break", "Break"),
+        Binding("a", "acknowledge", "Seen"), Binding("b", "force_break", "Break"),
         Binding("v", "force_available", "Back"), Binding("l", "force_logout", "Log out"),
         Binding("s", "skills", "Skills"), Binding("p", "priority", "Priority"), Binding("m", "move", "Move"),
         Binding("r", "report", "Report"),
@@ -249,7 +274,7 @@ class SupervisorApp(App):
         yield Static("", id="header")
         yield Static("", id="notice")
         with VerticalScroll(id="body"):
-            yield Static("Alerts (a acknowledges the one under the cursor)", classes="title")
+            yield Static("Alerts (a marks the one under the cursor seen, for every supervisor)", classes="title")
             yield DataTable(id="alerts", cursor_type="row")
             yield Static("", id="queues-title", classes="title")
             yield DataTable(id="queues", cursor_type="row")
@@ -261,7 +286,7 @@ class SupervisorApp(App):
             yield DataTable(id="orders", cursor_type="row")
             yield Static("What supervisors did today", classes="title")
             yield DataTable(id="audit", cursor_type="row")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)   # every key fits at 80 columns
 
     def on_mount(self) -> None:
         columns = {
@@ -311,11 +336,12 @@ class SupervisorApp(App):
     def _alert_width(self) -> int:
         return max(30, self.size.width - 16)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event) -> None:
         table = self._main.query_one("#alerts", DataTable)
         column = table.columns.get(ColumnKey("alert"))
-        if column is not None and column.width != self._alert_width():
-            column.width = self._alert_width()
+        width = max(30, event.size.width - 16)
+        if column is not None and column.width != width:
+            column.width = width
             table.clear()   # rows are measured again at the new width on the next draw
             self._redraw()
 
@@ -535,24 +561,31 @@ class SupervisorApp(App):
         agent = self._chosen_agent()
         if agent is None:
             return
+        if agent.status != "available":   # found in a trial: a break on a break was audited, to no effect
+            self.notice(f"{agent.ext} {agent.name} is {agent.status.replace('_', ' ')}: no break to start.")
+            return
 
         def chosen(reason: str | None) -> None:
             if reason:
                 self._confirm_then(f"Put {agent.ext} {agent.name} on a {reason} break now?",
                               lambda: self._ask_switch("force_status", f"{agent.ext} is on a {reason} break.",
                                                 ext=agent.ext, status="on_break", reason=reason))
-        self.push_screen(BreakScreen(self.breaks), chosen)
+        self.push_screen(BreakScreen(self.breaks, question=f"Put {agent.ext} {agent.name} on which break?"), chosen)
 
     def action_force_available(self) -> None:
         agent = self._chosen_agent()
-        if agent is not None:
+        if agent is not None and agent.status == "available":
+            self.notice(f"{agent.ext} {agent.name} is available already.")
+        elif agent is not None:
             self._confirm_then(f"Make {agent.ext} {agent.name} available for calls now?",
                           lambda: self._ask_switch("force_status", f"{agent.ext} is available.", ext=agent.ext,
                                             status="available"))
 
     def action_force_logout(self) -> None:
         agent = self._chosen_agent()
-        if agent is not None:
+        if agent is not None and agent.status == "logged_out":
+            self.notice(f"{agent.ext} {agent.name} is logged out already.")
+        elif agent is not None:
             self._confirm_then(f"Log {agent.ext} {agent.name} out now? (a call they are on goes on)",
                           lambda: self._ask_switch("force_status", f"{agent.ext} is logged out.", ext=agent.ext,
                                             status="logged_out"))
@@ -568,7 +601,7 @@ class SupervisorApp(App):
                 self._confirm_then(f"Give {agent.ext} the skills {skills}?",
                               lambda: self._ask_switch("set_skills", f"{agent.ext}'s skills are {skills}.",
                                                 ext=agent.ext, skills=skills))
-        self.push_screen(SkillsScreen(agent.ext, current), typed)
+        self.push_screen(SkillsScreen(agent.ext, agent.name, current), typed)
 
     def action_priority(self) -> None:
         caller = self._chosen_caller()

@@ -346,13 +346,22 @@ class SwitchCore:
         self.audit(by_ext, "set_skills", ext, ",".join(f"{k}:{v}" for k, v in sorted(skills.items())))
 
     def set_priority(self, call_id: str, priority: str, *, by_ext: str = "") -> None:
+        call = self.acd.calls.get(call_id)
+        before = f"{call.priority} -> " if call is not None else ""
         self._apply(lambda now: self.acd.set_priority(call_id, priority, now))
-        self.audit(by_ext, "set_priority", call_id, priority)
+        self.audit(by_ext, "set_priority", call_id, f"{before}{priority}{self._caller_said(call)}")
 
     def move_caller(self, call_id: str, queue: str, *, by_ext: str = "") -> None:
         """A supervisor moves a waiting caller to another queue (their place kept by arrival)."""
+        call = self.acd.calls.get(call_id)
+        before = f"{call.queue} -> " if call is not None else ""
         self._apply(lambda now: self.acd.move(call_id, queue, now))
-        self.audit(by_ext, "move_caller", call_id, queue)
+        self.audit(by_ext, "move_caller", call_id, f"{before}{queue}{self._caller_said(call)}")
+
+    @staticmethod
+    def _caller_said(call) -> str:
+        """Who the caller is, for the audit trail (a call id alone tells a reader nothing)."""
+        return f" ({call.number})" if call is not None and call.number else ""
 
     def audit(self, by_ext: str, action: str, subject: str, detail: str = "") -> None:
         """A supervisor's action, on disk with who and when (records/supervision.py)."""

@@ -138,8 +138,20 @@ async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(cent
         agents = app.query_one("#agents")
         agents.focus()
         agents.move_cursor(row=agents.get_row_index("1001"))
+        await pilot.press("v")                                   # available already: said, nothing asked
+        await pilot.pause()
+        assert len(app.screen_stack) == 1 and "available already" in str(app.query_one("#notice").render())
+        await pilot.press("s")                                   # skills: checked as typed, before asking
+        await pilot.pause()
+        app.screen.query_one("#skills").value = "repair:9"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "1-5" in str(app.screen.query_one("#skills-problem").render())
+        await pilot.press("escape")
+        await pilot.pause()
         await pilot.press("b")                                   # which break?
         await pilot.pause()
+        assert "Put 1001 Ann Lee on which break?" in str(app.screen.query_one("Static").render())
         await pilot.press("down", "enter")                       # training
         await pilot.pause()
         await pilot.press("n")                                   # not confirmed: nothing happens
@@ -164,7 +176,8 @@ async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(cent
         await pilot.pause(0.3)
         assert [c.id for c in core.acd.waiting_calls("billing")] == ["c7"]
         audit = db.execute("SELECT action, subject, detail FROM audit ORDER BY id").fetchall()
-        assert audit == [("force_status", "1001", "on_break training"), ("move_caller", "c7", "billing")]
+        assert audit == [("force_status", "1001", "on_break training"),
+                         ("move_caller", "c7", "repair -> billing (+85291230007)")]   # who and from where
         await settle(pilot, app)
         assert cells(app, "audit", "2")[2:4] == ["move caller", "c7"]
 
