@@ -422,7 +422,11 @@ class SupervisorApp(App):
             self._polling = False
         if self._midnight() != self.centre.day_start:   # a new day: today's figures start again
             self.centre = Centre(self.centre.queues, self._midnight())
+            old, self.client = self.client, None
             self._switch_lost("a new day began: reloading today")
+            if old is not None and not old.closed:
+                old.on_close = None   # its end is this, not a lost switch
+                asyncio.ensure_future(old.close())
         self._redraw()
 
     # --- drawing -------------------------------------------------------------------------------

@@ -293,3 +293,19 @@ async def test_the_screen_keeps_drawing_under_a_dialog_and_closing_mid_refresh_i
         await pilot.press("y")
         await pilot.pause()
     app._redraw()                                  # after the end: nothing to draw, nothing raised
+
+
+async def test_at_midnight_the_console_starts_the_new_day_on_a_fresh_connection(centre):
+    clock = centre["clock"]
+    app = await console(centre)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        first = app.client
+        clock.now += 15 * 3600                     # 10:00 + 15 h: the next day, 01:00
+        await app._poll_switch()
+        for _ in range(30):
+            await pilot.pause(0.1)
+            if app.live:
+                break
+        assert app.live and app.client is not first and first.closed
+        assert app.centre.day_start == dt.datetime(2027, 1, 16, tzinfo=HK).timestamp()
