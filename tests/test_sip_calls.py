@@ -678,7 +678,12 @@ def test_the_agent_holds_the_caller_hears_hold_music_then_the_agent_again(line):
     samples = 8000
     pcm = struct.pack(f"<{samples}h", *(int(8000 * math.sin(2 * math.pi * 1000 * i / 8000)) for i in range(samples)))
     sounds = {"agent": g711().lin2ulaw(pcm, 2), "hold music": (directory / "switch.media" / "sounds" / "hold-music.0").read_bytes()}
-    heard = [name for name in _heard(ear.packets, sounds) if name != "other"]
+    # runs of what was heard, a packet that is neither sound left out (one that spans the
+    # agent's tone looping again is 'other': a CI run heard agent, other, agent, ...)
+    heard: list[str] = []
+    for name in _heard(ear.packets, sounds):
+        if name != "other" and (not heard or heard[-1] != name):
+            heard.append(name)
     assert heard == ["agent", "hold music", "agent"], _heard(ear.packets, sounds)
     states = [r[0] for r in connect(line.db_path).execute(
         "SELECT state FROM agent_states WHERE ext = '1001' ORDER BY id")]
