@@ -383,8 +383,6 @@ def cmd_agent(args) -> int:
     import asyncio
 
     from console.seat_run import run_seat
-    from telephony.control import control_address
-    from telephony.switch import default_control_path
 
     if args.audio == "list":
         from telephony.headset import AudioError, list_devices
@@ -401,19 +399,7 @@ def cmd_agent(args) -> int:
         rtp_ports = parse_port_range(args.rtp_ports) if args.rtp_ports else None
     except ValueError as exc:
         raise UserError(f"--rtp-ports: {exc}") from None
-    tls_ca = args.tls_ca or os.environ.get("HOTLINE_CONTROL_CA") or None
-    if tls_ca:
-        from telephony.tls import TlsError, client_context
-
-        try:
-            client_context(tls_ca)   # a wrong file is said now, not as a seat that cannot connect
-        except TlsError as exc:
-            raise UserError(f"--tls-ca: {exc}") from None
-    control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))
-    try:
-        address = control_address(control)
-    except ValueError as exc:
-        raise UserError(f"--control: {exc}") from None
+    address, tls_ca = _control_args(args)
     pin = read_pin(confirm=False)
     ask_again = None if "HOTLINE_PIN" in os.environ else (lambda: read_pin(confirm=False))
     try:
@@ -438,7 +424,7 @@ def _control_args(args):
         from telephony.tls import TlsError, client_context
 
         try:
-            client_context(tls_ca)   # a wrong file is said now, not as a console that cannot connect
+            client_context(tls_ca)   # a wrong file is said now, not as a seat or console that cannot connect
         except TlsError as exc:
             raise UserError(f"--tls-ca: {exc}") from None
     control = args.control or os.environ.get("HOTLINE_CONTROL") or str(default_control_path(args.db))

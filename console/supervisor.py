@@ -303,7 +303,7 @@ class SupervisorApp(App):
             widget = self._main.query_one(f"#{table}", DataTable)
             for name in names:
                 # an alert's text wraps within the screen's width rather than being cut
-                width = self._alert_width() if (table, name) == ("alerts", "alert") else None
+                width = self._alert_width(self.size.width) if (table, name) == ("alerts", "alert") else None
                 widget.add_column(name, key=name, width=width)
         self._main.query_one("#queues-title", Static).update(
             "Queues today · SL: answered within the threshold / offered")
@@ -333,13 +333,14 @@ class SupervisorApp(App):
         widgets from the once-a-second redraw (App.query_one looks at the top screen)."""
         return self.screen_stack[0]
 
-    def _alert_width(self) -> int:
-        return max(30, self.size.width - 16)
+    @staticmethod
+    def _alert_width(screen_width: int) -> int:
+        return max(30, screen_width - 16)
 
     def on_resize(self, event) -> None:
         table = self._main.query_one("#alerts", DataTable)
         column = table.columns.get(ColumnKey("alert"))
-        width = max(30, event.size.width - 16)
+        width = self._alert_width(event.size.width)
         if column is not None and column.width != width:
             column.width = width
             table.clear()   # rows are measured again at the new width on the next draw

@@ -528,18 +528,24 @@ async def test_transfer_sends_the_form_with_the_caller_and_wrap_up_can_be_extend
         core.close()
 
 
-async def test_typing_on_when_the_resident_of_a_follow_up_call_hangs_up_loses_nothing(records):
-    """Found using the demo: the resident hung up mid-sentence; the outcome dialog took the
-    rest of the sentence as list keys and the note was lost."""
+def callback_due(records):
+    """The records' repair order resolved an hour ago, so its callback is due: a seat for it."""
     from records.sla import load_policy
 
-    db, rid = records
+    db, _ = records
     orders = WorkOrders(db, load_policy())
     [order_id] = [r[0] for r in db.execute("SELECT id FROM work_orders")]
     for status in ("dispatched", "on_site", "resolved"):
         orders.move(order_id, status, by_agent_id=None, now=NOW - 3600)
     phone = PhoneCommands()
-    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW, agent_id=1)
+    return db, order_id, phone, SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW,
+                                        agent_id=1)
+
+
+async def test_typing_on_when_the_resident_of_a_follow_up_call_hangs_up_loses_nothing(records):
+    """Found using the demo: the resident hung up mid-sentence; the outcome dialog took the
+    rest of the sentence as list keys and the note was lost."""
+    db, order_id, phone, app = callback_due(records)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         await pilot.press("c")
@@ -562,15 +568,7 @@ async def test_typing_on_when_the_resident_of_a_follow_up_call_hangs_up_loses_no
 
 
 async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_work_order(records):
-    from records.sla import load_policy
-
-    db, rid = records
-    orders = WorkOrders(db, load_policy())
-    [order_id] = [r[0] for r in db.execute("SELECT id FROM work_orders")]
-    for status in ("dispatched", "on_site", "resolved"):
-        orders.move(order_id, status, by_agent_id=None, now=NOW - 3600)
-    phone = PhoneCommands()
-    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=phone, db=db, clock=lambda: NOW, agent_id=1)
+    db, order_id, phone, app = callback_due(records)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert "Callbacks" in _footer(app)
@@ -599,7 +597,7 @@ async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_
         await pilot.pause()
         assert f"work order #{order_id} updated" in str(app.query_one("#notice").render())
         assert "wrap-up" in str(app.query_one("#header").render())
-    assert orders.get(order_id)["status"] == "called_back"
+    assert db.execute("SELECT status FROM work_orders WHERE id = ?", [order_id]).fetchone() == ("called_back",)
     assert db.execute("SELECT status, outcome FROM callbacks").fetchone() == ("done", "reached: done: fixed, thanks")
 
 
