@@ -230,6 +230,7 @@ def cmd_simulate(args) -> int:
     import json
 
     from telephony.recorder import InteractionRecorder, QueueLogWriter
+    from scenarios.runs import EventLogWriter, RunError, RunWriter, new_run_dir, simulated_agents
     from scenarios.schema import load_scenario
     from scenarios.simulator import Simulation
 
@@ -258,6 +259,16 @@ def cmd_simulate(args) -> int:
         writer = QueueLogWriter(args.queue_log, db, offset=scenario.start)
         sinks.append(writer)
         closers.append(writer.close)
+    try:
+        run_dir = RunWriter(args.run or new_run_dir(scenario.name, simulation.seed), args.file)
+    except RunError as exc:
+        if db is not None:
+            db.close()
+        raise UserError(str(exc)) from None
+    events = EventLogWriter(run_dir.file("events.jsonl"), node="simulator", offset=scenario.start)
+    run_queue_log = QueueLogWriter(run_dir.file("queue_log"), offset=scenario.start)
+    sinks += [events, run_queue_log]
+    closers += [events.close, run_queue_log.close]
     simulation.sinks = tuple(sinks)
     progress = _Progress(simulation.max_calls, scenario.horizon_s) if sys.stderr.isatty() else None
     try:
@@ -269,11 +280,16 @@ def cmd_simulate(args) -> int:
             close()
         if db is not None:
             db.close()
+    run_dir.finish(kind="virtual", scenario=scenario, seed=simulation.seed, report=report,
+                   agents=simulated_agents(scenario),
+                   clocks={"wall_s": report["wall_s"], "simulated_s": report["simulated_s"]},
+                   extra={"calls": simulation.arrived, "scenario_file": str(args.file)})
     if args.report:   # whole or not at all: a reader never sees half a report
         partial = Path(args.report).with_name(Path(args.report).name + ".partial")
         partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         os.replace(partial, args.report)
     _print_report(report, scenario)
+    print(f"  run saved in {run_dir.path}  (hotline replay {run_dir.path})")
     failed = [e for e in report["expectations"] if not e["passed"]]
     for item in report["expectations"]:
         mark = "ok  " if item["passed"] else "FAIL"
@@ -458,6 +474,34 @@ def cmd_supervisor(args) -> int:
                         f"{exc or 'no reply within 5 s'}") from None
 
 
+def cmd_replay(args) -> int:
+    from console.replay import parse_moment, print_diff, run_replay
+    from scenarios.runs import RunError, open_run
+
+    try:
+        if args.diff:
+            if args.run:
+                raise UserError("give either RUN or --diff RUN_A RUN_B")
+            same = print_diff(open_run(args.diff[0]), open_run(args.diff[1]), sys.stdout)
+            return 0 if same else 1
+        if not args.run:
+            raise UserError("which run? give RUN (a folder under runs/) or --diff RUN_A RUN_B")
+        if args.speed <= 0:
+            raise UserError("--speed must be above 0")
+        run = open_run(args.run)
+        if args.at:
+            from zoneinfo import ZoneInfo
+            try:
+                parse_moment(args.at, run.start, ZoneInfo(run.meta["timezone"]))
+            except ValueError as exc:
+                raise UserError(f"--at {exc}") from None
+        if not sys.stdout.isatty():
+            raise UserError("the replay is a screen: run it in a terminal (or use --diff, which prints)")
+        return run_replay(run, speed=args.speed, at=args.at, paused=args.paused)
+    except RunError as exc:
+        raise UserError(str(exc)) from None
+
+
 def cmd_wallboard(args) -> int:
     import asyncio
 
@@ -588,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--calls", type=int, help="override how many callers arrive")
     sub.add_argument("--report", metavar="FILE", help="write the report as JSON")
     sub.add_argument("--queue-log", metavar="FILE", help="append Asterisk queue_log lines to FILE")
+    sub.add_argument("--run", metavar="DIR", help="the run directory (default: a new folder under runs/): the "
+                                                  "scenario, seed, versions, report, queue_log and event log")
     sub.epilog = "--db PATH writes the interactions and queue_log into that records database."
     sub.set_defaults(handler=cmd_simulate)
 
@@ -662,6 +708,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "TCP needs HOTLINE_CONTROL_TOKEN)")
     sub.add_argument("--tls-ca", metavar="FILE", help="the switch's certificate, for TCP over TLS (env HOTLINE_CONTROL_CA)")
     sub.set_defaults(handler=cmd_wallboard)
+
+    sub = commands.add_parser("replay", help="watch a run as the supervisor console showed it, or compare two")
+    sub.add_argument("run", metavar="RUN", nargs="?", help="a run directory (hotline simulate prints where it went)")
+    sub.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second watched (default 60)")
+    sub.add_argument("--at", metavar="TIME", help="start at a time of day (09:40) or from the start (+1h30m)")
+    sub.add_argument("--paused", action="store_true", help="start paused (space plays)")
+    sub.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"),
+                     help="print where two runs part (the first differing event) and their metrics side by side; "
+                          "exit 1 if they differ")
+    sub.set_defaults(handler=cmd_replay)
 
     sub = commands.add_parser("certs", help="make a self-signed certificate for the TLS control API")
     sub.add_argument("--out", required=True, metavar="DIR", help="where switch.crt and switch.key go")

@@ -274,13 +274,15 @@ class SupervisorApp(App):
         yield Static("", id="header")
         yield Static("", id="notice")
         with VerticalScroll(id="body"):
-            yield Static("Alerts (a marks the one under the cursor seen, for every supervisor)", classes="title")
+            yield Static("Alerts (a marks the one under the cursor seen, for every supervisor)", id="alerts-title",
+                         classes="title")
             yield DataTable(id="alerts", cursor_type="row")
             yield Static("", id="queues-title", classes="title")
             yield DataTable(id="queues", cursor_type="row")
-            yield Static("Callers waiting, in the order they will be served (p priority, m move)", classes="title")
+            yield Static("Callers waiting, in the order they will be served (p priority, m move)", id="waiting-title",
+                         classes="title")
             yield DataTable(id="waiting", cursor_type="row")
-            yield Static("Agents (b break, v back, l log out, s skills)", classes="title")
+            yield Static("Agents (b break, v back, l log out, s skills)", id="agents-title", classes="title")
             yield DataTable(id="agents", cursor_type="row")
             yield Static("Work orders overdue or due within the hour", classes="title")
             yield DataTable(id="orders", cursor_type="row")
@@ -307,15 +309,18 @@ class SupervisorApp(App):
                 widget.add_column(name, key=name, width=width)
         self._main.query_one("#queues-title", Static).update(
             "Queues today · SL: answered within the threshold / offered")
+        self._start()
+        # SIGHUP (the SSH connection dropped), SIGTERM, or a terminal that vanished: out
+        # within seconds, never an orphan left polling the switch
+        self.last_resort = LastResort(self, terminal_fd=terminal_fd())
+        self.last_resort.install()
+
+    def _start(self) -> None:
         if self.client is not None:
             self.call_later(self._go_live, self.client, None)
         else:
             self._switch_lost("no connection to the switch")
         self.set_interval(REFRESH_S, self._tick_second)
-        # SIGHUP (the SSH connection dropped), SIGTERM, or a terminal that vanished: out
-        # within seconds, never an orphan left polling the switch
-        self.last_resort = LastResort(self, terminal_fd=terminal_fd())
-        self.last_resort.install()
 
     def on_unmount(self) -> None:
         self.last_resort.uninstall()
@@ -443,17 +448,12 @@ class SupervisorApp(App):
             self.notice("")
         alerts = self.centre.alerts(now)
         open_alerts = sum(1 for a in alerts if not a.acknowledged)
-        moment = dt.datetime.fromtimestamp(now, self.tz)
-        silent = time.monotonic() - self._answered_at
-        # found in a trial: a frozen switch looked live for 10 s (its connection still open)
-        stale = self.live and self.client is not None and silent > STALE_S
-        state = f"NOT LIVE: no answer for {silent:.0f} s" if stale else ("live" if self.live else "NOT LIVE")
+        state, stale = self._state()
         header = self._main.query_one("#header", Static)
-        header.update(f"{self.me.get('name', '')} ({self.me.get('ext', '')}) │ {state} │ {moment:%a %d %b %H:%M:%S} │ "
-                      f"{open_alerts} alert{'s' if open_alerts != 1 else ''} to see")
-        header.set_class(not self.live or stale, "stale")
+        header.update(f"{state} │ {open_alerts} alert{'s' if open_alerts != 1 else ''} to see")
+        header.set_class(stale, "stale")
         for table in self._main.query(DataTable):
-            table.set_class(not self.live or stale, "stale")
+            table.set_class(stale, "stale")
         with self.batch_update():
             self._fill_table("alerts", [(a.key, (Text("!!", style="bold red") if a.severity == "critical" else
                                            Text("!", style="yellow"), a.text, "seen" if a.acknowledged else ""))
@@ -481,6 +481,16 @@ class SupervisorApp(App):
                 f"{dt.datetime.fromtimestamp(a['at'], self.tz):%H:%M}", f"{a['by']} {a['by_name']}".strip(),
                 a["action"].replace("_", " "), a["subject"], a["detail"]))
                 for a in self.centre.records.get("audit", [])])
+
+    def _state(self) -> tuple[str, bool]:
+        """The header's who, whether live and when; and whether the figures are stale."""
+        moment = dt.datetime.fromtimestamp(self.clock(), self.tz)
+        silent = time.monotonic() - self._answered_at
+        # found in a trial: a frozen switch looked live for 10 s (its connection still open)
+        stale = self.live and self.client is not None and silent > STALE_S
+        state = f"NOT LIVE: no answer for {silent:.0f} s" if stale else ("live" if self.live else "NOT LIVE")
+        return (f"{self.me.get('name', '')} ({self.me.get('ext', '')}) │ {state} │ {moment:%a %d %b %H:%M:%S}",
+                not self.live or stale)
 
     def _fill_table(self, table_id: str, rows: list[tuple[str, tuple]]) -> None:
         """Rows by key, changed in place: the cursor stays on the row it was on."""
