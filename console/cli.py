@@ -237,6 +237,10 @@ def cmd_simulate(args) -> int:
     scenario = load_scenario(args.file)
     if args.calls is not None and args.calls < 1:
         raise UserError("--calls must be at least 1")
+    if args.live:
+        return _simulate_live(args, scenario)
+    if args.speed is not None:
+        raise UserError("--speed is for --live runs (virtual time has no clock to compress)")
     # Every output is checked before anything is written: a run that cannot save its
     # report must not have put its calls into a records database already.
     for option, path in (("--report", args.report), ("--queue-log", args.queue_log)):
@@ -297,6 +301,61 @@ def cmd_simulate(args) -> int:
     if failed:
         print(f"hotline: {len(failed)} expectation(s) failed: " + "; ".join(e["expect"] for e in failed),
               file=sys.stderr)
+        return EXIT_EXPECTATION_FAILED
+    return 0
+
+
+def _simulate_live(args, scenario) -> int:
+    import asyncio
+    import json
+
+    from scenarios.live_run import LiveRunError, print_comparison, run_live
+    from scenarios.runs import RunError, RunWriter, new_run_dir
+
+    speed = 1.0 if args.speed is None else args.speed
+    if speed <= 0:
+        raise UserError("--speed must be above 0")
+    if args.db_given or args.queue_log:
+        raise UserError("a live run keeps its records in its run directory (switch/records.db, queue_log): "
+                        "--db and --queue-log are for virtual runs")
+    seed = scenario.seed if args.seed is None else args.seed
+    try:
+        run_dir = RunWriter(args.run or new_run_dir(scenario.name, seed, live=True), args.file)
+        report = asyncio.run(run_live(scenario, str(args.file), run_dir, seed=seed, calls=args.calls, speed=speed,
+                                      residents=args.residents))
+    except (RunError, LiveRunError) as exc:
+        raise UserError(str(exc)) from None
+    if args.report:
+        partial = Path(args.report).with_name(Path(args.report).name + ".partial")
+        partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, args.report)
+    count = report["accounting"]
+    clocks = f"{report['simulated_s'] / 3600:.2f} scenario hours in {report['wall_s'] / 60:.1f} min of wall time " \
+             f"(x{speed:g})"
+    print(f"{scenario.name} (seed {seed}, live): {clocks}")
+    print(f"  calls placed {count['placed']}, interactions rows {count['rows']}, lost {count['lost']}, "
+          f"unexpected rows {count['unexpected_rows']}; outcomes: "
+          + ", ".join(f"{n} {outcome}" for outcome, n in sorted(count["outcomes"].items())))
+    if count["failed_by_cause"]:
+        print("  failed by SIP cause: " + ", ".join(f"{n} {cause}" for cause, n in count["failed_by_cause"].items()))
+    print("  live against the virtual-time run of the same seed:")
+    print_comparison(report["comparison"])
+    print(f"  run saved in {run_dir.path}  (hotline replay {run_dir.path})")
+    failed = []
+    for label, results in (("live", report["expectations"]), ("virtual", report["virtual_expectations"])):
+        for item in results:
+            mark = "ok  " if item["passed"] else "FAIL"
+            print(f"  {mark} {label:7} {item['expect']}  (got {item['actual']:.4g})")
+            if not item["passed"]:
+                failed.append(f"{item['expect']} ({label})")
+    outside = [f"{r['scope']} {r['metric']}" for r in report["comparison"] if not r["inside"]]
+    if outside:
+        print("hotline: live and virtual differ beyond the tolerance on: " + ", ".join(outside), file=sys.stderr)
+    if count["lost"] or count["unexpected_rows"]:
+        print(f"hotline: {count['lost']} call(s) placed left no interactions row", file=sys.stderr)
+        return EXIT_EXPECTATION_FAILED
+    if failed:
+        print(f"hotline: {len(failed)} expectation(s) failed: " + "; ".join(failed), file=sys.stderr)
         return EXIT_EXPECTATION_FAILED
     return 0
 
@@ -632,6 +691,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--calls", type=int, help="override how many callers arrive")
     sub.add_argument("--report", metavar="FILE", help="write the report as JSON")
     sub.add_argument("--queue-log", metavar="FILE", help="append Asterisk queue_log lines to FILE")
+    sub.add_argument("--live", action="store_true",
+                     help="place the scenario's callers as real SIP calls into a switch this starts (bot agents "
+                          "answer), and compare with the virtual-time run of the same seed")
+    sub.add_argument("--speed", type=float, metavar="K", help="--live: every duration divided by K (10: an hour in 6 min)")
+    sub.add_argument("--residents", type=int, default=2000, help="--live: residents in the run's records (2000)")
     sub.add_argument("--run", metavar="DIR", help="the run directory (default: a new folder under runs/): the "
                                                   "scenario, seed, versions, report, queue_log and event log")
     sub.epilog = "--db PATH writes the interactions and queue_log into that records database."

@@ -12,6 +12,7 @@ Extension 1001 is left for a person: log in with its PIN from the `.pins` file.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -26,6 +27,7 @@ from console.logtime import CentreTimeFormatter
 from records.db import connect
 from records.directory import resident_by_phone
 from scenarios.erlang import healthy_rate
+from scenarios.schema import Dist, Scenario, load_scenario
 from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port, read_pins
 from telephony.acd import events as ev
 from telephony.control_client import ControlClient, log_in_again
@@ -39,12 +41,25 @@ RUN_FILES = (".pins", ".queue_log", ".switch.log", ".switch.yaml", ".switch.lock
              ".bots.log", ".media", ".seat")
 
 
-def healthy_calls_per_hour(bots: int, behaviour: Behaviour) -> float:
+DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "library" / "demo.yaml"
+
+
+def demo_scenario(*, calls_per_hour: float, talk_s: float) -> Scenario:
+    """The demo's callers (scenarios/library/demo.yaml) at the rate and mean talk asked
+    for, until the demo stops."""
+    scenario = load_scenario(DEMO_SCENARIO)
+    talk = scenario.dist_for(scenario.handle_time, "general")
+    return dataclasses.replace(scenario, calls=None, horizon_s=None, segments=((0.0, calls_per_hour / 3600.0),),
+                               bursts=(), handle_time={"default": Dist(talk.kind, talk_s, talk_s / 2)})
+
+
+def healthy_calls_per_hour(bots: int, scenario: Scenario) -> float:
     """The most calls an hour `bots` bot agents take at service level 80% within 15 s and
-    under 5% abandoned (Erlang A on their mean handle time: ring, talk and wrap-up). The
-    person at 1001, when available, is spare capacity on top."""
-    handle_s = sum(behaviour.ring_s) / 2 + behaviour.talk_mean_s + sum(behaviour.wrap_s) / 2
-    return healthy_rate(bots, handle_s, behaviour.patience_mean_s, SL_THRESHOLD_S) * 3600
+    under 5% abandoned (Erlang A on the scenario's mean handle time: ring, talk and
+    wrap-up). The person at 1001, when available, is spare capacity on top."""
+    handle_s = (scenario.ring_time_s + scenario.dist_for(scenario.handle_time, "general").mean_s
+                + scenario.dist_for(scenario.wrap_up, "general").mean_s)
+    return healthy_rate(bots, handle_s, scenario.patience.mean_s, SL_THRESHOLD_S) * 3600
 
 
 def pins_path(db_path: str | Path) -> Path:
@@ -314,10 +329,10 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
     supervisor = next((ext for ext, role in sorted(roles.items()) if role == "supervisor" and ext in pins), None)
     if not bot_exts or supervisor is None:
         raise RuntimeError(f"{pins_path(db_path)} has no agent or supervisor logins: run `hotline demo --fresh`")
-    behaviour = Behaviour(talk_mean_s=talk_mean_s)
     if calls_per_hour is None:
-        calls_per_hour = healthy_calls_per_hour(len(bot_exts), behaviour) * load
-    behaviour.calls_per_hour = calls_per_hour
+        calls_per_hour = healthy_calls_per_hour(len(bot_exts), demo_scenario(calls_per_hour=1, talk_s=talk_mean_s)) \
+            * load
+    behaviour = Behaviour(demo_scenario(calls_per_hour=calls_per_hour, talk_s=talk_mean_s), seed=seed)
     sip = ("127.0.0.1", 5060 if _udp_port_free(5060) else free_udp_port())   # 5060: `hotline agent`'s default
     control = Path(db_path).with_suffix(".sock")
     switch_log = Path(db_path).with_suffix(".switch.log")

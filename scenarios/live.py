@@ -28,7 +28,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+from scenarios.plan import PlannedCaller, caller_plan
+from scenarios.schema import Scenario
+from scenarios.simulator import Sampler
+from telephony.acd.config import CALL_TYPES
 from telephony.control_client import ControlClient, log_in_again
 
 log = logging.getLogger("hotline.live")
@@ -42,7 +47,6 @@ BOT_NOTES = {"repair": "Advised on the fault; resident will call back if it recu
              "enquiry": "Answered the enquiry.", "emergency": "Checked the resident is safe; duty team informed.",
              "general": "Answered the resident's question."}
 BOT_NOTE_PREFIX = "(demo bot) "
-QUEUE_MIX = {"repair": 0.4, "enquiry": 0.2, "billing": 0.15, "complaint": 0.15, "emergency": 0.05, "general": 0.05}
 BOT_LONGEST_CALL_S = 1800.0   # a bot lets go of a caller who never hangs up after this
 _SDP = ("v=0\r\no=hotline-{who} {session} 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
         "m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
@@ -54,15 +58,40 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-@dataclass
 class Behaviour:
-    """How the simulated people act (seconds). Means of lognormal-ish samples."""
-    ring_s: tuple[float, float] = (1.0, 4.0)        # bots pick up within this range
-    talk_mean_s: float = 45.0
-    wrap_s: tuple[float, float] = (3.0, 10.0)       # a bot ends its wrap-up after this
-    patience_mean_s: float = 90.0
-    calls_per_hour: float = 120.0
-    unknown_share: float = 0.1
+    """How the simulated people act: a scenario's callers (scenarios/plan.py: the
+    simulator's own draws) and its agents' ring delay, no-answer share and wrap-up, with
+    every duration divided by `speed` (10: an hour of the scenario in six minutes)."""
+
+    def __init__(self, scenario: Scenario, *, speed: float = 1.0, seed: int | None = None,
+                 calls: int | None = None):
+        if speed <= 0:
+            raise ValueError("speed must be above 0")
+        self.scenario, self.speed = scenario, speed
+        self.seed = scenario.seed if seed is None else seed
+        self.calls = calls
+        self.rng = random.Random(f"hotline-live:{self.seed}:agents")
+        types = sorted(set(CALL_TYPES) | set(scenario.mix))
+        self._wrap = {t: Sampler(scenario.dist_for(scenario.wrap_up, t), self.rng) for t in types}
+        self._talk = Sampler(scenario.dist_for(scenario.handle_time, "general"), self.rng)
+
+    def callers(self) -> Iterator[PlannedCaller]:
+        return caller_plan(self.scenario, seed=self.seed, calls=self.calls)
+
+    def ring_delay(self) -> float:
+        """From the ring to the answer (the scenario's ring_time_s; the network's own delay on top)."""
+        return max(0.05, self.scenario.ring_time_s / self.speed)
+
+    def answers(self) -> bool:
+        return not (self.scenario.no_answer_share > 0 and self.rng.random() < self.scenario.no_answer_share)
+
+    def wrap_delay(self, queue: str) -> float:
+        sampler = self._wrap.get(queue) or self._wrap["general"]
+        return min(sampler.draw(), 3600.0) / self.speed
+
+    def sample_talk(self) -> float:
+        """A resident called back talks as long as a caller of the scenario."""
+        return max(1.0, min(self._talk.draw(), BOT_LONGEST_CALL_S)) / self.speed
 
 
 @dataclass
@@ -77,6 +106,7 @@ class Tally:
     cut_off_talking: int = 0    # still talking when the run stopped
     cut_off_waiting: int = 0    # still waiting when the run stopped
     bot_calls: int = 0
+    dialled: list[str] = field(default_factory=list)   # the caller number of every call placed
     called_back: int = 0  # callbacks answered by a simulated resident (through the switch's trunk)
     registered: set = field(default_factory=set)
 
@@ -93,13 +123,18 @@ class LivePhones:
     """sippy on a thread of its own: the bots' phones and the callers, one UDP port."""
 
     def __init__(self, switch: tuple[str, int], *, host: str = "127.0.0.1", port: int | None = None,
-                 loop: asyncio.AbstractEventLoop, behaviour: Behaviour | None = None, seed: int | None = None):
+                 loop: asyncio.AbstractEventLoop, behaviour: Behaviour, seed: int | None = None):
         os.environ.setdefault("SIPLOG_LVL", "ERR")
         os.environ.setdefault("SIPLOG_BEND", "stderr")
         self.switch, self.host, self.port = switch, host, port or free_udp_port(host)
         self.loop = loop
-        self.behaviour = behaviour or Behaviour()
+        self.behaviour = behaviour
         self.rng = random.Random(seed)
+        self.plan_done = False      # every planned caller has dialled
+        self.clock0 = 0.0           # time.monotonic() at the scenario's time 0
+        self.vip_numbers: list[str] = []
+        self._called: list[str] = []
+        self._plan: Iterator[PlannedCaller] = iter(())
         self.tally = Tally()
         self.bots: dict[str, "BotAgent"] = {}
         self.callers: set["SimulatedCaller"] = set()   # waiting or talking (sippy thread)
@@ -208,9 +243,13 @@ class LivePhones:
         return ring.ua.recvRequest(req, sip_t)
 
     # --- callers (sippy thread) -------------------------------------------------------------
-    def start_calling(self, numbers: list[str]) -> None:
-        self.numbers = list(numbers)
+    def start_calling(self, numbers: list[str], vip_numbers: tuple[str, ...] | list[str] = ()) -> None:
+        """The scenario's callers from now (its time 0): residents' numbers for the known
+        share, VIPs' for the VIP share, a number that called before for the repeat share."""
+        self.numbers, self.vip_numbers = list(numbers), list(vip_numbers)
+        self._plan = self.behaviour.callers()
         self._calling = True
+        self.clock0 = time.monotonic()
         self.call_soon(self._next_caller)
 
     def _next_caller(self) -> None:
@@ -218,21 +257,28 @@ class LivePhones:
 
         if not self._calling:
             return
-        rate = self.behaviour.calls_per_hour / 3600.0
-        if rate > 0:
-            Timeout(self._arrive, self.rng.expovariate(rate))
+        planned = next(self._plan, None)
+        if planned is None:
+            self.plan_done = True
+            return
+        delay = self.clock0 + planned.at_s / self.behaviour.speed - time.monotonic()
+        Timeout(self._arrive, max(0.001, delay), 1, planned)
 
-    def _arrive(self) -> None:
+    def _arrive(self, planned: PlannedCaller) -> None:
         if not self._calling:
             return
-        b = self.behaviour
-        if self.numbers and self.rng.random() >= b.unknown_share:
+        scenario, speed = self.behaviour.scenario, self.behaviour.speed
+        if planned.repeat and self._called:
+            number = self.rng.choice(self._called)
+        elif planned.vip and self.vip_numbers:
+            number = self.rng.choice(self.vip_numbers)
+        elif self.numbers and self.rng.random() < scenario.known_share:
             number = self.rng.choice(self.numbers)
         else:
             number = f"+8529{self.rng.randrange(10**7):07d}"
-        queues, weights = zip(*QUEUE_MIX.items())
-        dialled = self.rng.choices(queues, weights)[0]
-        SimulatedCaller(self, number, dialled, self.rng.expovariate(1.0 / b.patience_mean_s)).dial()
+        self._called.append(number)
+        patience = planned.patience_s / speed if planned.patience_s != float("inf") else 10 * BOT_LONGEST_CALL_S
+        SimulatedCaller(self, number, planned.queue, patience, talk_s=planned.handle_s / speed).dial()
         self._next_caller()
 
     def _hang_up_everything(self) -> None:
@@ -253,8 +299,7 @@ class LivePhones:
         return MsgBody(_SDP.format(who=who, session=self.rng.randrange(10**9), host=self.host, port=9))
 
     def sample_talk(self) -> float:
-        mean = self.behaviour.talk_mean_s
-        return max(5.0, self.rng.lognormvariate(0, 0.5) * mean / 1.13)
+        return self.behaviour.sample_talk()
 
 
 class BotCall:
@@ -275,7 +320,9 @@ class BotCall:
                 ua.recvEvent(CCEventFail((486, "Busy Here")))
                 return
             self.bot.call = self
-            self.timer = Timeout(self._answer, self.phones.rng.uniform(*self.phones.behaviour.ring_s))
+            if self.bot.answering and self.phones.behaviour.answers():
+                self.timer = Timeout(self._answer, self.phones.behaviour.ring_delay())
+            # else: it rings out (the switch's ring timeout; max_no_answer puts the bot on a break)
         elif isinstance(event, (CCEventDisconnect, CCEventFail)):
             self._over()
 
@@ -346,8 +393,9 @@ class OutsideCall:
 class SimulatedCaller:
     """A resident calling the hotline (sippy thread)."""
 
-    def __init__(self, phones: LivePhones, number: str, dialled: str, patience_s: float):
+    def __init__(self, phones: LivePhones, number: str, dialled: str, patience_s: float, talk_s: float):
         self.phones, self.number, self.dialled, self.patience_s = phones, number, dialled, patience_s
+        self.talk_s = talk_s
         self.ua: Any = None      # a sippy UA (sippy publishes no types)
         self.timer: Any = None
         self.connected = False
@@ -362,8 +410,9 @@ class SimulatedCaller:
         self.ua = UA(self.phones.config, event_cb=self.event, nh_address=self.phones.switch)
         self.phones.callers.add(self)
         self.phones.tally.placed += 1
+        self.phones.tally.dialled.append(self.number)
         self.ua.recvEvent(CCEventTry((SipCallId(), self.number, self.dialled, self.phones.sdp("caller"), None, "")))
-        self.timer = Timeout(self.give_up, max(3.0, self.patience_s))
+        self.timer = Timeout(self.give_up, max(0.05, self.patience_s))
 
     def event(self, event, ua) -> None:
         from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail
@@ -374,7 +423,7 @@ class SimulatedCaller:
             self.phones.tally.answered += 1
             if self.timer is not None:
                 self.timer.cancel()
-            self.timer = Timeout(self.hang_up, self.phones.sample_talk())   # the caller ends the call
+            self.timer = Timeout(self.hang_up, max(0.05, self.talk_s))   # the caller ends the call
         elif isinstance(event, CCEventFail):
             self._done("cut_off_waiting" if self.phones.stopping else "refused")
         elif isinstance(event, CCEventDisconnect):   # the other side ended it: the switch stopping, or a bug
@@ -419,6 +468,7 @@ class BotAgent:
         self.ext, self.pin, self.phones = ext, pin, phones
         self.call: BotCall | None = None     # sippy thread only
         self.ready = False
+        self.answering = True   # False: rings out every call (a drill's agent who stops answering)
         self.control: ControlClient | None = None
         self.registration: Any = None   # sippy's SipRegistrationAgent
         self.address: str | tuple[str, int] | None = None
@@ -471,7 +521,7 @@ class BotAgent:
                 await self.control.ask("disposition", call_id=interaction,
                                        disposition=f"{reason}: {rng.choice(BOT_OUTCOMES)}",
                                        notes=BOT_NOTE_PREFIX + BOT_NOTES[reason])
-            await asyncio.sleep(rng.uniform(*self.phones.behaviour.wrap_s))
+            await asyncio.sleep(self.phones.behaviour.wrap_delay(queue))
             if self.control is not None:
                 await self.control.ask("end_wrap_up")
         except RuntimeError as exc:  # e.g. the wrap-up timer ended first: nothing to do

@@ -39,9 +39,22 @@ queues:
 BOTS_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from scenarios.live import Behaviour, BotAgent, LivePhones
+    from scenarios.schema import scenario_from_text
+    SCENARIO = '''
+    name: working-day bots
+    seed: 5
+    horizon: 24h
+    arrivals: {rate_per_hour: 900}
+    mix: {types: {repair: 0.4, enquiry: 0.2, billing: 0.15, complaint: 0.15, emergency: 0.05, general: 0.05},
+          known_share: 0.8}
+    patience: {dist: exponential, mean_s: 60}
+    handle_time: {dist: lognormal, mean_s: 6, sd_s: 3}
+    wrap_up: {dist: lognormal, mean_s: 3, sd_s: 1.5}
+    agents: {count: 3}
+    routing: {ring_time_s: 2, no_answer_share: 0.3}   # ring-outs: the switch rings for 4 s
+    '''
     async def main(port, control, seconds, exts):
-        behaviour = Behaviour(ring_s=(0.5, 6.0), talk_mean_s=6.0, wrap_s=(1.0, 5.0), patience_mean_s=60.0,
-                              calls_per_hour=900.0, unknown_share=0.2)
+        behaviour = Behaviour(scenario_from_text(SCENARIO))
         phones = LivePhones(("127.0.0.1", port), loop=asyncio.get_running_loop(), behaviour=behaviour, seed=5)
         phones.start()
         bots = []

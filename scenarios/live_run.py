@@ -1,0 +1,446 @@
+"""`hotline simulate FILE --live`: a scenario's callers and agents as real SIP calls.
+
+The callers are the virtual-time run's own (scenarios/plan.py: same seed, same callers,
+same patience and talk), placed by the simulated phones (scenarios/live.py, sippy) into
+a real `hotline switch`; the agents are bots that log in over the control API, register
+over SIP, keep the scenario's shifts and breaks, answer after its ring time and wrap up
+for its wrap-up time. `--speed K` divides every duration by K, the switch's own timers
+included (its config is written from the scenario's queues), so an hour runs in 60/K
+minutes.
+
+What the run leaves is a run directory like a virtual run's: the switch's event log
+mapped back onto the scenario's clock (time 0 at the scenario's start, durations times
+K), the report computed from those events by the simulator's own statistics, the
+switch's queue_log, and beside them what only a live run has: the load generator's
+tally against the switch's rows (every call placed is exactly one interactions row),
+and the table comparing each metric with the virtual-time run of the same seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import math
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from records.db import connect
+from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port
+from scenarios.runs import EventLogWriter, RunWriter
+from scenarios.schema import Scenario
+from telephony import wire
+from telephony.acd import events as ev
+from telephony.acd.stats import Statistics
+
+FIRST_EXT = 7001
+# fields of an event that are durations (scaled by the speed) or moments (mapped onto the scenario's clock)
+_DURATIONS = ("wait_s", "talk_s", "hold_s", "ring_s", "wrap_up_s", "limit_s")
+_MOMENTS = ("t", "until")
+SETTLE_S = 20.0   # after the last caller is placed, how long calls in progress may take to end (wall)
+
+
+class LiveRunError(ValueError):
+    """A scenario the live driver cannot place, said before any call is made."""
+
+
+def check_placeable(scenario: Scenario, *, switch_queues: set[str], extensions: int) -> None:
+    wanted = set(scenario.mix) | {t for b in scenario.bursts for t in (b.mix or {})}
+    unknown = sorted(wanted - switch_queues)
+    if unknown:
+        raise LiveRunError(f"{scenario.source}: the switch has no queue for {', '.join(unknown)}: a caller could not "
+                           f"dial it (its queues: {', '.join(sorted(switch_queues))})")
+    agents = sum(g.count for g in scenario.groups)
+    if agents > extensions:
+        raise LiveRunError(f"{scenario.source}: {agents} agents, but only {extensions} agent extensions to log them "
+                           f"in with")
+
+
+def switch_config_for(scenario: Scenario, speed: float) -> dict:
+    """The switch's config for a scenario: its queues with every timer divided by the
+    speed, a break reason for each of its breaks, and callers routed by queue name."""
+    queues = {}
+    for q in scenario.queues:
+        spec: dict = {"strategy": q.strategy, "ring_timeout_s": q.ring_timeout_s / speed,
+                      "max_no_answer": q.max_no_answer, "owner_wait_s": q.owner_wait_s / speed,
+                      # the bots end their wrap-up after the scenario's time; this is only the bound
+                      "wrap_up_s": 3600.0 / speed,
+                      "sl_threshold_s": (q.sl_threshold_s if q.sl_threshold_s is not None else scenario.threshold_s)
+                      / speed,
+                      "on_full": q.on_full, "on_max_wait": q.on_max_wait,
+                      "tiers": [{"after_s": t.after_s / speed, "skills": sorted(t.skills),
+                                 "min_proficiency": t.min_proficiency} for t in q.tiers],
+                      "priority_credit_s": {k: v / speed for k, v in q.priority_credit_s.items()}}
+        if q.max_length is not None:
+            spec["max_length"] = q.max_length
+        if q.max_wait_s is not None:
+            spec["max_wait_s"] = q.max_wait_s / speed
+        queues[q.name] = spec
+    breaks = {"lunch": 60.0, "training": 120.0}
+    for group in scenario.groups:
+        for start, end, reason in group.breaks:
+            breaks[reason] = max(breaks.get(reason, 0.1), max(0.1, 2 * (end - start) / speed / 60))
+    return {"numbers": {}, "unlisted": "general", "queues": queues, "breaks": breaks,
+            "menu": {"options": {"1": "repair", "2": "complaint", "3": "billing", "4": "enquiry", "9": "emergency",
+                                 "0": "general"}, "timeout_s": 8, "default": "general"}}
+
+
+@dataclass
+class Workplace:
+    """A switch of the run's own, in the run directory's switch/ folder."""
+    folder: Path
+    db_path: Path
+    sip: tuple[str, int]
+    control: Path
+    queue_log: Path
+    pins: dict[str, str]
+    agents: dict[str, dict]             # ext -> {name, skills, group}
+    process: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.folder / "switch.log"
+
+
+def prepare_switch(folder: Path, scenario: Scenario, *, seed: int, speed: float, residents: int) -> Workplace:
+    from console.demo import seed_demo
+    from records.agents import add_agent
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db_path = folder / "records.db"
+    seed_demo(str(db_path), residents=residents, seed=seed)
+    pins, agents = {}, {}
+    db = connect(db_path)
+    try:
+        ext = FIRST_EXT
+        for group in scenario.groups:
+            for n in range(group.count):
+                pin = f"{secrets.randbelow(10**6):06d}"
+                name = f"{group.name} {n + 1}"
+                add_agent(db, ext=str(ext), name=name, pin=pin, skills=dict(group.skills))
+                pins[str(ext)], agents[str(ext)] = pin, {"name": name, "skills": dict(group.skills), "group": group.name}
+                ext += 1
+    finally:
+        db.close()
+    (folder / "switch.yaml").write_text("# written by hotline simulate --live from the scenario, timers / speed\n"
+                                        + yaml.safe_dump(switch_config_for(scenario, speed), sort_keys=False))
+    return Workplace(folder, db_path, ("127.0.0.1", free_udp_port()), folder / "switch.sock", folder / "queue_log",
+                     pins, agents)
+
+
+def start_switch(place: Workplace, *, no_media: bool = False) -> None:
+    start_of_log = place.log_path.stat().st_size if place.log_path.exists() else 0
+    with open(place.log_path, "a") as log:
+        place.process = subprocess.Popen(
+            [sys.executable, "-m", "console", "--db", str(place.db_path), "switch", "--sip",
+             f"{place.sip[0]}:{place.sip[1]}", "--control", str(place.control), "--config",
+             str(place.folder / "switch.yaml"), "--queue-log", str(place.queue_log), "--media",
+             str(place.folder / "media"), *(["--no-media"] if no_media else [])],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while "hotline switch: SIP on" not in (text := place.log_path.read_text()[start_of_log:]):
+        if place.process.poll() is not None or time.monotonic() > deadline:
+            place.process.kill()
+            raise RuntimeError(f"the switch did not start; its log:\n{text[-2000:]}")
+        time.sleep(0.05)
+
+
+def stop_switch(place: Workplace) -> None:
+    from console.demo import stop_switch as stop
+
+    if place.process is not None:
+        stop(place.process)
+
+
+@dataclass
+class Drive:
+    t0: float                    # time.time() at the scenario's time 0
+    ended: float
+    tally: dict
+    dialled: collections.Counter
+    late_logins: int = 0
+
+
+async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int | None, speed: float,
+                say=print) -> Drive:
+    """The scenario's day, live: bots on shift, callers placed on the scenario's clock."""
+    loop = asyncio.get_running_loop()
+    behaviour = Behaviour(scenario, speed=speed, seed=seed, calls=calls)
+    phones = LivePhones(place.sip, loop=loop, behaviour=behaviour, seed=seed)
+    db = connect(place.db_path, migrate=False)
+    try:
+        numbers = [r[0] for r in db.execute("SELECT p.number FROM resident_phones p JOIN residents r ON "
+                                            "r.id = p.resident_id WHERE r.segment = 'standard' ORDER BY p.number")]
+        vips = [r[0] for r in db.execute("SELECT p.number FROM resident_phones p JOIN residents r ON "
+                                         "r.id = p.resident_id WHERE r.segment = 'vip' ORDER BY p.number")]
+    finally:
+        db.close()
+    bots: dict[str, BotAgent] = {}
+    timers: list[asyncio.TimerHandle] = []
+    tasks: set[asyncio.Task] = set()
+
+    def later(delay_s: float, job) -> None:
+        def go() -> None:
+            task = loop.create_task(job())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        timers.append(loop.call_later(max(0.0, delay_s), go))
+
+    async def log_in(ext: str) -> None:
+        bot = BotAgent(ext, place.pins[ext], phones)
+        await bot.start(str(place.control))
+        bots[ext] = bot
+
+    async def log_out(ext: str) -> None:
+        bot = bots.pop(ext, None)
+        if bot is not None:
+            await bot.stop()
+
+    def status(ext: str, value: str, reason: str = ""):
+        async def job() -> None:
+            bot = bots.get(ext)
+            if bot is not None and bot.control is not None:
+                try:
+                    await bot.control.ask("status", status=value, **({"reason": reason} if reason else {}))
+                except (RuntimeError, ConnectionError, asyncio.TimeoutError) as exc:
+                    say(f"  {ext}: {value} {reason} not taken: {exc}")
+        return job
+
+    phones.start()
+    exts = iter(place.agents)
+    schedule = []
+    for group in scenario.groups:
+        for _ in range(group.count):
+            ext = next(exts)
+            login, logout = group.shift if group.shift else (0.0, math.inf)
+            schedule.append((ext, login, logout, group.breaks))
+    try:
+        for ext, login, _, _ in schedule:   # the first shift is logged in before time 0
+            if login <= 0:
+                await log_in(ext)
+        t0, clock0 = time.time(), time.monotonic()
+        phones.start_calling(numbers, vips)
+        for ext, login, logout, breaks in schedule:
+            if login > 0:
+                later(login / speed, lambda ext=ext: log_in(ext))
+            if logout != math.inf:
+                later(logout / speed, lambda ext=ext: log_out(ext))
+            for start, end, reason in breaks:
+                if login <= start < logout:
+                    later(start / speed, status(ext, "on_break", reason))
+                    later(end / speed, status(ext, "available"))
+        horizon = scenario.horizon_s if scenario.horizon_s is not None else math.inf
+        last_report = 0.0
+        while True:
+            await asyncio.sleep(0.2)
+            elapsed = time.monotonic() - clock0
+            if phones.plan_done and phones.tally.in_progress == 0:
+                break
+            if elapsed * speed > horizon and phones.tally.in_progress == 0:
+                break
+            if phones.plan_done and elapsed > (horizon if horizon != math.inf else 0) / speed + SETTLE_S \
+                    and not phones.callers:
+                break
+            if elapsed - last_report >= 10:
+                last_report = elapsed
+                t = phones.tally
+                say(f"  {elapsed * speed / 60:6.1f} scenario min: {t.placed} placed, {t.answered} answered, "
+                    f"{t.gave_up} gave up, {t.in_progress} in progress")
+    finally:
+        for timer in timers:
+            timer.cancel()
+        phones.stop_calling()
+        for task in list(tasks):
+            task.cancel()
+        for bot in list(bots.values()):
+            await bot.stop()
+        phones.stop()
+    t = phones.tally
+    tally = {"placed": t.placed, "answered": t.answered, "finished": t.finished, "gave_up": t.gave_up,
+             "refused": t.refused, "cut_off_talking": t.cut_off_talking, "cut_off_waiting": t.cut_off_waiting,
+             "bot_calls": t.bot_calls, "registered": len(t.registered)}
+    return Drive(t0, time.time(), tally, collections.Counter(t.dialled))
+
+
+def map_event(message: dict, *, t0: float, start: float, speed: float) -> dict:
+    """A switch event moved onto the scenario's clock."""
+    out = dict(message)
+    for key in _MOMENTS:
+        if isinstance(out.get(key), (int, float)):
+            out[key] = start + (out[key] - t0) * speed
+    for key in _DURATIONS:
+        if isinstance(out.get(key), (int, float)):
+            out[key] = out[key] * speed
+    return out
+
+
+def export_events(place: Workplace, writer: EventLogWriter, *, since: float, t0: float, start: float,
+                  speed: float) -> list:
+    """The switch's event log since `since` into the run, mapped; the routing events
+    (relative to the scenario's start) for the statistics."""
+    routing = []
+    db = connect(place.db_path, migrate=False)
+    try:
+        for at, node, body in db.execute("SELECT at, node, body FROM events WHERE at >= ? ORDER BY seq", [since]):
+            message = map_event(json.loads(body), t0=t0, start=start, speed=speed)
+            message.pop("seq", None)
+            writer.write_row(message, at=start + (at - t0) * speed, node=node)
+            try:
+                event = wire.decode(message).event
+            except wire.WireError:
+                continue
+            if isinstance(event, ev.Event):
+                routing.append((message, event))
+    finally:
+        db.close()
+    return routing
+
+
+def live_report(scenario: Scenario, routing: list, *, seed: int, simulated_s: float) -> dict:
+    stats = Statistics({q.name: q.sl_threshold_s for q in scenario.queues}, start=0.0, interval_s=scenario.interval_s,
+                       default_threshold_s=scenario.threshold_s)
+    for message, _ in routing:
+        relative = dict(message)
+        for key in _MOMENTS:
+            if isinstance(relative.get(key), (int, float)):
+                relative[key] = relative[key] - scenario.start
+        event = wire.decode(relative).event
+        if isinstance(event, ev.Event):
+            stats.add(event)
+    stats.close(simulated_s)
+    report = stats.report()
+    report.update(name=scenario.name, seed=seed, simulated_s=simulated_s, engine="live: hotline switch over SIP")
+    report["expectations"] = [{"expect": e.text, "passed": ok, "actual": actual}
+                              for e in scenario.expect for ok, actual in [e.check(report)]]
+    return report
+
+
+def accounting(place: Workplace, drive_result: Drive, since: float) -> dict:
+    """Every call the load generator placed is exactly one interactions row: by number."""
+    db = connect(place.db_path, migrate=False)
+    try:
+        rows = db.execute("SELECT caller_number, outcome, sip_cause FROM interactions WHERE direction = 'inbound' "
+                          "AND entered_at >= ?", [since]).fetchall()
+    finally:
+        db.close()
+    recorded = collections.Counter(number for number, _, _ in rows)
+    placed = drive_result.dialled
+    missing = placed - recorded
+    extra = recorded - placed
+    outcomes = collections.Counter(outcome or "open" for _, outcome, _ in rows)
+    causes = collections.Counter(cause for _, outcome, cause in rows if outcome == "failed")
+    return {"placed": sum(placed.values()), "rows": len(rows), "lost": sum(missing.values()),
+            "unexpected_rows": sum(extra.values()), "outcomes": dict(outcomes), "failed_by_cause": dict(causes),
+            "generator": drive_result.tally}
+
+
+# --- live against virtual -------------------------------------------------------------------
+COMPARED = ("offered", "answered", "abandoned", "service_level", "abandon_rate", "asa_s", "aht_s", "occupancy")
+
+
+def tolerance(name: str, virtual: float, offered: int, answered: int, speed: float) -> float:
+    """How far the live value may honestly lie from the virtual one.
+
+    Both runs have the same callers, so counts differ only where timing decides (a caller
+    who gives up a moment before an agent is free): 3 standard errors of a share, on the
+    offered calls, plus what the network's delay (taken as 0.3 s per call, times the
+    speed, on the scenario's clock) can move. Deliberately generous: a difference
+    outside it is a fault to look for, not noise.
+    """
+    latency_s = 0.3 * speed
+    n = max(1, offered)
+    if name == "offered":
+        return 0.0
+    if name in ("answered", "abandoned"):
+        share = min(max(virtual / n, 0.05), 0.95)
+        return 3 * math.sqrt(share * (1 - share) * n) + 2
+    if name in ("service_level", "abandon_rate", "occupancy"):
+        share = min(max(virtual, 0.05), 0.95)
+        return 3 * math.sqrt(share * (1 - share) / n) + 0.02 + (0.02 * speed / 10 if name == "service_level" else 0)
+    if name in ("asa_s", "aht_s"):
+        return 3 * max(virtual, 1.0) / math.sqrt(max(1, answered)) + latency_s
+    return math.inf
+
+
+def compare(virtual: dict, live: dict, speed: float) -> list[dict]:
+    from console.tape import metric
+
+    rows = []
+    scopes = [None] + sorted(set(virtual.get("queues", {})) | set(live.get("queues", {})))
+    for queue in scopes:
+        source = virtual.get("queues", {}).get(queue, {}) if queue else virtual
+        offered, answered = int(source.get("offered", 0)), int(source.get("answered", 0))
+        for name in COMPARED if queue is None else COMPARED[:-1]:
+            a, b = metric(virtual, name, queue), metric(live, name, queue)
+            if a is None or b is None:
+                continue
+            allowed = tolerance(name, a, offered, answered, speed)
+            rows.append({"scope": queue or "all", "metric": name, "virtual": a, "live": b, "difference": b - a,
+                         "tolerance": allowed, "inside": abs(b - a) <= allowed + 1e-9})
+    return rows
+
+
+def print_comparison(rows: list[dict], out=sys.stdout) -> None:
+    def cell(name: str, value: float) -> str:
+        if name in ("service_level", "abandon_rate", "occupancy"):
+            return f"{value:.1%}"
+        if name.endswith("_s"):
+            return f"{value:.1f} s"
+        return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+
+    print(f"  {'metric':<26} {'virtual':>9} {'live':>9} {'diff':>9} {'allowed':>9}", file=out)
+    for row in rows:
+        name = row["metric"]
+        print(f"  {row['scope'] + ' ' + name:<26} {cell(name, row['virtual']):>9} {cell(name, row['live']):>9} "
+              f"{cell(name, row['difference']):>9} {cell(name, row['tolerance']):>9} "
+              f"{'ok' if row['inside'] else 'OUTSIDE'}", file=out)
+
+
+async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *, seed: int, calls: int | None,
+                   speed: float, residents: int = 2000, no_media: bool = False, say=print) -> dict:
+    """The whole live run into `run_dir`; returns its report (with the tally and the comparison)."""
+    from scenarios.simulator import Simulation
+    from telephony.acd.config import CALL_TYPES
+
+    check_placeable(scenario, switch_queues=set(CALL_TYPES), extensions=10**6)
+    started_wall = time.monotonic()
+    place = prepare_switch(run_dir.path / "switch", scenario, seed=seed, speed=speed, residents=residents)
+    start_switch(place, no_media=no_media)
+    since = time.time() - 1
+    try:
+        say(f"hotline simulate --live: switch on {place.sip[0]}:{place.sip[1]} (log {place.log_path}), "
+            f"{len(place.agents)} bot agents, speed x{speed:g}")
+        result = await drive(scenario, place, seed=seed, calls=calls, speed=speed, say=say)
+    finally:
+        stop_switch(place)
+    writer = EventLogWriter(run_dir.file("events.jsonl"), node="switch")
+    try:
+        routing = export_events(place, writer, since=since, t0=result.t0, start=scenario.start, speed=speed)
+    finally:
+        writer.close()
+    if place.queue_log.exists():
+        shutil.copyfile(place.queue_log, run_dir.file("queue_log"))
+    simulated_s = (result.ended - result.t0) * speed
+    report = live_report(scenario, routing, seed=seed, simulated_s=simulated_s)
+    report["accounting"] = accounting(place, result, since)
+    virtual = Simulation(scenario, seed=seed, calls=calls).run()
+    report["virtual"] = {k: v for k, v in virtual.items() if k != "intervals"}
+    report["comparison"] = compare(virtual, report, speed)
+    report["virtual_expectations"] = virtual["expectations"]
+    wall_s = time.monotonic() - started_wall
+    report["wall_s"] = wall_s
+    report["speed"] = speed
+    run_dir.finish(kind="live", scenario=scenario, seed=seed, report=report,
+                   agents={ext: {"name": a["name"], "skills": a["skills"]} for ext, a in place.agents.items()},
+                   clocks={"wall_s": wall_s, "simulated_s": simulated_s, "speed": speed,
+                           "t0_epoch": result.t0},
+                   extra={"calls": report["accounting"]["placed"], "scenario_file": scenario_file,
+                          "queue_log_clock": "wall (the switch's own lines, unmapped)"})
+    return report

@@ -1,0 +1,96 @@
+"""`hotline simulate --live`: the scenario's callers as real SIP calls into a switch it
+starts, bot agents answering; every call placed is one interactions row, and the live
+figures lie within the tolerance of the virtual-time run of the same seed."""
+
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from console.cli import main
+from scenarios.live_run import check_placeable, LiveRunError, map_event, switch_config_for
+from scenarios.runs import open_run
+from scenarios.schema import load_scenario
+
+SCENARIO = "tests/scenarios/short-live.yaml"
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("live") / "run"
+    result = subprocess.run([sys.executable, "-m", "console", "simulate", SCENARIO, "--live", "--speed", "20",
+                             "--run", str(run_dir), "--residents", "300"],
+                            capture_output=True, text=True, timeout=600)
+    return run_dir, result
+
+
+def test_every_call_placed_is_one_row_and_matches_the_generator(live_run):
+    run_dir, result = live_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = open_run(run_dir)
+    assert run.kind == "live" and run.meta["clocks"]["speed"] == 20
+    count = run.report["accounting"]
+    generator = count["generator"]
+    assert count["placed"] == generator["placed"] == 60
+    assert count["lost"] == 0 and count["unexpected_rows"] == 0
+    # the switch's rows, read here on their own, against what the callers' phones counted
+    db = sqlite3.connect(run_dir / "switch" / "records.db")
+    outcomes = Counter(o for (o,) in db.execute("SELECT outcome FROM interactions WHERE direction = 'inbound' "
+                                                "AND entered_at > strftime('%s','now') - 3600"))
+    assert sum(outcomes.values()) == 60
+    assert outcomes["abandoned"] == generator["gave_up"]
+    assert outcomes["answered"] == generator["finished"] and generator["cut_off_talking"] == 0
+    assert db.execute("SELECT count(*) FROM interactions WHERE ended_at IS NULL").fetchone()[0] == 0
+    # the report's offered callers are the generator's (the same plan as the virtual run)
+    assert run.report["offered"] == 60 == run.report["virtual"]["offered"]
+    assert "(x20)" in result.stdout and "lost 0" in result.stdout
+
+
+def test_live_lies_within_the_tolerance_of_virtual(live_run):
+    run_dir, result = live_run
+    run = open_run(run_dir)
+    outside = [r for r in run.report["comparison"] if not r["inside"]]
+    assert not outside, outside
+    assert {r["metric"] for r in run.report["comparison"]} >= {"service_level", "asa_s", "abandon_rate"}
+
+
+def test_a_live_run_replays_and_diffs_against_the_virtual_run(live_run, tmp_path, capsys):
+    run_dir, _ = live_run
+    virtual = tmp_path / "virtual"
+    main(["simulate", SCENARIO, "--run", str(virtual)])
+    capsys.readouterr()
+    assert main(["replay", "--diff", str(virtual), str(run_dir)]) == 1   # live timing is never the same
+    out = capsys.readouterr().out
+    assert "(live, seed 3)" in out and "all offered" in out
+    rows = list(open_run(run_dir).rows())
+    start = open_run(run_dir).start
+    assert all(row["at"] >= start - 60 for row in rows)   # mapped onto the scenario's clock
+    assert any(row["event"] == "CallConnected" for row in rows)
+
+
+def test_the_switch_config_follows_the_speed():
+    scenario = load_scenario("scenarios/library/weekday.yaml")
+    config = switch_config_for(scenario, 10)
+    assert config["queues"]["repair"]["max_wait_s"] == 60
+    assert config["queues"]["emergency"]["tiers"][1]["after_s"] == 0.5
+    assert config["breaks"]["lunch"] >= 45 * 60 / 10 / 60
+    assert map_event({"t": 110.0, "wait_s": 2.0, "queue": "x"}, t0=100.0, start=1000.0, speed=10) == \
+        {"t": 1100.0, "wait_s": 20.0, "queue": "x"}
+
+
+def test_a_scenario_the_switch_cannot_place_is_refused():
+    scenario = load_scenario("scenarios/library/weekday.yaml")
+    with pytest.raises(LiveRunError, match="no queue for complaint"):
+        check_placeable(scenario, switch_queues={"repair", "enquiry", "billing", "emergency"}, extensions=50)
+    with pytest.raises(LiveRunError, match="14 agents, but only 3 agent extensions"):
+        check_placeable(scenario, switch_queues={"repair", "enquiry", "billing", "emergency", "complaint"},
+                        extensions=3)
+
+
+def test_live_options_that_do_not_fit_say_so(capsys):
+    assert main(["simulate", SCENARIO, "--speed", "5"]) == 2
+    assert "--speed is for --live runs" in capsys.readouterr().err
+    assert main(["simulate", SCENARIO, "--live", "--speed", "0"]) == 2
+    assert "--speed must be above 0" in capsys.readouterr().err
