@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import getpass
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -561,6 +562,70 @@ def cmd_replay(args) -> int:
         raise UserError(str(exc)) from None
 
 
+def cmd_bots(args) -> int:
+    import asyncio
+    import dataclasses
+
+    from console.demo import DEMO_SCENARIO, pins_path
+    from records.db import connect
+    from scenarios.live import read_pins, run_bots
+    from scenarios.schema import AgentGroup, load_scenario
+    from telephony.control_client import ControlError
+
+    scenario = load_scenario(args.scenario or DEMO_SCENARIO)
+    if args.speed <= 0:
+        raise UserError("--speed must be above 0")
+    pins_file = Path(args.pins) if args.pins else pins_path(args.db)
+    try:
+        pins = read_pins(pins_file)
+    except FileNotFoundError:
+        raise UserError(f"no logins for the bots: {pins_file} does not exist (give --pins FILE with EXT:PIN lines; "
+                        f"hotline demo writes one beside its database)") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if Path(args.db).exists():   # agents only: a supervisor's login would take calls as a bot otherwise
+        db = connect(args.db, migrate=False)
+        try:
+            roles = dict(db.execute("SELECT ext, role FROM agents WHERE active = 1").fetchall())
+        finally:
+            db.close()
+        pins = {ext: pin for ext, pin in pins.items() if roles.get(ext) == "agent"}
+    exts = sorted(e for e in pins if e not in set(args.skip or ()))
+    if args.agents is not None:
+        if args.agents < 1:
+            raise UserError("--agents must be at least 1")
+        if args.agents > len(exts):
+            raise UserError(f"--agents {args.agents}: only {len(exts)} agent extensions in {pins_file}")
+        exts = exts[:args.agents]
+        # N identical agents of the scenario's first group, on its shift
+        first = scenario.groups[0]
+        scenario = dataclasses.replace(scenario, groups=(AgentGroup(first.name, args.agents, first.skills, first.shift,
+                                                                     first.breaks),))
+    wanted = sum(g.count for g in scenario.groups)
+    if wanted > len(exts):
+        raise UserError(f"the scenario has {wanted} agents; only {len(exts)} agent extensions in {pins_file} "
+                        "(give --agents N for fewer)")
+    silent = frozenset(args.no_answer or ())
+    unknown = sorted(silent - set(exts[:wanted]))
+    if unknown:
+        raise UserError(f"--no-answer {', '.join(unknown)}: not one of the bots ({', '.join(exts[:wanted])})")
+    match = re.fullmatch(r"(?:sips?:)?([\w.-]+)(?::(\d{1,5}))?", args.registrar.strip())
+    if not match:
+        raise UserError(f"--registrar: expected sip:HOST:PORT, got {args.registrar!r}")
+    host, port = match.group(1), int(match.group(2) or 5060)
+    address, _ = _control_args(args)
+    try:
+        asyncio.run(run_bots(scenario, {e: pins[e] for e in exts[:wanted]}, registrar=(host, port), control=address,
+                             token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None, speed=args.speed,
+                             seconds=args.seconds, silent=silent))
+    except ControlError as exc:
+        raise UserError(f"the switch refused a bot: {exc.message}") from None
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise UserError(f"no switch is running at {args.control or 'the control socket'} (start it with "
+                        "`hotline switch`, or give --control)") from None
+    return 0
+
+
 def cmd_wallboard(args) -> int:
     import asyncio
 
@@ -772,6 +837,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "TCP needs HOTLINE_CONTROL_TOKEN)")
     sub.add_argument("--tls-ca", metavar="FILE", help="the switch's certificate, for TCP over TLS (env HOTLINE_CONTROL_CA)")
     sub.set_defaults(handler=cmd_wallboard)
+
+    sub = commands.add_parser("bots", parents=[common], help="bot agents answering a running switch (tests, drills)")
+    sub.add_argument("--agents", type=int, metavar="N", help="this many agents (default: the scenario's)")
+    sub.add_argument("--scenario", metavar="FILE", help="their shifts, breaks, ring time, no-answer share and "
+                                                        "wrap-up (default: the demo's, scenarios/library/demo.yaml)")
+    sub.add_argument("--pins", metavar="FILE", help="their logins, EXT:PIN per line (default: the demo's, beside --db)")
+    sub.add_argument("--registrar", default="sip:127.0.0.1:5060", help="the switch's SIP address (sip:127.0.0.1:5060)")
+    sub.add_argument("--control", metavar="PATH|HOST:PORT", help="the switch's control API (env HOTLINE_CONTROL, "
+                                                                 "default: the socket beside the database)")
+    sub.add_argument("--tls-ca", metavar="FILE", help="the switch's certificate, for TCP over TLS")
+    sub.add_argument("--speed", type=float, default=1.0, help="the scenario's durations divided by this (1)")
+    sub.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    sub.add_argument("--no-answer", action="append", metavar="EXT",
+                     help="this bot lets every call ring out (repeatable): the switch's max_no_answer puts it on break")
+    sub.add_argument("--skip", action="append", metavar="EXT", help="leave this extension for a person (repeatable)")
+    sub.set_defaults(handler=cmd_bots)
 
     sub = commands.add_parser("replay", help="watch a run as the supervisor console showed it, or compare two")
     sub.add_argument("run", metavar="RUN", nargs="?", help="a run directory (hotline simulate prints where it went)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import socket
@@ -541,6 +542,118 @@ class BotAgent:
                 pass
             await self.control.close()
             self.control = None
+
+
+class Roster:
+    """A scenario's agents as bots on the scenario's clock (its time 0 is when
+    `keep_the_clock` is called, every time divided by `speed`): each logs in at its
+    shift's start (or at once), takes its breaks and logs out at its shift's end."""
+
+    def __init__(self, scenario: Scenario, exts: list[str], pins: dict[str, str], phones: LivePhones, control,
+                 *, token: str | None = None, speed: float = 1.0, say=print, silent: frozenset[str] = frozenset()):
+        agents = sum(g.count for g in scenario.groups)
+        if len(exts) < agents:
+            raise ValueError(f"{agents} agents in the scenario, {len(exts)} extensions to log them in with")
+        self.phones, self.control, self.token, self.speed, self.say = phones, control, token, speed, say
+        self.pins, self.silent = pins, silent
+        self.bots: dict[str, BotAgent] = {}
+        self.schedule: list[tuple[str, float, float, tuple]] = []
+        numbered = iter(exts)
+        for group in scenario.groups:
+            for _ in range(group.count):
+                login, logout = group.shift if group.shift else (0.0, math.inf)
+                self.schedule.append((next(numbered), login, logout, group.breaks))
+        self._timers: list[asyncio.TimerHandle] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    async def log_in(self, ext: str) -> None:
+        bot = BotAgent(ext, self.pins[ext], self.phones)
+        bot.answering = ext not in self.silent
+        await bot.start(self.control, self.token)
+        self.bots[ext] = bot
+
+    async def log_out(self, ext: str) -> None:
+        bot = self.bots.pop(ext, None)
+        if bot is not None:
+            await bot.stop()
+
+    def _status(self, ext: str, value: str, reason: str = ""):
+        async def job() -> None:
+            bot = self.bots.get(ext)
+            if bot is not None and bot.control is not None:
+                try:
+                    await bot.control.ask("status", status=value, **({"reason": reason} if reason else {}))
+                except (RuntimeError, ConnectionError, asyncio.TimeoutError) as exc:
+                    self.say(f"  {ext}: {value} {reason} not taken: {exc}")
+        return job
+
+    def _later(self, at_s: float, job) -> None:
+        loop = asyncio.get_running_loop()
+
+        def go() -> None:
+            task = loop.create_task(job())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._timers.append(loop.call_later(max(0.0, at_s / self.speed), go))
+
+    async def log_in_first_shift(self) -> None:
+        """Those on shift at time 0, logged in before it (available when the first caller comes)."""
+        for ext, login, _, _ in self.schedule:
+            if login <= 0:
+                await self.log_in(ext)
+
+    def keep_the_clock(self) -> None:
+        for ext, login, logout, breaks in self.schedule:
+            if login > 0:
+                self._later(login, lambda ext=ext: self.log_in(ext))
+            if logout != math.inf:
+                self._later(logout, lambda ext=ext: self.log_out(ext))
+            for start, end, reason in breaks:
+                if login <= start < logout:
+                    self._later(start, self._status(ext, "on_break", reason))
+                    self._later(end, self._status(ext, "available"))
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for bot in list(self.bots.values()):
+            await bot.stop()
+        self.bots.clear()
+
+
+async def run_bots(scenario: Scenario, pins: dict[str, str], *, registrar: tuple[str, int], control,
+                   token: str | None = None, speed: float = 1.0, seconds: float | None = None,
+                   silent: frozenset[str] = frozenset(), say=print) -> Tally:
+    """`hotline bots`: the agents of a scenario (or N of them) answering a running switch
+    until stopped (SIGINT, SIGTERM, SIGHUP) or for `seconds`."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    phones = LivePhones(registrar, loop=loop, behaviour=Behaviour(scenario, speed=speed))
+    roster = Roster(scenario, list(pins), pins, phones, control, token=token, speed=speed, say=say, silent=silent)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    phones.start()
+    try:
+        await roster.log_in_first_shift()
+        roster.keep_the_clock()
+        say(f"hotline bots: {len(roster.bots)} agents logged in ({', '.join(sorted(roster.bots))}), "
+            f"{len(roster.schedule) - len(roster.bots)} to come on their shifts; speed x{speed:g}"
+            + (f"; not answering: {', '.join(sorted(silent))}" if silent else "") + ". Ctrl-C stops.")
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await roster.stop()
+        phones.stop()
+    say(f"hotline bots: stopped after {phones.tally.bot_calls} calls answered.")
+    return phones.tally
 
 
 def _header(req, name: str) -> str:

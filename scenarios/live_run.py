@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from records.db import connect
-from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port
+from scenarios.live import Behaviour, LivePhones, Roster, free_udp_port
 from scenarios.runs import EventLogWriter, RunWriter
 from scenarios.schema import Scenario
 from telephony import wire
@@ -182,60 +182,13 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
                                          "r.id = p.resident_id WHERE r.segment = 'vip' ORDER BY p.number")]
     finally:
         db.close()
-    bots: dict[str, BotAgent] = {}
-    timers: list[asyncio.TimerHandle] = []
-    tasks: set[asyncio.Task] = set()
-
-    def later(delay_s: float, job) -> None:
-        def go() -> None:
-            task = loop.create_task(job())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        timers.append(loop.call_later(max(0.0, delay_s), go))
-
-    async def log_in(ext: str) -> None:
-        bot = BotAgent(ext, place.pins[ext], phones)
-        await bot.start(str(place.control))
-        bots[ext] = bot
-
-    async def log_out(ext: str) -> None:
-        bot = bots.pop(ext, None)
-        if bot is not None:
-            await bot.stop()
-
-    def status(ext: str, value: str, reason: str = ""):
-        async def job() -> None:
-            bot = bots.get(ext)
-            if bot is not None and bot.control is not None:
-                try:
-                    await bot.control.ask("status", status=value, **({"reason": reason} if reason else {}))
-                except (RuntimeError, ConnectionError, asyncio.TimeoutError) as exc:
-                    say(f"  {ext}: {value} {reason} not taken: {exc}")
-        return job
-
+    roster = Roster(scenario, list(place.agents), place.pins, phones, str(place.control), speed=speed, say=say)
     phones.start()
-    exts = iter(place.agents)
-    schedule = []
-    for group in scenario.groups:
-        for _ in range(group.count):
-            ext = next(exts)
-            login, logout = group.shift if group.shift else (0.0, math.inf)
-            schedule.append((ext, login, logout, group.breaks))
     try:
-        for ext, login, _, _ in schedule:   # the first shift is logged in before time 0
-            if login <= 0:
-                await log_in(ext)
+        await roster.log_in_first_shift()
         t0, clock0 = time.time(), time.monotonic()
         phones.start_calling(numbers, vips)
-        for ext, login, logout, breaks in schedule:
-            if login > 0:
-                later(login / speed, lambda ext=ext: log_in(ext))
-            if logout != math.inf:
-                later(logout / speed, lambda ext=ext: log_out(ext))
-            for start, end, reason in breaks:
-                if login <= start < logout:
-                    later(start / speed, status(ext, "on_break", reason))
-                    later(end / speed, status(ext, "available"))
+        roster.keep_the_clock()
         horizon = scenario.horizon_s if scenario.horizon_s is not None else math.inf
         last_report = 0.0
         while True:
@@ -254,13 +207,8 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
                 say(f"  {elapsed * speed / 60:6.1f} scenario min: {t.placed} placed, {t.answered} answered, "
                     f"{t.gave_up} gave up, {t.in_progress} in progress")
     finally:
-        for timer in timers:
-            timer.cancel()
         phones.stop_calling()
-        for task in list(tasks):
-            task.cancel()
-        for bot in list(bots.values()):
-            await bot.stop()
+        await roster.stop()
         phones.stop()
     t = phones.tally
     tally = {"placed": t.placed, "answered": t.answered, "finished": t.finished, "gave_up": t.gave_up,

@@ -24,7 +24,7 @@ def test_help_lists_only_working_commands():
     assert result.returncode == 0
     listed = [line.split()[0] for line in result.stdout.split("COMMAND ...", 1)[1].splitlines()
               if line.startswith("    ") and not line.startswith("     ") and line.split()[0].isalpha()]
-    assert listed == ["db", "agents", "simulate", "report", "switch", "agent", "supervisor", "wallboard", "replay", "certs", "demo"]
+    assert listed == ["db", "agents", "simulate", "report", "switch", "agent", "supervisor", "wallboard", "bots", "replay", "certs", "demo"]
     for sub in (["db", "--help"], ["agents", "--help"], ["db", "seed", "--help"], ["agents", "add", "--help"],
                 ["simulate", "--help"], ["report", "--help"], ["switch", "--help"], ["agent", "--help"], ["supervisor", "--help"], ["wallboard", "--help"], ["certs", "--help"],
                 ["demo", "--help"]):
