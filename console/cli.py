@@ -320,10 +320,20 @@ def _simulate_live(args, scenario) -> int:
         raise UserError("a live run keeps its records in its run directory (switch/records.db, queue_log): "
                         "--db and --queue-log are for virtual runs")
     seed = scenario.seed if args.seed is None else args.seed
+    kill_at = None
+    if args.kill_switch_at:
+        import datetime as dt
+
+        from console.replay import parse_moment
+        try:
+            kill_at = parse_moment("+" + args.kill_switch_at.strip().lstrip("+"), 0.0, dt.timezone.utc)
+        except ValueError:
+            raise UserError(f"--kill-switch-at: expected a time from the start such as +10m, got "
+                            f"{args.kill_switch_at!r}") from None
     try:
         run_dir = RunWriter(args.run or new_run_dir(scenario.name, seed, live=True), args.file)
         report = asyncio.run(run_live(scenario, str(args.file), run_dir, seed=seed, calls=args.calls, speed=speed,
-                                      residents=args.residents))
+                                      residents=args.residents, kill_switch_at_s=kill_at))
     except (RunError, LiveRunError) as exc:
         raise UserError(str(exc)) from None
     if args.report:
@@ -337,6 +347,10 @@ def _simulate_live(args, scenario) -> int:
     print(f"  calls placed {count['placed']}, interactions rows {count['rows']}, lost {count['lost']}, "
           f"unexpected rows {count['unexpected_rows']}; outcomes: "
           + ", ".join(f"{n} {outcome}" for outcome, n in sorted(count["outcomes"].items())))
+    for crash in count["switch_crashes"]:
+        interrupted = count["outcomes"].get("interrupted", 0)
+        print(f"  the switch was killed mid-run and back after {crash['back_after_s']:.1f} s: {interrupted} call(s) "
+              "it held closed as interrupted, the run carried on")
     if count["failed_by_cause"]:
         print("  failed by SIP cause: " + ", ".join(f"{n} {cause}" for cause, n in count["failed_by_cause"].items()))
     print("  live against the virtual-time run of the same seed:")
@@ -761,6 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "answer), and compare with the virtual-time run of the same seed")
     sub.add_argument("--speed", type=float, metavar="K", help="--live: every duration divided by K (10: an hour in 6 min)")
     sub.add_argument("--residents", type=int, default=2000, help="--live: residents in the run's records (2000)")
+    sub.add_argument("--kill-switch-at", metavar="+TIME", help="--live drill: SIGKILL the switch this far into the "
+                                                               "scenario (+10m) and start it again at once")
     sub.add_argument("--run", metavar="DIR", help="the run directory (default: a new folder under runs/): the "
                                                   "scenario, seed, versions, report, queue_log and event log")
     sub.epilog = "--db PATH writes the interactions and queue_log into that records database."

@@ -165,11 +165,28 @@ class Drive:
     ended: float
     tally: dict
     dialled: collections.Counter
-    late_logins: int = 0
+    crashes: list[dict] = field(default_factory=list)   # the switch killed mid-run: when, back after
+
+
+async def crash_switch(place: Workplace, at_s: float, speed: float, crashes: list, no_media: bool, say) -> None:
+    """The drill of a switch that dies: SIGKILL at `at_s` (scenario seconds), started
+    again at once; its start-up closes the calls it held as interrupted, the bots log in
+    again by themselves and the callers' retransmitted INVITEs reach the new switch."""
+    import signal
+
+    await asyncio.sleep(at_s / speed)
+    if place.process is None or place.process.poll() is not None:
+        return
+    place.process.send_signal(signal.SIGKILL)
+    place.process.wait(10)
+    killed = time.time()
+    await asyncio.get_running_loop().run_in_executor(None, lambda: start_switch(place, no_media=no_media))
+    crashes.append({"killed_at": killed, "back_after_s": time.time() - killed})
+    say(f"  the switch was killed (SIGKILL) and is back after {time.time() - killed:.1f} s")
 
 
 async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int | None, speed: float,
-                say=print) -> Drive:
+                say=print, kill_switch_at_s: float | None = None, no_media: bool = False) -> Drive:
     """The scenario's day, live: bots on shift, callers placed on the scenario's clock."""
     loop = asyncio.get_running_loop()
     behaviour = Behaviour(scenario, speed=speed, seed=seed, calls=calls)
@@ -189,6 +206,10 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
         t0, clock0 = time.time(), time.monotonic()
         phones.start_calling(numbers, vips)
         roster.keep_the_clock()
+        crashes: list[dict] = []
+        if kill_switch_at_s is not None:
+            crash = asyncio.get_running_loop().create_task(
+                crash_switch(place, kill_switch_at_s, speed, crashes, no_media, say))
         horizon = scenario.horizon_s if scenario.horizon_s is not None else math.inf
         last_report = 0.0
         while True:
@@ -207,6 +228,8 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
                 say(f"  {elapsed * speed / 60:6.1f} scenario min: {t.placed} placed, {t.answered} answered, "
                     f"{t.gave_up} gave up, {t.in_progress} in progress")
     finally:
+        if kill_switch_at_s is not None and not crash.done():
+            crash.cancel()
         phones.stop_calling()
         await roster.stop()
         phones.stop()
@@ -214,7 +237,7 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
     tally = {"placed": t.placed, "answered": t.answered, "finished": t.finished, "gave_up": t.gave_up,
              "refused": t.refused, "cut_off_talking": t.cut_off_talking, "cut_off_waiting": t.cut_off_waiting,
              "bot_calls": t.bot_calls, "registered": len(t.registered)}
-    return Drive(t0, time.time(), tally, collections.Counter(t.dialled))
+    return Drive(t0, time.time(), tally, collections.Counter(t.dialled), crashes=crashes)
 
 
 def map_event(message: dict, *, t0: float, start: float, speed: float) -> dict:
@@ -286,7 +309,7 @@ def accounting(place: Workplace, drive_result: Drive, since: float) -> dict:
     causes = collections.Counter(cause for _, outcome, cause in rows if outcome == "failed")
     return {"placed": sum(placed.values()), "rows": len(rows), "lost": sum(missing.values()),
             "unexpected_rows": sum(extra.values()), "outcomes": dict(outcomes), "failed_by_cause": dict(causes),
-            "generator": drive_result.tally}
+            "generator": drive_result.tally, "switch_crashes": drive_result.crashes}
 
 
 # --- live against virtual -------------------------------------------------------------------
@@ -352,7 +375,8 @@ def print_comparison(rows: list[dict], out=sys.stdout) -> None:
 
 
 async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *, seed: int, calls: int | None,
-                   speed: float, residents: int = 2000, no_media: bool = False, say=print) -> dict:
+                   speed: float, residents: int = 2000, no_media: bool = False, say=print,
+                   kill_switch_at_s: float | None = None) -> dict:
     """The whole live run into `run_dir`; returns its report (with the tally and the comparison)."""
     from scenarios.simulator import Simulation
     from telephony.acd.config import CALL_TYPES
@@ -365,7 +389,8 @@ async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *
     try:
         say(f"hotline simulate --live: switch on {place.sip[0]}:{place.sip[1]} (log {place.log_path}), "
             f"{len(place.agents)} bot agents, speed x{speed:g}")
-        result = await drive(scenario, place, seed=seed, calls=calls, speed=speed, say=say)
+        result = await drive(scenario, place, seed=seed, calls=calls, speed=speed, say=say,
+                             kill_switch_at_s=kill_switch_at_s, no_media=no_media)
     finally:
         stop_switch(place)
     writer = EventLogWriter(run_dir.file("events.jsonl"), node="switch")

@@ -94,3 +94,23 @@ def test_live_options_that_do_not_fit_say_so(capsys):
     assert "--speed is for --live runs" in capsys.readouterr().err
     assert main(["simulate", SCENARIO, "--live", "--speed", "0"]) == 2
     assert "--speed must be above 0" in capsys.readouterr().err
+
+
+def test_the_switch_killed_mid_run_loses_nothing_and_the_run_carries_on(tmp_path):
+    run_dir = tmp_path / "crash"
+    result = subprocess.run([sys.executable, "-m", "console", "simulate", SCENARIO, "--live", "--speed", "20",
+                             "--run", str(run_dir), "--residents", "300", "--kill-switch-at", "+6m"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = open_run(run_dir)
+    count = run.report["accounting"]
+    [crash] = count["switch_crashes"]
+    assert count["placed"] == count["rows"] == 60 and count["lost"] == 0 and count["unexpected_rows"] == 0
+    assert count["outcomes"].get("interrupted", 0) >= 1     # the calls it held when it died
+    assert "closed as interrupted, the run carried on" in result.stdout
+    # after the restart the bots were back and answering
+    db = sqlite3.connect(run_dir / "switch" / "records.db")
+    after = db.execute("SELECT count(*) FROM events WHERE event = 'CallConnected' AND at > ?",
+                       [crash["killed_at"] + crash["back_after_s"]]).fetchone()[0]
+    open_rows = db.execute("SELECT count(*) FROM interactions WHERE ended_at IS NULL").fetchone()[0]
+    assert after >= 5 and open_rows == 0
