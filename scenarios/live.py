@@ -134,6 +134,7 @@ class LivePhones:
         self.plan_done = False      # every planned caller has dialled
         self.clock0 = 0.0           # time.monotonic() at the scenario's time 0
         self.vip_numbers: list[str] = []
+        self.burst_numbers: list[str] = []
         self._called: list[str] = []
         self._plan: Iterator[PlannedCaller] = iter(())
         self.tally = Tally()
@@ -244,10 +245,13 @@ class LivePhones:
         return ring.ua.recvRequest(req, sip_t)
 
     # --- callers (sippy thread) -------------------------------------------------------------
-    def start_calling(self, numbers: list[str], vip_numbers: tuple[str, ...] | list[str] = ()) -> None:
+    def start_calling(self, numbers: list[str], vip_numbers: tuple[str, ...] | list[str] = (),
+                      burst_numbers: tuple[str, ...] | list[str] = ()) -> None:
         """The scenario's callers from now (its time 0): residents' numbers for the known
-        share, VIPs' for the VIP share, a number that called before for the repeat share."""
+        share, VIPs' for the VIP share, a number that called before for the repeat share,
+        and for a burst's callers (a water cut, a lift fault) residents of one estate."""
         self.numbers, self.vip_numbers = list(numbers), list(vip_numbers)
+        self.burst_numbers = list(burst_numbers)
         self._plan = self.behaviour.callers()
         self._calling = True
         self.clock0 = time.monotonic()
@@ -269,7 +273,9 @@ class LivePhones:
         if not self._calling:
             return
         scenario, speed = self.behaviour.scenario, self.behaviour.speed
-        if planned.repeat and self._called:
+        if planned.burst and self.burst_numbers:
+            number = self.rng.choice(self.burst_numbers)
+        elif planned.repeat and self._called:
             number = self.rng.choice(self._called)
         elif planned.vip and self.vip_numbers:
             number = self.rng.choice(self.vip_numbers)

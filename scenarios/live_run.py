@@ -197,6 +197,12 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
                                             "r.id = p.resident_id WHERE r.segment = 'standard' ORDER BY p.number")]
         vips = [r[0] for r in db.execute("SELECT p.number FROM resident_phones p JOIN residents r ON "
                                          "r.id = p.resident_id WHERE r.segment = 'vip' ORDER BY p.number")]
+        # a burst (a water cut) is one estate's residents: the switch's mass-complaint alert sees it
+        estate = [r[0] for r in db.execute(
+            "SELECT p.number FROM resident_phones p JOIN residents r ON r.id = p.resident_id JOIN units u ON "
+            "u.id = r.unit_id JOIN buildings b ON b.id = u.building_id WHERE b.estate_id = (SELECT b2.estate_id "
+            "FROM residents r2 JOIN units u2 ON u2.id = r2.unit_id JOIN buildings b2 ON b2.id = u2.building_id "
+            "GROUP BY b2.estate_id ORDER BY count(*) DESC LIMIT 1) ORDER BY p.number")]
     finally:
         db.close()
     roster = Roster(scenario, list(place.agents), place.pins, phones, str(place.control), speed=speed, say=say)
@@ -204,7 +210,7 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
     try:
         await roster.log_in_first_shift()
         t0, clock0 = time.time(), time.monotonic()
-        phones.start_calling(numbers, vips)
+        phones.start_calling(numbers, vips, estate)
         roster.keep_the_clock()
         crashes: list[dict] = []
         if kill_switch_at_s is not None:

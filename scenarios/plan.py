@@ -28,6 +28,7 @@ class PlannedCaller:
     patience_s: float    # math.inf: waits for ever
     handle_s: float      # talk once answered
     wrap_s: float        # the agent's wrap-up after the call
+    burst: str = ""      # the label of the burst that brought them ("" for the everyday calls)
 
 
 def caller_plan(scenario: Scenario, *, seed: int | None = None, calls: int | None = None) -> Iterator[PlannedCaller]:
@@ -71,9 +72,12 @@ def caller_plan(scenario: Scenario, *, seed: int | None = None, calls: int | Non
     while True:
         arrived += 1
         seg = segments[segment]
+        burst = ""
         if seg.burst_mix and mix_random() < seg.burst_share:
             burst_types = list(seg.burst_mix)
             call_type = burst_types[_pick(_cumulative([seg.burst_mix[x] for x in burst_types]), mix_random())]
+            burst = next((b.label or "burst" for b in reversed(scenario.bursts)
+                          if b.mix and b.at_s <= at < b.at_s + b.for_s), "burst")
         else:
             call_type = types[_pick(weights, mix_random())]
         vip = scenario.vip_share > 0 and mix_random() < scenario.vip_share
@@ -83,7 +87,7 @@ def caller_plan(scenario: Scenario, *, seed: int | None = None, calls: int | Non
             mix_random()   # the simulator's choice of their last agent
         waits = patience.draw()
         yield PlannedCaller(arrived, at, call_type, vip, repeat, waits, handle[call_type].draw(),
-                            wrap[call_type].draw())
+                            wrap[call_type].draw(), burst)
         if max_calls is not None and arrived >= max_calls:
             return
         at = next_arrival(at)

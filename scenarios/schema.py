@@ -51,6 +51,7 @@ class AgentGroup:
     skills: dict[str, int]
     shift: tuple[float, float] | None        # seconds from the start (login, logout)
     breaks: tuple[tuple[float, float, str], ...]  # (start, end, reason)
+    rostered: int = 0    # on the rota; `count` of them turn up (0: all of them)
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,8 @@ def _agents(doc: Document, start: dt.datetime, queue_names: list[str]) -> tuple[
     groups = []
     for i, _ in enumerate(spec["groups"]):
         path = ("agents", "groups", i)
-        group = doc.mapping(path, allowed=("name", "count", "skills", "shift", "breaks"), required=("count",))
+        group = doc.mapping(path, allowed=("name", "count", "absent", "skills", "shift", "breaks"),
+                            required=("count",))
         shift = None
         if "shift" in group:
             match = re.match(r"^\s*(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$", str(group["shift"]))
@@ -338,10 +340,13 @@ def _agents(doc: Document, start: dt.datetime, queue_names: list[str]) -> tuple[
             item = doc.mapping(bpath, allowed=("at", "for", "reason"), required=("at", "for"))
             at = _clock(doc, (*bpath, "at"), start)
             breaks.append((at, at + _seconds(doc, (*bpath, "for")), str(item.get("reason", "break"))))
-        groups.append(AgentGroup(str(group.get("name", f"group{i + 1}")),
-                                 int(_number(doc, (*path, "count"), minimum=1, integer=True)),
+        rostered = int(_number(doc, (*path, "count"), minimum=1, integer=True))
+        # agents on the rota who do not turn up: they never log in (a drill of no-shows)
+        absent = int(_number(doc, (*path, "absent"), minimum=0, maximum=rostered, integer=True)) \
+            if "absent" in group else 0
+        groups.append(AgentGroup(str(group.get("name", f"group{i + 1}")), rostered - absent,
                                  _skills(doc, (*path, "skills")) if "skills" in group else everything,
-                                 shift, tuple(breaks)))
+                                 shift, tuple(breaks), rostered))
     return tuple(groups)
 
 

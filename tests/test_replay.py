@@ -32,12 +32,13 @@ def test_a_run_directory_holds_what_ran(runs):
     run = open_run(runs[0])
     assert (runs[0] / "scenario.yaml").read_bytes() == Path(SCENARIO).read_bytes()
     assert run.meta["seed"] == 55 and run.kind == "virtual" and run.meta["versions"]["event_version"] == 1
-    assert run.report["offered"] == sum(1 for r in run.rows() if r["event"] == "CallQueued")
+    assert run.report["offered"] == sum(1 for r in run.rows() if r["event"] in ("CallQueued", "CallRejectedFull"))
     rows = list(run.rows())
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     assert set(rows[0]) == {"seq", "at", "node", "event", "call_id", "agent_ext", "body", "message"}
     queue_log = (runs[0] / "queue_log").read_text().splitlines()
-    assert sum(1 for line in queue_log if "|ENTERQUEUE|" in line) == run.report["offered"]
+    assert sum(1 for line in queue_log if "|ENTERQUEUE|" in line) == run.report["offered"] - sum(
+        1 for r in run.rows() if r["event"] == "CallRejectedFull")
 
 
 def test_the_snapshot_rebuilt_from_events_matches_the_core():

@@ -184,3 +184,14 @@ def test_unquoted_times_are_times_and_plain_numbers_are_seconds():
     assert scenario_from_text(base.replace("AT", "09:30")).bursts[0].at_s == 5400
     assert scenario_from_text(base.replace("AT", "570")).bursts[0].at_s == 570
     assert scenario_from_text(base.replace("AT", "1h")).bursts[0].at_s == 3600
+
+
+def test_agents_who_do_not_turn_up_never_log_in():
+    s = load_scenario("scenarios/library/no-shows.yaml")
+    assert [(g.rostered, g.count) for g in s.groups] == [(6, 4), (5, 3), (3, 3)]
+    seen = []
+    Simulation(s, calls=300, sinks=(seen.append,)).run()
+    logged_in = {e.agent_id for e in seen if type(e).__name__ == "AgentStatusChanged" and e.status == "available"}
+    assert len(logged_in) == 10
+    with pytest.raises(ConfigError, match="absent.*must be at most 2"):
+        scenario_from_text(SHORT.replace("agents: {count: 12}", "agents: {groups: [{count: 2, absent: 3}]}"))
