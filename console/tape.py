@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from console.centre import Centre, QueueSettings
+from scenarios.runs import metric
 from telephony import call_events as ce
 from telephony import wire
 from telephony.acd import events as ev
@@ -182,15 +183,6 @@ def player_for(run, speed: float = 60.0) -> Player:
 # --- two runs side by side ------------------------------------------------------------------
 DIFF_METRICS = ("offered", "answered", "abandoned", "timed_out", "voicemail", "service_level", "abandon_rate",
                 "asa_s", "aht_s", "occupancy", "max_queue", "longest_wait_s")
-
-
-def metric(report: dict, name: str, queue: str | None = None) -> float | None:
-    source = report.get("queues", {}).get(queue, {}) if queue else report
-    if name == "service_level":
-        value = (source.get("service_level") or {}).get("answered_within_over_offered")
-    else:
-        value = source.get(name)
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 @dataclass(frozen=True)

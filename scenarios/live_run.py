@@ -110,15 +110,17 @@ class Workplace:
 
 
 def prepare_switch(folder: Path, scenario: Scenario, *, seed: int, speed: float, residents: int) -> Workplace:
-    from console.demo import seed_demo
     from records.agents import add_agent
+    from records.seed import seed_database
+    from records.sla import load_policy
 
     folder.mkdir(parents=True, exist_ok=True)
     db_path = folder / "records.db"
-    seed_demo(str(db_path), residents=residents, seed=seed)
     pins, agents = {}, {}
-    db = connect(db_path)
+    db = connect(db_path, create=True)
     try:
+        # the residents who call (and their history); the seed's own logins are not used
+        seed_database(db, load_policy(None), residents=residents, seed=seed)
         ext = FIRST_EXT
         for group in scenario.groups:
             for n in range(group.count):
@@ -153,10 +155,17 @@ def start_switch(place: Workplace, *, no_media: bool = False) -> None:
 
 
 def stop_switch(place: Workplace) -> None:
-    from console.demo import stop_switch as stop
+    """SIGTERM: the switch releases every call still up and records it as interrupted."""
+    import signal
 
-    if place.process is not None:
-        stop(place.process)
+    process = place.process
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 @dataclass
@@ -347,7 +356,7 @@ def tolerance(name: str, virtual: float, offered: int, answered: int, speed: flo
 
 
 def compare(virtual: dict, live: dict, speed: float) -> list[dict]:
-    from console.tape import metric
+    from scenarios.runs import metric
 
     rows = []
     scopes = [None] + sorted(set(virtual.get("queues", {})) | set(live.get("queues", {})))

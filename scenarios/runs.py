@@ -202,3 +202,13 @@ def simulated_agents(scenario) -> dict[str, dict]:
             number += 1
             agents[f"{number:03d}"] = {"name": f"{group.name} {n + 1}", "skills": dict(group.skills)}
     return agents
+
+
+def metric(report: dict, name: str, queue: str | None = None) -> float | None:
+    """One figure of a report (the whole centre's, or a queue's); service_level is over offered."""
+    source = report.get("queues", {}).get(queue, {}) if queue else report
+    if name == "service_level":
+        value = (source.get("service_level") or {}).get("answered_within_over_offered")
+    else:
+        value = source.get(name)
+    return float(value) if isinstance(value, (int, float)) else None
