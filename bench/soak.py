@@ -9,6 +9,13 @@ seconds the rate fell below 90% of the target (stalls), memory at 5 minutes and 
 end, SIPp's failures, and every call placed against the rows the switch wrote.
 
     python bench/soak.py [--rate 40] [--minutes 30] [--hold-ms 5000] [--agents 400]
+
+With --scenario FILE, a scenario live instead (`hotline simulate --live`'s driver): at
+--load times its rate (2), compressed into --minutes of wall time (10), the switch's
+memory and CPU every 10 s; printed: calls placed, rows written, calls lost, failures by
+cause, memory at the start and the end, and the live-vs-virtual table.
+
+    python bench/soak.py --scenario scenarios/library/weekday.yaml --load 2 --minutes 10
 """
 
 from __future__ import annotations
@@ -45,14 +52,78 @@ def sipp_rows(stats: Path) -> list[dict]:
     return [dict(zip(header, row)) for row in lines[1:] if len(row) >= len(header) - 1]
 
 
+def scenario_soak(args) -> int:
+    """A scenario at `--load` times its rate, compressed (--speed) into `--minutes` of wall
+    time, live through `hotline simulate --live`'s driver; the switch sampled every 10 s."""
+    import asyncio
+    import dataclasses
+    import threading
+
+    from scenarios.live_run import print_comparison, run_live
+    from scenarios.runs import RunWriter
+    from scenarios.schema import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    scenario = dataclasses.replace(scenario, segments=tuple((t, rate * args.load) for t, rate in scenario.segments))
+    speed = (scenario.horizon_s or 3600.0) / (args.minutes * 60)
+    workdir = Path(tempfile.mkdtemp(prefix="hotline-soak-scenario-"))
+    samples: list[tuple[float, float, float]] = []   # (t, rss MB, CPU %)
+    done = threading.Event()
+    places: list = []
+
+    def sample() -> None:
+        last_cpu = last_wall = None
+        started = time.monotonic()
+        while not done.wait(10.0):
+            if not places or places[0].process is None or places[0].process.poll() is not None:
+                continue
+            pid = places[0].process.pid
+            cpu, wall = cpu_seconds(pid), time.monotonic()
+            if last_cpu is not None:
+                samples.append((wall - started, rss_mb(pid), 100 * (cpu - last_cpu) / (wall - last_wall)))
+                print(f"  {wall - started:5.0f} s: switch {samples[-1][1]:6.1f} MB, CPU {samples[-1][2]:5.1f}%",
+                      flush=True)
+            last_cpu, last_wall = cpu, wall
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    print(f"soak: {scenario.name} at {args.load:g}x its rate, x{speed:.1f} ({args.minutes:g} min of wall time), "
+          f"work directory {workdir}", flush=True)
+    try:
+        report = asyncio.run(run_live(scenario, args.scenario, RunWriter(workdir / "run", args.scenario),
+                                      seed=scenario.seed, calls=None, speed=speed, residents=2000,
+                                      on_switch=places.append, say=lambda text: print(text, flush=True)))
+    finally:
+        done.set()
+    count = report["accounting"]
+    print(f"calls placed {count['placed']}, rows written {count['rows']}, calls lost {count['lost']} "
+          f"(unexpected rows {count['unexpected_rows']}); outcomes {count['outcomes']}")
+    print(f"failures by cause: {count['failed_by_cause'] or 'none'}")
+    if samples:
+        print(f"switch memory: {samples[0][1]:.1f} MB at the start, {samples[-1][1]:.1f} MB at the end; CPU mean "
+              f"{sum(s[2] for s in samples) / len(samples):.1f}%, highest {max(s[2] for s in samples):.1f}%")
+    print(f"clocks: {report['simulated_s'] / 3600:.2f} scenario hours in {report['wall_s'] / 60:.1f} min")
+    print("live against virtual:")
+    print_comparison(report["comparison"])
+    print(f"run directory {workdir / 'run'}")
+    return 0 if count["lost"] == 0 and count["unexpected_rows"] == 0 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", metavar="FILE", help="soak a scenario live instead of a constant rate "
+                                                           "(with --load and --minutes)")
+    parser.add_argument("--load", type=float, default=2.0, help="--scenario: times its arrival rate (2)")
     parser.add_argument("--rate", type=float, default=40.0)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--hold-ms", type=int, default=5000)
     parser.add_argument("--agents", type=int, default=400)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    if args.scenario:
+        if "--minutes" not in sys.argv:
+            args.minutes = 10.0
+        return scenario_soak(args)
     if SIPP is None:
         print("bench/soak.py needs sipp (apt-get install sip-tester)", file=sys.stderr)
         return 2

@@ -81,7 +81,7 @@ class SnapshotBuilder:
             agent.status, agent.reason, agent.status_since = event.status, event.reason, event.t
             if agent.status == "available" and agent.state == "idle":
                 agent.since = event.t
-        moved = ev.agent_state_after(event)
+        moved = ev.agent_state_after(event) if isinstance(event, ev.Event) else None
         if moved is not None:
             agent = self._agent(moved[0])
             if agent.state != moved[1]:

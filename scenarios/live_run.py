@@ -391,7 +391,7 @@ def print_comparison(rows: list[dict], out=sys.stdout) -> None:
 
 async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *, seed: int, calls: int | None,
                    speed: float, residents: int = 2000, no_media: bool = False, say=print,
-                   kill_switch_at_s: float | None = None) -> dict:
+                   kill_switch_at_s: float | None = None, on_switch=None) -> dict:
     """The whole live run into `run_dir`; returns its report (with the tally and the comparison)."""
     from scenarios.simulator import Simulation
     from telephony.acd.config import CALL_TYPES
@@ -400,6 +400,8 @@ async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *
     started_wall = time.monotonic()
     place = prepare_switch(run_dir.path / "switch", scenario, seed=seed, speed=speed, residents=residents)
     start_switch(place, no_media=no_media)
+    if on_switch is not None:   # (bench/soak.py samples its memory and CPU)
+        on_switch(place)
     since = time.time() - 1
     try:
         say(f"hotline simulate --live: switch on {place.sip[0]}:{place.sip[1]} (log {place.log_path}), "

@@ -68,6 +68,13 @@ def test_a_live_run_replays_and_diffs_against_the_virtual_run(live_run, tmp_path
     start = open_run(run_dir).start
     assert all(row["at"] >= start - 60 for row in rows)   # mapped onto the scenario's clock
     assert any(row["event"] == "CallConnected" for row in rows)
+    # played back as the supervisors' console shows it (call events, dispositions, registrations and all)
+    from console.tape import player_for
+    player = player_for(open_run(run_dir))
+    player.seek(player.end)
+    offered = sum(line.offered for line in player.centre.queue_lines(player.end))
+    assert offered == 60 and not player.builder.waiting
+    assert {a.ext for a in player.centre.snapshot.agents} >= {"7001", "7002", "7003", "7004"}
 
 
 def test_the_switch_config_follows_the_speed():
