@@ -316,9 +316,12 @@ def _simulate_live(args, scenario) -> int:
     speed = 1.0 if args.speed is None else args.speed
     if speed <= 0:
         raise UserError("--speed must be above 0")
-    if args.db_given or args.queue_log:
+    existing = None
+    if args.switch:
+        existing = _running_switch(args, scenario)
+    elif args.db_given or args.queue_log or args.pins:
         raise UserError("a live run keeps its records in its run directory (switch/records.db, queue_log): "
-                        "--db and --queue-log are for virtual runs")
+                        "--db, --pins and --queue-log are for --switch (a switch already running) or virtual runs")
     seed = scenario.seed if args.seed is None else args.seed
     kill_at = None
     if args.kill_switch_at:
@@ -333,7 +336,8 @@ def _simulate_live(args, scenario) -> int:
     try:
         run_dir = RunWriter(args.run or new_run_dir(scenario.name, seed, live=True), args.file)
         report = asyncio.run(run_live(scenario, str(args.file), run_dir, seed=seed, calls=args.calls, speed=speed,
-                                      residents=args.residents, kill_switch_at_s=kill_at))
+                                      residents=args.residents, kill_switch_at_s=kill_at, existing=existing,
+                                      token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
     except (RunError, LiveRunError) as exc:
         raise UserError(str(exc)) from None
     if args.report:
@@ -373,6 +377,36 @@ def _simulate_live(args, scenario) -> int:
         print(f"hotline: {len(failed)} expectation(s) failed: " + "; ".join(failed), file=sys.stderr)
         return EXIT_EXPECTATION_FAILED
     return 0
+
+
+def _running_switch(args, scenario):
+    """--switch sip:HOST:PORT: the running switch's records (--db), its agents' logins (--pins)."""
+    from console.demo import pins_path
+    from scenarios.live import read_pins
+    from scenarios.live_run import LiveRunError, existing_switch
+    from telephony.switch import default_queue_log_path
+
+    match = re.fullmatch(r"(?:sips?:)?([\w.-]+)(?::(\d{1,5}))?", args.switch.strip())
+    if not match:
+        raise UserError(f"--switch: expected sip:HOST:PORT, got {args.switch!r}")
+    if args.kill_switch_at:
+        raise UserError("--kill-switch-at kills the run's own switch: not one given with --switch")
+    if not Path(args.db).exists():
+        raise UserError(f"--switch needs the switch's records (--db): {args.db} does not exist")
+    pins_file = Path(args.pins) if args.pins else pins_path(args.db)
+    try:
+        pins = read_pins(pins_file)
+    except FileNotFoundError:
+        raise UserError(f"the bots need logins: {pins_file} does not exist (--pins FILE, EXT:PIN lines)") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    address, _ = _control_args(args)
+    try:
+        return existing_switch(scenario, sip=(match.group(1), int(match.group(2) or 5060)), control=address,
+                               db_path=Path(args.db), pins=pins,
+                               queue_log=Path(args.queue_log) if args.queue_log else default_queue_log_path(args.db))
+    except LiveRunError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _print_report(report: dict, scenario) -> None:
@@ -775,6 +809,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "answer), and compare with the virtual-time run of the same seed")
     sub.add_argument("--speed", type=float, metavar="K", help="--live: every duration divided by K (10: an hour in 6 min)")
     sub.add_argument("--residents", type=int, default=2000, help="--live: residents in the run's records (2000)")
+    sub.add_argument("--switch", metavar="sip:HOST:PORT", help="--live into a switch already running (with --db its "
+                                                                "records, --pins its agents' logins, --control)")
+    sub.add_argument("--pins", metavar="FILE", help="--switch: the bots' logins, EXT:PIN per line")
+    sub.add_argument("--control", metavar="PATH|HOST:PORT", help="--switch: its control API (default: the socket "
+                                                                 "beside --db)")
+    sub.add_argument("--tls-ca", metavar="FILE", help="--switch: its certificate, for TCP over TLS")
     sub.add_argument("--kill-switch-at", metavar="+TIME", help="--live drill: SIGKILL the switch this far into the "
                                                                "scenario (+10m) and start it again at once")
     sub.add_argument("--run", metavar="DIR", help="the run directory (default: a new folder under runs/): the "

@@ -137,6 +137,29 @@ def prepare_switch(folder: Path, scenario: Scenario, *, seed: int, speed: float,
                      pins, agents)
 
 
+def existing_switch(scenario: Scenario, *, sip: tuple[str, int], control, db_path: Path, pins: dict[str, str],
+                    queue_log: Path) -> Workplace:
+    """A switch already running (yours): its agents' logins from `pins`, their names and
+    skills (the switch's own, not the scenario's) and the callers' numbers from its records."""
+    from telephony.acd.config import CALL_TYPES
+
+    db = connect(db_path, migrate=False)
+    try:
+        rows = db.execute("SELECT ext, name, role, id FROM agents WHERE active = 1 ORDER BY ext").fetchall()
+        agents = {}
+        for ext, name, role, agent_id in rows:
+            if role == "agent" and ext in pins:
+                skills = dict(db.execute("SELECT skill, proficiency FROM agent_skills WHERE agent_id = ?",
+                                         [agent_id]).fetchall())
+                agents[ext] = {"name": name, "skills": skills, "group": ""}
+    finally:
+        db.close()
+    check_placeable(scenario, switch_queues=set(CALL_TYPES), extensions=len(agents))
+    wanted = sum(g.count for g in scenario.groups)
+    chosen = dict(list(agents.items())[:wanted])
+    return Workplace(db_path.parent, db_path, sip, control, queue_log, {e: pins[e] for e in chosen}, chosen)
+
+
 def start_switch(place: Workplace, *, no_media: bool = False) -> None:
     start_of_log = place.log_path.stat().st_size if place.log_path.exists() else 0
     with open(place.log_path, "a") as log:
@@ -195,7 +218,8 @@ async def crash_switch(place: Workplace, at_s: float, speed: float, crashes: lis
 
 
 async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int | None, speed: float,
-                say=print, kill_switch_at_s: float | None = None, no_media: bool = False) -> Drive:
+                say=print, kill_switch_at_s: float | None = None, no_media: bool = False,
+                token: str | None = None) -> Drive:
     """The scenario's day, live: bots on shift, callers placed on the scenario's clock."""
     loop = asyncio.get_running_loop()
     behaviour = Behaviour(scenario, speed=speed, seed=seed, calls=calls)
@@ -214,7 +238,9 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
             "GROUP BY b2.estate_id ORDER BY count(*) DESC LIMIT 1) ORDER BY p.number")]
     finally:
         db.close()
-    roster = Roster(scenario, list(place.agents), place.pins, phones, str(place.control), speed=speed, say=say)
+    roster = Roster(scenario, list(place.agents), place.pins, phones,
+                    place.control if isinstance(place.control, tuple) else str(place.control), speed=speed, say=say,
+                    token=token)
     phones.start()
     try:
         await roster.log_in_first_shift()
@@ -391,32 +417,43 @@ def print_comparison(rows: list[dict], out=sys.stdout) -> None:
 
 async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *, seed: int, calls: int | None,
                    speed: float, residents: int = 2000, no_media: bool = False, say=print,
-                   kill_switch_at_s: float | None = None, on_switch=None) -> dict:
-    """The whole live run into `run_dir`; returns its report (with the tally and the comparison)."""
+                   kill_switch_at_s: float | None = None, on_switch=None, existing: Workplace | None = None,
+                   token: str | None = None) -> dict:
+    """The whole live run into `run_dir`; returns its report (with the tally and the
+    comparison). `existing`: a switch already running (existing_switch), used as it is."""
     from scenarios.simulator import Simulation
     from telephony.acd.config import CALL_TYPES
 
-    check_placeable(scenario, switch_queues=set(CALL_TYPES), extensions=10**6)
     started_wall = time.monotonic()
-    place = prepare_switch(run_dir.path / "switch", scenario, seed=seed, speed=speed, residents=residents)
-    start_switch(place, no_media=no_media)
-    if on_switch is not None:   # (bench/soak.py samples its memory and CPU)
-        on_switch(place)
+    if existing is None:
+        check_placeable(scenario, switch_queues=set(CALL_TYPES), extensions=2999)
+        place = prepare_switch(run_dir.path / "switch", scenario, seed=seed, speed=speed, residents=residents)
+        start_switch(place, no_media=no_media)
+        if on_switch is not None:   # (bench/soak.py samples its memory and CPU)
+            on_switch(place)
+        where = f"switch on {place.sip[0]}:{place.sip[1]} (log {place.log_path})"
+    else:
+        place = existing
+        where = f"the running switch at {place.sip[0]}:{place.sip[1]} (its timers are its own, not divided by the speed)"
     since = time.time() - 1
+    queue_log_start = place.queue_log.stat().st_size if place.queue_log.exists() else 0
     try:
-        say(f"hotline simulate --live: switch on {place.sip[0]}:{place.sip[1]} (log {place.log_path}), "
-            f"{len(place.agents)} bot agents, speed x{speed:g}")
+        say(f"hotline simulate --live: {where}, {len(place.agents)} bot agents, speed x{speed:g}")
         result = await drive(scenario, place, seed=seed, calls=calls, speed=speed, say=say,
-                             kill_switch_at_s=kill_switch_at_s, no_media=no_media)
+                             kill_switch_at_s=kill_switch_at_s if existing is None else None, no_media=no_media,
+                             token=token)
     finally:
-        stop_switch(place)
+        if existing is None:
+            stop_switch(place)
     writer = EventLogWriter(run_dir.file("events.jsonl"), node="switch")
     try:
         routing = export_events(place, writer, since=since, t0=result.t0, start=scenario.start, speed=speed)
     finally:
         writer.close()
-    if place.queue_log.exists():
-        shutil.copyfile(place.queue_log, run_dir.file("queue_log"))
+    if place.queue_log.exists():   # this run's lines only (a running switch's file holds its whole history)
+        with open(place.queue_log, "rb") as source, open(run_dir.file("queue_log"), "wb") as out:
+            source.seek(queue_log_start)
+            shutil.copyfileobj(source, out)
     simulated_s = (result.ended - result.t0) * speed
     report = live_report(scenario, routing, seed=seed, simulated_s=simulated_s)
     report["accounting"] = accounting(place, result, since)
@@ -432,5 +469,6 @@ async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *
                    clocks={"wall_s": wall_s, "simulated_s": simulated_s, "speed": speed,
                            "t0_epoch": result.t0},
                    extra={"calls": report["accounting"]["placed"], "scenario_file": scenario_file,
-                          "queue_log_clock": "wall (the switch's own lines, unmapped)"})
+                          "queue_log_clock": "wall (the switch's own lines, unmapped)",
+                          "switch": "its own" if existing is None else f"sip:{place.sip[0]}:{place.sip[1]}"})
     return report

@@ -121,3 +121,44 @@ def test_the_switch_killed_mid_run_loses_nothing_and_the_run_carries_on(tmp_path
                        [crash["killed_at"] + crash["back_after_s"]]).fetchone()[0]
     open_rows = db.execute("SELECT count(*) FROM interactions WHERE ended_at IS NULL").fetchone()[0]
     assert after >= 5 and open_rows == 0
+
+
+EXISTING = """
+name: into a running switch
+seed: 9
+calls: 12
+arrivals: {rate_per_hour: 720}
+mix: {types: {general: 1.0}}
+handle_time: {dist: fixed, mean_s: 10}
+patience: {dist: exponential, mean_s: 60}
+agents: {count: 2}
+routing: {ring_time_s: 1}
+"""
+
+
+def test_live_into_a_switch_already_running(tmp_path):
+    from test_sip_register import start_switch
+
+    port, process, control = start_switch(tmp_path)
+    try:
+        (tmp_path / "s.yaml").write_text(EXISTING)
+        (tmp_path / "pins").write_text("1001:1111\n1002:2222\n2001:9999\n")
+        run = lambda *extra: subprocess.run(   # noqa: E731
+            [sys.executable, "-m", "console", "--db", str(tmp_path / "switch.db"), "simulate", str(tmp_path / "s.yaml"),
+             "--live", "--speed", "5", "--switch", f"sip:127.0.0.1:{port}", "--control", str(control), "--pins",
+             str(tmp_path / "pins"), *extra], capture_output=True, text=True, timeout=300)
+        result = run("--run", str(tmp_path / "run"))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        live = open_run(tmp_path / "run")
+        count = live.report["accounting"]
+        assert count["placed"] == count["rows"] == 12 and count["lost"] == 0
+        assert set(live.meta["agents"]) == {"1001", "1002"} and live.meta["switch"] == f"sip:127.0.0.1:{port}"
+        assert "not divided by the speed" in result.stdout
+        # three agents wanted, two agent logins given (2001 is a supervisor's: never a bot)
+        (tmp_path / "s.yaml").write_text(EXISTING.replace("count: 2", "count: 3"))
+        result = run("--run", str(tmp_path / "run2"))
+        assert result.returncode == 2 and "3 agents, but only 2 agent extensions" in result.stderr
+        assert not (tmp_path / "run2").exists() or not (tmp_path / "run2" / "run.json").exists()
+    finally:
+        process.kill()
+        process.wait(5)
