@@ -593,7 +593,13 @@ def cmd_replay(args) -> int:
             same = print_diff(open_run(args.diff[0]), open_run(args.diff[1]), sys.stdout)
             return 0 if same else 1
         if not args.run:
-            raise UserError("which run? give RUN (a folder under runs/) or --diff RUN_A RUN_B")
+            from scenarios.runs import recent_runs
+            found = recent_runs()
+            listing = "".join(f"\n  {path}  ({meta.get('kind')}, seed {meta.get('seed')}, {meta.get('calls', '?')} calls)"
+                              for path, meta in found[:10])
+            raise UserError("which run? give RUN or --diff RUN_A RUN_B" +
+                            (f"; the latest:{listing}" if found else " (no runs under runs/ yet: hotline simulate "
+                                                                    "makes one)"))
         if args.speed <= 0:
             raise UserError("--speed must be above 0")
         run = open_run(args.run)

@@ -217,3 +217,15 @@ def metric(report: dict, name: str, queue: str | None = None) -> float | None:
     else:
         value = source.get(name)
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def recent_runs(base: str | Path | None = None) -> list[tuple[Path, dict]]:
+    """Finished runs under `base` (default HOTLINE_RUNS, else runs/), the newest first."""
+    base = Path(base if base is not None else os.environ.get("HOTLINE_RUNS") or "runs")
+    found = []
+    for meta_path in base.glob("*/run.json"):
+        try:
+            found.append((meta_path.stat().st_mtime, meta_path.parent, json.loads(meta_path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return [(path, meta) for _, path, meta in sorted(found, key=lambda item: item[0], reverse=True)]

@@ -175,6 +175,12 @@ def test_runs_that_cannot_be_read_say_why(runs, tmp_path, capsys):
     assert "missing events.jsonl" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "nowhere")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+    assert main(["replay"]) == 2   # which run? the latest are listed
+    assert "no runs under runs/ yet" in capsys.readouterr().err
+    main(["simulate", SCENARIO, "--calls", "50"])
+    capsys.readouterr()
+    assert main(["replay"]) == 2
+    assert "the latest:" in capsys.readouterr().err
     # a run is never written over another
     assert main(["simulate", SCENARIO, "--run", str(runs[0])]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
