@@ -323,6 +323,10 @@ def _simulate_live(args, scenario) -> int:
         raise UserError("a live run keeps its records in its run directory (switch/records.db, queue_log): "
                         "--db, --pins and --queue-log are for --switch (a switch already running) or virtual runs")
     seed = scenario.seed if args.seed is None else args.seed
+    from scenarios.sipp_load import SIPP
+    callers = args.callers or ("sipp" if SIPP else "phones")
+    if callers == "sipp" and SIPP is None:
+        raise UserError("--callers sipp: sipp is not installed (Debian: apt-get install sip-tester)")
     kill_at = None
     if args.kill_switch_at:
         import datetime as dt
@@ -337,6 +341,7 @@ def _simulate_live(args, scenario) -> int:
         run_dir = RunWriter(args.run or new_run_dir(scenario.name, seed, live=True), args.file)
         report = asyncio.run(run_live(scenario, str(args.file), run_dir, seed=seed, calls=args.calls, speed=speed,
                                       residents=args.residents, kill_switch_at_s=kill_at, existing=existing,
+                                      callers=callers,
                                       token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
     except (RunError, LiveRunError) as exc:
         raise UserError(str(exc)) from None
@@ -348,6 +353,10 @@ def _simulate_live(args, scenario) -> int:
     clocks = f"{report['simulated_s'] / 3600:.2f} scenario hours in {report['wall_s'] / 60:.1f} min of wall time " \
              f"(x{speed:g})"
     print(f"{scenario.name} (seed {seed}, live): {clocks}")
+    generator = count["generator"]
+    print(f"  the callers: {generator['generator']}: placed {generator['placed']}, answered and hung up "
+          f"{generator['answered']}, gave up {generator['gave_up']}" + (f", failed {generator['failed']}"
+                                                                        if generator.get("failed") else ""))
     print(f"  calls placed {count['placed']}, interactions rows {count['rows']}, lost {count['lost']}, "
           f"unexpected rows {count['unexpected_rows']}; outcomes: "
           + ", ".join(f"{n} {outcome}" for outcome, n in sorted(count["outcomes"].items())))
@@ -815,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "answer), and compare with the virtual-time run of the same seed")
     sub.add_argument("--speed", type=float, metavar="K", help="--live: every duration divided by K (10: an hour in 6 min)")
     sub.add_argument("--residents", type=int, default=2000, help="--live: residents in the run's records (2000)")
+    sub.add_argument("--callers", choices=("sipp", "phones"),
+                     help="--live: who places the calls: SIPp processes, one per patience within 10%% (the default "
+                          "when sipp is installed), or sippy phones in this process")
     sub.add_argument("--switch", metavar="sip:HOST:PORT", help="--live into a switch already running (with --db its "
                                                                 "records, --pins its agents' logins, --control)")
     sub.add_argument("--pins", metavar="FILE", help="--switch: the bots' logins, EXT:PIN per line")

@@ -120,6 +120,32 @@ class Tally:
         return self.placed - self.finished - self.gave_up - self.refused - self.cut_off
 
 
+class NumberPicker:
+    """Which number a planned caller calls from: a burst's callers (a water cut) are one
+    estate's residents, a repeat caller one who called before, a VIP a VIP, a known
+    caller (the scenario's known share) a resident, the rest numbers nobody knows."""
+
+    def __init__(self, numbers, vips, burst, known_share: float, rng: random.Random):
+        self.numbers, self.vips, self.burst = list(numbers), list(vips), list(burst)
+        self.known_share, self.rng = known_share, rng
+        self.called: list[str] = []
+
+    def pick(self, planned: PlannedCaller) -> str:
+        rng = self.rng
+        if planned.burst and self.burst:
+            number = rng.choice(self.burst)
+        elif planned.repeat and self.called:
+            number = rng.choice(self.called)
+        elif planned.vip and self.vips:
+            number = rng.choice(self.vips)
+        elif self.numbers and rng.random() < self.known_share:
+            number = rng.choice(self.numbers)
+        else:
+            number = f"+8529{rng.randrange(10**7):07d}"
+        self.called.append(number)
+        return number
+
+
 class LivePhones:
     """sippy on a thread of its own: the bots' phones and the callers, one UDP port."""
 
@@ -133,9 +159,7 @@ class LivePhones:
         self.rng = random.Random(seed)
         self.plan_done = False      # every planned caller has dialled
         self.clock0 = 0.0           # time.monotonic() at the scenario's time 0
-        self.vip_numbers: list[str] = []
-        self.burst_numbers: list[str] = []
-        self._called: list[str] = []
+        self.picker = NumberPicker([], [], [], 0.0, self.rng)
         self._plan: Iterator[PlannedCaller] = iter(())
         self.tally = Tally()
         self.bots: dict[str, "BotAgent"] = {}
@@ -250,8 +274,7 @@ class LivePhones:
         """The scenario's callers from now (its time 0): residents' numbers for the known
         share, VIPs' for the VIP share, a number that called before for the repeat share,
         and for a burst's callers (a water cut, a lift fault) residents of one estate."""
-        self.numbers, self.vip_numbers = list(numbers), list(vip_numbers)
-        self.burst_numbers = list(burst_numbers)
+        self.picker = NumberPicker(numbers, vip_numbers, burst_numbers, self.behaviour.scenario.known_share, self.rng)
         self._plan = self.behaviour.callers()
         self._calling = True
         self.clock0 = time.monotonic()
@@ -272,18 +295,8 @@ class LivePhones:
     def _arrive(self, planned: PlannedCaller) -> None:
         if not self._calling:
             return
-        scenario, speed = self.behaviour.scenario, self.behaviour.speed
-        if planned.burst and self.burst_numbers:
-            number = self.rng.choice(self.burst_numbers)
-        elif planned.repeat and self._called:
-            number = self.rng.choice(self._called)
-        elif planned.vip and self.vip_numbers:
-            number = self.rng.choice(self.vip_numbers)
-        elif self.numbers and self.rng.random() < scenario.known_share:
-            number = self.rng.choice(self.numbers)
-        else:
-            number = f"+8529{self.rng.randrange(10**7):07d}"
-        self._called.append(number)
+        speed = self.behaviour.speed
+        number = self.picker.pick(planned)
         patience = planned.patience_s / speed if planned.patience_s != float("inf") else 10 * BOT_LONGEST_CALL_S
         SimulatedCaller(self, number, planned.queue, patience, talk_s=planned.handle_s / speed).dial()
         self._next_caller()

@@ -219,8 +219,10 @@ async def crash_switch(place: Workplace, at_s: float, speed: float, crashes: lis
 
 async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int | None, speed: float,
                 say=print, kill_switch_at_s: float | None = None, no_media: bool = False,
-                token: str | None = None) -> Drive:
-    """The scenario's day, live: bots on shift, callers placed on the scenario's clock."""
+                token: str | None = None, callers: str = "phones", folder: Path | None = None) -> Drive:
+    """The scenario's day, live: bots on shift, callers placed on the scenario's clock
+    (`callers`: "phones", sippy phones in this process, or "sipp", SIPp processes whose
+    scenario files go in `folder`)."""
     loop = asyncio.get_running_loop()
     behaviour = Behaviour(scenario, speed=speed, seed=seed, calls=calls)
     phones = LivePhones(place.sip, loop=loop, behaviour=behaviour, seed=seed)
@@ -241,11 +243,26 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
     roster = Roster(scenario, list(place.agents), place.pins, phones,
                     place.control if isinstance(place.control, tuple) else str(place.control), speed=speed, say=say,
                     token=token)
+    load = None
+    if callers == "sipp":
+        import random as _random
+
+        from scenarios.live import NumberPicker
+        from scenarios.sipp_load import SippLoad
+
+        picker = NumberPicker(numbers, vips, estate, scenario.known_share, _random.Random(f"hotline-live:{seed}:numbers"))
+        plan = [(planned, picker.pick(planned)) for planned in behaviour.callers()]
+        load = SippLoad.write(folder or place.folder / "sipp", place.sip, plan, speed)
+        say(f"  SIPp: {len(plan)} callers in {len(load.buckets)} processes (one per patience within 10%)")
     phones.start()
     try:
         await roster.log_in_first_shift()
-        t0, clock0 = time.time(), time.monotonic()
-        phones.start_calling(numbers, vips, estate)
+        t0, clock0 = time.time() + (1.0 if load is not None else 0.0), time.monotonic()
+        if load is not None:   # SIPp starts calling a second from now: its calls wait for their moment from t0
+            load.start(t0)
+            clock0 += 1.0
+        else:
+            phones.start_calling(numbers, vips, estate)
         roster.keep_the_clock()
         crashes: list[dict] = []
         if kill_switch_at_s is not None:
@@ -256,6 +273,13 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
         while True:
             await asyncio.sleep(0.2)
             elapsed = time.monotonic() - clock0
+            if load is not None:
+                if load.running() == 0:
+                    break
+                if elapsed - last_report >= 10:
+                    last_report = elapsed
+                    say(f"  {elapsed * speed / 60:6.1f} scenario min: {load.running()} SIPp processes calling")
+                continue
             if phones.plan_done and phones.tally.in_progress == 0:
                 break
             if elapsed * speed > horizon and phones.tally.in_progress == 0:
@@ -271,13 +295,24 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
     finally:
         if kill_switch_at_s is not None and not crash.done():
             crash.cancel()
+        if load is not None:
+            load.stop()
         phones.stop_calling()
         await roster.stop()
         phones.stop()
     t = phones.tally
-    tally = {"placed": t.placed, "answered": t.answered, "finished": t.finished, "gave_up": t.gave_up,
-             "refused": t.refused, "cut_off_talking": t.cut_off_talking, "cut_off_waiting": t.cut_off_waiting,
-             "bot_calls": t.bot_calls, "registered": len(t.registered)}
+    if load is not None:
+        counts = load.counts()
+        for problem in load.problems()[:5]:
+            say(f"  SIPp: {problem}")
+        tally = {"generator": "SIPp", "placed": counts.get("placed", 0), "successful": counts.get("successful", 0),
+                 "failed": counts.get("failed", 0), "gave_up": counts.get("gave_up", 0),
+                 "answered": counts.get("hung_up_after_talking", 0), "bot_calls": t.bot_calls,
+                 "registered": len(t.registered)}
+        return Drive(t0, time.time(), tally, load.dialled, crashes=crashes)
+    tally = {"generator": "sippy phones", "placed": t.placed, "answered": t.answered, "finished": t.finished,
+             "gave_up": t.gave_up, "refused": t.refused, "cut_off_talking": t.cut_off_talking,
+             "cut_off_waiting": t.cut_off_waiting, "bot_calls": t.bot_calls, "registered": len(t.registered)}
     return Drive(t0, time.time(), tally, collections.Counter(t.dialled), crashes=crashes)
 
 
@@ -418,7 +453,7 @@ def print_comparison(rows: list[dict], out=sys.stdout) -> None:
 async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *, seed: int, calls: int | None,
                    speed: float, residents: int = 2000, no_media: bool = False, say=print,
                    kill_switch_at_s: float | None = None, on_switch=None, existing: Workplace | None = None,
-                   token: str | None = None) -> dict:
+                   token: str | None = None, callers: str = "phones") -> dict:
     """The whole live run into `run_dir`; returns its report (with the tally and the
     comparison). `existing`: a switch already running (existing_switch), used as it is."""
     from scenarios.simulator import Simulation
@@ -441,7 +476,7 @@ async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *
         say(f"hotline simulate --live: {where}, {len(place.agents)} bot agents, speed x{speed:g}")
         result = await drive(scenario, place, seed=seed, calls=calls, speed=speed, say=say,
                              kill_switch_at_s=kill_switch_at_s if existing is None else None, no_media=no_media,
-                             token=token)
+                             token=token, callers=callers, folder=run_dir.path / "sipp")
     finally:
         if existing is None:
             stop_switch(place)
