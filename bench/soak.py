@@ -92,7 +92,8 @@ def scenario_soak(args) -> int:
     try:
         report = asyncio.run(run_live(scenario, args.scenario, RunWriter(workdir / "run", args.scenario),
                                       seed=scenario.seed, calls=None, speed=speed, residents=2000,
-                                      on_switch=places.append, say=lambda text: print(text, flush=True)))
+                                      on_switch=places.append, say=lambda text: print(text, flush=True),
+                                      callers="sipp" if SIPP else "phones"))
     finally:
         done.set()
     count = report["accounting"]
