@@ -360,10 +360,12 @@ def _simulate_live(args, scenario) -> int:
     print(f"  calls placed {count['placed']}, interactions rows {count['rows']}, lost {count['lost']}, "
           f"unexpected rows {count['unexpected_rows']}; outcomes: "
           + ", ".join(f"{n} {outcome}" for outcome, n in sorted(count["outcomes"].items())))
-    for crash in count["switch_crashes"]:
+    if count["switch_crashes"]:
         interrupted = count["outcomes"].get("interrupted", 0)
-        print(f"  the switch was killed mid-run and back after {crash['back_after_s']:.1f} s: {interrupted} call(s) "
-              "it held closed as interrupted, the run carried on")
+        for crash in count["switch_crashes"]:
+            print(f"  the switch went down mid-run ({crash.get('why', 'killed')}) and was back after "
+                  f"{crash['back_after_s']:.1f} s")
+        print(f"  {interrupted} call(s) it held closed as interrupted, the run carried on")
     if count["failed_by_cause"]:
         print("  failed by SIP cause: " + ", ".join(f"{n} {cause}" for cause, n in count["failed_by_cause"].items()))
     print("  live against the virtual-time run of the same seed:")

@@ -200,7 +200,8 @@ class Drive:
     crashes: list[dict] = field(default_factory=list)   # the switch killed mid-run: when, back after
 
 
-async def crash_switch(place: Workplace, at_s: float, speed: float, crashes: list, no_media: bool, say) -> None:
+async def crash_switch(place: Workplace, at_s: float, speed: float, crashes: list, no_media: bool, say,
+                       restarting: asyncio.Event) -> None:
     """The drill of a switch that dies: SIGKILL at `at_s` (scenario seconds), started
     again at once; its start-up closes the calls it held as interrupted, the bots log in
     again by themselves and the callers' retransmitted INVITEs reach the new switch."""
@@ -209,12 +210,37 @@ async def crash_switch(place: Workplace, at_s: float, speed: float, crashes: lis
     await asyncio.sleep(at_s / speed)
     if place.process is None or place.process.poll() is not None:
         return
-    place.process.send_signal(signal.SIGKILL)
-    place.process.wait(10)
-    killed = time.time()
-    await asyncio.get_running_loop().run_in_executor(None, lambda: start_switch(place, no_media=no_media))
-    crashes.append({"killed_at": killed, "back_after_s": time.time() - killed})
+    restarting.set()   # (the watcher leaves this one to the drill)
+    try:
+        place.process.send_signal(signal.SIGKILL)
+        place.process.wait(10)
+        killed = time.time()
+        await asyncio.get_running_loop().run_in_executor(None, lambda: start_switch(place, no_media=no_media))
+    finally:
+        restarting.clear()
+    crashes.append({"killed_at": killed, "back_after_s": time.time() - killed, "why": "killed by the drill"})
     say(f"  the switch was killed (SIGKILL) and is back after {time.time() - killed:.1f} s")
+
+
+async def watch_switch(place: Workplace, crashes: list, no_media: bool, say, restarting: asyncio.Event) -> None:
+    """As a service manager would: a switch of the run's own that dies (its media engine
+    stuck, a crash) is started again at once, and the run says so and carries on."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(0.5)
+        process = place.process
+        if process is None or process.poll() is None or restarting.is_set():
+            continue
+        died = time.time()
+        lines = place.log_path.read_text(errors="replace").strip().splitlines() if place.log_path.exists() else []
+        why = next((line for line in reversed(lines) if line.startswith("hotline:")), f"exit status {process.returncode}")
+        restarting.set()
+        try:
+            await loop.run_in_executor(None, lambda: start_switch(place, no_media=no_media))
+        finally:
+            restarting.clear()
+        crashes.append({"killed_at": died, "back_after_s": time.time() - died, "why": why})
+        say(f"  the switch died ({why}); started again, back after {time.time() - died:.1f} s")
 
 
 async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int | None, speed: float,
@@ -265,9 +291,13 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
             phones.start_calling(numbers, vips, estate)
         roster.keep_the_clock()
         crashes: list[dict] = []
+        restarting = asyncio.Event()
+        watcher = None
+        if place.process is not None:   # a switch of the run's own (not one given with --switch)
+            watcher = asyncio.get_running_loop().create_task(watch_switch(place, crashes, no_media, say, restarting))
         if kill_switch_at_s is not None:
             crash = asyncio.get_running_loop().create_task(
-                crash_switch(place, kill_switch_at_s, speed, crashes, no_media, say))
+                crash_switch(place, kill_switch_at_s, speed, crashes, no_media, say, restarting))
         horizon = scenario.horizon_s if scenario.horizon_s is not None else math.inf
         last_report = 0.0
         while True:
@@ -295,6 +325,8 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
     finally:
         if kill_switch_at_s is not None and not crash.done():
             crash.cancel()
+        if watcher is not None:
+            watcher.cancel()
         if load is not None:
             load.stop()
         phones.stop_calling()

@@ -117,7 +117,7 @@ def test_the_switch_killed_mid_run_loses_nothing_and_the_run_carries_on(tmp_path
     [crash] = count["switch_crashes"]
     assert count["placed"] == count["rows"] == 60 and count["lost"] == 0 and count["unexpected_rows"] == 0
     assert count["outcomes"].get("interrupted", 0) >= 1     # the calls it held when it died
-    assert "closed as interrupted, the run carried on" in result.stdout
+    assert "closed as interrupted, the run carried on" in result.stdout and "killed by the drill" in result.stdout
     # after the restart the bots were back and answering
     db = sqlite3.connect(run_dir / "switch" / "records.db")
     after = db.execute("SELECT count(*) FROM events WHERE event = 'CallConnected' AND at > ?",
