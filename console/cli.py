@@ -242,6 +242,10 @@ def cmd_simulate(args) -> int:
         return _simulate_live(args, scenario)
     if args.speed is not None:
         raise UserError("--speed is for --live runs (virtual time has no clock to compress)")
+    for option, given in (("--kill-switch-at", args.kill_switch_at), ("--switch", args.switch),
+                          ("--callers", args.callers), ("--pins", args.pins)):
+        if given:
+            raise UserError(f"{option} is for --live runs")
     # Every output is checked before anything is written: a run that cannot save its
     # report must not have put its calls into a records database already.
     for option, path in (("--report", args.report), ("--queue-log", args.queue_log)):
@@ -339,12 +343,20 @@ def _simulate_live(args, scenario) -> int:
                             f"{args.kill_switch_at!r}") from None
     try:
         run_dir = RunWriter(args.run or new_run_dir(scenario.name, seed, live=True), args.file)
+        import signal
+
+        def stop(*_):   # SIGTERM as Ctrl-C: the run stops its bots, SIPp and switch, then exits
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, stop)
         report = asyncio.run(run_live(scenario, str(args.file), run_dir, seed=seed, calls=args.calls, speed=speed,
                                       residents=args.residents, kill_switch_at_s=kill_at, existing=existing,
                                       callers=callers,
                                       token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
     except (RunError, LiveRunError) as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise UserError(f"stopped: the live run was interrupted; its switch and callers are stopped, and "
+                        f"{run_dir.path} holds no finished run") from None
     if args.report:
         partial = Path(args.report).with_name(Path(args.report).name + ".partial")
         partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -594,7 +606,7 @@ def cmd_supervisor(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from console.replay import parse_moment, print_diff, run_replay
+    from console.replay import print_diff, run_replay
     from scenarios.runs import RunError, open_run
 
     try:
@@ -616,8 +628,11 @@ def cmd_replay(args) -> int:
         run = open_run(args.run)
         if args.at:
             from zoneinfo import ZoneInfo
+
+            from console.replay import moment_in_run
+            from console.tape import player_for
             try:
-                parse_moment(args.at, run.start, ZoneInfo(run.meta["timezone"]))
+                moment_in_run(args.at, player_for(run), ZoneInfo(run.meta["timezone"]))
             except ValueError as exc:
                 raise UserError(f"--at {exc}") from None
         if not sys.stdout.isatty():

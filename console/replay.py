@@ -40,6 +40,8 @@ def parse_moment(text: str, start: float, tz: dt.tzinfo) -> float:
     text = text.strip()
     if text.startswith("+"):
         rest = text[1:].replace(" ", "")
+        if re.fullmatch(r"\d+h\d+", rest):   # +1h30, as the header writes it
+            rest += "m"
         parts = _OFFSET_PART.findall(rest)
         if not rest or "".join(number + unit for number, unit in parts) != rest:
             raise ValueError(f"'{text}': an offset is like +90m, +1h30m or +45s")
@@ -66,9 +68,10 @@ class GoToScreen(ModalScreen):
     """
     BINDINGS = [Binding("enter", "go", "Go", priority=True), Binding("escape", "close", "Back")]
 
-    def __init__(self, start: float, end: float, tz: dt.tzinfo):
+    def __init__(self, start: float, end: float, tz: dt.tzinfo, origin: float | None = None):
         super().__init__()
         self.start, self.end, self.tz = start, end, tz
+        self.origin = start if origin is None else origin
 
     def compose(self) -> ComposeResult:
         first = dt.datetime.fromtimestamp(self.start, self.tz)
@@ -86,7 +89,7 @@ class GoToScreen(ModalScreen):
         await typing_caught_up(self.app)
         text = self.query_one("#goto", TextField).value
         try:
-            moment = parse_moment(text, self.start, self.tz)
+            moment = parse_moment(text, self.origin, self.tz)
         except ValueError as exc:
             self.query_one("#goto-problem", Static).update(str(exc))
             return
@@ -145,9 +148,10 @@ class ReplayApp(SupervisorApp, inherit_bindings=False):
         player = self.player
         moment = dt.datetime.fromtimestamp(player.position, self.tz)
         played = "paused" if player.paused else ("end" if player.finished else "playing")
-        elapsed = duration(player.position - player.start)
+        offset = player.position - (player.origin if player.origin is not None else player.start)
+        elapsed = ("-" if offset < 0 else "+") + duration(abs(offset))
         return (f"REPLAY {self.replayed.name} seed {self.replayed.meta.get('seed')} ({self.replayed.kind}) │ "
-                f"{moment:%a %d %b %H:%M:%S} (+{elapsed}) │ x{player.speed:g} {played}", False)
+                f"{moment:%a %d %b %H:%M:%S} ({elapsed}) │ x{player.speed:g} {played}", False)
 
     def _moved(self) -> None:
         self._last_tick = time.monotonic()
@@ -179,18 +183,27 @@ class ReplayApp(SupervisorApp, inherit_bindings=False):
             if moment is not None:
                 self.player.seek(moment)
                 self._moved()
-        self.push_screen(GoToScreen(self.player.start, self.player.end, self.tz), chosen)
+        self.push_screen(GoToScreen(self.player.start, self.player.end, self.tz, self.player.origin), chosen)
 
 
 async def _no_switch(*_args):
     raise ConnectionError("a replay has no switch")
 
 
+def moment_in_run(text: str, player: Player, tz: dt.tzinfo) -> float:
+    """`--at` or `g`: a moment of the run, or ValueError saying why not."""
+    moment = parse_moment(text, player.origin if player.origin is not None else player.start, tz)
+    if not player.start - 1e-6 <= moment <= player.end + 1:
+        first, last = (dt.datetime.fromtimestamp(t, tz) for t in (player.start, player.end))
+        raise ValueError(f"'{text.strip()}' is outside the run ({first:%a %H:%M:%S} to {last:%a %H:%M:%S})")
+    return moment
+
+
 def run_replay(run: Run, *, speed: float = 60.0, at: str | None = None, paused: bool = False) -> int:
     tz = ZoneInfo(run.meta["timezone"])
     player = player_for(run, speed=speed)
     if at:
-        player.seek(parse_moment(at, player.start, tz))
+        player.seek(moment_in_run(at, player, tz))
     player.paused = paused
     ReplayApp(run, player, tz=tz).run()
     return 0
@@ -219,11 +232,11 @@ def _cell(name: str, value: float | None) -> str:
 def print_diff(run_a: Run, run_b: Run, out) -> bool:
     """Prints where the runs part and their metrics side by side; True if they are the same."""
     tz = ZoneInfo(run_a.meta["timezone"])
+    divergence = first_divergence(run_a, run_b)   # (an unreadable log is said before anything is printed)
     if run_a.name != run_b.name:
         print(f"note: different scenarios ({run_a.name} and {run_b.name})", file=out)
     print(f"A: {run_a.path} ({run_a.kind}, seed {run_a.meta.get('seed')})", file=out)
     print(f"B: {run_b.path} ({run_b.kind}, seed {run_b.meta.get('seed')})", file=out)
-    divergence = first_divergence(run_a, run_b)
     if divergence is None:
         print("events: the same, every one (times from each run's start, to the millisecond)", file=out)
     else:

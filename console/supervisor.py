@@ -229,6 +229,7 @@ class SupervisorApp(App):
     .title { height: 1; text-style: bold; padding: 0 1; margin-top: 1; }
     DataTable { height: auto; max-height: 14; }
     #alerts { max-height: 10; }
+    #agents { max-height: 40; }   /* a centre's whole shift, not 13 of them (found in a trial) */
     DataTable.stale { opacity: 60%; }
     """
     BINDINGS = [

@@ -52,9 +52,12 @@ class _Waiting:
 class SnapshotBuilder:
     """The switch's snapshot (wire.Snapshot), rebuilt from the events alone."""
 
-    def __init__(self, agents: dict[str, dict]):
+    def __init__(self, agents: dict[str, dict], start: float = 0.0):
+        # (an agent who has not logged in yet has been logged out since the run began)
+        self.start = start
         self.agents = {ext: _Agent(str(a.get("name", "")), tuple(sorted((str(k), int(v)) for k, v in
-                                                                       (a.get("skills") or {}).items())))
+                                                                       (a.get("skills") or {}).items())),
+                                   since=start, status_since=start)
                        for ext, a in agents.items()}
         self.waiting: dict[str, _Waiting] = {}
         self.numbers: dict[str, str] = {}
@@ -62,6 +65,12 @@ class SnapshotBuilder:
     def apply(self, event) -> None:
         if isinstance(event, ce.PhoneRegistration):
             self._agent(event.agent_id).registered = event.registered
+            return
+        if isinstance(event, ce.CallFailed):   # e.g. "interrupted: switch went down": the caller is gone
+            self.waiting.pop(event.call_id, None)
+            for agent in self.agents.values():
+                if agent.call == event.call_id:
+                    agent.call, agent.queue, agent.state, agent.since = None, "", "idle", event.t
             return
         if isinstance(event, ev.CallQueued):
             number = event.number or self.numbers.get(event.call_id, "") or f"call {event.call_id}"
@@ -95,7 +104,7 @@ class SnapshotBuilder:
     def _agent(self, ext: str) -> _Agent:
         agent = self.agents.get(ext)
         if agent is None:
-            agent = self.agents[ext] = _Agent(f"agent {ext}", ())
+            agent = self.agents[ext] = _Agent(f"agent {ext}", (), since=self.start, status_since=self.start)
         return agent
 
     def snapshot(self, at: float, queues: list[str]) -> wire.Snapshot:
@@ -121,8 +130,9 @@ class Player:
     events: list[tuple[float, object]]
     queues: dict[str, QueueSettings]
     agents: dict[str, dict]
-    start: float
+    start: float                 # the first moment that can be shown (a live run's bots log in before time 0)
     speed: float = 60.0
+    origin: float | None = None  # the scenario's time 0: offsets (+1h30m) count from it
     paused: bool = False
     centre: Centre = field(init=False)
     position: float = field(init=False)
@@ -132,11 +142,13 @@ class Player:
     def __post_init__(self) -> None:
         self._times = [at for at, _ in self.events]
         self.end = self._times[-1] if self._times else self.start
+        if self.origin is None:
+            self.origin = self.start
         self._restart()
 
     def _restart(self) -> None:
         self.centre = Centre(self.queues, self.start)
-        self.builder = SnapshotBuilder(self.agents)
+        self.builder = SnapshotBuilder(self.agents, self.start)
         self.position, self._next = self.start, 0
         self.centre.take_snapshot(self.builder.snapshot(self.start, list(self.queues)))
 
@@ -177,7 +189,7 @@ def player_for(run, speed: float = 60.0) -> Player:
     queues = {name: QueueSettings(float(q.get("threshold_s", 15.0)), float(q.get("target", 0.8)))
               for name, q in run.meta["queues"].items()}
     first = min((at for at, _ in events), default=run.start)
-    return Player(events, queues, run.meta["agents"], start=min(run.start, first), speed=speed)
+    return Player(events, queues, run.meta["agents"], start=min(run.start, first), speed=speed, origin=run.start)
 
 
 # --- two runs side by side ------------------------------------------------------------------

@@ -335,9 +335,13 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
     t = phones.tally
     if load is not None:
         counts = load.counts()
-        for problem in load.problems()[:5]:
-            say(f"  SIPp: {problem}")
-        tally = {"generator": "SIPp", "placed": counts.get("placed", 0), "successful": counts.get("successful", 0),
+        problems = load.problems()
+        if problems:
+            say(f"  SIPp: {len(problems)} of {len(load.buckets)} processes placed fewer calls than planned "
+                f"({counts.get('placed', 0)} of {load.planned()} placed in all):")
+            for problem in problems[:5]:
+                say(f"    {problem}")
+        tally = {"generator": "SIPp", "planned": load.planned(), "placed": counts.get("placed", 0), "successful": counts.get("successful", 0),
                  "failed": counts.get("failed", 0), "gave_up": counts.get("gave_up", 0),
                  "answered": counts.get("hung_up_after_talking", 0), "bot_calls": t.bot_calls,
                  "registered": len(t.registered)}

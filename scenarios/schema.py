@@ -277,6 +277,18 @@ def scenario_from_document(doc: Document) -> Scenario:
                                 f"(queues here: {', '.join(names)})")
 
     groups = _agents(doc, start_dt, names)
+    # a queue no agent can serve (nobody rostered with a skill its tiers name): every such
+    # caller would wait until they give up, which is a mistake in the file, not a drill
+    skills_rostered = {skill for g in groups if g.count or g.rostered for skill in g.skills}
+    by_name = {q.name: q for q in queues}
+    for name in names:
+        served = by_name.get(name)
+        serving = set().union(*(t.skills for t in served.tiers)) if served is not None else {name}
+        if not serving & skills_rostered:
+            where: tuple = ("mix", "types", name) if name in mix else ("arrivals", "bursts")
+            raise doc.error(where if doc.get(where) is not None else ("agents",),
+                            f"no agent has a skill that serves {name} ({', '.join(sorted(serving))}): every {name} "
+                            f"caller would wait until they gave up; give an agent group that skill")
     expect = []
     expect_raw = top.get("expect") or []
     if not isinstance(expect_raw, list):

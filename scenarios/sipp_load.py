@@ -150,6 +150,31 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
+def _free_port_pair() -> int:
+    """An even UDP port that is free with the three above it (SIPp's RTP and RTCP, audio and video)."""
+    import socket
+
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1] & ~1
+        if base > 65000:
+            continue
+        held = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(sock)
+                sock.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return base
+    raise RuntimeError("no four free UDP ports in a row for SIPp's media")
+
+
 def bucket_of(patience_s: float) -> int:
     """Callers whose patience is within 10% of each other share a SIPp process."""
     return int(math.floor(math.log(max(patience_s, 0.05) / 0.05, BUCKET_RATIO)))
@@ -177,6 +202,7 @@ class SippLoad:
     def write(cls, folder: Path, switch: tuple[str, int], callers: list[tuple[PlannedCaller, str]],
               speed: float) -> "SippLoad":
         """`callers`: each planned caller with the number it calls from."""
+        folder = folder.resolve()   # SIPp runs in it: a relative path would name another place
         folder.mkdir(parents=True, exist_ok=True)
         buckets: dict[int, Bucket] = {}
         for planned, number in callers:
@@ -194,7 +220,24 @@ class SippLoad:
 
     @property
     def dialled(self) -> collections.Counter:
-        return collections.Counter(number for b in self.buckets.values() for number, _, _, _ in b.calls)
+        """The numbers of the calls SIPp placed: each bucket's first N lines (SEQUENTIAL),
+        N its own count (a SIPp that ended early placed fewer than its CSV holds)."""
+        out: collections.Counter[str] = collections.Counter()
+        for index, bucket in self.buckets.items():
+            placed = self._stats(index).get("OutgoingCall(C)")
+            ordered = sorted(bucket.calls, key=lambda c: c[2])
+            out.update(number for number, _, _, _ in ordered[:int(placed or 0)])
+        return out
+
+    def planned(self) -> int:
+        return sum(len(b.calls) for b in self.buckets.values())
+
+    def _stats(self, index: int) -> dict:
+        stat = next(self.folder.glob(f"callers-{index}_*_.csv"), None)
+        if stat is None:
+            return {}
+        rows = [line.split(";") for line in stat.read_text().splitlines() if line.strip()]
+        return dict(zip(rows[0], rows[-1])) if len(rows) >= 2 else {}
 
     def start(self, t0: float, local_ip: str = "127.0.0.1") -> None:
         """Every bucket's SIPp at once; calls are launched ahead and wait for their moment."""
@@ -211,8 +254,11 @@ class SippLoad:
                 [SIPP, f"{self.switch[0]}:{self.switch[1]}", "-sf", str(self.folder / f"callers-{index}.xml"),
                  "-inf", str(self.folder / f"callers-{index}.csv"), "-set", "t0_ms", str(int(t0 * 1000)),
                  "-m", str(len(bucket.calls)), "-r", f"{rate:.3f}", "-i", local_ip, "-p", str(free_udp_port()),
-                 "-timeout", f"{last_s + 120:.0f}s", "-nostdin", "-trace_counts", "-trace_err", "-trace_stat",
-                 "-fd", "1", "-max_recv_loops", "1000"],
+                 # every call may be up at once (they wait for their moment); a media port of its own
+                 # (SIPp binds one even to send no audio: several on its default 6000 collide)
+                 "-l", str(len(bucket.calls)), "-mp", str(_free_port_pair()),
+                 "-timeout", f"{last_s * 1.5 + 300:.0f}s", "-nostdin", "-trace_counts", "-trace_err",
+                 "-trace_stat", "-fd", "1", "-max_recv_loops", "1000"],
                 cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
             self.processes.append((bucket, process, self.folder / f"callers-{index}.log"))
 
@@ -232,13 +278,15 @@ class SippLoad:
                 process.wait(5)
 
     def problems(self) -> list[str]:
-        """What a SIPp that ended badly said (its log's last lines), per process."""
+        """Each SIPp that placed fewer calls than its CSV holds, with what it said last."""
         out = []
-        for bucket, process, log in self.processes:
-            if process.returncode not in (0, None) and log.exists():
-                text = log.read_text(errors="replace").strip().splitlines()
-                if text and not any("Successful call" in line for line in text[-40:]):
-                    out.append(f"{log.name}: {text[-1][:300]}")
+        for index, bucket in sorted(self.buckets.items()):
+            placed = int(self._stats(index).get("OutgoingCall(C)") or 0)
+            if placed < len(bucket.calls):
+                log = self.folder / f"callers-{index}.log"
+                text = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+                said = next((line for line in reversed(text) if line.strip() and not line.startswith(("-", " "))), "")
+                out.append(f"callers-{index}: placed {placed} of {len(bucket.calls)}" + (f" ({said[:200]})" if said else ""))
         return out
 
     def counts(self) -> dict:

@@ -124,6 +124,12 @@ def test_the_switch_killed_mid_run_loses_nothing_and_the_run_carries_on(tmp_path
                        [crash["killed_at"] + crash["back_after_s"]]).fetchone()[0]
     open_rows = db.execute("SELECT count(*) FROM interactions WHERE ended_at IS NULL").fetchone()[0]
     assert after >= 5 and open_rows == 0
+    # replayed, the callers the crash cut off are gone (CallFailed), not waiting for ever
+    from console.tape import player_for
+    player = player_for(run)
+    player.seek(player.end)
+    assert not player.builder.waiting
+    assert all(a.state in ("idle", "wrap_up") or a.status == "logged_out" for a in player.centre.snapshot.agents)
 
 
 EXISTING = """

@@ -175,6 +175,8 @@ def test_runs_that_cannot_be_read_say_why(runs, tmp_path, capsys):
     assert "missing events.jsonl" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "nowhere")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+    assert main(["replay", str(runs[0]), "--at", "07:00"]) == 2   # before the drill began at 08:00
+    assert "outside the run" in capsys.readouterr().err
     assert main(["replay"]) == 2   # which run? the latest are listed
     assert "no runs under runs/ yet" in capsys.readouterr().err
     main(["simulate", SCENARIO, "--calls", "50"])
@@ -184,3 +186,13 @@ def test_runs_that_cannot_be_read_say_why(runs, tmp_path, capsys):
     # a run is never written over another
     assert main(["simulate", SCENARIO, "--run", str(runs[0])]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_an_agent_not_yet_on_shift_has_been_logged_out_since_the_run_began(tmp_path):
+    main(["simulate", "scenarios/library/typhoon-night.yaml", "--run", str(tmp_path / "night")])
+    run = open_run(tmp_path / "night")
+    player = player_for(run)
+    player.seek(parse_moment("22:30", player.start, HK))
+    standby = [line for line in player.centre.agent_lines(player.position) if line.name.startswith("standby")]
+    assert standby and all(line.status == "logged_out" and line.in_state_s == 30 * 60 for line in standby)
+    assert parse_moment("+1h30", player.start, HK) - player.start == 90 * 60   # as the header writes it

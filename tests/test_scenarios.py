@@ -195,3 +195,20 @@ def test_agents_who_do_not_turn_up_never_log_in():
     assert len(logged_in) == 10
     with pytest.raises(ConfigError, match="absent.*must be at most 2"):
         scenario_from_text(SHORT.replace("agents: {count: 12}", "agents: {groups: [{count: 2, absent: 3}]}"))
+
+
+def test_every_bundled_drill_meets_its_own_expectations():
+    from pathlib import Path
+    for path in sorted(Path("scenarios/library").glob("*.yaml")):
+        s = load_scenario(path)
+        if not s.expect or (s.calls or 0) > 20000:
+            continue
+        report = Simulation(s).run()
+        failed = [e for e in report["expectations"] if not e["passed"]]
+        assert not failed, (path.name, failed)
+
+
+def test_a_queue_no_agent_can_serve_is_refused():
+    with pytest.raises(ConfigError, match="no agent has a skill that serves repair"):
+        scenario_from_text(SHORT.replace("agents: {count: 12}", "mix: {types: {repair: 1.0}}\n"
+                                         "agents: {groups: [{count: 2, skills: {billing: 3}}]}"))
