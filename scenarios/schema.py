@@ -73,6 +73,7 @@ class Expectation:
             actual = source["service_level"]["answered_within_over_answered"]
         else:
             actual = source[self.metric]
+        actual = float(actual)   # a count is an int interpreted and a float compiled: one type in the report
         return _OPS[self.op](actual, self.value), actual
 
 
