@@ -357,6 +357,8 @@ def _simulate_live(args, scenario) -> int:
     except KeyboardInterrupt:
         raise UserError(f"stopped: the live run was interrupted; its switch and callers are stopped, and "
                         f"{run_dir.path} holds no finished run") from None
+    except RuntimeError as exc:   # its switch did not start, a bot's login was refused, no sipp ports
+        raise UserError(f"the live run could not go on: {exc}") from None
     if args.report:
         partial = Path(args.report).with_name(Path(args.report).name + ".partial")
         partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
