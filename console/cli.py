@@ -628,18 +628,10 @@ def cmd_replay(args) -> int:
         if args.speed <= 0:
             raise UserError("--speed must be above 0")
         run = open_run(args.run)
-        if args.at:
-            from zoneinfo import ZoneInfo
-
-            from console.replay import moment_in_run
-            from console.tape import player_for
-            try:
-                moment_in_run(args.at, player_for(run), ZoneInfo(run.meta["timezone"]))
-            except ValueError as exc:
-                raise UserError(f"--at {exc}") from None
-        if not sys.stdout.isatty():
-            raise UserError("the replay is a screen: run it in a terminal (or use --diff, which prints)")
-        return run_replay(run, speed=args.speed, at=args.at, paused=args.paused)
+        try:
+            return run_replay(run, speed=args.speed, at=args.at, paused=args.paused, screen=sys.stdout.isatty())
+        except ValueError as exc:
+            raise UserError(f"--at {exc}") from None
     except RunError as exc:
         raise UserError(str(exc)) from None
 

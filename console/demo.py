@@ -29,6 +29,7 @@ from records.directory import resident_by_phone
 from scenarios.erlang import healthy_rate
 from scenarios.schema import Dist, Scenario, load_scenario
 from scenarios.live import Behaviour, BotAgent, LivePhones, free_udp_port, read_pins
+from scenarios.live_run import stop_process
 from telephony.acd import events as ev
 from telephony.control_client import ControlClient, log_in_again
 from telephony.wire import Delivered
@@ -304,13 +305,7 @@ class SupervisedSwitch:
 
 
 def stop_switch(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    stop_process(process, 10)
 
 
 async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, seconds: float | None,

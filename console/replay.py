@@ -199,11 +199,18 @@ def moment_in_run(text: str, player: Player, tz: dt.tzinfo) -> float:
     return moment
 
 
-def run_replay(run: Run, *, speed: float = 60.0, at: str | None = None, paused: bool = False) -> int:
+def run_replay(run: Run, *, speed: float = 60.0, at: str | None = None, paused: bool = False,
+               screen: bool = True) -> int:
+    """ValueError for an --at outside the run; RunError without a terminal (`screen`)."""
+    from scenarios.runs import RunError
+
     tz = ZoneInfo(run.meta["timezone"])
     player = player_for(run, speed=speed)
-    if at:
-        player.seek(moment_in_run(at, player, tz))
+    moment = moment_in_run(at, player, tz) if at else None
+    if not screen:
+        raise RunError("the replay is a screen: run it in a terminal (or use --diff, which prints)")
+    if moment is not None:
+        player.seek(moment)
     player.paused = paused
     ReplayApp(run, player, tz=tz).run()
     return 0

@@ -177,18 +177,23 @@ def start_switch(place: Workplace, *, no_media: bool = False) -> None:
         time.sleep(0.05)
 
 
-def stop_switch(place: Workplace) -> None:
-    """SIGTERM: the switch releases every call still up and records it as interrupted."""
+def stop_process(process: subprocess.Popen, wait_s: float) -> None:
+    """SIGTERM (a switch releases every call still up and records it as interrupted),
+    then SIGKILL if it has not gone within `wait_s`."""
     import signal
 
-    process = place.process
-    if process is not None and process.poll() is None:
+    if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(15)
+            process.wait(wait_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def stop_switch(place: Workplace) -> None:
+    if place.process is not None:
+        stop_process(place.process, 15)
 
 
 @dataclass
