@@ -73,6 +73,8 @@ def test_a_bot_killed_mid_call_leaves_its_caller_to_the_next(line, tmp_path):  #
         wait_for(lambda: [e for e in events(line.db_path, call_id) if e[0] == "CallConnected" and e[2] == "1002"])
         code, output = finished(caller)
         assert code == 0, output[-3000:]
+        # the caller's phone is done when the switch answers its BYE; the event row follows
+        wait_for(lambda: [e for e in events(line.db_path, call_id) if e[0] == "CallCompleted"])
         kinds = [(e[0], e[2]) for e in events(line.db_path, call_id)
                  if e[0] in ("CallQueued", "CallConnected", "CallRequeued", "CallCompleted")]
         assert kinds[:4] == [("CallQueued", ""), ("CallConnected", "1001"), ("CallRequeued", "1001"),
