@@ -243,7 +243,8 @@ def cmd_simulate(args) -> int:
     if args.speed is not None:
         raise UserError("--speed is for --live runs (virtual time has no clock to compress)")
     for option, given in (("--kill-switch-at", args.kill_switch_at), ("--switch", args.switch),
-                          ("--callers", args.callers), ("--pins", args.pins)):
+                          ("--callers", args.callers), ("--pins", args.pins),
+                          ("--audio-callers", args.audio_callers is not None)):
         if given:
             raise UserError(f"{option} is for --live runs")
     # Every output is checked before anything is written: a run that cannot save its
@@ -331,6 +332,13 @@ def _simulate_live(args, scenario) -> int:
     callers = args.callers or ("sipp" if SIPP else "phones")
     if callers == "sipp" and SIPP is None:
         raise UserError("--callers sipp: sipp is not installed (Debian: apt-get install sip-tester)")
+    from scenarios.live_run import AUDIO_CALLERS
+    audio_callers = AUDIO_CALLERS if args.audio_callers is None else args.audio_callers
+    if audio_callers < 0:
+        raise UserError("--audio-callers: a number of callers, 0 or more")
+    if args.audio_callers and (args.switch or callers != "sipp"):
+        raise UserError("--audio-callers needs SIPp callers into the run's own switch (its sounds and recordings "
+                        "are read to check what was heard)")
     kill_at = None
     if args.kill_switch_at:
         import datetime as dt
@@ -350,7 +358,7 @@ def _simulate_live(args, scenario) -> int:
         signal.signal(signal.SIGTERM, stop)
         report = asyncio.run(run_live(scenario, str(args.file), run_dir, seed=seed, calls=args.calls, speed=speed,
                                       residents=args.residents, kill_switch_at_s=kill_at, existing=existing,
-                                      callers=callers,
+                                      callers=callers, audio_callers=audio_callers,
                                       token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
     except (RunError, LiveRunError) as exc:
         raise UserError(str(exc)) from None
@@ -369,8 +377,9 @@ def _simulate_live(args, scenario) -> int:
     print(f"{scenario.name} (seed {seed}, live): {clocks}")
     generator = count["generator"]
     print(f"  the callers: {generator['generator']}: placed {generator['placed']}, answered and hung up "
-          f"{generator['answered']}, gave up {generator['gave_up']}" + (f", failed {generator['failed']}"
-                                                                        if generator.get("failed") else ""))
+          f"{generator['answered']}, gave up {generator['gave_up']}"
+          + (f", gave up as answered {generator['gave_up_as_answered']}" if generator.get("gave_up_as_answered") else "")
+          + (f", failed {generator['failed']}" if generator.get("failed") else ""))
     print(f"  calls placed {count['placed']}, interactions rows {count['rows']}, lost {count['lost']}, "
           f"unexpected rows {count['unexpected_rows']}; outcomes: "
           + ", ".join(f"{n} {outcome}" for outcome, n in sorted(count["outcomes"].items())))
@@ -380,8 +389,30 @@ def _simulate_live(args, scenario) -> int:
             print(f"  the switch went down mid-run ({crash.get('why', 'killed')}) and was back after "
                   f"{crash['back_after_s']:.1f} s")
         print(f"  {interrupted} call(s) it held closed as interrupted, the run carried on")
+    if count["switch_crashes"] and generator.get("gave_up", 0) > count["outcomes"].get("abandoned", 0):
+        print(f"  (the {generator['gave_up']} callers who gave up include "
+              f"{generator['gave_up'] - count['outcomes'].get('abandoned', 0)} whose wait the crash had already "
+              f"closed as interrupted: they hung up later, on the switch that came back)")
+    if count.get("gave_up_as_answered"):
+        crossed = count["gave_up_as_answered"]
+        print(f"  {len(crossed)} caller(s) gave up in the instant an agent answered ({', '.join(crossed[:5])}): "
+              f"the answer crossed their CANCEL, so they hung up at once: answered on the switch's rows")
     if count["failed_by_cause"]:
         print("  failed by SIP cause: " + ", ".join(f"{n} {cause}" for cause, n in count["failed_by_cause"].items()))
+    menu = count.get("menu") or {}
+    if menu:
+        print(f"  the voice menu: {menu['callers']} callers pressed their queue's key; {menu['reached_their_queue']} "
+              f"reached it, {menu['hung_up_in_menu']} hung up in the menu, {menu['other_queue']} reached another queue")
+    audio = report.get("audio") or []
+    for item in audio:
+        mark = "ok  " if item.get("ok") else "FAIL"
+        how = f"key {item['key']}" if item["key"] is not None else "dialled"
+        print(f"  {mark} audio caller {item['number']} ({how}, {item['queue']}, {item.get('outcome', 'no row')}): "
+              f"heard {', '.join(item['heard']) or 'nothing'}"
+              + ("; the agent heard the caller" if item["agent_heard_caller"] else "")
+              + (f"; recording {item['recording_hz'][0]} Hz / {item['recording_hz'][1]} Hz"
+                 if "recording_hz" in item else "")
+              + "".join(f"\n         {problem}" for problem in item["problems"]))
     print("  live against the virtual-time run of the same seed:")
     print_comparison(report["comparison"])
     print(f"  run saved in {run_dir.path}  (hotline replay {run_dir.path})")
@@ -397,6 +428,13 @@ def _simulate_live(args, scenario) -> int:
         print("hotline: live and virtual differ beyond the tolerance on: " + ", ".join(outside), file=sys.stderr)
     if count["lost"] or count["unexpected_rows"]:
         print(f"hotline: {count['lost']} call(s) placed left no interactions row", file=sys.stderr)
+        return EXIT_EXPECTATION_FAILED
+    if menu.get("other_queue"):
+        print(f"hotline: {menu['other_queue']} caller(s) reached another queue than their menu key's", file=sys.stderr)
+        return EXIT_EXPECTATION_FAILED
+    unheard = [item["number"] for item in audio if not item.get("ok")]
+    if unheard:
+        print(f"hotline: the audio of {len(unheard)} caller(s) was not right: {', '.join(unheard)}", file=sys.stderr)
         return EXIT_EXPECTATION_FAILED
     if failed:
         print(f"hotline: {len(failed)} expectation(s) failed: " + "; ".join(failed), file=sys.stderr)
@@ -439,8 +477,9 @@ def _print_report(report: dict, scenario) -> None:
     print(f"{scenario.name} (seed {report['seed']}): {report['offered']:,} calls in "
           f"{report['simulated_s'] / 3600:.1f} simulated hours, {report['calls_per_second']:,.0f} calls/s "
           f"({report['engine'].split()[0].rstrip(':')})")
-    print(f"  answered {report['answered']:,}  abandoned {report['abandoned']:,}  "
-          f"timed out {report['timed_out']:,}  voicemail {report['voicemail']:,}")
+    # voicemail is not an outcome of its own: a caller timed out (or turned away, full) to the mailbox
+    print(f"  answered {report['answered']:,}  abandoned {report['abandoned']:,}  timed out {report['timed_out']:,}"
+          + (f"  (to voicemail, timed out or queue full: {report['voicemail']:,})" if report["voicemail"] else ""))
     print(f"  service level {sl['answered_within_over_offered']:.2%} within {sl['threshold_s']:g} s "
           f"(of answered {sl['answered_within_over_answered']:.2%})   ASA {report['asa_s']:.1f} s   "
           f"P(wait) {report['p_wait']:.2%}")
@@ -838,6 +877,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--callers", choices=("sipp", "phones"),
                      help="--live: who places the calls: SIPp processes, one per patience within 10%% (the default "
                           "when sipp is installed), or sippy phones in this process")
+    sub.add_argument("--audio-callers", type=int, metavar="N",
+                     help="--live with SIPp into its own switch: N callers (default 3) say and hear real audio; each "
+                          "must hear the menu and its agent, its agent must hear it, its recording hold both")
     sub.add_argument("--switch", metavar="sip:HOST:PORT", help="--live into a switch already running (with --db its "
                                                                 "records, --pins its agents' logins, --control)")
     sub.add_argument("--pins", metavar="FILE", help="--switch: the bots' logins, EXT:PIN per line")

@@ -164,6 +164,9 @@ class LivePhones:
         self.tally = Tally()
         self.bots: dict[str, "BotAgent"] = {}
         self.callers: set["SimulatedCaller"] = set()   # waiting or talking (sippy thread)
+        # callers whose audio is checked (scenarios/audio_check.py), by number: the bot that
+        # answers one says the agent's voice and hears theirs
+        self.audio_callers: dict[str, Any] = {}
         self.config: dict = {}
         self.numbers: list[str] = []
         self._thread: threading.Thread | None = None
@@ -312,11 +315,11 @@ class LivePhones:
         for caller in list(self.callers):
             caller.give_up()
 
-    def sdp(self, who: str):
+    def sdp(self, who: str, port: int = 9):
         from sippy.MsgBody import MsgBody
 
-        # Port 9 (discard): the bots send no audio and expect none.
-        return MsgBody(_SDP.format(who=who, session=self.rng.randrange(10**9), host=self.host, port=9))
+        # Port 9 (discard): the bots send no audio and expect none, but to an audio caller.
+        return MsgBody(_SDP.format(who=who, session=self.rng.randrange(10**9), host=self.host, port=port))
 
     def sample_talk(self) -> float:
         return self.behaviour.sample_talk()
@@ -330,6 +333,7 @@ class BotCall:
         self.ua: Any = None      # a sippy UA (sippy publishes no types)
         self.timer: Any = None
         self.connected = False
+        self.voice: Any = None   # audio_check.RtpVoice: the agent's voice, for an audio caller
 
     def event(self, event, ua) -> None:
         from sippy.CCEvents import CCEventDisconnect, CCEventFail, CCEventTry
@@ -340,6 +344,15 @@ class BotCall:
                 ua.recvEvent(CCEventFail((486, "Busy Here")))
                 return
             self.bot.call = self
+            _, cli, _, body, *_ = event.getData()   # call id, caller, called, SDP offer, ...
+            audio_caller = self.phones.audio_callers.get(cli or "")
+            if audio_caller is not None and body is not None:
+                from scenarios.audio_check import AGENT_HZ, RtpVoice, sdp_audio_address
+
+                target = sdp_audio_address(str(body))
+                if target is not None:
+                    self.voice = RtpVoice(AGENT_HZ, target=target, host=self.phones.host)
+                    audio_caller.agent_voices.append(self.voice)
             if self.bot.answering and self.phones.behaviour.answers():
                 self.timer = Timeout(self._answer, self.phones.behaviour.ring_delay())
             # else: it rings out (the switch's ring timeout; max_no_answer puts the bot on a break)
@@ -353,7 +366,9 @@ class BotCall:
         if self.bot.call is not self:
             return
         self.connected = True
-        self.ua.recvEvent(CCEventConnect((200, "OK", self.phones.sdp(self.bot.ext))))
+        self.ua.recvEvent(CCEventConnect((200, "OK", self.phones.sdp(self.bot.ext, self.voice.port if self.voice else 9))))
+        if self.voice is not None:
+            self.voice.speak()
         # the caller ends the call; only one who never does is let go, long after
         self.timer = Timeout(self.hang_up, BOT_LONGEST_CALL_S)
 
@@ -368,6 +383,9 @@ class BotCall:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.voice is not None:
+            self.voice.stop()
+            self.voice = None
         if self.bot.call is self:
             self.bot.call = None
             if self.connected:

@@ -41,6 +41,9 @@ from telephony.acd import events as ev
 from telephony.acd.stats import Statistics
 
 FIRST_EXT = 7001
+MENU_NUMBER = "2000"   # a run's own switch: the voice menu's number
+MENU_KEYS = {"repair": "1", "complaint": "2", "billing": "3", "enquiry": "4", "emergency": "9", "general": "0"}
+AUDIO_CALLERS = 3      # callers whose audio a SIPp run checks, by default
 # fields of an event that are durations (scaled by the speed) or moments (mapped onto the scenario's clock)
 _DURATIONS = ("wait_s", "talk_s", "hold_s", "ring_s", "wrap_up_s", "limit_s")
 _MOMENTS = ("t", "until")
@@ -87,9 +90,24 @@ def switch_config_for(scenario: Scenario, speed: float) -> dict:
     for group in scenario.groups:
         for start, end, reason in group.breaks:
             breaks[reason] = max(breaks.get(reason, 0.1), max(0.1, 2 * (end - start) / speed / 60))
-    return {"numbers": {}, "unlisted": "general", "queues": queues, "breaks": breaks,
-            "menu": {"options": {"1": "repair", "2": "complaint", "3": "billing", "4": "enquiry", "9": "emergency",
-                                 "0": "general"}, "timeout_s": 8, "default": "general"}}
+    keys = menu_keys(scenario)
+    return {"numbers": {MENU_NUMBER: "menu"}, "unlisted": "general", "queues": queues, "breaks": breaks,
+            "menu": {"options": {key: queue for queue, key in keys.items()}, "timeout_s": max(1.0, 8 / speed),
+                     "default": "general" if "general" in keys else next(iter(keys))}}
+
+
+def menu_keys(scenario: Scenario) -> dict[str, str]:
+    """The menu key of each of the scenario's queues: the shipped menu's where it has one
+    (1 repair, 2 complaint, 3 billing, 4 enquiry, 9 emergency, 0 general), else the next
+    free digit; queues past ten are dialled by name."""
+    free = [d for d in "5678" + "0123456789" if d not in MENU_KEYS.values()]
+    keys = {}
+    for q in scenario.queues:
+        if q.name in MENU_KEYS:
+            keys[q.name] = MENU_KEYS[q.name]
+        elif free:
+            keys[q.name] = free.pop(0)
+    return keys
 
 
 @dataclass
@@ -203,6 +221,9 @@ class Drive:
     tally: dict
     dialled: collections.Counter
     crashes: list[dict] = field(default_factory=list)   # the switch killed mid-run: when, back after
+    placed: list = field(default_factory=list)           # SIPp's calls (sipp_load.PlacedCall): number, queue, menu
+    crossed: list = field(default_factory=list)   # numbers of callers who gave up as an agent answered
+    audio: list = field(default_factory=list)            # audio_check.AudioCaller: callers whose audio is checked
 
 
 async def crash_switch(place: Workplace, at_s: float, speed: float, crashes: list, no_media: bool, say,
@@ -250,10 +271,13 @@ async def watch_switch(place: Workplace, crashes: list, no_media: bool, say, res
 
 async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int | None, speed: float,
                 say=print, kill_switch_at_s: float | None = None, no_media: bool = False,
-                token: str | None = None, callers: str = "phones", folder: Path | None = None) -> Drive:
+                token: str | None = None, callers: str = "phones", folder: Path | None = None,
+                audio_callers: int = AUDIO_CALLERS) -> Drive:
     """The scenario's day, live: bots on shift, callers placed on the scenario's clock
     (`callers`: "phones", sippy phones in this process, or "sipp", SIPp processes whose
-    scenario files go in `folder`)."""
+    scenario files go in `folder`). With SIPp, a run's own switch with its media engine is
+    called through its voice menu (each caller presses its queue's key), and
+    `audio_callers` of the callers say and hear real audio (scenarios/audio_check.py)."""
     loop = asyncio.get_running_loop()
     behaviour = Behaviour(scenario, speed=speed, seed=seed, calls=calls)
     phones = LivePhones(place.sip, loop=loop, behaviour=behaviour, seed=seed)
@@ -275,16 +299,27 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
                     place.control if isinstance(place.control, tuple) else str(place.control), speed=speed, say=say,
                     token=token)
     load = None
+    audio: list = []
     if callers == "sipp":
         import random as _random
 
         from scenarios.live import NumberPicker
         from scenarios.sipp_load import SippLoad
 
+        from scenarios.sipp_load import can_press_keys
+
         picker = NumberPicker(numbers, vips, estate, scenario.known_share, _random.Random(f"hotline-live:{seed}:numbers"))
         plan = [(planned, picker.pick(planned)) for planned in behaviour.callers()]
-        load = SippLoad.write(folder or place.folder / "sipp", place.sip, plan, speed)
-        say(f"  SIPp: {len(plan)} callers in {len(load.buckets)} processes (one per patience within 10%)")
+        with_media = place.process is not None and not no_media   # (a running switch's menu is its own)
+        menu = (MENU_NUMBER, menu_keys(scenario)) if with_media and can_press_keys() else None
+        if with_media:
+            audio = choose_audio_callers(plan, audio_callers, menu[1] if menu else {}, seed)
+            phones.audio_callers = {a.number: a for a in audio}
+        load = SippLoad.write(folder or place.folder / "sipp", place.sip, plan, speed, menu=menu,
+                              audio_ports={a.index: a.voice.port for a in audio})
+        say(f"  SIPp: {len(plan)} callers in {len(load.buckets)} processes (one per patience within 10%)"
+            + (f", through the voice menu ({MENU_NUMBER}, a key per queue)" if menu else ", dialling the queues")
+            + (f"; {len(audio)} saying and hearing audio" if audio else ""))
     phones.start()
     try:
         await roster.log_in_first_shift()
@@ -325,8 +360,9 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
             if elapsed - last_report >= 10:
                 last_report = elapsed
                 t = phones.tally
-                say(f"  {elapsed * speed / 60:6.1f} scenario min: {t.placed} placed, {t.answered} answered, "
-                    f"{t.gave_up} gave up, {t.in_progress} in progress")
+                # each call in one place: ended after talking, gave up, turned away, or still up
+                say(f"  {elapsed * speed / 60:6.1f} scenario min: {t.placed} placed: {t.finished} talked and hung up, "
+                    f"{t.gave_up} gave up, {t.refused} turned away, {t.in_progress} still up")
     finally:
         if kill_switch_at_s is not None and not crash.done():
             crash.cancel()
@@ -348,13 +384,67 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
                 say(f"    {problem}")
         tally = {"generator": "SIPp", "planned": load.planned(), "placed": counts.get("placed", 0), "successful": counts.get("successful", 0),
                  "failed": counts.get("failed", 0), "gave_up": counts.get("gave_up", 0),
+                 "gave_up_as_answered": counts.get("gave_up_as_answered", 0),
                  "answered": counts.get("hung_up_after_talking", 0), "bot_calls": t.bot_calls,
                  "registered": len(t.registered)}
-        return Drive(t0, time.time(), tally, load.dialled, crashes=crashes)
+        return Drive(t0, time.time(), tally, load.dialled, crashes=crashes, placed=load.placed_calls, audio=audio,
+                     crossed=load.crossed_numbers())
     tally = {"generator": "sippy phones", "placed": t.placed, "answered": t.answered, "finished": t.finished,
              "gave_up": t.gave_up, "refused": t.refused, "cut_off_talking": t.cut_off_talking,
              "cut_off_waiting": t.cut_off_waiting, "bot_calls": t.bot_calls, "registered": len(t.registered)}
     return Drive(t0, time.time(), tally, collections.Counter(t.dialled), crashes=crashes)
+
+
+def choose_audio_callers(plan: list, count: int, keys: dict[str, str], seed: int) -> list:
+    """`count` callers spread over the run, each calling from a number nobody else in the
+    plan uses (so its one row is found by number), with an RTP endpoint of its own."""
+    import random as _random
+
+    from scenarios.audio_check import CALLER_HZ, AudioCaller, RtpVoice
+
+    uses = collections.Counter(number for _, number in plan)
+    single = [n for n, (_, number) in enumerate(plan) if uses[number] == 1]
+    if count <= 0 or not single:
+        return []
+    rng = _random.Random(f"hotline-live:{seed}:audio")
+    step = len(single) / min(count, len(single))
+    chosen = [single[min(len(single) - 1, int(i * step + rng.random() * step))] for i in range(min(count, len(single)))]
+    out = []
+    for index in sorted(set(chosen)):
+        planned, number = plan[index]
+        key = keys.get(planned.queue)
+        out.append(AudioCaller(index, number, planned.queue, key, RtpVoice(CALLER_HZ, key=key)))
+    return out
+
+
+async def check_audio(place: Workplace, audio: list, *, since: float, recording: bool, wait_s: float = 15.0) -> list[dict]:
+    """Each audio caller's verdict (audio_check.verdict), once its row is closed and, if
+    answered, its recording is on it (a recording is converted after the call ends)."""
+    from scenarios.audio_check import sounds_heard, verdict
+
+    sounds = sounds_heard(place.folder / "media" / "sounds")
+    deadline = time.monotonic() + wait_s
+    while True:
+        rows = _rows_by_number(place, [a.number for a in audio], since)
+        waiting = [a for a in audio if (row := rows.get(a.number)) is None or row["ended_at"] is None
+                   or (recording and row["outcome"] == "answered" and not row["recording_path"])]
+        if not waiting or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    return [verdict(a, rows.get(a.number), sounds, recording=recording) for a in audio]
+
+
+def _rows_by_number(place: Workplace, numbers: list[str], since: float) -> dict[str, dict]:
+    if not numbers:
+        return {}
+    db = connect(place.db_path, migrate=False)
+    try:
+        cursor = db.execute(f"SELECT * FROM interactions WHERE direction = 'inbound' AND entered_at >= ? AND "
+                            f"caller_number IN ({','.join('?' * len(numbers))}) ORDER BY id", [since, *numbers])
+        names = [c[0] for c in cursor.description]
+        return {row["caller_number"]: row for row in (dict(zip(names, r)) for r in cursor)}
+    finally:
+        db.close()
 
 
 def map_event(message: dict, *, t0: float, start: float, speed: float) -> dict:
@@ -418,6 +508,10 @@ def accounting(place: Workplace, drive_result: Drive, since: float) -> dict:
                           "AND entered_at >= ?", [since]).fetchall()
     finally:
         db.close()
+    # A caller whose patience ran out in the instant an agent answered: the switch's 200
+    # crossed their CANCEL, so the call was up and they hung up at once; the row says
+    # answered (with next to no talk), the phone that it gave up. Named, not hidden.
+    crossed = drive_result.crossed
     recorded = collections.Counter(number for number, _, _ in rows)
     placed = drive_result.dialled
     missing = placed - recorded
@@ -426,7 +520,29 @@ def accounting(place: Workplace, drive_result: Drive, since: float) -> dict:
     causes = collections.Counter(cause for _, outcome, cause in rows if outcome == "failed")
     return {"placed": sum(placed.values()), "rows": len(rows), "lost": sum(missing.values()),
             "unexpected_rows": sum(extra.values()), "outcomes": dict(outcomes), "failed_by_cause": dict(causes),
-            "generator": drive_result.tally, "switch_crashes": drive_result.crashes}
+            "generator": drive_result.tally, "switch_crashes": drive_result.crashes,
+            "gave_up_as_answered": crossed,
+            "menu": _menu_accounting(place, drive_result, since)}
+
+
+def _menu_accounting(place: Workplace, drive_result: Drive, since: float) -> dict:
+    """Callers who went through the voice menu: how many reached the queue of the key they
+    pressed, hung up in the menu, or reached another queue (a fault)."""
+    through = [c for c in drive_result.placed if c.dialled == MENU_NUMBER]
+    if not through:
+        return {}
+    db = connect(place.db_path, migrate=False)
+    try:
+        rows = db.execute("SELECT caller_number, queue FROM interactions WHERE direction = 'inbound' AND "
+                          "entered_at >= ? AND dialled_number = ?", [since, MENU_NUMBER]).fetchall()
+    finally:
+        db.close()
+    meant = collections.Counter((c.number, c.queue) for c in through)
+    reached = collections.Counter((number, queue) for number, queue in rows if queue != "menu")
+    right = sum((meant & reached).values())
+    in_menu = sum(1 for _, queue in rows if queue == "menu")
+    return {"callers": len(through), "reached_their_queue": right, "hung_up_in_menu": in_menu,
+            "other_queue": sum((reached - meant).values())}
 
 
 # --- live against virtual -------------------------------------------------------------------
@@ -494,7 +610,7 @@ def print_comparison(rows: list[dict], out=sys.stdout) -> None:
 async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *, seed: int, calls: int | None,
                    speed: float, residents: int = 2000, no_media: bool = False, say=print,
                    kill_switch_at_s: float | None = None, on_switch=None, existing: Workplace | None = None,
-                   token: str | None = None, callers: str = "phones") -> dict:
+                   token: str | None = None, callers: str = "phones", audio_callers: int = AUDIO_CALLERS) -> dict:
     """The whole live run into `run_dir`; returns its report (with the tally and the
     comparison). `existing`: a switch already running (existing_switch), used as it is."""
     from scenarios.simulator import Simulation
@@ -513,12 +629,17 @@ async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *
         where = f"the running switch at {place.sip[0]}:{place.sip[1]} (its timers are its own, not divided by the speed)"
     since = time.time() - 1
     queue_log_start = place.queue_log.stat().st_size if place.queue_log.exists() else 0
+    result: Drive | None = None
     try:
         say(f"hotline simulate --live: {where}, {len(place.agents)} bot agents, speed x{speed:g}")
         result = await drive(scenario, place, seed=seed, calls=calls, speed=speed, say=say,
                              kill_switch_at_s=kill_switch_at_s if existing is None else None, no_media=no_media,
-                             token=token, callers=callers, folder=run_dir.path / "sipp")
+                             token=token, callers=callers, folder=run_dir.path / "sipp", audio_callers=audio_callers)
+        audio_verdicts = await check_audio(place, result.audio, since=since, recording=not no_media)
     finally:
+        for caller in result.audio if result is not None else []:
+            for voice in [caller.voice, *caller.agent_voices]:
+                voice.stop()
         if existing is None:
             stop_switch(place)
     writer = EventLogWriter(run_dir.file("events.jsonl"), node="switch")
@@ -533,6 +654,7 @@ async def run_live(scenario: Scenario, scenario_file: str, run_dir: RunWriter, *
     simulated_s = (result.ended - result.t0) * speed
     report = live_report(scenario, routing, seed=seed, simulated_s=simulated_s)
     report["accounting"] = accounting(place, result, since)
+    report["audio"] = audio_verdicts
     virtual = Simulation(scenario, seed=seed, calls=calls).run()
     report["virtual"] = {k: v for k, v in virtual.items() if k != "intervals"}
     report["comparison"] = compare(virtual, report, speed)

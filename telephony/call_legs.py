@@ -98,6 +98,7 @@ class InboundCall:
         self.offer_asked_at: float | None = None   # when the proxy was asked for the agents' SDP
         self.recorded = False
         self.in_menu = False
+        self.waiting = False         # the core queued the caller: queue music until an agent answers
         self.number = self.dialled = self.caller_name = ""
         self.seat = ""   # the agent whose phone placed this call (authenticated), for outbound calls
         self.over = False
@@ -203,7 +204,15 @@ class InboundCall:
         self._queued()
         if self.in_menu:
             self._play_menu()
-        elif self.connected is None and self.media is not None:
+        elif self.waiting and self.connected is None and self.media is not None:
+            self.media.play_to_caller("queue-music")
+        # else: the core has not said yet whether the caller waits in a queue or hears the
+        # menu (found by a live run's audio callers: menu callers heard queue music first)
+
+    def wait_in_queue(self) -> None:
+        self.waiting = True
+        if self.media is not None and self.caller_sdp is not None and self.connected is None and not self.over \
+                and not self.in_menu:
             self.media.play_to_caller("queue-music")
 
     # --- the voice menu -------------------------------------------------------------------------
@@ -227,6 +236,7 @@ class InboundCall:
 
     def end_menu(self) -> None:
         self.in_menu = False
+        self.waiting = True
         if self.media is not None and not self.over and self.connected is None:
             self.media.stop_playing()
             self.media.play_to_caller("queue-music")

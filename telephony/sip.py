@@ -319,6 +319,9 @@ class SipSide:
     def end_menu(self, call_id: str) -> None:
         self.run_later(self._on_call, call_id, lambda call: call.end_menu())
 
+    def wait_in_queue(self, call_id: str) -> None:
+        self.run_later(self._on_call, call_id, lambda call: call.wait_in_queue())
+
     def release(self, call_id: str, code: int, reason: str) -> None:
         self.run_later(self._on_call, call_id, lambda call: call.release(code, reason))
 

@@ -66,6 +66,8 @@ class Legs(Protocol):
 
     def end_menu(self, call_id: str) -> None: ...
 
+    def wait_in_queue(self, call_id: str) -> None: ...
+
     def drop_agent(self, call_id: str, ext: str) -> None: ...
 
     def release(self, call_id: str, code: int, reason: str) -> None: ...
@@ -513,6 +515,8 @@ class SwitchCore:
             self._enter_menu(call_id, caller)
         else:
             self._queue_caller(call_id, queue, caller)
+            if self.legs is not None:   # queue music: not before, or a menu caller would hear it first
+                self.legs.wait_in_queue(call_id)
 
     def _queue_caller(self, call_id: str, queue: str, caller: Caller) -> None:
         priority = "emergency" if queue == "emergency" else ("vip" if caller.vip else "normal")

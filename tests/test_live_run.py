@@ -43,12 +43,43 @@ def test_every_call_placed_is_one_row_and_matches_the_generator(live_run):
     assert sum(outcomes.values()) == 60
     # SIPp's own counts: a CANCEL for each caller who gave up, a BYE for each who talked
     assert generator["generator"] == "SIPp" and generator["failed"] == 0
+    # (a caller whose patience ran out in the instant an agent answered, the 200 crossing
+    # their CANCEL, is one of the switch's answered and named in both tallies)
+    crossed = len(count["gave_up_as_answered"])
+    assert crossed == generator["gave_up_as_answered"]
     assert outcomes["abandoned"] == generator["gave_up"]
-    assert outcomes["answered"] == generator["answered"]
+    assert outcomes["answered"] == generator["answered"] + crossed
     assert db.execute("SELECT count(*) FROM interactions WHERE ended_at IS NULL").fetchone()[0] == 0
     # the report's offered callers are the generator's (the same plan as the virtual run)
     assert run.report["offered"] == 60 == run.report["virtual"]["offered"]
     assert "(x20)" in result.stdout and "lost 0" in result.stdout
+
+
+def test_callers_choose_their_queue_in_the_voice_menu_with_a_key(live_run):
+    run_dir, result = live_run
+    menu = open_run(run_dir).report["accounting"]["menu"]
+    # every caller dialled the menu's number and pressed the key of the queue they meant
+    assert menu["callers"] == 60 and menu["other_queue"] == 0
+    assert menu["reached_their_queue"] + menu["hung_up_in_menu"] == 60
+    db = sqlite3.connect(run_dir / "switch" / "records.db")
+    assert {d for (d,) in db.execute("SELECT DISTINCT dialled_number FROM interactions WHERE direction = 'inbound' "
+                                     "AND entered_at > strftime('%s','now') - 3600")} == {"2000"}
+    assert "through the voice menu" in result.stdout
+
+
+def test_audio_callers_hear_the_menu_and_their_agent_and_are_recorded_both_sides(live_run):
+    run_dir, result = live_run
+    audio = open_run(run_dir).report["audio"]
+    assert len(audio) == 3 and all(item["ok"] for item in audio), audio
+    answered = [item for item in audio if item["outcome"] == "answered"]
+    assert answered, audio     # seed 3: two of the three are answered
+    for item in audio:
+        assert item["heard"][0] == "menu"          # the menu's cue first, nothing before it
+    for item in answered:
+        assert item["heard"][-1] == "agent" and item["agent_heard_caller"]
+        left, right = item["recording_hz"]         # the caller's 250 Hz left, the agent's 800 Hz right
+        assert 212 <= left <= 288 and 680 <= right <= 920
+    assert result.stdout.count("ok   audio caller") == 3
 
 
 def test_live_lies_within_the_tolerance_of_virtual(live_run):
