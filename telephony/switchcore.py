@@ -952,8 +952,13 @@ class SwitchCore:
             if change is None:
                 return
             view = self._views[change[0]]
-            view.update(state=change[1], since=event.t,
-                        call=getattr(event, "call_id", None) if change[1] != "idle" else None)
+            call_id = getattr(event, "call_id", None)
+            if call_id is None and change[1] in ("in_call", "on_hold") and view["state"] in ("in_call", "on_hold"):
+                # held or taken off hold: the same call, its caller and its clock (a supervisor
+                # saw "on hold 0:01 - -" and then a call clock started again at 0:00)
+                view.update(state=change[1])
+            else:
+                view.update(state=change[1], since=event.t, call=call_id if change[1] != "idle" else None)
         agent = self.agents[event.agent_id]
         insert_row(self.db, "agent_states", {"at": event.t, "agent_id": agent["id"], "ext": event.agent_id,
                                              "status": view["status"], "state": view["state"],

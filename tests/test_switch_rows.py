@@ -66,6 +66,20 @@ def test_an_answered_call_has_its_agent_talk_hold_and_wrap_up(core, db):
     assert states == ["idle", "ringing", "in_call", "on_hold", "in_call", "wrap_up", "idle"]
 
 
+def test_a_held_call_keeps_its_caller_queue_and_clock_on_the_supervisors_screen(core, db):
+    clock = core.clock_
+    answered(core)
+    answered_at = clock.now
+    clock.now += 20
+    core.sip_hold("c1", "1001", True)
+    [ann] = [a for a in core.snapshot()["agents"] if a["ext"] == "1001"]
+    assert (ann["state"], ann["caller"], ann["queue"], ann["since"]) == ("on_hold", CALLER, "repair", answered_at)
+    clock.now += 10
+    core.sip_hold("c1", "1001", False)
+    [ann] = [a for a in core.snapshot()["agents"] if a["ext"] == "1001"]
+    assert (ann["state"], ann["caller"], ann["queue"], ann["since"]) == ("in_call", CALLER, "repair", answered_at)
+
+
 def test_a_wrap_up_that_runs_out_is_recorded_too(core, db):
     clock = core.clock_
     answered(core)
