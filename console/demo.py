@@ -324,6 +324,18 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
     supervisor = next((ext for ext, role in sorted(roles.items()) if role == "supervisor" and ext in pins), None)
     if not bot_exts or supervisor is None:
         raise RuntimeError(f"{pins_path(db_path)} has no agent or supervisor logins: run `hotline demo --fresh`")
+    # The demo's bots take every kind of call, so the callers' mix never waits for a skill
+    # nobody has and the sizing below (one pool of agents) holds. Set up as an administrator
+    # would (`hotline agents set`), before the switch starts: through a supervisor's login
+    # the audit trail said that supervisor had changed them, at every start.
+    from records.agents import parse_skills, update_agent
+
+    db = connect(db_path, migrate=False)
+    try:
+        for ext in bot_exts:
+            update_agent(db, ext, skills=parse_skills(BOT_SKILLS))
+    finally:
+        db.close()
     if calls_per_hour is None:
         calls_per_hour = healthy_calls_per_hour(len(bot_exts), demo_scenario(calls_per_hour=1, talk_s=talk_mean_s)) \
             * load
@@ -351,9 +363,6 @@ async def run_demo(db_path: str, *, bots: int, calls_per_hour: float | None, sec
         switch.watch()
         await watcher.start()
         for ext in bot_exts:
-            # The demo's bots take every kind of call, so the callers' mix never waits for a
-            # skill nobody has and the sizing above (one pool of agents) holds.
-            await watcher.ask("set_skills", ext=ext, skills=BOT_SKILLS)
             bot = BotAgent(ext, pins[ext], phones)
             await bot.start(str(control))
             agents.append(bot)

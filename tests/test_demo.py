@@ -51,8 +51,13 @@ def test_the_demo_answers_calls_records_them_and_stops_cleanly_on_ctrl_c(tmp_pat
         rows = db.execute("SELECT outcome, ended_at, agent_ext, disposition FROM interactions WHERE node = 'switch'"
                           ).fetchall()
         states = db.execute("SELECT count(*) FROM agent_states").fetchone()[0]
+        audited = db.execute("SELECT count(*) FROM audit").fetchone()[0]
+        bot_skills = db.execute("SELECT count(*) FROM agent_skills s JOIN agents a ON a.id = s.agent_id "
+                                "WHERE a.ext = '1002'").fetchone()[0]
     finally:
         db.close()
+    # the bots' skills are the demo's set-up, not something a supervisor did (no audit row)
+    assert audited == 0 and bot_skills == 6
     assert all(ended is not None for _, ended, _, _ in rows)     # nothing left open by the stop
     answered = [r for r in rows if r[0] == "answered"]
     assert len(answered) >= 4 and all(r[2] in ("1002", "1003", "1004") for r in answered)
