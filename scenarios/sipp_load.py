@@ -61,6 +61,37 @@ def dtmf_pcap(key: str) -> Path:
 def can_press_keys() -> bool:
     return all(dtmf_pcap(k).exists() for k in "0123456789")
 
+# The caller's ACK of the answer (in the dialog it made) and its hang-up
+_ACK = """  <send ack_txn="invite">
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      [routes]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+_BYE = """  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      [routes]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
 _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!-- written by hotline (scenarios/sipp_load.py): callers whose patience is {patience_ms} ms;
      per call from the CSV: caller number, number dialled (a queue or the menu), moment (ms
@@ -108,36 +139,8 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="182" optional="true" response_txn="invite" timeout="{wait_ms}" ontimeout="gave_up"/>
   <recv response="183" optional="true" response_txn="invite" timeout="{wait_ms}" ontimeout="gave_up"/>
   <recv response="200" rrs="true" timeout="{wait_ms}" ontimeout="gave_up" response_txn="invite"/>
-  <send ack_txn="invite">
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      [routes]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause variable="talk"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      [routes]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true" next="end"/>
+{ack}  <pause variable="talk"/>
+{bye}  <recv response="200" crlf="true" next="end"/>
   <label id="gave_up"/>
   <send start_txn="cancel">
     <![CDATA[
@@ -158,35 +161,7 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <!-- the agent's answer crossed the CANCEL: the call is up, so ACK it and hang up at once -->
   <recv response="200" rrs="true" response_txn="invite"/>
   <nop><action><log message="crossed;[field0]"/></action></nop>
-  <send ack_txn="invite">
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      [routes]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      [routes]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true" next="end"/>
+{ack}{bye}  <recv response="200" crlf="true" next="end"/>
   <label id="cancelled"/>
   <send ack_txn="invite">
     <![CDATA[
@@ -329,7 +304,7 @@ class SippLoad:
                                   .splitlines()[:2]) + "\n"
             (folder / f"callers-{index}.xml").write_text(_XML.format(
                 patience_ms=bucket.patience_ms, wait_ms=bucket.patience_ms + (KEY_MS if through_menu else 0),
-                menu=steps, sdp=SDP.rstrip("\n")))
+                menu=steps, sdp=SDP.rstrip("\n"), ack=_ACK, bye=_BYE))
             lines = ["SEQUENTIAL"] + [c.csv() for c in sorted(bucket.calls, key=lambda c: c.at_ms)]
             (folder / f"callers-{index}.csv").write_text("\n".join(lines) + "\n")
         return cls(folder, switch, buckets)
