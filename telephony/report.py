@@ -126,11 +126,13 @@ def _count_contacts(db: Database, start: float, end: float, column: str, thresho
     # to the queue they ended in
     entered_queues: dict[str, list[str]] = defaultdict(list)
     answered_in: dict[int, str] = {}   # contact -> the queue its first agent answered it from
+    legs_of: dict[int, list[tuple[str, float, float | None]]] = defaultdict(list)   # (queue, answered, ended)
     if column == "queue":
-        for interaction_id, queue_name in db.execute(
-                "SELECT l.interaction_id, l.queue FROM interaction_legs l JOIN interactions i ON i.id = l.interaction_id "
-                "WHERE i.entered_at >= ? AND i.entered_at < ? ORDER BY l.id DESC", [start, end]):
-            answered_in[interaction_id] = queue_name   # the last written is the first leg
+        for interaction_id, queue_name, leg_answered, leg_ended in db.execute(
+                "SELECT l.interaction_id, l.queue, l.answered_at, l.ended_at FROM interaction_legs l JOIN interactions i "
+                "ON i.id = l.interaction_id WHERE i.entered_at >= ? AND i.entered_at < ? ORDER BY l.id", [start, end]):
+            legs_of[interaction_id].append((queue_name, leg_answered, leg_ended))
+        answered_in = {contact: legs[0][0] for contact, legs in legs_of.items()}
         for call, queue_name in db.execute("SELECT callid, queuename FROM queue_log WHERE event = 'ENTERQUEUE' "
                                            "AND time >= ? AND time < ? ORDER BY id", [start - 1, end + 86400]):
             if queue_name not in entered_queues[call]:
@@ -153,9 +155,29 @@ def _count_contacts(db: Database, start: float, end: float, column: str, thresho
         _count_contact(g.counters, group(entered, first).counters if first and first != key else g.counters,
                        outcome, answered is not None, ended is not None, wait, talk, hold, wrap,
                        thresholds.get(first if column == "queue" and first else queue, default_threshold_s))
+        if column == "queue" and len(legs_of.get(row_id, ())) > 0:
+            _count_later_parts(legs_of[row_id], key, outcome, ended, group, entered, thresholds, default_threshold_s)
         g.transfers += legs_ended.get(row_id, 0)
         if score is not None:
             g.scores.append(score)
+
+
+def _count_later_parts(legs: list[tuple[str, float, float | None]], final_queue: str, outcome: str | None,
+                       ended: float | None, group, entered: float, thresholds: dict[str, float],
+                       default_threshold_s: float) -> None:
+    """A contact answered, then transferred or moved into another queue: that queue
+    counts the part answered (its wait from the end of the part before) or, if the
+    caller hung up waiting there, abandoned, as the statistics of the events do."""
+    queue_now, part_ended = legs[0][0], legs[0][2]
+    for queue_name, leg_answered, leg_ended in legs[1:]:
+        if queue_name != queue_now and part_ended is not None:
+            part_wait = leg_answered - part_ended
+            group(entered, queue_name).counters.answered_call(
+                part_wait, part_wait <= thresholds.get(queue_name, default_threshold_s))
+        queue_now, part_ended = queue_name, leg_ended
+    if outcome == "answered" and final_queue != queue_now and ended is not None and part_ended is not None \
+            and part_ended < ended and legs[-1][2] is not None:
+        group(entered, final_queue).counters.abandoned_call(ended - part_ended)
 
 
 def _count_contact(c: Counters, answered_in: Counters, outcome: str | None, answered: bool, ended: bool,

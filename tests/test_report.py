@@ -208,11 +208,59 @@ def test_the_console_statistics_and_the_report_agree_on_a_caller_lost_after_a_tr
         assert (row.offered, row.answered, row.abandoned) == \
             (figures["offered"], figures["answered"], figures["abandoned"]), queue
         assert (row.asa_s or 0.0, row.aht_s or 0.0) == (figures["asa_s"], figures["aht_s"]), queue
-    # answered in repair after 4 s; offered in billing too; it ended there, 30 s talked, not abandoned
+    # answered in repair after 4 s; offered in billing too, where the caller gave up after 29
+    # s (billing's part); the contact ended there with 30 s talked, answered for the centre
     assert (rows["repair"].offered, rows["repair"].answered, rows["repair"].asa_s) == (1, 1, 4.0)
-    assert (rows["billing"].offered, rows["billing"].answered, rows["billing"].abandoned) == (1, 0, 0)
+    assert (rows["billing"].offered, rows["billing"].answered, rows["billing"].abandoned) == (1, 0, 1)
     assert rows["billing"].aht_s == 30.0
+    assert stats.report()["answered"] == 1 and stats.report()["abandoned"] == 0
     assert "|c1|billing|NONE|ABANDON|1|1|29" in (tmp_path / "q.log").read_text()   # waited 29 s in billing
+    core.close()
+
+
+def test_a_caller_transferred_into_another_queue_counts_as_answered_there_with_its_wait_since(db, tmp_path):
+    """From the demo trial: a VIP transferred from general to billing and answered there in
+    3 s counted as offered in billing but never answered, so billing's service level fell."""
+    from telephony import wire
+    from telephony.acd.stats import Statistics
+
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"general": 3})
+    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"billing": 3})
+    clock = Clock()
+    core = SwitchCore(db, [QueueConfig("general", wrap_up_s=0), QueueConfig("billing", wrap_up_s=0)], clock=clock,
+                      queue_log_path=tmp_path / "q.log")
+    heard = []
+    core.subscribe(heard.append)
+    core.set_status("1001", "available")
+    core.caller_arrived("c1", "+85291230001", "general")
+    clock.now += 5
+    core.sip_answered("c1", "1001")
+    clock.now += 40
+    core.set_status("1002", "available")
+    core.transfer("c1", by_ext="1001", role="agent", queue="billing", form={})
+    clock.now += 3
+    core.sip_answered("c1", "1002")
+    clock.now += 60
+    core.sip_hung_up("c1", by="caller")
+    core.queue_log.flush()
+    rows = {r.key: r for r in interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue",
+                                              thresholds={}, default_threshold_s=15.0, now=clock.now + 10)}
+    stats = Statistics({}, start=T0)
+    for message in heard:
+        event = wire.decode(message).event
+        if type(event).__module__.endswith("acd.events"):
+            stats.add(event)
+    live = stats.report()
+    for queue in ("general", "billing"):   # the console's figures and the report's, queue by queue
+        row, figures = rows[queue], live["queues"][queue]
+        assert (row.offered, row.answered, row.abandoned, row.answered_within) == \
+            (figures["offered"], figures["answered"], figures["abandoned"],
+             round(figures["service_level"]["answered_within_over_offered"] * figures["offered"])), queue
+        assert row.asa_s == figures["asa_s"], queue
+    assert (rows["general"].offered, rows["general"].answered, rows["general"].asa_s) == (1, 1, 5.0)
+    assert (rows["billing"].offered, rows["billing"].answered, rows["billing"].asa_s) == (1, 1, 3.0)
+    assert rows["billing"].service_level == 1.0
+    assert (live["offered"], live["answered"], live["asa_s"]) == (1, 1, 5.0)   # the centre: one contact
     core.close()
 
 

@@ -2,7 +2,10 @@
 
 The simulator's report and (later) the wallboard both read these. Definitions (also in
 the README):
-- offered: callers who entered a queue (an overflow to another queue is the same call);
+- offered: callers who entered a queue (an overflow to another queue is the same call,
+  offered there too; a contact transferred or moved into another queue after an answer
+  is offered there again, and answered or abandoned there with its wait since, while the
+  centre's total counts the contact once);
 - answered / abandoned / timed_out (left at max wait) / voicemail (queue full or timed
   out to the mailbox);
 - p_wait: share of offered callers not offered to an agent at the moment they arrived;
@@ -99,13 +102,15 @@ def occupancy(handling_s: float, staffed_s: float) -> float:
 class _Active:
     """A caller still in the system, with the counters they will count in. `talk` and
     `hold` add up the parts of agents who passed them on (a transfer, a lost phone);
-    `first_wait` is their wait to the first answer (-1: none yet)."""
-    __slots__ = ("entered", "queue", "waited", "counters", "talk", "hold", "first_wait")
+    `first_wait` is their wait to the first answer (-1: none yet); `part_waiting`: answered
+    before, they now wait in another queue (a transfer, a move), which counts their part."""
+    __slots__ = ("entered", "queue", "waited", "counters", "talk", "hold", "first_wait", "part_waiting")
 
     def __init__(self, entered: float, queue: str, counters: list[Counters]):
         self.entered, self.queue, self.waited, self.counters = entered, queue, True, counters
         self.talk = self.hold = 0.0
         self.first_wait = -1.0
+        self.part_waiting = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,9 @@ class Statistics:
             counters.offered += 1
             active.queue = event.queue
             active.counters[1] = counters
+            # answered already (then transferred or moved): the new queue counts this part's
+            # answer or abandon too, so its service level shows how fast it answered
+            active.part_waiting = active.first_wait >= 0
 
     def _rejected(self, event: ev.CallRejectedFull) -> None:
         if event.call_id not in self._active:
@@ -238,8 +246,14 @@ class Statistics:
     def _connected(self, event: ev.CallConnected) -> None:
         self.ring_s += event.ring_s
         active = self._active.get(event.call_id)
-        if active is None or active.first_wait >= 0:
-            return   # a later agent of a contact already answered
+        if active is None:
+            return
+        if active.first_wait >= 0:   # a later agent of a contact already answered
+            if active.part_waiting:  # in another queue than before: counted there
+                active.part_waiting = False
+                active.counters[1].answered_call(
+                    event.wait_s, event.wait_s <= self.thresholds.get(active.queue, self.default_threshold))
+            return
         self._answered(active, event.wait_s)
 
     def _answered(self, active: _Active, wait_s: float) -> None:
@@ -265,7 +279,10 @@ class Statistics:
             return
         if active.first_wait >= 0:
             # answered, passed on, then they hung up waiting again: an answered contact
-            # (counted at its answer), ending with the talk it had, as its row says
+            # (counted at its answer), ending with the talk it had, as its row says; in
+            # another queue than before, that queue counts the part abandoned
+            if active.part_waiting:
+                active.counters[1].abandoned_call(event.wait_s)
             for counters in active.counters:
                 counters.handled_call(active.talk, active.hold)
             return
