@@ -35,7 +35,7 @@ from scenarios.plan import PlannedCaller, caller_plan
 from scenarios.schema import Scenario
 from scenarios.simulator import Sampler
 from telephony.acd.config import CALL_TYPES
-from telephony.control_client import ControlClient, log_in_again
+from telephony.control_client import ControlClient, ControlError, log_in_again
 
 log = logging.getLogger("hotline.live")
 
@@ -523,7 +523,7 @@ class BotAgent:
             raise RuntimeError("start() names the switch first")
         control = await ControlClient.connect(self.address, self.token)
         try:
-            await control.ask("login", ext=self.ext, pin=self.pin)
+            me = await control.ask("login", ext=self.ext, pin=self.pin)
         except BaseException:
             await control.close()
             raise
@@ -533,7 +533,15 @@ class BotAgent:
             self.phones.add_bot(self)
         else:                # logged in again: a restarted switch knows no phone yet
             self.phones.reregister(self)
-        await control.ask("status", status="available")
+        # back after the switch went down: a break (one a supervisor set, say) goes on
+        before = me.get("before_restart") if isinstance(me, dict) else None
+        try:
+            if before and before.get("status") == "on_break":
+                await control.ask("status", status="on_break", reason=before.get("reason", ""))
+            else:
+                await control.ask("status", status="available")
+        except ControlError:   # a break reason the switch no longer has: ready, as a person would be
+            await control.ask("status", status="available")
         control.on_close = self._lost
 
     def _lost(self) -> None:

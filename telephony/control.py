@@ -241,8 +241,10 @@ class ControlServer:
         agent = self.core.authenticate(ext, pin, address=connection.peer_host)
         connection.agent = agent
         view = self.core.view_of(agent["ext"])
+        before = self.core.status_before_restart(agent["ext"]) if view["status"] == "logged_out" else None
         return {"agent": {k: agent[k] for k in ("ext", "name", "role")},
                 "status": view["status"], "reason": view["reason"], "state": view["state"],
+                **({"before_restart": before} if before else {}),
                 "registered": agent["ext"] in self.core.registrations,
                 "queues": list(self.core.acd.queues), "breaks": dict(self.core.config.breaks),
                 "queue_settings": {q.name: {"threshold_s": q.sl_threshold_s, "target": q.sl_target}

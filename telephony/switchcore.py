@@ -49,6 +49,9 @@ VOICEMAIL_CALLBACK_S = 24 * 3600.0  # a message is called back within a day
 __all__ = ["SwitchCore", "SwitchError", "Subscriber", "Legs", "TRUNK_LEG"]
 
 
+# why the switch logged its agents out (agent_states.reason) when it went down or stopped
+SWITCH_LOG_OUT_REASONS = ("switch went down", "switch stopped")
+
 class Legs(Protocol):
     """What the switch core asks of the SIP side (telephony/sip.py): all calls return at
     once; what then happens comes back through SwitchCore.call_* methods."""
@@ -107,6 +110,7 @@ class SwitchCore:
         self.offer_details: Callable[[dict], dict] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._views: dict[str, dict] = {}    # ext -> status, reason, state, since, call
+        self.before_restart: dict[str, dict] = {}   # ext -> status, reason when the last run ended
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
         self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
         self.registration_refreshes: Counter[str] = Counter()   # ext -> REGISTERs that renewed the same contact
@@ -134,6 +138,10 @@ class SwitchCore:
     def _agent_id(self, ext: str) -> int | None:
         agent = self.agents.get(ext)
         return agent["id"] if agent is not None else None
+
+    def status_before_restart(self, ext: str) -> dict | None:
+        """Once per agent: their status when the switch last went down or stopped."""
+        return self.before_restart.pop(ext, None)
 
     def _add_agent(self, agent: dict) -> None:
         self.agents[agent["ext"]] = agent
@@ -169,11 +177,30 @@ class SwitchCore:
                 self.log_interrupted(end, uid, queue or "", agent or "", answered=answered, wait_s=wait or 0.0,
                                      talk_s=talk or 0.0, original_position=int(entry[0] or 1) if entry else 1,
                                      why="switch went down", number=number, dialled=dialled)
-            self._log_out_everyone(last, "switch went down", only_if_logged_in=True)
+            self._log_out_everyone(last, SWITCH_LOG_OUT_REASONS[0], only_if_logged_in=True)
             self.queue_log.flush()
         self._stop_news.clear()   # logged; nobody subscribes before the start
         self._recover_recordings()
+        self._remember_statuses_before_restart()
         return len(rows)
+
+    def _remember_statuses_before_restart(self) -> None:
+        """What each agent was doing when the last run of the switch went down or stopped
+        (their last status before its log-out): a client logging in again is told, so a
+        break a supervisor set is not lost to a restart (found by the demo's trial: the
+        bots came back available)."""
+        reasons = ",".join("?" * len(SWITCH_LOG_OUT_REASONS))
+        ended = self.db.execute(f"SELECT max(at) FROM agent_states WHERE status = 'logged_out' AND node = ? AND "
+                                f"reason IN ({reasons})", [self.node, *SWITCH_LOG_OUT_REASONS]).fetchone()[0]
+        if ended is None:
+            return
+        for ext, agent in self.agents.items():
+            rows = self.db.execute("SELECT status, reason, at FROM agent_states WHERE agent_id = ? ORDER BY at DESC, "
+                                   "id DESC LIMIT 2", [agent["id"]]).fetchall()
+            # logged out by the last run's end, not by one before (an agent who never came back)
+            if len(rows) == 2 and rows[0][0] == "logged_out" and rows[0][1] in SWITCH_LOG_OUT_REASONS \
+                    and rows[0][2] == ended and rows[1][0] != "logged_out":
+                self.before_restart[ext] = {"status": rows[1][0], "reason": rows[1][1] or ""}
 
     def _recover_recordings(self) -> None:
         """Recordings a previous run left as pcap (it stopped or died before converting
@@ -1000,7 +1027,7 @@ class SwitchCore:
                 closed += call.shut_down(self, now)
             self.calls.clear()
             self.recorder.close(now)   # wrap-ups still running end now
-            self._log_out_everyone(now, "switch stopped", only_if_logged_in=False)
+            self._log_out_everyone(now, SWITCH_LOG_OUT_REASONS[1], only_if_logged_in=False)
             # a row this run opened that nothing above knew of (a bug, or a race with the stop)
             closed += self.recorder.interrupt_strays(now)
         news, self._stop_news = self._stop_news, []

@@ -324,3 +324,41 @@ def test_a_crash_keeps_the_talk_up_to_the_switchs_last_sign_of_life(db):
     row = db.execute("SELECT outcome, talk_s, ended_at FROM interactions WHERE uid = 'c1'").fetchone()
     assert row == ("interrupted", 20.0, answered + 20)
     again.close()
+
+
+async def test_after_a_restart_a_login_is_told_the_status_it_had_when_the_switch_went(db, tmp_path):
+    """From the demo's trial: a supervisor put bots on lunch, the switch was killed, and
+    the bots came back available. The login reply now says what each agent was doing."""
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
+    crashed.set_status("1001", "on_break", "lunch")
+    crashed.set_status("1002", "available")
+    # killed: nothing closed; the next switch's start-up logs them out and remembers
+    clock.now += 30
+    restarted = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
+    restarted.recover()
+    server = ControlServer(restarted)
+    path = tmp_path / "again.sock"
+    await server.start_unix(path)
+    try:
+        ann = Client(*await asyncio.open_unix_connection(str(path), limit=MAX_LINE * 2))
+        reply = await ann.call("login", ext="1001", pin="1111")
+        assert reply["status"] == "logged_out" and reply["before_restart"] == {"status": "on_break", "reason": "lunch"}
+        assert "before_restart" not in await ann.call("login", ext="1001", pin="1111")   # told once
+        bob = Client(*await asyncio.open_unix_connection(str(path), limit=MAX_LINE * 2))
+        assert (await bob.call("login", ext="1002", pin="2222"))["before_restart"] == {"status": "available",
+                                                                                    "reason": ""}
+        for client in (ann, bob):
+            client.writer.close()
+    finally:
+        await server.close()
+    # a clean stop too: what they had before the switch stopped
+    restarted.set_status("1002", "on_break", "training")
+    restarted.close()
+    third = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
+    third.recover()
+    assert third.status_before_restart("1002") == {"status": "on_break", "reason": "training"}
+    assert third.status_before_restart("1001") is None        # logged out before the stop: nothing to resume
+    third.close()

@@ -97,6 +97,7 @@ def test_a_switch_that_dies_comes_back_and_the_bots_and_feed_carry_on(tmp_path):
                 assert demo.poll() is None and time.monotonic() < deadline, out_path.read_text()[-3000:]
                 time.sleep(0.2)
         wait_for(lambda text: text.count(" finished with ") >= 2)
+        _supervisor_puts_on_break(tmp_path, "1004", "lunch")   # (from the demo's trial: lost to the crash)
         first = _switch_pid(db_path)
         os.kill(first, signal.SIGKILL)                 # a crash: no clean stop, calls cut
         wait_for(lambda text: "the switch is back" in text)
@@ -111,9 +112,11 @@ def test_a_switch_that_dies_comes_back_and_the_bots_and_feed_carry_on(tmp_path):
     assert "the switch stopped (exit status -9); starting it again" in output
     assert "Traceback" not in output, output[output.index("Traceback") - 1500:][:4000]
     after = output.split("the switch is back")[1]
-    for ext in ("1002", "1003", "1004"):   # every bot answers again, the ones whose calls the crash cut too
+    for ext in ("1002", "1003"):   # every bot answers again, the ones whose calls the crash cut too
         assert any(line.split("  ", 1)[-1].startswith(f"{ext} ") and " answered " in line
                    for line in after.splitlines()), (ext, after[-3000:])
+    # the break the supervisor set goes on after the restart: 1004 logs in again, on lunch
+    assert not any(line.split("  ", 1)[-1].startswith("1004 ") and " answered " in line for line in after.splitlines())
     log = (tmp_path / "demo.switch.log").read_text()
     assert log.count("hotline switch: SIP on") == 2
     assert "Traceback" not in log, log[log.index("Traceback") - 500:][:3000]
@@ -121,9 +124,32 @@ def test_a_switch_that_dies_comes_back_and_the_bots_and_feed_carry_on(tmp_path):
     try:
         open_rows = db.execute("SELECT count(*) FROM interactions WHERE node = 'switch' AND ended_at IS NULL"
                                ).fetchone()[0]
+        states_1004 = db.execute("SELECT status, reason FROM agent_states WHERE ext = '1004' ORDER BY at, id"
+                                 ).fetchall()
     finally:
         db.close()
     assert open_rows == 0     # what the crash cut is recorded too (start-up recovery), nothing left open
+    crash = states_1004.index(("logged_out", "switch went down"))
+    assert states_1004[crash - 1] == states_1004[crash + 1] == ("on_break", "lunch"), states_1004
+
+
+def _supervisor_puts_on_break(tmp_path, ext, reason):
+    import json
+    import socket
+    from scenarios.live import read_pins
+    pins = read_pins(tmp_path / "demo.pins")
+    supervisor = "2001"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(tmp_path / "demo.sock"))
+        stream = sock.makefile("rw")
+        for n, request in enumerate(({"op": "login", "ext": supervisor, "pin": pins[supervisor]},
+                                     {"op": "force_status", "ext": ext, "status": "on_break", "reason": reason})):
+            stream.write(json.dumps({"id": n, **request}) + "\n")
+            stream.flush()
+            reply = json.loads(stream.readline())
+            while "ok" not in reply:          # an event ahead of the reply
+                reply = json.loads(stream.readline())
+            assert reply["ok"], reply
 
 
 def test_the_feed_tells_a_declined_ring_from_one_nobody_answered(tmp_path):
