@@ -900,6 +900,8 @@ class SeatApp(App):
             self.seat.status_changed(me.get("status", "logged_out"), me.get("reason", ""), self.clock())
             cut_off = self._drop_calls_the_switch_forgot(me.get("state", "idle"))
             wrap_dropped = self.seat.state == "wrap_up" and me.get("state") != "wrap_up"
+            form = self.drafts.get(self.pop.interaction) if self.pop is not None else None
+            form_unsaved = form is not None and form.owed
             if wrap_dropped:   # the switch restarted during it: its agent is free there, so here too
                 self._wrap_up_ended()
             wanted, self._wanted_status = self._wanted_status, None
@@ -910,9 +912,12 @@ class SeatApp(App):
             if cut_off:
                 self.notice(f"The switch restarted and cut off the call; its form stays here to save. You are "
                             f"{now_status}.")
-            elif wrap_dropped:
-                self.notice(f"The switch restarted during your wrap-up, which ended there; an unsaved form is on "
+            elif wrap_dropped and form_unsaved:
+                self.notice(f"The switch restarted during your wrap-up, which ended there; its unsaved form is on "
                             f"the unfinished list (u). You are {now_status}.")
+            elif wrap_dropped:   # (the trial: a saved form was said to be on an empty list)
+                self.notice(f"The switch restarted during your wrap-up, which ended there; its form is saved. "
+                            f"You are {now_status}.")
             elif wanted is not None and self.seat.status == wanted[0]:
                 self.notice(f"Reconnected to the switch; you are {now_status} again.")
             elif self.seat.status == "logged_out":

@@ -314,6 +314,29 @@ class InteractionRecorder:
                             "WHERE interaction_id = ? AND ended_at IS NULL", [last, last, row_id])
         return closed
 
+    def close_wrap_ups_left_open(self, last: float) -> int:
+        """Start-up, after a switch went down: an agent it left in wrap-up had their
+        wrap-up until `last` (its last sign of life), on their leg and on the contact, as
+        its end would have written (found by the demo trial: such a contact kept 0 s).
+        Returns how many there were."""
+        closed = 0
+        for ext, began in self.db.execute(
+                "SELECT s.ext, s.at FROM agent_states s WHERE s.id = (SELECT s2.id FROM agent_states s2 WHERE "
+                "s2.ext = s.ext ORDER BY s2.at DESC, s2.id DESC LIMIT 1) AND s.state = 'wrap_up' AND "
+                "s.status != 'logged_out'").fetchall():
+            leg = self.db.execute("SELECT id, interaction_id FROM interaction_legs WHERE agent_ext = ? AND ended_at "
+                                  "IS NOT NULL AND ended_at <= ? ORDER BY ended_at DESC, id DESC LIMIT 1",
+                                  [ext, began + 1.0]).fetchone()
+            if leg is None:
+                continue
+            seconds = max(0.0, last - began)
+            self.db.execute("UPDATE interaction_legs SET wrapup_s = coalesce(wrapup_s, 0) + ? WHERE id = ?",
+                            [seconds, leg[0]])
+            self.db.execute("UPDATE interactions SET wrapup_s = coalesce(wrapup_s, 0) + ? WHERE id = ?",
+                            [seconds, leg[1]])
+            closed += 1
+        return closed
+
     def interrupt_strays(self, t: float) -> int:
         """The switch stops: a row of this node that nothing followed any more (a bug, or
         a race with the stop) still ends. Returns how many there were."""

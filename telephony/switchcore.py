@@ -164,6 +164,7 @@ class SwitchCore:
             [self.node]).fetchone()[0] or self.clock()
         with self._committed():
             rows = self.recorder.close_rows_left_open(last)
+            self.recorder.close_wrap_ups_left_open(last)
             for uid, queue, agent, answered, wait, talk, end in rows:
                 entry = self.db.execute("SELECT data3 FROM queue_log WHERE callid = ? AND event = 'ENTERQUEUE' "
                                         "ORDER BY id LIMIT 1", [uid]).fetchone()

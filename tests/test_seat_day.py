@@ -573,8 +573,34 @@ async def test_a_wrap_up_running_when_the_switch_restarts_ends_with_it(centre):
                     break
             await pilot.pause(0.2)
             notice = str(app.query_one("#notice").render())
-            assert "restarted during your wrap-up" in notice, notice
+            assert "restarted during your wrap-up" in notice and "unsaved form is on the unfinished list" in notice
             assert app.seat.state == "idle" and restarted.view_of("1001")["status"] == "available"
+
+
+async def test_a_saved_form_is_not_called_unsaved_when_the_switch_restarts_in_its_wrap_up(centre):
+    # from the demo trial: after ctrl+s in wrap-up and a kill -9 of the switch, the seat
+    # said an unsaved form was on the unfinished list, which was empty
+    c = centre
+    app = seat_app(c, reconnect=c["log_in"])
+    app.RECONNECT_S = (0.1,)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        await hang_up(c, app, pilot)
+        await pilot.press("n", *"Advised on the leak")
+        app.query_one("#outcome").value = "information given"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert app.seat.state == "wrap_up" and app._unfinished() == []
+        async with switch_restarted(c, app, pilot):
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if app.seat.switch_connected:
+                    break
+            await pilot.pause(0.2)
+            notice = str(app.query_one("#notice").render())
+            assert "restarted during your wrap-up" in notice and "its form is saved" in notice, notice
+            assert "unfinished" not in notice
 
 
 async def test_a_call_ringing_while_the_agent_types_in_wrap_up_never_turns_letters_into_seat_keys(centre):

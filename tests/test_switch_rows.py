@@ -190,6 +190,27 @@ def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
     assert_the_event_log_ends(db, "switch went down")
 
 
+def test_a_wrap_up_the_crash_cut_counts_until_the_switch_went_down(db, tmp_path):
+    # from the demo trial: a contact whose agent was in wrap-up when the switch was killed
+    # kept wrapup_s 0.0 for good
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, [QueueConfig("repair", wrap_up_s=60)], clock=clock, queue_log_path=tmp_path / "q.log")
+    crashed.clock_ = clock
+    answered(crashed)
+    clock.now += 20
+    crashed.sip_hung_up("c1", by="caller")           # wrap-up from here
+    clock.now += 25
+    crashed.still_alive()                            # its last sign of life, 25 s into the wrap-up
+    crashed.queue_log.close()                        # ... and then it died
+    clock.now += 600
+    restarted = SwitchCore(db, [QueueConfig("repair", wrap_up_s=60)], clock=clock, queue_log_path=tmp_path / "q.log")
+    restarted.recover()
+    assert row_of(db, "c1")["wrapup_s"] == 25.0
+    assert db.execute("SELECT wrapup_s FROM interaction_legs").fetchall() == [(25.0,)]
+    restarted.close()
+
+
 def test_a_transferring_agents_notes_stay_on_the_contact_beside_the_next_agents(core, db):
     clock = core.clock_
     answered(core)
