@@ -628,11 +628,21 @@ def cmd_supervisor(args) -> int:
     from console.supervisor import run_supervisor
     from telephony.control_client import ControlError
 
+    from console.seat_run import PIN_TRIES
+
     address, tls_ca = _control_args(args)
     pin = read_pin(confirm=False)
     try:
-        return asyncio.run(run_supervisor(ext=args.ext, pin=pin, control=address, tls_ca=tls_ca,
-                                          token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
+        for attempt in range(PIN_TRIES):   # a typo at the terminal is asked again, as the seat does
+            try:
+                return asyncio.run(run_supervisor(ext=args.ext, pin=pin, control=address, tls_ca=tls_ca,
+                                                  token=os.environ.get("HOTLINE_CONTROL_TOKEN") or None))
+            except ControlError as exc:
+                if exc.code != "bad_credentials" or "HOTLINE_PIN" in os.environ or attempt == PIN_TRIES - 1:
+                    raise
+                print("hotline: wrong extension or PIN; try again", file=sys.stderr, flush=True)
+                pin = read_pin(confirm=False)
+        raise AssertionError("unreachable")
     except ControlError as exc:
         raise UserError(f"the switch refused: {exc.message}") from None
     except PermissionError as exc:

@@ -140,8 +140,10 @@ def test_simulate_checks_every_output_before_writing_anything(run, tmp_path, opt
     assert not db_path.exists()    # nothing written before the mistake was found
 
 
-def test_a_wrong_pin_at_the_seat_is_asked_again_then_refused(tmp_path):
-    # found using the demo: one typo ended `hotline agent`, and the whole command had to be retyped
+@pytest.mark.parametrize("command", [["agent", "--ext", "1001", "--audio", "null"], ["supervisor", "--ext", "2001"]])
+def test_a_wrong_pin_at_the_seat_is_asked_again_then_refused(tmp_path, command):
+    # found using the demo: one typo ended `hotline agent`, and the whole command had to be
+    # retyped; the supervisors' console did the same (found by the demo trial)
     import pty
     import select
 
@@ -151,9 +153,9 @@ def test_a_wrong_pin_at_the_seat_is_asked_again_then_refused(tmp_path):
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("HOTLINE_PIN", None)
     leader, follower = pty.openpty()
-    seat = subprocess.Popen([sys.executable, "-m", "console", "agent", "--ext", "1001", "--audio", "null",
-                             "--control", str(control)], env=env,
-                            stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    seat = subprocess.Popen([sys.executable, "-m", "console", *command, "--control", str(control)], env=env,
+                            stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+                            start_new_session=True)   # its own session, as at a terminal
     os.close(follower)
     screen = b""
 
@@ -171,11 +173,11 @@ def test_a_wrong_pin_at_the_seat_is_asked_again_then_refused(tmp_path):
         for _ in range(3):
             read_until(b"PIN (4-8 digits): ")
             transcript, screen = transcript + screen, b""
-            os.write(leader, b"9999\n")
-        read_until(b"hotline: wrong extension or PIN\r\n")
+            os.write(leader, b"4321\n")     # nobody's PIN
+        read_until(b"wrong extension or PIN\r\n")
         assert seat.wait(20) == 2
         assert transcript.count(b"wrong extension or PIN; try again") == 2   # asked 3 times in all
-        assert b"try again" not in screen and b"9999" not in transcript + screen   # never echoed
+        assert b"try again" not in screen and b"4321" not in transcript + screen   # never echoed
     finally:
         if seat.poll() is None:
             seat.kill()
