@@ -179,7 +179,8 @@ class SeatApp(App):
         during_call = "works during a call"
         reasons = {
             "answer": "No call is ringing.", "decline": "No call is ringing.",
-            "hang_up": "There is no call to hang up.",
+            "hang_up": "It is ringing: a answers, d declines (the caller goes to the next agent)."
+            if seat.state == "ringing" else "There is no call to hang up.",
             "hold": f"Hold {during_call}.", "resume": f"Hold {during_call}.", "mute": f"Mute {during_call}.",
             "keypad": f"The keypad {during_call}.", "transfer": f"Transfer {during_call}.",
             "extend_wrap_up": "Wrap-up was already extended once." if seat.state == "wrap_up" and seat.wrap_extended

@@ -757,9 +757,13 @@ async def test_a_key_that_does_nothing_now_says_why(records):
         await pilot.press("i")
         await pilot.pause()
         said.append(str(app.query_one("#notice").render()))
+        await pilot.press("h")             # ringing: h is not the key for it (from the demo trial)
+        await pilot.pause()
+        said.append(str(app.query_one("#notice").render()))
         await pilot.press("n", *"hello")   # in the notes field the letters are text, not keys
         await pilot.pause()
         assert app.query_one("#notes").value == "hello"
     assert said == ["No unfinished forms.", "No caller on screen to identify.", "No call is ringing.",
                     "There is no call to hang up.", "No call to save.", "No form open: notes are for a call.",
-                    "This caller is already identified: Chan Tai Man."]
+                    "This caller is already identified: Chan Tai Man.",
+                    "It is ringing: a answers, d declines (the caller goes to the next agent)."]
