@@ -48,7 +48,7 @@ WRAP_EXTENSION_S = 60   # the one extension of a wrap-up an agent may ask for
 COMMAND_HELP = {
     "answer": "pick up the ringing call", "decline": "pass the ringing call to the next agent",
     "hang_up": "end the call", "hold": "put the caller on hold (they hear music)", "resume": "back to the caller",
-    "mute": "the caller stops hearing you, or hears you again", "keypad": "send tones (a menu at the far end)",
+    "mute": "the caller stops hearing you", "unmute": "the caller hears you again", "keypad": "send tones (a menu at the far end)",
     "transfer": "pass the caller to a queue, an agent or an outside number",
     "extend_wrap_up": "60 s more wrap-up, once", "identify": "say who an unknown caller is",
     "answers": "search the standard answers", "callbacks": "your follow-up calls, the most urgent first",
@@ -73,6 +73,7 @@ class SeatApp(App):
         Binding("o", "hold", "Hold"),
         Binding("o", "resume", "Resume"),   # the same key; the footer names what it does now
         Binding("m", "mute", "Mute"),
+        Binding("m", "unmute", "Unmute"),   # the same key, named for what it does now
         Binding("k", "keypad", "Keypad"),
         Binding("t", "transfer", "Transfer"),
         Binding("e", "extend_wrap_up", "More time"),
@@ -99,7 +100,8 @@ class SeatApp(App):
     # The footer shows only what can be done now, so every key fits on 80 columns.
     WHEN = {"answer": ("ringing",), "decline": ("ringing",), "hang_up": ("in_call", "on_hold", "dialling"),
             "callbacks": ("idle", "wrap_up"),
-            "hold": ("in_call",), "resume": ("on_hold",), "mute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
+            "hold": ("in_call",), "resume": ("on_hold",), "mute": ("in_call", "on_hold"),
+            "unmute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
     WRAP_WARNING_S = 10      # this long before wrap-up ends, an unsaved form is said (and wrap-up extended once)
@@ -159,6 +161,8 @@ class SeatApp(App):
             return seat.state in self.WHEN[action] and seat.status != "available"
         if action == "on_break":
             return seat.state in self.WHEN[action] and seat.status != "on_break"
+        if action in ("mute", "unmute"):   # a desk phone mutes itself: the seat cannot know, so "Mute"
+            return seat.state in self.WHEN[action] and (seat.muted == (action == "unmute"))
         if action in self.WHEN:
             return seat.state in self.WHEN[action]
         if action == "extend_wrap_up":
@@ -181,7 +185,7 @@ class SeatApp(App):
             "answer": "No call is ringing.", "decline": "No call is ringing.",
             "hang_up": "It is ringing: a answers, d declines (the caller goes to the next agent)."
             if seat.state == "ringing" else "There is no call to hang up.",
-            "hold": f"Hold {during_call}.", "resume": f"Hold {during_call}.", "mute": f"Mute {during_call}.",
+            "hold": f"Hold {during_call}.", "resume": f"Hold {during_call}.", "mute": f"Mute {during_call}.", "unmute": f"Mute {during_call}.",
             "keypad": f"The keypad {during_call}.", "transfer": f"Transfer {during_call}.",
             "extend_wrap_up": "Wrap-up was already extended once." if seat.state == "wrap_up" and seat.wrap_extended
             else "More time is for wrap-up.",
@@ -319,7 +323,7 @@ class SeatApp(App):
         header.append(status, style="bold reverse" if seat.over_break_limit(now) or not seat.switch_connected else "")
         header.append(f" │ {state} │ {today}")
         self.query_one("#header", Static).update(header)
-        footer_for = (seat.state, seat.status, seat.wrap_extended, self.pop is not None and self.pop.known,
+        footer_for = (seat.state, seat.status, seat.wrap_extended, seat.muted, self.pop is not None and self.pop.known,
                       self.pop.interaction if self.pop is not None else None, bool(self._unfinished()))
         if footer_for != self._footer_for:
             self._footer_for = footer_for
@@ -986,6 +990,9 @@ class SeatApp(App):
             self.seat.muted = muted
             self.notice("Muted: the caller cannot hear you (m again to unmute)." if muted else "Unmuted.")
             self._refresh_header()
+
+    def action_unmute(self) -> None:
+        self.action_mute()
 
     def action_keypad(self) -> None:
         from console.keypad import KeypadScreen

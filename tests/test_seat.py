@@ -412,8 +412,12 @@ async def test_mute_and_the_keypad_reach_the_phone_and_show(records):
         assert "Mute" in _footer(app) and "Keypad" in _footer(app) and "Answer" not in _footer(app)
         await pilot.press("m")
         assert phone.sent[-1] == ("mute", 3, True) and "MUTED" in str(app.query_one("#header").render())
+        await pilot.pause()
+        assert "m Unmute" in _footer(app)    # the footer names what m does now (from the demo trial)
         await pilot.press("m")
         assert phone.sent[-1] == ("mute", 3, False) and "MUTED" not in str(app.query_one("#header").render())
+        await pilot.pause()
+        assert "m Mute" in _footer(app) and "Unmute" not in _footer(app)
         await pilot.press("k", "1", "2", "#", "x", "escape")
         assert [c for c in phone.sent if c[0] == "send_dtmf"] == [("send_dtmf", 3, "1"), ("send_dtmf", 3, "2"),
                                                                   ("send_dtmf", 3, "#")]
