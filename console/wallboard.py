@@ -46,10 +46,10 @@ class Tile(Vertical):
         level = q["service_level"]
         sl = "-" if level is None else f"{level:.0%}"
         self.query_one(".line2", Static).update(
-            f"SL today {sl} (target {q['sl_target']:.0%} in {q['threshold_s']:.0f} s) · answered {q['answered']} "
-            f"· abandoned {q['abandoned']}")
+            f"SL today {sl} (target {q['sl_target']:.0%} in {q['threshold_s']:.0f} s)\n"
+            f"answered {q['answered']} · abandoned {q['abandoned']}")
         self.query_one(".line3", Static).update(
-            f"agents {q['logged_in']} · free {q['available']} · on calls {q['in_call']} · on break {q['on_break']}")
+            f"agents {q['logged_in']} · free {q['available']}\non calls {q['in_call']} · on break {q['on_break']}")
         self.set_class(level is not None and q["offered"] >= 5 and level < q["sl_target"], "below")
         self.set_class(q["waiting"] > 0 and q["longest_wait_s"] > q["threshold_s"], "late")
 
@@ -58,7 +58,9 @@ class WallboardApp(App):
     CSS = """
     #header { height: 1; background: $primary; padding: 0 1; }
     #header.stale { background: $error; }
-    Grid { grid-size: 3; grid-gutter: 1 2; padding: 1 2; }
+    /* rows as tall as their tiles, scrolled if the screen is short: nothing is cut (at
+       80x24 the answered, abandoned and agents lines were) */
+    Grid { grid-size: 3; grid-rows: auto; grid-gutter: 1 2; padding: 1 2; overflow-y: auto; height: 1fr; }
     .tile { border: heavy $accent; height: auto; padding: 0 1; }
     .tile.below { border: heavy $error; }
     .tile.late .waiting { color: $warning; }
@@ -78,6 +80,11 @@ class WallboardApp(App):
     def compose(self) -> ComposeResult:
         yield Static("", id="header")
         yield Grid(id="tiles")   # a tile per queue the switch has, from its first answer
+
+    def on_resize(self, event) -> None:
+        # three tiles a row on a wall screen, fewer on a narrow terminal
+        columns = 3 if event.size.width >= 120 else 2 if event.size.width >= 60 else 1
+        self.query_one("#tiles", Grid).styles.grid_size_columns = columns
 
     def on_mount(self) -> None:
         self.call_later(self.poll)

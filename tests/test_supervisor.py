@@ -248,6 +248,41 @@ async def test_the_wallboard_shows_queues_without_names_or_numbers_and_says_when
         assert str(app.query_one("#header").render()).startswith("NOT LIVE: the switch is not running")
 
 
+async def test_the_wallboard_cuts_no_tile_on_an_80_by_24_terminal(centre):
+    # from the demo trial: at 80x24 the tiles lost their answered, abandoned and agents lines
+    from console.wallboard import Tile, WallboardApp
+
+    core = centre["core"]
+    client = await ControlClient.connect(str(centre["path"]))
+    figures = (await client.ask("wallboard"))["wallboard"]
+    await client.close()
+    # the shipped switch's six queues, each as the switch's answer gives one
+    figures["queues"] = [dict(figures["queues"][0], name=name, waiting=2, longest_wait_s=40.0, answered=120,
+                              abandoned=7, offered=127, service_level=0.81)
+                         for name in ("repair", "complaint", "billing", "enquiry", "emergency", "general")]
+
+    class Answers:   # the switch's wallboard answer, as the control client returns it
+        closed, on_close = False, None
+
+        async def ask(self, op):
+            return {"wallboard": figures}
+
+    async def connect():
+        return Answers()
+    assert core is not None
+    for size in ((80, 24), (160, 48)):
+        app = WallboardApp(connect, HK, clock=centre["clock"])
+        async with app.run_test(size=size) as pilot:
+            await app.poll()
+            await pilot.pause()
+            tiles = list(app.query(Tile))
+            assert tiles
+            for tile in tiles:   # every line of every tile has its room (the grid scrolls instead)
+                needed = sum(child.outer_size.height for child in tile.children)
+                assert tile.content_size.height >= needed, (size, tile.queue, tile.content_size, needed)
+                assert "abandoned" in str(tile.query_one(".line2").render())
+
+
 async def test_the_interval_report_is_a_screen_of_the_console(centre):
     core, clock = centre["core"], centre["clock"]
     core.set_status("1001", "available")
