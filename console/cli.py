@@ -379,7 +379,9 @@ def _simulate_live(args, scenario) -> int:
     print(f"  the callers: {generator['generator']}: placed {generator['placed']}, answered and hung up "
           f"{generator['answered']}, gave up {generator['gave_up']}"
           + (f", gave up as answered {generator['gave_up_as_answered']}" if generator.get("gave_up_as_answered") else "")
-          + (f", failed {generator['failed']}" if generator.get("failed") else ""))
+          # (SIPp's failed calls are among those: ones whose dialog ended in an error, as a crash does)
+          + (f" ({generator['failed']} of these calls ended in an error at the caller's phone)"
+             if generator.get("failed") else ""))
     print(f"  calls placed {count['placed']}, interactions rows {count['rows']}, lost {count['lost']}, "
           f"unexpected rows {count['unexpected_rows']}; outcomes: "
           + ", ".join(f"{n} {outcome}" for outcome, n in sorted(count["outcomes"].items())))
@@ -412,6 +414,7 @@ def _simulate_live(args, scenario) -> int:
               + ("; the agent heard the caller" if item["agent_heard_caller"] else "")
               + (f"; recording {item['recording_hz'][0]} Hz / {item['recording_hz'][1]} Hz"
                  if "recording_hz" in item else "")
+              + ("; talked under 0.3 s: voices not checked" if item.get("too_short") else "")
               + "".join(f"\n         {problem}" for problem in item["problems"]))
     print("  live against the virtual-time run of the same seed:")
     print_comparison(report["comparison"])

@@ -37,6 +37,7 @@ AGENT_HZ = 800.0     # 10 samples a period: sixteen in a packet
 PACKET_SAMPLES = 160
 PCMU, TELEPHONE_EVENT = 0, 101
 SOUND_NAMES = ("menu", "queue-music", "hold-music", "voicemail")
+MIN_TALK_S = 0.3     # shorter calls are not checked for voices (a QA trial's 0.1 s call held 0.1 s of each)
 
 
 def _tone_packet(frequency: float) -> bytes:
@@ -175,7 +176,7 @@ def sdp_audio_address(sdp: str) -> tuple[str, int] | None:
 def tone_of(samples: list[int]) -> float:
     """The frequency of a steady tone, from its zero crossings (0 when silent)."""
     loud = [i for i, v in enumerate(samples) if abs(v) > 1000]
-    if len(loud) < 800:
+    if len(loud) < 160:   # under 20 ms of sound: nothing to measure
         return 0.0
     sound = samples[loud[0]:loud[-1] + 1]
     crossings = sum(1 for a, b in zip(sound, sound[1:]) if (a < 0) != (b < 0))
@@ -225,7 +226,9 @@ def verdict(caller: AudioCaller, row: dict | None, sounds: dict[str, bytes], *, 
             problems.append("did not hear the menu first")
         if row["queue"] != caller.queue and row["outcome"] != "abandoned":
             problems.append(f"pressed {caller.key} for {caller.queue} but reached {row['queue']}")
-    if row["outcome"] == "answered":
+    if row["outcome"] == "answered" and (row.get("talk_s") or 0.0) < MIN_TALK_S:
+        out["too_short"] = True   # a caller who hung up as the agent answered: too short to hear
+    elif row["outcome"] == "answered":
         if "agent" not in heard:
             problems.append("answered, but the agent's voice never reached the caller")
         if caller.agent_voices and "caller" not in agent_heard:

@@ -47,6 +47,9 @@ AUDIO_CALLERS = 3      # callers whose audio a SIPp run checks, by default
 # fields of an event that are durations (scaled by the speed) or moments (mapped onto the scenario's clock)
 _DURATIONS = ("wait_s", "talk_s", "hold_s", "ring_s", "wrap_up_s", "limit_s")
 _MOMENTS = ("t", "until")
+# events after which a caller no longer waits in a queue (max_queue from the event log)
+_LEAVES_QUEUE = (ev.CallConnected, ev.CallAbandoned, ev.CallTimedOut, ev.CallToVoicemail, ev.CallCompleted,
+                 ev.CallTransferred, ev.CallRejectedFull)
 SETTLE_S = 20.0   # after the last caller is placed, how long calls in progress may take to end (wall)
 
 
@@ -304,9 +307,7 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
         import random as _random
 
         from scenarios.live import NumberPicker
-        from scenarios.sipp_load import SippLoad
-
-        from scenarios.sipp_load import can_press_keys
+        from scenarios.sipp_load import SippLoad, can_press_keys
 
         picker = NumberPicker(numbers, vips, estate, scenario.known_share, _random.Random(f"hotline-live:{seed}:numbers"))
         plan = [(planned, picker.pick(planned)) for planned in behaviour.callers()]
@@ -318,8 +319,13 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
         load = SippLoad.write(folder or place.folder / "sipp", place.sip, plan, speed, menu=menu,
                               audio_ports={a.index: a.voice.port for a in audio})
         say(f"  SIPp: {len(plan)} callers in {len(load.buckets)} processes (one per patience within 10%)"
-            + (f", through the voice menu ({MENU_NUMBER}, a key per queue)" if menu else ", dialling the queues")
-            + (f"; {len(audio)} saying and hearing audio" if audio else ""))
+            + (f", through the voice menu ({MENU_NUMBER}, a key per queue)" if menu else
+               ", dialling the queues by name" + ("" if with_media else " (the menu needs the switch's media)"))
+            + (f"; {len(audio)} saying and hearing audio" if audio else "")
+            + (f" (of {audio_callers} asked: only callers with a number of their own)"
+               if with_media and len(audio) < audio_callers else ""))
+    else:
+        say("  the callers: sippy phones in this process, dialling the queues by name (no menu keys, no audio)")
     phones.start()
     try:
         await roster.log_in_first_shift()
@@ -348,7 +354,9 @@ async def drive(scenario: Scenario, place: Workplace, *, seed: int, calls: int |
                     break
                 if elapsed - last_report >= 10:
                     last_report = elapsed
-                    say(f"  {elapsed * speed / 60:6.1f} scenario min: {load.running()} SIPp processes calling")
+                    running = load.running()
+                    say(f"  {elapsed * speed / 60:6.1f} scenario min: {running} SIPp process{'es' if running != 1 else ''} "
+                        f"calling")
                 continue
             if phones.plan_done and phones.tally.in_progress == 0:
                 break
@@ -484,6 +492,7 @@ def export_events(place: Workplace, writer: EventLogWriter, *, since: float, t0:
 def live_report(scenario: Scenario, routing: list, *, seed: int, simulated_s: float) -> dict:
     stats = Statistics({q.name: q.sl_threshold_s for q in scenario.queues}, start=0.0, interval_s=scenario.interval_s,
                        default_threshold_s=scenario.threshold_s)
+    waiting: dict[str, str] = {}   # call -> the queue it waits in (events carry no queue lengths)
     for message, _ in routing:
         relative = dict(message)
         for key in _MOMENTS:
@@ -492,6 +501,13 @@ def live_report(scenario: Scenario, routing: list, *, seed: int, simulated_s: fl
         event = wire.decode(relative).event
         if isinstance(event, ev.Event):
             stats.add(event)
+            if isinstance(event, ev.CallQueued):
+                waiting[event.call_id] = event.queue
+                stats.queue_length(event.queue, sum(1 for q in waiting.values() if q == event.queue), len(waiting))
+            elif isinstance(event, _LEAVES_QUEUE):
+                waiting.pop(event.call_id, None)
+        elif hasattr(event, "call_id"):   # a call the switch's crash cut (CallFailed)
+            waiting.pop(getattr(event, "call_id"), None)
     stats.close(simulated_s)
     report = stats.report()
     report.update(name=scenario.name, seed=seed, simulated_s=simulated_s, engine="live: hotline switch over SIP")

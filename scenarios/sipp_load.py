@@ -62,7 +62,7 @@ def can_press_keys() -> bool:
     return all(dtmf_pcap(k).exists() for k in "0123456789")
 
 # The caller's ACK of the answer (in the dialog it made) and its hang-up
-_ACK = """  <send ack_txn="invite">
+_ACK = """  <send>
     <![CDATA[
       ACK [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -117,7 +117,7 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   </nop>
   <nop condexec="late"><action><assign assign_to="wait" value="1"/></action></nop>
   <pause variable="wait"/>
-  <send retrans="500" start_txn="invite">
+  <send retrans="500">
     <![CDATA[
       INVITE sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -134,15 +134,15 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     ]]>
   </send>
 {menu}  <!-- the patience runs from wherever the call is waiting (SIPp times the next recv) -->
-  <recv response="100" optional="true" response_txn="invite" timeout="{wait_ms}" ontimeout="gave_up"/>
-  <recv response="180" optional="true" response_txn="invite" timeout="{wait_ms}" ontimeout="gave_up"/>
-  <recv response="182" optional="true" response_txn="invite" timeout="{wait_ms}" ontimeout="gave_up"/>
-  <recv response="183" optional="true" response_txn="invite" timeout="{wait_ms}" ontimeout="gave_up"/>
-  <recv response="200" rrs="true" timeout="{wait_ms}" ontimeout="gave_up" response_txn="invite"/>
+  <recv response="100" optional="true" timeout="{wait_ms}" ontimeout="gave_up"/>
+  <recv response="180" optional="true" timeout="{wait_ms}" ontimeout="gave_up"/>
+  <recv response="182" optional="true" timeout="{wait_ms}" ontimeout="gave_up"/>
+  <recv response="183" optional="true" timeout="{wait_ms}" ontimeout="gave_up"/>
+  <recv response="200" rrs="true" timeout="{wait_ms}" ontimeout="gave_up"/>
 {ack}  <pause variable="talk"/>
 {bye}  <recv response="200" crlf="true" next="end"/>
   <label id="gave_up"/>
-  <send start_txn="cancel">
+  <send>
     <![CDATA[
       CANCEL sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
       [last_Via:]
@@ -155,15 +155,31 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
-  <recv response="200" optional="true" response_txn="cancel"/>
-  <recv response="481" optional="true" response_txn="cancel"/>
-  <recv response="487" optional="true" response_txn="invite" next="cancelled"/>
-  <!-- the agent's answer crossed the CANCEL: the call is up, so ACK it and hang up at once -->
-  <recv response="200" rrs="true" response_txn="invite"/>
+  <!-- Which 200 this is, the CSeq says (SIPp 3.6's transactions, start_txn and
+       response_txn, abort SIPp on an assertion when the INVITE's 200 crosses the CANCEL,
+       taking every call of the process with it: none are used here) -->
+  <recv response="481" optional="true" next="cancel_answered"/>
+  <recv response="487" optional="true" next="cancelled"/>
+  <!-- (the jump is on the recv itself: a step between it and the next recv would meet
+       the CANCEL's answer as an unexpected message and abort the call) -->
+  <recv response="200" rrs="true" next="answered_first" test="answer_first">
+    <action><ereg regexp="INVITE" search_in="hdr" header="CSeq:" assign_to="answer_first"/></action>
+  </recv>
+  <label id="cancel_answered"/>
+  <!-- the CANCEL is answered: then its 487, or the agent's answer that crossed it -->
+  <recv response="487" optional="true" next="cancelled"/>
+  <recv response="200" rrs="true" next="ack_and_hang_up"/>
+  <label id="answered_first"/>
+  <!-- the agent's answer came before the CANCEL's: its answer (200, or 481 now that the
+       call is up) is still to come -->
+  <recv response="200" optional="true" next="ack_and_hang_up"/>
+  <recv response="481"/>
+  <label id="ack_and_hang_up"/>
+  <!-- the call is up: the caller takes it (ACK) and hangs up at once -->
   <nop><action><log message="crossed;[field0]"/></action></nop>
 {ack}{bye}  <recv response="200" crlf="true" next="end"/>
   <label id="cancelled"/>
-  <send ack_txn="invite">
+  <send>
     <![CDATA[
       ACK sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
       [last_Via:]
@@ -182,8 +198,8 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 # The voice menu: its 182 brings the menu's audio, then the caller presses its queue's key.
-_MENU = """  <recv response="100" optional="true" response_txn="invite" timeout="{patience_ms}" ontimeout="gave_up"/>
-  <recv response="182" rrs="true" response_txn="invite" timeout="{patience_ms}" ontimeout="gave_up"/>
+_MENU = """  <recv response="100" optional="true" timeout="{patience_ms}" ontimeout="gave_up"/>
+  <recv response="182" rrs="true" timeout="{patience_ms}" ontimeout="gave_up"/>
   <nop>
     <action>
       <assignstr assign_to="key_str" value="[field4]"/>

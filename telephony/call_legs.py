@@ -292,6 +292,21 @@ class InboundCall:
         if early is not None and early[0] == ext:
             self._reinvited(*early)
 
+    def _answer_caller_now(self) -> None:
+        """An agent answered: with the media anchored, the caller's 200 (the proxy's SDP,
+        known already) goes out in this same instant, on this thread, not after the
+        core's bridge comes back. A caller's CANCEL is then either handled before (they
+        gave up: nobody answered them) or too late (answered; they hang up at once).
+        Found by a live run: a CANCEL that arrived while the bridge was on its way got a
+        487, so the caller had given up, while the row said answered."""
+        from sippy.CCEvents import CCEventConnect
+
+        if self.media is None or self.caller_sdp is None or self.over or self.in_menu:
+            return   # without the proxy, the caller's 200 needs the agent's SDP: at the bridge
+        if self.caller.state is not None and self.caller.state.connected:
+            return   # answered before (a transfer, a requeue): nothing changes for the caller
+        self.caller.recvEvent(CCEventConnect((200, "OK", self.caller_sdp.getCopy())))
+
     def _connect_caller(self, ext: str, body) -> None:
         from sippy.CCEvents import CCEventConnect, CCEventUpdate
 
@@ -455,6 +470,7 @@ class InboundCall:
             _lower_transport(ua)
             _code, _reason, body = event.getData()
             self.answers[ext] = body
+            self._answer_caller_now()
             self.side.to_core.sip_answered(self.id, ext)
         elif isinstance(event, CCEventFail):
             code = event.getData()[0]

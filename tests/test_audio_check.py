@@ -91,7 +91,8 @@ def test_the_verdict_names_what_is_wrong(tmp_path):
     menu = (tmp_path / "menu.0").read_bytes()
     voice.heard = [menu[:160], menu[160:320], _tone_packet(AGENT_HZ)]
     caller = AudioCaller(0, "+85291234567", "repair", "1", voice)
-    row = {"outcome": "answered", "queue": "repair", "dialled_number": "2000", "recording_path": str(good)}
+    row = {"outcome": "answered", "queue": "repair", "dialled_number": "2000", "recording_path": str(good),
+           "talk_s": 5.0}
     assert verdict(caller, row, sounds, recording=True)["ok"]
     wrong = verdict(caller, dict(row, queue="billing", recording_path=str(silent)), sounds, recording=True)
     assert not wrong["ok"]
@@ -101,6 +102,9 @@ def test_the_verdict_names_what_is_wrong(tmp_path):
     unheard = verdict(caller, row, sounds, recording=False)
     assert unheard["problems"] == ["answered, but the agent's voice never reached the caller"]
     assert verdict(caller, None, sounds, recording=True)["problems"] == ["no interactions row"]
+    # a caller who hung up as the agent answered (a QA trial's 0.1 s call): not a fault
+    brief = verdict(caller, dict(row, talk_s=0.1, recording_path=str(silent)), sounds, recording=True)
+    assert brief["ok"] and brief["too_short"]
 
 
 def test_the_switch_sdp_address_is_read():

@@ -87,6 +87,8 @@ def test_live_lies_within_the_tolerance_of_virtual(live_run):
     run = open_run(run_dir)
     outside = [r for r in run.report["comparison"] if not r["inside"]]
     assert not outside, outside
+    # queue lengths from the event log (a QA trial: every live report said max_queue 0)
+    assert run.report["max_queue"] >= 1 and run.report["queues"]["repair"]["max_queue"] >= 1
     assert {r["metric"] for r in run.report["comparison"]} >= {"service_level", "asa_s", "abandon_rate"}
 
 
