@@ -25,7 +25,8 @@ METRICS = ("service_level", "service_level_answered", "abandon_rate", "asa_s", "
            "aht_s", "talk_s", "max_queue", "longest_wait_s", "offered", "answered", "abandoned",
            "timed_out", "voicemail")
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
-_EXPECT = re.compile(r"^\s*(?:queues\.([a-z_]+)\.)?([a-z_]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.]+)\s*$")
+_EXPECT = re.compile(r"^\s*(?:(queues|priorities)\.([a-z_]+)\.)?([a-z_]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.]+)\s*$")
+PRIORITIES = ("emergency", "vip", "normal")
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,10 @@ class Expectation:
     value: float
     line: int | None
 
+    group: str = "queues"    # what `queue` names: a queue, or a priority ("priorities.vip.asa_s")
+
     def check(self, report: dict) -> tuple[bool, float]:
-        source = report["queues"].get(self.queue, {}) if self.queue else report
+        source = report.get(self.group, {}).get(self.queue, {}) if self.queue else report
         if not source:
             return False, float("nan")
         if self.metric == "service_level":
@@ -296,13 +299,16 @@ def scenario_from_document(doc: Document) -> Scenario:
         raise doc.error(("expect",), "expected a list such as ['service_level >= 0.8', 'abandon_rate <= 0.05']")
     for i, text in enumerate(expect_raw):
         match = _EXPECT.match(str(text))
-        if not match or match.group(2) not in METRICS:
+        if not match or match.group(3) not in METRICS:
             raise doc.error(("expect", i), f"expected 'METRIC OP NUMBER' with a metric from: {', '.join(METRICS)} "
-                                           f"(optionally queues.NAME.METRIC), got {text!r}")
-        if match.group(1) and match.group(1) not in names:
-            raise doc.error(("expect", i), f"no queue {match.group(1)!r} in this scenario")
-        expect.append(Expectation(str(text), match.group(1), match.group(2), match.group(3),
-                                  float(match.group(4)), doc.line(("expect", i))))
+                                           f"(optionally queues.NAME.METRIC or priorities.PRIORITY.METRIC), got {text!r}")
+        group, name = match.group(1) or "queues", match.group(2)
+        if name and group == "queues" and name not in names:
+            raise doc.error(("expect", i), f"no queue {name!r} in this scenario")
+        if name and group == "priorities" and name not in PRIORITIES:
+            raise doc.error(("expect", i), f"no priority {name!r} (one of: {', '.join(PRIORITIES)})")
+        expect.append(Expectation(str(text), name, match.group(3), match.group(4), float(match.group(5)),
+                                  doc.line(("expect", i)), group))
 
     return Scenario(
         name=top["name"], source=doc.source, seed=seed, calls=calls, horizon_s=horizon,

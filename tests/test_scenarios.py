@@ -36,6 +36,8 @@ def test_the_short_form_is_accepted_exactly_as_written():
     (("rate_per_hour: 200", "rate_per_hour: -5"), 4, "arrivals.rate_per_hour", "at least 0"),
     (("service_level: {threshold_s: 20}", "service_level: {threshold_s: 20}\nexpect: ['sl > 0.8']"), 9, "expect[0]",
      "METRIC OP NUMBER"),
+    (("service_level: {threshold_s: 20}", "service_level: {threshold_s: 20}\nexpect: ['priorities.gold.asa_s < 9']"),
+     9, "expect[0]", "no priority 'gold'"),
     (("agents: {count: 12}", "agents: {count: 12}\nrouting: {strategy: ring_all}"), 8, "routing", "live switch"),
     (("patience: {dist: exponential, mean_s: 120}", "patience: {dist: exponential}"), 6, "patience", "mean_s"),
     (("name: erlang-check\n", "name: erlang-check\nbogus: 1\n"), 2, "bogus", "unknown key"),
@@ -212,3 +214,16 @@ def test_a_queue_no_agent_can_serve_is_refused():
     with pytest.raises(ConfigError, match="no agent has a skill that serves repair"):
         scenario_from_text(SHORT.replace("agents: {count: 12}", "mix: {types: {repair: 1.0}}\n"
                                          "agents: {groups: [{count: 2, skills: {billing: 3}}]}"))
+
+
+def test_callers_are_counted_by_the_priority_they_arrived_with_and_expect_can_name_one():
+    # a VIP storm's point is that priority does not starve the rest: the report says so
+    from scenarios.simulator import Simulation
+    scenario = load_scenario("scenarios/library/vip-storm.yaml")
+    report = Simulation(scenario).run()
+    vip, normal = report["priorities"]["vip"], report["priorities"]["normal"]
+    assert vip["offered"] + normal["offered"] == report["offered"]
+    assert vip["answered"] + normal["answered"] == report["answered"]
+    assert vip["asa_s"] < normal["asa_s"]                      # served first
+    checked = {e.text: e.check(report) for e in scenario.expect}
+    assert checked["priorities.normal.abandon_rate <= 0.2"] == (True, normal["abandon_rate"])

@@ -129,6 +129,7 @@ class Statistics:
         self.start, self.interval_s = start, interval_s
         self.total = Counters()
         self.queues: dict[str, Counters] = {}
+        self.priorities: dict[str, Counters] = {}   # by the priority a caller arrived with
         self.intervals: dict[int, Counters] = {}
         self.batches = [Counters() for _ in range(batches)]
         self._expected, self._horizon = expected_calls, horizon_s
@@ -177,7 +178,7 @@ class Statistics:
     def _queued(self, event: ev.CallQueued) -> None:
         active = self._active.get(event.call_id)
         if active is None:
-            self._arrive(event.call_id, event.queue, event.t)
+            self._arrive(event.call_id, event.queue, event.t, event.priority)
         elif active.queue != event.queue:  # overflow: the same call, counted in its new queue
             counters = self._counters(self.queues, event.queue)
             counters.offered += 1
@@ -191,7 +192,7 @@ class Statistics:
         if event.call_id not in self._active:
             self._arrive(event.call_id, event.queue, event.t)
 
-    def _arrive(self, call_id: str, queue: str, t: float) -> None:
+    def _arrive(self, call_id: str, queue: str, t: float, priority: str = "normal") -> None:
         interval = int((t - self.start) // self.interval_s)
         if self._expected:
             batch = min(self._arrivals * len(self.batches) // self._expected, len(self.batches) - 1)
@@ -203,6 +204,7 @@ class Statistics:
         counters = [self.total, self._counters(self.queues, queue), self._counters(self.intervals, interval)]
         if batch is not None:
             counters.append(self.batches[batch])
+        counters.append(self._counters(self.priorities, priority))
         active = _Active(t, queue, counters)
         self._active[call_id] = active
         for counter in active.counters:
@@ -336,6 +338,8 @@ class Statistics:
                            for name, c in sorted(self.queues.items())}
         total["intervals"] = [{"start": self.start + index * self.interval_s, **c.metrics(threshold)}
                               for index, c in sorted(self.intervals.items())]
+        total["priorities"] = {name: {k: v for k, v in c.metrics(threshold).items() if k != "max_queue"}
+                               for name, c in sorted(self.priorities.items())}   # (queue lengths are per queue)
         total["confidence_99"] = self.confidence()
         return total
 
