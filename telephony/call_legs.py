@@ -107,7 +107,9 @@ class InboundCall:
         # SDP passed through (no media): a re-INVITE from one leg is relayed to the other and
         # the answer brought back: leg name ("caller" or an ext) -> the UA waiting for it
         self._relayed: dict[str, Any] = {}
-        self._early_reinvite: tuple | None = None   # a re-INVITE from an agent who answered a moment ago
+        # a re-INVITE from an agent who answered a moment ago, or from the caller their answer
+        # connected (_answer_caller_now), before the core's bridge: handled once it comes
+        self._early_reinvite: tuple | None = None
 
     # --- the caller's leg --------------------------------------------------------------
     def _caller_event(self, event, ua) -> None:
@@ -123,7 +125,10 @@ class InboundCall:
             # Routing starts at once; a ring waits for the proxy's SDP if it must.
             self.side.to_core.caller_arrived(self.id, self.number, self.dialled, self.seat)
         elif isinstance(event, CCEventUpdate):
-            self._reinvited("caller", ua, event.getData())
+            if self.connected is None and self.answers and not self.over:
+                self._early_reinvite = ("caller", ua, event.getData())   # (a seat holding at once)
+            else:
+                self._reinvited("caller", ua, event.getData())
         elif "caller" in self._relayed and isinstance(event, (CCEventConnect, CCEventFail)):
             self._relay_answer("caller", event)   # the caller's answer to a re-INVITE we relayed
         elif isinstance(event, (CCEventDisconnect, CCEventFail)):
@@ -289,7 +294,7 @@ class InboundCall:
         else:
             self._connect_caller(ext, answer)
         early, self._early_reinvite = self._early_reinvite, None
-        if early is not None and early[0] == ext:
+        if early is not None and early[0] in (ext, "caller"):
             self._reinvited(*early)
 
     def _answer_caller_now(self) -> None:
@@ -323,12 +328,16 @@ class InboundCall:
 
     def hang_up_agent(self, ext: str) -> None:
         """CANCEL a ringing agent leg, BYE a connected one; nothing if it is gone."""
-        from sippy.CCEvents import CCEventDisconnect
+        from sippy.CCEvents import CCEventDisconnect, CCEventFail
 
         leg = self.agents.pop(ext, None)
         self.answers.pop(ext, None)
         if leg is not None and not leg.isDead():
             leg.recvEvent(CCEventDisconnect())
+        early = self._early_reinvite
+        if early is not None and early[0] == "caller" and self.connected is None and not self.answers:
+            self._early_reinvite = None   # the answer was refused: nobody to change the call with
+            early[1].recvEvent(CCEventFail((488, "Not Acceptable Here")))
         if ext == self.connected and not self.over:
             self.release(480, "Temporarily Unavailable")   # a BYE, or this if the caller's 200 is not out yet
 
