@@ -52,6 +52,7 @@ __all__ = ["SwitchCore", "SwitchError", "Subscriber", "Legs", "TRUNK_LEG"]
 # why the switch logged its agents out (agent_states.reason) when it went down or stopped
 SWITCH_LOG_OUT_REASONS = ("switch went down", "switch stopped")
 
+
 class Legs(Protocol):
     """What the switch core asks of the SIP side (telephony/sip.py): all calls return at
     once; what then happens comes back through SwitchCore.call_* methods."""
