@@ -176,7 +176,6 @@ def test_the_console_statistics_and_the_report_agree_on_a_caller_lost_after_a_tr
     """Found using the demo: a caller transferred to a queue who then gave up was an
     answered contact in the records but an abandoned one in the events' statistics (and
     their ABANDON's wait counted the first agent's talk)."""
-    from telephony.acd.stats import Statistics
 
     add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3, "billing": 3})
     clock = Clock()
@@ -196,12 +195,7 @@ def test_the_console_statistics_and_the_report_agree_on_a_caller_lost_after_a_tr
     core.queue_log.flush()
     rows = {r.key: r for r in interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue",
                                               thresholds={}, default_threshold_s=15.0, now=T0 + 400)}
-    stats = Statistics({}, start=T0)
-    from telephony import wire
-    for message in heard:
-        event = wire.decode(message).event
-        if type(event).__module__.endswith("acd.events"):
-            stats.add(event)
+    stats = routing_statistics(heard)
     live = stats.report()["queues"]
     for queue in ("repair", "billing"):   # the same numbers, queue by queue
         row, figures = rows[queue], live[queue]
@@ -221,8 +215,6 @@ def test_the_console_statistics_and_the_report_agree_on_a_caller_lost_after_a_tr
 def test_a_caller_transferred_into_another_queue_counts_as_answered_there_with_its_wait_since(db, tmp_path):
     """From the demo trial: a VIP transferred from general to billing and answered there in
     3 s counted as offered in billing but never answered, so billing's service level fell."""
-    from telephony import wire
-    from telephony.acd.stats import Statistics
 
     add_agent(db, ext="1001", name="Ann", pin="1111", skills={"general": 3})
     add_agent(db, ext="1002", name="Bob", pin="2222", skills={"billing": 3})
@@ -245,11 +237,7 @@ def test_a_caller_transferred_into_another_queue_counts_as_answered_there_with_i
     core.queue_log.flush()
     rows = {r.key: r for r in interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue",
                                               thresholds={}, default_threshold_s=15.0, now=clock.now + 10)}
-    stats = Statistics({}, start=T0)
-    for message in heard:
-        event = wire.decode(message).event
-        if type(event).__module__.endswith("acd.events"):
-            stats.add(event)
+    stats = routing_statistics(heard)
     live = stats.report()
     for queue in ("general", "billing"):   # the console's figures and the report's, queue by queue
         row, figures = rows[queue], live["queues"][queue]
@@ -267,8 +255,6 @@ def test_a_caller_transferred_into_another_queue_counts_as_answered_there_with_i
 def test_a_caller_counts_as_answered_once_connected_not_when_the_call_ends(db, tmp_path):
     """Found by a supervisor's trial: the service level dropped while calls were up,
     because a caller only counted as answered once they hung up."""
-    from telephony import wire
-    from telephony.acd.stats import Statistics
 
     add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
     clock = Clock()
@@ -282,12 +268,19 @@ def test_a_caller_counts_as_answered_once_connected_not_when_the_call_ends(db, t
     clock.now += 100                                            # still talking
     [row] = interval_report(db, day=dt.date(2027, 1, 15), tz=HK, interval_s=1800, by="queue", thresholds={},
                             default_threshold_s=15.0, now=clock.now)
+    stats = routing_statistics(heard)
+    live = stats.report()["queues"]["repair"]
+    assert (row.answered, row.answered_within, row.service_level, row.aht_s) == (1, 1, 1.0, None)
+    assert (live["answered"], live["service_level"]["answered_within_over_offered"]) == (1, 1.0)
+    core.close()
+
+
+def routing_statistics(heard: list) -> "Statistics":
+    """The console's statistics of what a subscriber to the switch heard (its routing events)."""
+
     stats = Statistics({}, start=T0)
     for message in heard:
         event = wire.decode(message).event
         if type(event).__module__.endswith("acd.events"):
             stats.add(event)
-    live = stats.report()["queues"]["repair"]
-    assert (row.answered, row.answered_within, row.service_level, row.aht_s) == (1, 1, 1.0, None)
-    assert (live["answered"], live["service_level"]["answered_within_over_offered"]) == (1, 1.0)
-    core.close()
+    return stats

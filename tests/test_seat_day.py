@@ -556,6 +556,15 @@ async def test_a_call_the_restarted_switch_does_not_know_is_hung_up_at_the_seat(
             assert restarted.view_of("1001")["state"] == "idle"
 
 
+async def reconnected(app, pilot):
+    """Until the seat is back on the switch (5 s at most), then a moment for its notice."""
+    for _ in range(50):
+        await pilot.pause(0.1)
+        if app.seat.switch_connected:
+            break
+    await pilot.pause(0.2)
+
+
 async def test_a_wrap_up_running_when_the_switch_restarts_ends_with_it(centre):
     # found by a new user: the seat went on counting its wrap-up down while the restarted
     # switch had the agent available and offering calls
@@ -567,11 +576,7 @@ async def test_a_wrap_up_running_when_the_switch_restarts_ends_with_it(centre):
         await hang_up(c, app, pilot)
         assert app.seat.state == "wrap_up"
         async with switch_restarted(c, app, pilot) as restarted:
-            for _ in range(50):
-                await pilot.pause(0.1)
-                if app.seat.switch_connected:
-                    break
-            await pilot.pause(0.2)
+            await reconnected(app, pilot)
             notice = str(app.query_one("#notice").render())
             assert "restarted during your wrap-up" in notice and "unsaved form is on the unfinished list" in notice
             assert app.seat.state == "idle" and restarted.view_of("1001")["status"] == "available"
@@ -593,11 +598,7 @@ async def test_a_saved_form_is_not_called_unsaved_when_the_switch_restarts_in_it
         await pilot.pause(0.2)
         assert app.seat.state == "wrap_up" and app._unfinished() == []
         async with switch_restarted(c, app, pilot):
-            for _ in range(50):
-                await pilot.pause(0.1)
-                if app.seat.switch_connected:
-                    break
-            await pilot.pause(0.2)
+            await reconnected(app, pilot)
             notice = str(app.query_one("#notice").render())
             assert "restarted during your wrap-up" in notice and "its form is saved" in notice, notice
             assert "unfinished" not in notice
