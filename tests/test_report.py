@@ -277,6 +277,8 @@ def test_a_caller_counts_as_answered_once_connected_not_when_the_call_ends(db, t
 
 def routing_statistics(heard: list) -> "Statistics":
     """The console's statistics of what a subscriber to the switch heard (its routing events)."""
+    from telephony import wire
+    from telephony.acd.stats import Statistics
 
     stats = Statistics({}, start=T0)
     for message in heard:
