@@ -163,12 +163,17 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <!-- (the jump is on the recv itself: a step between it and the next recv would meet
        the CANCEL's answer as an unexpected message and abort the call) -->
   <recv response="200" rrs="true" next="answered_first" test="answer_first">
-    <action><ereg regexp="INVITE" search_in="hdr" header="CSeq:" assign_to="answer_first"/></action>
+    <action>
+      <ereg regexp="INVITE" search_in="hdr" header="CSeq:" assign_to="answer_first"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="answer_to"/>
+    </action>
   </recv>
   <label id="cancel_answered"/>
   <!-- the CANCEL is answered: then its 487, or the agent's answer that crossed it -->
   <recv response="487" optional="true" next="cancelled"/>
-  <recv response="200" rrs="true" next="ack_and_hang_up"/>
+  <recv response="200" rrs="true" next="ack_and_hang_up">
+    <action><ereg regexp=".*" search_in="hdr" header="To:" assign_to="answer_to"/></action>
+  </recv>
   <label id="answered_first"/>
   <!-- the agent's answer came before the CANCEL's: its answer (200, or 481 now that the
        call is up) is still to come -->
@@ -176,8 +181,9 @@ _XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="481"/>
   <label id="ack_and_hang_up"/>
   <!-- the call is up: the caller takes it (ACK) and hangs up at once -->
-  <nop><action><log message="crossed;[field0]"/></action></nop>
-{ack}{bye}  <recv response="200" crlf="true" next="end"/>
+  <!-- in the answer's dialog: the CANCEL's 200 may carry another To tag -->
+  <nop><action><log message="crossed;[field0] [$answer_to]"/></action></nop>
+{crossed_ack}{crossed_bye}  <recv response="200" crlf="true" next="end"/>
   <label id="cancelled"/>
   <send>
     <![CDATA[
@@ -320,7 +326,9 @@ class SippLoad:
                                   .splitlines()[:2]) + "\n"
             (folder / f"callers-{index}.xml").write_text(_XML.format(
                 patience_ms=bucket.patience_ms, wait_ms=bucket.patience_ms + (KEY_MS if through_menu else 0),
-                menu=steps, sdp=SDP.rstrip("\n"), ack=_ACK, bye=_BYE))
+                menu=steps, sdp=SDP.rstrip("\n"), ack=_ACK, bye=_BYE,
+                crossed_ack=_ACK.replace("[last_To:]", "To: [$answer_to]"),
+                crossed_bye=_BYE.replace("[last_To:]", "To: [$answer_to]")))
             lines = ["SEQUENTIAL"] + [c.csv() for c in sorted(bucket.calls, key=lambda c: c.at_ms)]
             (folder / f"callers-{index}.csv").write_text("\n".join(lines) + "\n")
         return cls(folder, switch, buckets)
@@ -345,7 +353,7 @@ class SippLoad:
         the call was up, so they acknowledged it and hung up at once (SIPp logs each)."""
         out = []
         for log in self.folder.glob("callers-*_logs.log"):
-            out += [line.split(";", 1)[1].strip() for line in log.read_text(errors="replace").splitlines()
+            out += [line.split(";", 1)[1].split()[0] for line in log.read_text(errors="replace").splitlines()
                     if line.startswith("crossed;")]
         return sorted(out)
 

@@ -21,6 +21,9 @@ def test_a_caller_whose_cancel_crosses_the_answer_takes_the_call_and_hangs_up(tm
     switch = subprocess.Popen(
         [SIPP, "-sf", str(SCENARIOS / "switch_answers_as_caller_cancels.xml"), "-i", "127.0.0.1", "-p", str(port),
          "-m", "1", "-key", "first", first, "-key", "second", second, "-timeout", "20s", "-nostdin",
+         # sippy answers a CANCEL with a To tag of its own: the caller must hang up in the answer's
+         "-key", "first_tag", "answer-tag" if first == "INVITE" else "cancel-tag",
+         "-key", "second_tag", "answer-tag" if second == "INVITE" else "cancel-tag",
          "-mp", str(free_udp_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         caller = PlannedCaller(number=1, at_s=0.0, queue="repair", vip=False, repeat=False, patience_s=0.3,
