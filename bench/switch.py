@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -234,6 +235,7 @@ def run_switch(args, workdir: Path) -> dict:
                                             "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
                                             "-timeout", str(args.seconds + args.hold_ms / 1000 + 60) + "s"])
         cpu_before, wall_before = cpu_seconds(bench.process.pid), time.monotonic()
+        profiler = start_profile(bench.process.pid, args.profile) if args.profile else None
         callers.start()
         most = 0
         while callers.process.poll() is None:
@@ -242,6 +244,9 @@ def run_switch(args, workdir: Path) -> dict:
             time.sleep(0.25)
         wall = time.monotonic() - wall_before
         cpu = cpu_seconds(bench.process.pid) - cpu_before
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)   # py-spy writes its file on SIGINT
+            profiler.wait(60)
         sock.close()
         ok, failed = callers.counts()
         agents.stop()
@@ -253,6 +258,42 @@ def run_switch(args, workdir: Path) -> dict:
         if agents is not None:
             agents.stop()
         bench.stop()
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy sampling the switch (every thread, native frames off) into collapsed stacks."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--threads",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile_summary(collapsed: Path, top: int = 15) -> list[str]:
+    """The functions the switch spent its samples in: own time (leaf) and inclusive,
+    per thread, from py-spy's collapsed stacks ("thread;frame;frame... count")."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        threads[frames[0]] = threads.get(frames[0], 0) + n
+        leaf = frames[-1]
+        own[leaf] = own.get(leaf, 0) + n
+        for frame in set(frames[1:]):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    lines = [f"{total} samples; by thread: " + ", ".join(f"{name} {100 * n / total:.0f}%" for name, n in
+                                                         sorted(threads.items(), key=lambda kv: -kv[1]))]
+    lines += ["own time:"] + [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in
+                              sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    lines += ["inclusive:"] + [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in
+                               sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]]
+    return lines
 
 
 def register_seats(exts: list[str], sip_port: int, agent_port: int, batch: int = 25) -> None:
@@ -308,6 +349,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (traces, logs)")
     parser.add_argument("--no-media", action="store_true",
                         help="run the switch with --no-media (SDP passed through; default: anchored and recorded)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample the switch with py-spy while calls run: collapsed stacks into FILE, "
+                             "and a summary of where the time went")
     args = parser.parse_args()
     if SIPP is None:
         print("bench/switch.py needs sipp (Debian: apt-get install sip-tester)", file=sys.stderr)
@@ -345,6 +389,9 @@ def main() -> int:
         print(f"the switch adds {percentile(setup, .5) - percentile(peer, .5):.1f} ms to call set-up at p50, "
               f"{percentile(setup, .95) - percentile(peer, .95):.1f} ms at p95 "
               f"(ratio {percentile(setup, .5) / max(percentile(peer, .5), 0.001):.0f}x)")
+    if args.profile and args.profile.exists():
+        print("profile of the switch (py-spy):")
+        print("\n".join("  " + line for line in profile_summary(args.profile)))
     good = switch["failed"] == 0 and switch["ok"] == switch["calls"]
     return 0 if good else 1
 

@@ -92,6 +92,7 @@ class Connection:
             return   # the switch itself is closing the connections: it logs everyone out its own way
         if any(other.agent is not None and other.agent["ext"] == agent["ext"] for other in self.server._connections):
             return   # the same person on another connection (a seat reconnecting) carries on
+        self.server.core.seat_disconnected(agent["ext"])
         try:
             if self.server.core.view_of(agent["ext"])["status"] != "logged_out":
                 log.warning("control: %s's connection was lost without a logout; logged out", agent["ext"])

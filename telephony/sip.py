@@ -23,21 +23,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from telephony.call_legs import InboundCall
+from telephony.qualify import QualifyPacer
 from telephony.registrar import Binding, Registrar
 from telephony.sip_bridge import CallReports, ReportsToLoop
-from telephony.switchconfig import SipSettings
+from telephony.switchconfig import MediaSettings, SipSettings
 
 if TYPE_CHECKING:
-    from telephony.media import MediaEngine
+    from telephony.media import MediaEngine, MediaPool
 
 log = logging.getLogger("hotline.sip")
 
 EXPIRY_CHECK_S = 1.0   # a seat that stopped refreshing is offered no calls within this (after its grace)
-# A seat in a call is asked OPTIONS (within the call's dialog) every qualify_s (a setting);
-# when qualify_misses in a row go unanswered, or it answers 481, its phone is taken for
-# gone (killed, unplugged, restarted) and its caller is queued again: a caller hears
-# silence for at most qualify_s * (qualify_misses + 1) seconds. Asterisk's qualify is the
-# same idea (out of dialog, for every peer, once a minute).
+# A seat in a call is asked OPTIONS (within the call's dialog), paced by telephony/qualify.py:
+# every qualify_s, all seats together at most qualify_rate a second; qualify_misses in a
+# row unanswered, or a 481, and its phone is taken for gone (killed, unplugged, restarted)
+# and its caller is queued again.
 QUALIFY_TICK_S = 0.1
 PRUNE_S = 60.0   # old nonces and failed-login counts are forgotten this often
 
@@ -48,23 +48,25 @@ class SipSide:
                  loop: asyncio.AbstractEventLoop, on_binding: Callable[[Binding | None, str], None],
                  reports: CallReports | None = None, clock: Callable[[], float] = time.time,
                  media_dir: str | Path | None = None, record_calls: bool = True,
-                 settings: SipSettings | None = None):
+                 settings: SipSettings | None = None, media_settings: MediaSettings | None = None):
         # sippy logs every message unless told otherwise; warnings are enough for a switch.
         os.environ.setdefault("SIPLOG_LVL", "WARN")
         os.environ.setdefault("SIPLOG_BEND", "stderr")
         self.host, self.port = host, port
         self.secret_of, self.loop, self.on_binding, self.clock = secret_of, loop, on_binding, clock
         self.settings = settings or SipSettings()
+        self.media_settings = media_settings or MediaSettings()
         self.calls: dict[str, InboundCall] = {}  # likewise
-        # seat in a call -> (call, OPTIONS unanswered in a row, when to ask next)
-        self.watched: dict[str, tuple[InboundCall, int, float]] = {}
+        # seat in a call -> its call; when to ask each one OPTIONS: self.qualify
+        self.watched: dict[str, InboundCall] = {}
+        self.qualify = QualifyPacer(self.settings.qualify_s, self.settings.qualify_misses, self.settings.qualify_rate)
         self.reports = reports
         self.to_core = ReportsToLoop(loop, reports, self.release)   # for this (the sippy) thread
         self.registrar = Registrar(secret_of=secret_of, clock=clock, settings=self.settings, refuse=self._refuse,
                                    on_binding=self._post, on_lock=self._locked_out)
         self.media_dir = Path(media_dir) if media_dir is not None else None
         self.record_calls = record_calls
-        self.media: MediaEngine | None = None   # once RTPproxy answers; None: SDP passed through
+        self.media: MediaPool | None = None   # once RTPproxy answers; None: SDP passed through
         self.config: dict = {}
         self.unparsable = _RateLimitedLog(log, "SIP: cannot parse a message from %s (%s)%s")
         self._seq = 0
@@ -119,30 +121,74 @@ class SipSide:
         ED2.loop()
 
     def _start_media(self, media_dir: Path) -> None:
-        """RTPproxy in this process; until it answers (or if it cannot start) calls pass
-        SDP through. SIP is ready only once this is settled, so the first call is anchored."""
-        from sippy.Time.Timeout import Timeout
+        """RTPproxy in this process, or the media nodes of the config; until one answers (or
+        if none can start) calls pass SDP through. SIP is ready only once this is settled,
+        so the first call is anchored."""
+        from telephony.media import MediaEngine, MediaPool
 
-        from telephony.media import MediaEngine
+        nodes = self.media_settings.nodes
+        try:
+            if nodes:
+                engines = [MediaEngine(self.config, control=node.control, notify=self.media_settings.notify,
+                                       weight=node.weight, recordings=node.recordings or media_dir / "raw",
+                                       sounds=node.sounds or media_dir / "sounds") for node in nodes]
+                pool = MediaPool(engines)
+                pool.listen(self.media_settings.notify)
+            else:
+                pool = MediaPool([MediaEngine(self.config, recordings=media_dir / "raw", sounds=media_dir / "sounds",
+                                              rtp_ports=self.settings.rtp_ports)])
+        except Exception as exc:  # no rtp.io wheel, a notify port taken: calls still connect
+            log.warning("media: cannot start RTPproxy (%s); SDP is passed through between phones", exc)
+            self.to_core.media_ready(False)
+            self._started.set()
+            return
+        settled: dict[MediaEngine, bool] = {}
 
-        def ready(ok: bool) -> None:
+        def ready(engine: MediaEngine, ok: bool) -> None:
+            settled[engine] = ok
+            if len(settled) < len(pool.engines):
+                return
+            answering = [e for e in pool.engines if settled[e]]
+            if pool.embedded:
+                if answering:
+                    engine.watch(self.settings.media_stall_s, self._media_stalled)
+            else:
+                for node in pool.engines:   # one not answering yet is watched until it does
+                    node.watch(self.settings.media_stall_s, functools.partial(self._node_lost, node),
+                               on_back=functools.partial(self._node_back, node))
+                    if not settled[node]:
+                        node.stalled = True
+                        log.error("media: node %s does not answer; calls go to the others until it does", node.name)
+            ok = bool(answering)
             if ok:
-                self.media = engine
-                engine.watch(self.settings.media_stall_s, self._media_stalled)
+                self.media = pool
                 Timeout(self._check_offers, 1.0, -1)
-                log.info("media: anchored in RTPproxy (rtp.io); recordings in %s", media_dir / "raw")
+                log.info("media: anchored in %s; recordings in %s", "RTPproxy (rtp.io)" if pool.embedded else
+                         ", ".join(f"{e.name} (weight {e.weight:g})" for e in answering), answering[0].recordings)
             else:
                 log.warning("media: RTPproxy did not answer; SDP is passed through between phones")
             self.to_core.media_ready(ok)
             self._started.set()
-        try:
-            engine = MediaEngine(self.config, recordings=media_dir / "raw", sounds=media_dir / "sounds",
-                                 rtp_ports=self.settings.rtp_ports)
-            engine.start(ready)
-        except Exception as exc:  # no rtp.io wheel, or it would not start: calls still connect
-            log.warning("media: cannot start RTPproxy (%s); SDP is passed through between phones", exc)
-            self.to_core.media_ready(False)
-            self._started.set()
+        from sippy.Time.Timeout import Timeout
+        for engine in pool.engines:
+            try:
+                engine.start(functools.partial(ready, engine))
+            except Exception as exc:
+                log.warning("media: cannot start %s (%s)", engine.name, exc)
+                ready(engine, False)
+
+    def _node_lost(self, node: MediaEngine, seconds: float) -> None:
+        """A media node stopped answering: its calls are over (nobody on them hears a thing),
+        recorded as interrupted; new calls go to the nodes that answer."""
+        calls = [call for call in self.calls.values() if call.media is not None and call.media.engine is node]
+        others = [e.name for e in self.media.engines if e.up] if self.media is not None else []
+        log.error("media: node %s has not answered for %.0f s: its %d call(s) end as interrupted; new calls go to %s",
+                  node.name, seconds, len(calls), ", ".join(others) or "no node (SDP passed through between phones)")
+        for call in calls:
+            self.to_core.media_lost(call.id, f"media node {node.name} stopped answering")
+
+    def _node_back(self, node: MediaEngine) -> None:
+        log.warning("media: node %s answers again; it takes new calls", node.name)
 
     def _check_offers(self) -> None:
         now = time.monotonic()
@@ -203,45 +249,49 @@ class SipSide:
 
     # --- is the seat still there? (sippy thread) --------------------------------------------
     def watch(self, ext: str, call: "InboundCall") -> None:
-        # Each seat is asked on its own beat from when its call began, so hundreds of
-        # calls do not send their OPTIONS in one burst that would delay new INVITEs.
-        self.watched[ext] = (call, 0, time.monotonic() + self.settings.qualify_s)
+        self.watched[ext] = call
+        self.qualify.watch(ext, time.monotonic())
 
     def unwatch(self, ext: str) -> None:
         self.watched.pop(ext, None)
+        self.qualify.unwatch(ext)
+
+    def suspect(self, ext: str) -> None:
+        """Ask this seat's phone at once whether it still has its call (its agent's seat
+        dropped its connection to the switch)."""
+        self.qualify.suspect(ext, time.monotonic())
 
     def _qualify(self) -> None:
-        """OPTIONS within each agent's call dialog: a live phone answers (SIPp with -aa
-        too), a phone that lost the call answers 481, a dead one not at all."""
-        now = time.monotonic()
-        for ext, (call, misses, due) in list(self.watched.items()):
-            leg = call.agents.get(ext)
-            if leg is None or call.connected != ext:
-                del self.watched[ext]
-            elif due > now:
+        """OPTIONS within each agent's call dialog, paced (telephony/qualify.py): a live
+        phone answers (SIPp with -aa too), a phone that lost the call answers 481, a dead
+        one not at all."""
+        ask, gone = self.qualify.take(time.monotonic())
+        for ext in gone:
+            self._lost(ext, "stopped answering")
+        for ext in ask:
+            call = self.watched.get(ext)
+            leg = call.agents.get(ext) if call is not None else None
+            if call is None or leg is None or call.connected != ext:
+                self.unwatch(ext)
                 continue
-            elif misses >= self.settings.qualify_misses:
-                self._lost(ext, "stopped answering")
-            else:
-                self.watched[ext] = (call, misses + 1, due + self.settings.qualify_s)
-                try:
-                    leg.lCSeq += 1
-                    self._tm.newTransaction(leg.genRequest("OPTIONS"),
-                                            functools.partial(self._qualified, ext, call))
-                except Exception:  # a dialog we cannot even address counts as unanswered
-                    log.exception("SIP: cannot send OPTIONS to %s", ext)
+            try:
+                leg.lCSeq += 1
+                self._tm.newTransaction(leg.genRequest("OPTIONS"), functools.partial(self._qualified, ext, call))
+            except Exception:  # a dialog we cannot even address counts as unanswered
+                log.exception("SIP: cannot send OPTIONS to %s", ext)
 
     def _qualified(self, ext: str, call: "InboundCall", response) -> None:
         code = response.getSCode()[0]
-        if self.watched.get(ext, (None,))[0] is not call:
+        if self.watched.get(ext) is not call:
             return
         if code == 481:
+            self.qualify.unwatch(ext)
             self._lost(ext, "no longer knows the call")
         elif code != 408:  # 408 is sippy's own, once the transaction gave up
-            self.watched[ext] = (call, 0, self.watched[ext][2])
+            self.qualify.answered(ext)
 
     def _lost(self, ext: str, why: str) -> None:
-        del self.watched[ext]
+        self.watched.pop(ext, None)
         log.warning("SIP: seat %s %s during a call; its caller is queued again", ext, why)
         self.to_core.seat_lost(ext)
 
@@ -309,6 +359,9 @@ class SipSide:
 
     def end_for_agent(self, call_id: str, ext: str) -> None:
         self.run_later(self._on_call, call_id, lambda call: call.end_for_agent(ext))
+
+    def check_seat(self, ext: str) -> None:
+        self.run_later(self.suspect, ext)
 
     def hold_for_agent(self, call_id: str, ext: str, held: bool) -> None:
         self.run_later(self._on_call, call_id, lambda call: call.hold_for_agent(ext, held))
@@ -405,6 +458,7 @@ def _transactions_class():
 
     - the socket is bound without SO_REUSEADDR / SO_REUSEPORT (sippy's default), so a
       second switch on the same port fails to start instead of quietly sharing its calls;
+    - a request to a transport named in capitals ("UDP", as some phones write it) is sent;
     - a message sippy cannot parse costs one log line (and a 400 where one can be
       addressed), never a traceback on the terminal.
     Made once, on the SIP thread (sippy is imported there only)."""
@@ -444,6 +498,15 @@ def _transactions_class():
                     self._unparsable(data_in, ra, server, exc.__context__)
                 else:
                     raise
+
+        def newTransaction(self, msg, *args, **kwargs):
+            # A phone that writes ";transport=UDP" in capitals in its Contact: sippy sends
+            # to "udp" only, and would raise on the request (the BYE after a 200 that
+            # crossed our CANCEL, among others), leaving that phone's call up.
+            target = msg.getTarget()
+            if target is not None and isinstance(target[1], str) and target[1] != target[1].lower():
+                msg.setTarget((target[0], target[1].lower()))
+            return super().newTransaction(msg, *args, **kwargs)
 
         def _unparsable(self, data_in, ra, server, exc) -> None:
             data = data_in.decode("utf-8", "replace") if isinstance(data_in, bytes) else data_in

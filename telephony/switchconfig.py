@@ -44,9 +44,12 @@ class SipSettings:
     # credentials is challenged again with stale=true, never refused.
     nonce_s: float = 300.0
     # A seat in a call is asked OPTIONS this often; this many unanswered in a row and its
-    # phone is taken for gone (its caller is queued again).
+    # phone is taken for gone (its caller is queued again). All seats together are asked
+    # at most qualify_rate times a second: with more calls, each seat's beat stretches
+    # (telephony/qualify.py), since each question costs the switch a SIP transaction.
     qualify_s: float = 2.0
     qualify_misses: int = 2
+    qualify_rate: float = 100.0
     # Wrong credentials: this many per extension (or per source address) within the window
     # lock that extension (or address) out for auth_lock_s, logged. A PIN is short.
     auth_failures_per_ext: int = 5
@@ -67,6 +70,25 @@ class SipSettings:
         return int(max(0.0, min(asked, self.registration_max_s)))
 
 
+@dataclass(frozen=True)
+class MediaNode:
+    """A media node (`hotline media-node`): RTPproxy in a process of its own, driven over
+    its control socket. `recordings` and `sounds` are paths on the node's host: None,
+    the switch's own (a node on the switch's host)."""
+    control: str                 # udp:HOST:PORT
+    weight: float = 1.0          # new calls are shared among the nodes that answer, by weight
+    recordings: str | None = None
+    sounds: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """Where calls' audio is anchored: no nodes, RTPproxy inside the switch (the default);
+    nodes, those, with key presses sent back to `notify` (the switch listens there)."""
+    nodes: tuple[MediaNode, ...] = ()
+    notify: str = "tcp:127.0.0.1:7724"
+
+
 # Reasons an agent can give for a break, each with its limit in minutes: an agent on a
 # break longer than its limit is flagged (their seat and the supervisors are told).
 DEFAULT_BREAKS = {"lunch": 60.0, "training": 120.0, "meeting": 60.0, "personal": 15.0}
@@ -84,6 +106,7 @@ class SwitchConfig:
     breaks: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BREAKS))   # reason -> limit, minutes
     events_retention_days: float = 90.0   # the event log keeps this long; older events are pruned
     alerts: AlertSettings = AlertSettings()   # when the supervisors' console raises repeat and mass-complaint alerts
+    media: MediaSettings = MediaSettings()   # the embedded media engine, or media nodes
 
     def break_limit_s(self, reason: str) -> float | None:
         minutes = self.breaks.get(reason)
@@ -115,7 +138,7 @@ def config_from_document(doc: Document) -> SwitchConfig:
     if doc.data is None or doc.data == {}:
         return SwitchConfig(default_queues(), source=doc.source)
     top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk", "sip", "breaks",
-                                   "events_retention_days", "alerts"))
+                                   "events_retention_days", "alerts", "media"))
     queue_specs = doc.mapping(("queues",), allowed=CALL_TYPES) if "queues" in top else {}
     queues = tuple(queue_from_yaml(doc, ("queues", name), name, **QUEUE_DEFAULTS) if name in queue_specs
                    else QueueConfig(name, **QUEUE_DEFAULTS) for name in CALL_TYPES)
@@ -161,7 +184,8 @@ def config_from_document(doc: Document) -> SwitchConfig:
     breaks = _breaks(doc) if "breaks" in top else dict(DEFAULT_BREAKS)
     retention = float(_number(doc, ("events_retention_days",), minimum=1)) if "events_retention_days" in top else 90.0
     alerts = _alerts(doc) if "alerts" in top else AlertSettings()
-    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks, retention, alerts)
+    media = _media_settings(doc) if "media" in top else MediaSettings()
+    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks, retention, alerts, media)
 
 
 def _alerts(doc: Document) -> AlertSettings:
@@ -199,6 +223,38 @@ def _sip_settings(doc: Document) -> SipSettings:
         else:
             values[key] = float(_number(doc, ("sip", key), minimum=0 if key == "registration_grace_s" else 1))
     return SipSettings(**values)
+
+
+def _address(doc: Document, path: tuple, scheme: str) -> str:
+    """'udp:HOST:PORT' (or 'tcp:...'), as RTPproxy and sippy write a socket."""
+    value = doc.get(path)
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    host, _, port = text.removeprefix(f"{scheme}:").rpartition(":")
+    if not text.startswith(f"{scheme}:") or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise doc.error(path, f"expected {scheme}:HOST:PORT, got {value!r}")
+    return text
+
+
+def _media_settings(doc: Document) -> MediaSettings:
+    spec = doc.mapping(("media",), allowed=("nodes", "notify"))
+    notify = _address(doc, ("media", "notify"), "tcp") if "notify" in spec else MediaSettings.notify
+    raw = spec.get("nodes") or []
+    if not isinstance(raw, list):
+        raise doc.error(("media", "nodes"), "expected a list of nodes, e.g. [{control: 'udp:10.0.0.5:7722', weight: 2}]")
+    nodes = []
+    for index, node in enumerate(raw):
+        path = ("media", "nodes", index)
+        fields = doc.mapping(path, allowed=("control", "weight", "recordings", "sounds"))
+        if "control" not in fields:
+            raise doc.error(path, "a media node needs its control socket: control: udp:HOST:PORT")
+        nodes.append(MediaNode(
+            control=_address(doc, (*path, "control"), "udp"),
+            weight=float(_number(doc, (*path, "weight"), minimum=0.01)) if "weight" in fields else 1.0,
+            recordings=str(fields["recordings"]) if fields.get("recordings") else None,
+            sounds=str(fields["sounds"]) if fields.get("sounds") else None))
+    if len({node.control for node in nodes}) != len(nodes):
+        raise doc.error(("media", "nodes"), "a media node is listed twice")
+    return MediaSettings(tuple(nodes), notify)
 
 
 def _breaks(doc: Document) -> dict[str, float]:

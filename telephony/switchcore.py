@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +87,8 @@ class Legs(Protocol):
 
     def media_status(self) -> dict | None: ...
 
+    def check_seat(self, ext: str) -> None: ...
+
 
 @dataclass
 class Subscriber:
@@ -103,6 +108,9 @@ class SwitchCore:
         self.media = False          # calls' audio anchored in the switch (telephony/media.py)
         self.recordings = Path(recordings) if recordings is not None else None
         self._empty_recordings = 0   # recordings that held no audio (logged once)
+        # Recordings become WAV in a process of their own: reading a pcap and mixing its audio
+        # holds the GIL, which the SIP thread needs for signalling (profiled under load).
+        self._converter: ProcessPoolExecutor | None = None
         self._stop_news: list[dict] = []   # events of a stop or a recovery, heard once committed
         self.recorder = InteractionRecorder(db, node=node, live=True, agent_id_of=self._agent_id)
         self.queue_log = QueueLogWriter(queue_log_path, db, batch=1)
@@ -704,9 +712,15 @@ class SwitchCore:
         pcaps = [path for name in names if (path := raw / name).exists()]
         wav = self.recordings / f"{call_id}.wav"
         try:
-            seconds = await asyncio.get_running_loop().run_in_executor(None, pcap_to_wav, pcaps, wav, caller_port)
+            seconds = await asyncio.get_running_loop().run_in_executor(self._conversions(), pcap_to_wav, pcaps, wav,
+                                                                       caller_port)
         except (OSError, ValueError):
             log.exception("recording of %s could not be converted; the pcap stays in %s", call_id, raw)
+            return
+        except (BrokenProcessPool, RuntimeError) as exc:   # the converter died (or the switch is stopping)
+            log.warning("recording of %s is not converted yet (%s); the next start converts it from %s",
+                        call_id, exc or type(exc).__name__, raw)
+            self._converter = None if isinstance(exc, BrokenProcessPool) else self._converter
             return
         if seconds > 0:
             self._happened(RecordingSaved(self.clock(), call_id, str(wav)))
@@ -719,6 +733,36 @@ class SwitchCore:
                     if self._empty_recordings == 1 else "")
         for pcap in pcaps:
             pcap.unlink(missing_ok=True)
+
+    def _conversions(self) -> ProcessPoolExecutor:
+        if self._converter is None:
+            # spawn: a fork of this process would copy the SIP and media threads' locks mid-use
+            self._converter = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._converter
+
+    def media_lost(self, call_id: str, why: str) -> None:
+        """The media node carrying this call stopped answering (telephony/sip.py): the call
+        ends for everyone on it, recorded as interrupted with `why`; the switch and its
+        other calls carry on, new calls anchored on the nodes that answer."""
+        if self.closed:
+            return
+        call = self.calls.get(call_id)
+        if call is None:   # over as far as routing knows: only its legs may be left
+            if self.legs is not None:
+                self.legs.release(call_id, 503, "Service Unavailable")
+            return
+        log.warning("call %s ended: %s", call_id, why)
+        call.media_lost(self, why)
+        news, self._stop_news = self._stop_news, []   # what shut_down logged, now committed
+        for message in news:
+            self._deliver(message)
+
+    def seat_disconnected(self, ext: str) -> None:
+        """The agent's seat lost its control connection: if their phone is in a call, it is
+        asked at once whether it is still there (a seat app that died took its softphone
+        with it), ahead of its turn in the paced checks."""
+        if self.legs is not None and not self.closed and self._views.get(ext, {}).get("state") == "in_call":
+            self.legs.check_seat(ext)
 
     def seat_lost(self, ext: str) -> None:
         """The seat's phone stopped answering (killed, unplugged): a caller it was talking
@@ -1042,4 +1086,7 @@ class SwitchCore:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._converter is not None:   # a conversion under way finishes; the rest wait for the next start
+            self._converter.shutdown(wait=True, cancel_futures=True)
+            self._converter = None
         self.queue_log.close()

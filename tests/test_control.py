@@ -271,6 +271,33 @@ async def test_a_seat_that_vanishes_without_logging_out_is_logged_out(switch):
     third.writer.close()
 
 
+async def test_a_seat_in_a_call_that_loses_its_connection_has_its_phone_checked_at_once(switch):
+    core, clock, connect, _ = switch
+
+    class Phones:   # what the SIP side was asked; its pacing is tests/test_qualify.py's
+        def __init__(self):
+            self.checked = []
+
+        def check_seat(self, ext):
+            self.checked.append(ext)
+    seat, idle = await connect(), await connect()
+    await seat.call("login", ext="1001", pin="1111")
+    await seat.call("status", status="available")
+    await idle.call("login", ext="1002", pin="2222")
+    core.call_arrived("c1", "repair", "+85291234567")
+    core.call_answered("c1", "1001")
+    phones = Phones()
+    core.legs = phones
+    idle.writer.close()           # not in a call: nothing to check
+    seat.writer.close()           # in a call: its phone is asked now, not at its next turn
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if phones.checked:
+            break
+    core.legs = None
+    assert phones.checked == ["1001"]
+
+
 async def test_a_hundred_wrong_pins_lock_the_extension_out_and_the_right_pin_works_after(switch, caplog):
     core, clock, connect, _ = switch
     client = await connect()
