@@ -535,6 +535,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_media_node(args) -> int:
+    import re
+
+    from telephony.media_node import MediaNodeError, run_media_node
+    from telephony.switchconfig import parse_port_range
+
+    for flag, value, scheme in (("--control", args.control, "udp"), ("--notify", args.notify, "tcp")):
+        if not re.fullmatch(rf"{scheme}:[^:\s]+:\d{{1,5}}", value):
+            raise UserError(f"{flag}: expected {scheme}:HOST:PORT, got {value!r}")
+    try:
+        ports = parse_port_range(args.rtp_ports) if args.rtp_ports else None
+    except ValueError as exc:
+        raise UserError(f"--rtp-ports: {exc}") from None
+    try:
+        run_media_node(args.control, args.notify, Path(args.dir), ports)
+    except MediaNodeError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 def cmd_switch(args) -> int:
     import asyncio
     import logging
@@ -938,6 +958,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="UDP ports the media engine may use, e.g. 10000-20000 for a firewall "
                           "(default: the config's sip.rtp_ports, else any)")
     sub.set_defaults(handler=cmd_switch)
+
+    sub = commands.add_parser("media-node", help="RTPproxy in a process of its own, for a switch whose config "
+                                                 "lists it under media.nodes (docs/scale.md)")
+    sub.add_argument("--control", default="udp:127.0.0.1:7722", metavar="udp:HOST:PORT",
+                     help="where the switch drives it (default udp:127.0.0.1:7722)")
+    sub.add_argument("--notify", default="tcp:127.0.0.1:7724", metavar="tcp:HOST:PORT",
+                     help="the switch's socket for the keys callers press (its config's media.notify; "
+                          "default tcp:127.0.0.1:7724)")
+    sub.add_argument("--dir", default="media-node", metavar="DIR",
+                     help="recordings (DIR/raw) and sounds (DIR/sounds); default ./media-node")
+    sub.add_argument("--rtp-ports", metavar="LOW-HIGH", help="UDP ports for calls' audio (default: any)")
+    sub.set_defaults(handler=cmd_media_node)
 
     sub = commands.add_parser("agent", parents=[common], help="the agent seat: softphone and caller screen-pop")
     sub.add_argument("--ext", required=True, help="your extension; the PIN is read from the terminal or HOTLINE_PIN")

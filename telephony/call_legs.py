@@ -138,9 +138,14 @@ class InboundCall:
     def _queued(self) -> None:
         from sippy.CCEvents import CCEventRing
 
-        if not self.over and self.connected is None:
-            body = self.caller_sdp.getCopy() if self.caller_sdp is not None else None
-            self.caller.recvEvent(CCEventRing((182, "Queued", body)))
+        if self.over or self.connected is not None:
+            return
+        if self.caller.state is not None and self.caller.state.connected:
+            # answered already (its agent's 200 went out between this being asked and now):
+            # a 182 after the 200 is a protocol error a phone may end the call on
+            return
+        body = self.caller_sdp.getCopy() if self.caller_sdp is not None else None
+        self.caller.recvEvent(CCEventRing((182, "Queued", body)))
 
     # --- media ----------------------------------------------------------------------------
     def _anchor(self, offer) -> None:
@@ -158,10 +163,10 @@ class InboundCall:
         # the switch can play its music in: RTPproxy relays, it does not transcode.
         self.offer = narrowed
         try:
-            engine = self.side.media
-            if engine is None:
+            pool = self.side.media
+            if pool is None:
                 raise RuntimeError("no media engine")
-            self.media = media = MediaSession(engine, self.id)
+            self.media = media = MediaSession(pool.choose(), self.id)
             self.offer_asked_at = time.monotonic()
             media.caller_offer(narrowed, self._agent_offer_ready)
         except Exception:  # the proxy is unusable: connect the phones directly

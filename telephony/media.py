@@ -78,14 +78,24 @@ def ensure_sounds(directory: str | Path) -> Path:
 
 
 class MediaEngine:
-    """RTPproxy inside the switch process; start it on the sippy thread."""
+    """One RTPproxy: inside the switch process (`control` None, the default), or a media
+    node in a process of its own (`hotline media-node`), on this host or another, driven
+    over its control socket ("udp:HOST:PORT"). Start it on the sippy thread.
+
+    A node's `recordings` and `sounds` are paths on the node's host (where RTPproxy opens
+    them); its key presses come back to the switch's `notify` socket."""
 
     def __init__(self, config: dict, *, recordings: str | Path, sounds: str | Path,
-                 rtp_ports: tuple[int, int] | None = None):
+                 rtp_ports: tuple[int, int] | None = None, control: str | None = None,
+                 notify: str | None = None, weight: float = 1.0):
         self.config = config
+        self.control, self.notify, self.weight = control, notify, weight
+        self.name = control or "embedded"
         self.rtp_ports = rtp_ports   # (low, high) for a firewall; None: RTPproxy's own range
         self.recordings = Path(recordings)
-        self.sounds = ensure_sounds(sounds)
+        # a node writes its own sounds (the same built-in ones) where it plays them from
+        self.sounds = ensure_sounds(sounds) if control is None else Path(sounds)
+        self.session_config = config   # what each call's session is made with (its client)
         self.client = None
         self.notify_spec: str | None = None
         self.dtmf_module: int | None = None
@@ -101,14 +111,18 @@ class MediaEngine:
         from sippy.Rtp_proxy.client import Rtp_proxy_client
         from sippy.Time.Timeout import Timeout
 
-        self.recordings.mkdir(parents=True, exist_ok=True)
-        # -F: no privileges to drop; -d ERR: it logs every session otherwise; -m/-M: the
-        # media port range; -r/-P: recordings as pcap; catch_dtmf: RFC 2833 keys;
-        # its accounting module is not loaded, so nothing is written into the cwd.
-        ports = f"-m;{self.rtp_ports[0]};-M;{self.rtp_ports[1]};" if self.rtp_ports else ""
-        spec = f"rtp.io:-F;-d;ERR;{ports}-r;{self.recordings};-P;modules=catch_dtmf"
-        self.client = Rtp_proxy_client(self.config, spath=spec, nworkers=1, nsetup_f=self._notify_setup)
-        self.config["rtp_proxy_client"] = self.client
+        if self.control is not None:
+            client = self.client = Rtp_proxy_client(self.config, spath=self.control)
+            client.notify_socket = self.notify_spec = self.notify
+            # sippy asks an offline proxy again once a minute; a node back from a restart
+            # should take calls within seconds (watch() notices it first)
+            client.hrtb_retr_ival = 2.0
+            self.session_config = {**self.config, "rtp_proxy_client": client}
+        else:
+            self.recordings.mkdir(parents=True, exist_ok=True)
+            self.client = Rtp_proxy_client(self.config, spath=embedded_spec(self.recordings, self.rtp_ports),
+                                           nworkers=1, nsetup_f=self._notify_setup)
+            self.config["rtp_proxy_client"] = self.client
         deadline = [50]
 
         def wait_online():
@@ -121,29 +135,48 @@ class MediaEngine:
                 on_ready(False)
         wait_online()
 
-    def watch(self, stall_s: float, on_stall: Callable[[float], None], every_s: float = 1.0) -> None:
+    @property
+    def up(self) -> bool:
+        """Taking new calls: answering its control socket."""
+        return self.client is not None and bool(self.client.online) and not self.stalled
+
+    def watch(self, stall_s: float, on_stall: Callable[[float], None], every_s: float = 1.0,
+              on_back: Callable[[], None] | None = None) -> None:
         """Ask the proxy its version every `every_s`; a question still unanswered after
         `stall_s` calls `on_stall(seconds)`, once. sippy's client waits for each reply with
         no time limit, one command at a time, so a proxy that stops answering stops every
-        call's setup (rings wait for their offer, BYEs for their session), silently."""
+        call's setup (rings wait for their offer, BYEs for their session), silently.
+        With `on_back`, a stalled proxy is still asked every `stall_s`, and `on_back()`
+        is called when it answers again (a media node restarted)."""
         from sippy.Time.Timeout import Timeout
 
         self._probe_sent = None
         self.stalled = False
 
-        def answered(*_args, **_kwargs) -> None:
+        def answered(result=None, *_args, **_kwargs) -> None:
+            if result is None:
+                return   # a UDP client that gave up on the question: still unanswered
             self._probe_sent, self.last_answer = None, time.monotonic()
+            if self.stalled and on_back is not None:
+                self.stalled = False
+                if self.client is not None and not self.client.online:
+                    self.client.version_check()   # sippy's own client back online
+                on_back()
 
         def probe() -> None:
-            if self.client is None or self.stalled:
+            if self.client is None or (self.stalled and on_back is None):
                 return
             now = time.monotonic()
             if self._probe_sent is None:
                 self._probe_sent = now
                 self.client.send_command("V", answered)
             elif now - self._probe_sent >= stall_s:
-                self.stalled = True
-                on_stall(now - self._probe_sent)
+                if not self.stalled:
+                    self.stalled = True
+                    on_stall(now - self._probe_sent)
+                else:   # still down: ask again (a node's UDP question may have been lost)
+                    self._probe_sent = now
+                    self.client.send_command("V", answered)
         self.unwatch()
         self._watch = Timeout(probe, every_s, -1)
 
@@ -155,7 +188,7 @@ class MediaEngine:
     def status(self) -> dict:
         """What the supervisors' snapshot says of the media (read from any thread)."""
         client = self.client
-        return {"answering": not self.stalled,
+        return {"answering": not self.stalled, "node": self.name, "weight": self.weight,
                 "last_answer_s": round(time.monotonic() - self.last_answer, 1) if self.last_answer else None,
                 "active_sessions": getattr(client, "active_sessions", None),
                 "sessions_created": getattr(client, "sessions_created", None)}
@@ -179,6 +212,82 @@ class MediaEngine:
             self.client = None
 
 
+# RFC 2833 keys; RTPproxy's accounting module is not loaded, so nothing is written into the cwd.
+RTPPROXY_MODULES = ("catch_dtmf",)
+
+
+def rtpproxy_args(recordings: Path, rtp_ports: tuple[int, int] | None, control: str | None = None,
+                  notify: str | None = None) -> list[str]:
+    """RTPproxy's command line. -F: no privileges to drop; -d ERR: it logs every session
+    otherwise; -m/-M: the media port range; -r/-P: recordings as pcap. A media node adds
+    -s (its control socket) and -n (where key presses are sent)."""
+    ports = ["-m", str(rtp_ports[0]), "-M", str(rtp_ports[1])] if rtp_ports else []
+    node = (["-s", control] if control else []) + (["-n", notify] if notify else [])
+    return ["-F", "-d", "ERR", *ports, *node, "-r", str(recordings), "-P"]
+
+
+def embedded_spec(recordings: Path, rtp_ports: tuple[int, int] | None) -> str:
+    """RTPproxy inside this process, as sippy's rtp.io spec ("rtp.io:ARG;...;modules=M")."""
+    return "rtp.io:" + ";".join(rtpproxy_args(recordings, rtp_ports)) + ";modules=" + "+".join(RTPPROXY_MODULES)
+
+
+class MediaPool:
+    """The engines calls are anchored in: the embedded one (the default), or media nodes
+    with weights. Each new call goes to a node that answers, drawn by weight; a node
+    that stops answering takes no new calls, and its calls are ended by the switch
+    (`on_node_lost`); it takes calls again once it answers."""
+
+    def __init__(self, engines: list[MediaEngine], *, rng: Callable[[], float] | None = None):
+        import random
+
+        self.engines = engines
+        self._random = rng or random.random
+        self.listeners: dict[str, Callable[[str], None]] = {}   # key-press tag -> the call's listener
+        for engine in engines:
+            engine._dtmf_listeners = self.listeners
+        self._cli = None
+
+    @property
+    def embedded(self) -> bool:
+        return len(self.engines) == 1 and self.engines[0].control is None
+
+    def choose(self) -> MediaEngine:
+        """A node for a new call, drawn by weight among those that answer."""
+        up = [engine for engine in self.engines if engine.up]
+        if not up:
+            raise RuntimeError("no media node answers")
+        draw = self._random() * sum(engine.weight for engine in up)
+        for engine in up:
+            draw -= engine.weight
+            if draw < 0:
+                return engine
+        return up[-1]
+
+    def listen(self, notify: str) -> None:
+        """Receive the nodes' key presses on `notify` ("tcp:HOST:PORT"), where they connect."""
+        from sippy.CLIManager import CLIConnectionManager
+
+        host, _, port = notify.removeprefix("tcp:").rpartition(":")
+        self._cli = CLIConnectionManager(lambda cli, line: self.engines[0]._notified(cli, line),
+                                         (host, int(port)), tcp=True)
+
+    def status(self) -> dict:
+        if self.embedded:
+            return self.engines[0].status()
+        nodes = [engine.status() for engine in self.engines]
+        sessions = [n["active_sessions"] for n in nodes if n["active_sessions"] is not None]
+        return {"answering": any(n["answering"] for n in nodes), "nodes": nodes,
+                "active_sessions": sum(sessions) if sessions else None,
+                "sessions_created": sum(n["sessions_created"] or 0 for n in nodes)}
+
+    def shutdown(self) -> None:
+        for engine in self.engines:
+            engine.shutdown()
+        if self._cli is not None:
+            self._cli.shutdown()
+            self._cli = None
+
+
 class MediaSession:
     """One call's media in the proxy (sippy thread). Caller = the resident's leg."""
 
@@ -186,7 +295,7 @@ class MediaSession:
         from sippy.Rtp_proxy.session import Rtp_proxy_session
 
         self.engine, self.call_id = engine, call_id
-        self.rtpps = Rtp_proxy_session(engine.config, call_id=call_id.replace(".", "-"))
+        self.rtpps = Rtp_proxy_session(engine.session_config, call_id=call_id.replace(".", "-"))
         self.playing_to: set[str] = set()   # "caller", "agent": who hears a sound of ours now
         self.recording = False
         self._dtmf_tag: str | None = None

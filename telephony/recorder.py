@@ -100,6 +100,7 @@ class InteractionRecorder:
         self._connected_since: dict[str, float] = {}   # call id -> when its current agent answered
         # live mode: each agent's part of a contact (interaction_legs), so a transfer credits both
         self._legs: dict[str, int] = {}             # call id -> its current agent's open leg
+        self._interrupting: dict[str, str] = {}     # call id -> why: it ends as interrupted, whatever ends it
         self._wrapping_legs: dict[str, int] = {}    # agent -> the leg their running wrap-up belongs to
         self._ended_legs: dict[str, tuple[str, int]] = {}   # agent -> (call, leg) just ended: a wrap-up may follow
 
@@ -416,7 +417,16 @@ class InteractionRecorder:
                 "interaction_id": row_id, "agent_id": self.agent_id_of(agent), "agent_ext": agent, "queue": queue,
                 "answered_at": t})
 
+    def end_as_interrupted(self, call_id: str, why: str) -> None:
+        """The switch cut this contact (its media node died): whatever ends it next (the
+        caller's hang-up as routing sees it) closes its row and its agent's part as
+        interrupted, with the cause; times and talk as they were."""
+        if call_id in self._open:
+            self._interrupting[call_id] = why
+
     def _leg_ends(self, call_id: str, t: float, how: str, talk_s: float, hold_s: float) -> None:
+        if call_id in self._interrupting:
+            how = "interrupted"
         leg = self._legs.pop(call_id, None)
         if leg is None:
             return
@@ -440,8 +450,11 @@ class InteractionRecorder:
         row = self._open.get(call_id)
         if row is None:
             return
-        row.update(values, ended_at=t, outcome=outcome)
+        why = self._interrupting.pop(call_id, None)
+        row.update(values, ended_at=t, outcome=outcome if why is None else "interrupted")
         self._write(call_id)
+        if why is not None and (row_id := self._row_ids.get(call_id)) is not None:
+            self.db.execute("UPDATE interactions SET sip_cause = ? WHERE id = ?", [f"interrupted: {why}", row_id])
         since = self._connected_since.get(call_id)
         if since is not None:   # nothing ended its agent's part (a bug): it ends with the contact
             self._leg_ends(call_id, t, "interrupted", max(0.0, t - since), 0.0)

@@ -30,6 +30,8 @@ class CallReports(Protocol):
 
     def seat_lost(self, ext: str) -> None: ...
 
+    def media_lost(self, call_id: str, why: str) -> None: ...
+
     def media_ready(self, ok: bool) -> None: ...
 
     def menu_key(self, call_id: str, key: str | None) -> None: ...
@@ -89,6 +91,9 @@ class ReportsToLoop:
 
     def seat_lost(self, ext: str) -> None:
         self._post(f"seat {ext} lost", lambda core: core.seat_lost(ext))
+
+    def media_lost(self, call_id: str, why: str) -> None:
+        self._post(f"the media of {call_id} lost", lambda core: core.media_lost(call_id, why))
 
     def media_ready(self, ok: bool) -> None:
         self._post("media ready", lambda core: core.media_ready(ok))

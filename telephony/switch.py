@@ -254,7 +254,8 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
 
     server = ControlServer(core, token=token)
     sip_side = SipSide(host, port, secret_of=SecretLookup(db_path), loop=loop, on_binding=on_binding,
-                       reports=core, media_dir=media_dir, record_calls=record_calls, settings=config.sip)
+                       reports=core, media_dir=media_dir, record_calls=record_calls, settings=config.sip,
+                       media_settings=config.media)
     try:
         try:
             sip_side.start()

@@ -88,6 +88,12 @@ class SwitchCall:
         interrupted. Returns how many contacts were closed (0 or 1)."""
         return 0
 
+    def media_lost(self, core: SwitchCore, why: str) -> None:
+        """The media node carrying this call stopped answering, so nobody on it hears
+        anything: its legs are released and its contact closed as interrupted, as at a
+        stop, while the switch carries on."""
+        self.shut_down(core, core.clock())
+
 
 class InMenu(SwitchCall):
     """The caller hears the voice menu: a key picks the queue, silence the default."""
@@ -121,6 +127,11 @@ class InMenu(SwitchCall):
         if core.legs is not None:
             core.legs.release(self.call_id, 503, "Service Unavailable")
         return 1 if core.recorder.interrupt(self.call_id, now) is not None else 0
+
+    def media_lost(self, core: SwitchCore, why: str) -> None:
+        core.recorder.end_as_interrupted(self.call_id, why)
+        with core._committed():
+            self.shut_down(core, core.clock())
 
     def _stop_listening(self, core: SwitchCore) -> None:
         if self.timer is not None:
@@ -159,6 +170,16 @@ class Routed(SwitchCall):
         if by == "agent" and routed.state != "connected":
             return   # an agent leg that failed while ringing is reported by not_answered
         core.call_ended(self.call_id, by=by)
+
+    def media_lost(self, core: SwitchCore, why: str) -> None:
+        # routing sees the caller hang up (the agent goes to wrap-up, to note what was said);
+        # the row and the agent's part end as interrupted, with the cause
+        routed = core.acd.calls.get(self.call_id)
+        core.recorder.end_as_interrupted(self.call_id, why)
+        if core.legs is not None:
+            core.legs.release(self.call_id, 503, "Service Unavailable")
+        if routed is not None:
+            core.call_ended(self.call_id, by="switch" if routed.state == "connected" else "caller")
 
     def held(self, core: SwitchCore, ext: str, held: bool) -> None:
         routed = core.acd.calls.get(self.call_id)

@@ -182,11 +182,28 @@ def test_every_timer_of_the_day_is_a_setting_and_the_defaults_are_sane():
     ("breaks: {'coffee break': 10}", "breaks.coffee break", "one word"),
     ("alerts: {mass_contacts: 1}", "alerts.mass_contacts", "at least 2"),
     ("alerts: {repeat_within: 24}", "alerts.repeat_within", "unknown key"),
+    ("sip: {qualify_rate: 0.5}", "sip.qualify_rate", "at least 1"),
+    ("media: {nodes: udp:127.0.0.1:7722}", "media.nodes", "a list of nodes"),
+    ("media: {nodes: [{weight: 2}]}", "media.nodes[0]", "control socket"),
+    ("media: {nodes: [{control: '127.0.0.1:7722'}]}", "media.nodes[0].control", "udp:HOST:PORT"),
+    ("media: {nodes: [{control: 'udp:h:1', weight: 0}]}", "media.nodes[0].weight", "at least"),
+    ("media: {nodes: [{control: 'udp:h:1'}, {control: 'udp:h:1'}]}", "media.nodes", "listed twice"),
+    ("media: {notify: 'udp:h:1'}", "media.notify", "tcp:HOST:PORT"),
 ])
 def test_timer_and_break_mistakes_name_the_key(text, key, words):
     with pytest.raises(ConfigError) as error:
         config(text)
     assert error.value.key == key and words in error.value.message
+
+
+def test_media_is_embedded_unless_nodes_are_listed_with_their_weights():
+    assert config("").media.nodes == ()
+    media = config("media:\n  notify: tcp:10.0.0.2:7724\n  nodes:\n    - {control: 'udp:10.0.0.5:7722', weight: 2}\n"
+                   "    - {control: 'udp:10.0.0.6:7722', recordings: /srv/rec, sounds: /srv/sounds}\n").media
+    assert media.notify == "tcp:10.0.0.2:7724"
+    assert [(n.control, n.weight, n.recordings) for n in media.nodes] == \
+        [("udp:10.0.0.5:7722", 2.0, None), ("udp:10.0.0.6:7722", 1.0, "/srv/rec")]
+    assert config("sip: {qualify_rate: 40}").sip.qualify_rate == 40
 
 
 def test_the_supervisors_alert_thresholds_are_settings():
