@@ -172,12 +172,58 @@ def control(path: Path):
     return ask, sock
 
 
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MediaNode:
+    """`hotline media-node` on loopback, for a switch that anchors its calls there
+    (`--media-node`, bench/audio.py); its own statistics through its control socket."""
+
+    def __init__(self, workdir: Path):
+        self.control = f"udp:127.0.0.1:{free_udp_port()}"
+        self.notify = f"tcp:127.0.0.1:{free_tcp_port()}"
+        self.log = open(workdir / "node.log", "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "console", "media-node", "--control", self.control,
+                                         "--notify", self.notify, "--dir", str(workdir / "bench.media")],
+                                        cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while "RTPproxy on" not in (workdir / "node.log").read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the media node did not start: " + (workdir / "node.log").read_text()[-1000:])
+            time.sleep(0.05)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.settimeout(2)
+        self._cookie = 0
+
+    def counters(self) -> dict[str, float]:
+        """RTPproxy's own statistics (its G command)."""
+        names = ("npkts_rcvd", "npkts_relayed", "npkts_discard", "npkts_played", "rtpa_nrcvd", "rtpa_nlost",
+                 "rtpa_perrs", "rtpa_ndups", "nsess_created")
+        self._cookie += 1
+        host, port = self.control[4:].rsplit(":", 1)
+        self._sock.sendto(f"b{self._cookie} Gv {' '.join(names)}".encode(), (host, int(port)))
+        reply = self._sock.recv(65536).decode().split(None, 1)[1]
+        return {name: float(value) for name, _, value in (item.partition("=") for item in reply.split())}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
 class BenchSwitch:
     """`hotline switch` in `workdir` with `agents` seats (3000...) and a supervisor (2999)
     in its records, no wrap-up, started and ready; `bring_up_seats` registers them all at
     one SIPp agent and logs them in as available."""
 
-    def __init__(self, workdir: Path, agents: int, *, name: str = "bench", no_media: bool = False):
+    def __init__(self, workdir: Path, agents: int, *, name: str = "bench", no_media: bool = False, node_config=None,
+                 memray: Path | None = None):
         self.workdir, self.db_path = workdir, workdir / f"{name}.db"
         db = connect(self.db_path, create=True)
         salt = b"bench-salt-16byt"
@@ -186,12 +232,17 @@ class BenchSwitch:
             add_agent(db, ext=ext, name=f"Bot {ext}", pin=PIN, skills={"general": 3}, salt=salt)
         add_agent(db, ext="2999", name="Bench supervisor", pin=PIN, role="supervisor", salt=salt)
         db.close()
-        (workdir / "switch.yaml").write_text(CONFIG)
+        # node_config: a media node (bench/audio.py) the switch anchors calls on
+        (workdir / "switch.yaml").write_text(CONFIG + (f"media:\n  notify: {node_config.notify}\n  nodes:\n"
+                                                       f"    - {{control: '{node_config.control}'}}\n"
+                                                       if node_config is not None else ""))
         self.sip_port, self.agent_port = free_udp_port(), free_udp_port()
         self.control = workdir / "control.sock"
         self.log = open(workdir / "switch.log", "w")
+        # memray: the switch runs under memray's tracker, its allocations written to that file
+        tracker = [sys.executable, "-m", "memray", "run", "--force", "-o", str(memray)] if memray else [sys.executable]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "console", "--db", str(self.db_path), "switch", "--sip", f"127.0.0.1:{self.sip_port}",
+            [*tracker, "-m", "console", "--db", str(self.db_path), "switch", "--sip", f"127.0.0.1:{self.sip_port}",
              "--control", str(self.control), "--config", str(workdir / "switch.yaml"),
              *(["--no-media"] if no_media else [])], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -201,19 +252,30 @@ class BenchSwitch:
                 raise RuntimeError("the switch did not start: " + (workdir / "switch.log").read_text()[-2000:])
             time.sleep(0.05)
 
-    def bring_up_seats(self, trace: bool = True) -> Sipp:
-        # -aa: answer the switch's in-call OPTIONS (it asks every seat in a call), as phones do.
-        agents = Sipp("agents", self.workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(self.agent_port), "-aa"],
-                      trace=trace).start()
+    def seat_phones(self, trace: bool = True, name: str = "agents", scenario_file: Path | None = None,
+                    media_port: int | None = None) -> Sipp:
+        """One SIPp answering as every seat's phone, on the port they registered.
+        -aa: it answers the switch's in-call OPTIONS, as phones do."""
+        return Sipp(name, self.workdir, ["-sf", str(scenario_file or SCENARIOS / "agent.xml"), "-p",
+                                         str(self.agent_port), "-aa",
+                                         *(["-mp", str(media_port)] if media_port else [])], trace=trace).start()
+
+    def bring_up_seats(self, trace: bool = True, name: str = "agents", scenario_file: Path | None = None,
+                       media_port: int | None = None) -> Sipp:
+        agents = self.seat_phones(trace, name, scenario_file, media_port)
         register_seats(self.exts, self.sip_port, self.agent_port)
         ask, sock = control(self.control)
         for ext in self.exts:
             ask("login", ext=ext, pin=PIN)
             ask("status", status="available")
-        sock.close()
+        # kept open: a connection that closes logs out the agent it last logged in, as a
+        # seat that vanished (the last seat was logged out, and its calls queued)
+        self._seat_control = sock
         return agents
 
     def stop(self) -> None:
+        if getattr(self, "_seat_control", None) is not None:
+            self._seat_control.close()
         self.process.terminate()
         try:
             self.process.wait(30)
@@ -222,42 +284,69 @@ class BenchSwitch:
         self.log.close()
 
 
-def run_switch(args, workdir: Path) -> dict:
-    bench = BenchSwitch(workdir, args.agents, no_media=args.no_media)
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_switch(args, workdir: Path) -> list[dict]:
+    """One switch and its seats; the callers at each rate in turn (each with a fresh
+    SIPp for the seats, on the port they registered, so the traces match per rate)."""
+    node = MediaNode(workdir) if args.media_node else None
+    bench = BenchSwitch(workdir, args.agents, no_media=args.no_media, memray=args.memray, node_config=node)
     agents = None
+    results = []
     try:
-        agents = bench.bring_up_seats()
+        agents = bench.bring_up_seats(name=f"agents-{args.rates[0]:g}")
         ask, sock = control(bench.control)
         ask("login", ext="2999", pin=PIN)
-        calls = int(args.rate * args.seconds)
-        callers = Sipp("callers", workdir, [f"127.0.0.1:{bench.sip_port}", "-sf", str(SCENARIOS / "caller.xml"),
-                                            "-s", "2000", "-d", str(args.hold_ms), "-r", str(args.rate),
-                                            "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
-                                            "-timeout", str(args.seconds + args.hold_ms / 1000 + 60) + "s"])
-        cpu_before, wall_before = cpu_seconds(bench.process.pid), time.monotonic()
-        profiler = start_profile(bench.process.pid, args.profile) if args.profile else None
-        callers.start()
-        most = 0
-        while callers.process.poll() is None:
-            snapshot = ask("snapshot")["snapshot"]
-            most = max(most, sum(1 for a in snapshot["agents"] if a["state"] == "in_call"))
-            time.sleep(0.25)
-        wall = time.monotonic() - wall_before
-        cpu = cpu_seconds(bench.process.pid) - cpu_before
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)   # py-spy writes its file on SIGINT
-            profiler.wait(60)
+        for index, rate in enumerate(args.rates):
+            if index:
+                time.sleep(2)   # the last rate's BYEs and wrap-ups settle
+                agents = bench.seat_phones(name=f"agents-{rate:g}")
+            calls = int(rate * args.seconds)
+            callers = Sipp(f"callers-{rate:g}", workdir, [
+                f"127.0.0.1:{bench.sip_port}", "-sf", str(SCENARIOS / "caller.xml"), "-s", "2000",
+                "-d", str(args.hold_ms), "-r", str(rate), "-m", str(calls), "-l", str(max(args.agents, calls)),
+                "-p", str(free_udp_port()), "-timeout", str(args.seconds + args.hold_ms / 1000 + 90) + "s"])
+            cpu_before, wall_before = cpu_seconds(bench.process.pid), time.monotonic()
+            node_before = cpu_seconds(node.process.pid) if node else 0.0
+            rss_before = rss_mb(bench.process.pid)
+            profiler = start_profile(bench.process.pid, args.profile) if args.profile and not index else None
+            callers.start()
+            most = queued = 0
+            while callers.process.poll() is None:
+                # once a second: the snapshot of 2,000 agents is itself work for the switch
+                snapshot = ask("snapshot")["snapshot"]
+                most = max(most, sum(1 for a in snapshot["agents"] if a["state"] == "in_call"))
+                queued = max(queued, sum(len(waiting) for waiting in snapshot["queues"].values()))
+                time.sleep(1.0)
+            wall = time.monotonic() - wall_before
+            cpu = cpu_seconds(bench.process.pid) - cpu_before
+            node_cpu = cpu_seconds(node.process.pid) - node_before if node else None
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)   # py-spy writes its file on SIGINT
+                profiler.wait(60)
+            ok, failed = callers.counts()
+            agents.stop()
+            results.append({"rate": rate, "calls": calls, "ok": ok, "failed": failed, "most_bridged": most,
+                            "most_queued": queued, "cpu_s": cpu, "wall_s": wall, "node_cpu_s": node_cpu,
+                            "rss_mb": (rss_before, rss_mb(bench.process.pid)),
+                            "routing_ms": routing_delays_ms(callers.trace, agents.trace),
+                            "setup_ms": setup_times_ms(callers.trace)})
         sock.close()
-        ok, failed = callers.counts()
-        agents.stop()
-        delays = routing_delays_ms(callers.trace, agents.trace)
-        row = workdir_interactions(bench.db_path)
-        return {"calls": calls, "ok": ok, "failed": failed, "most_bridged": most, "cpu_s": cpu, "wall_s": wall,
-                "routing_ms": delays, "setup_ms": setup_times_ms(callers.trace), "records": row}
+        records = workdir_interactions(bench.db_path)
+        for result in results:
+            result["records"] = records
+        return results
     finally:
         if agents is not None:
             agents.stop()
         bench.stop()
+        if node is not None:
+            node.stop()
 
 
 def start_profile(pid: int, out: Path) -> subprocess.Popen:
@@ -327,9 +416,10 @@ def run_direct(args, workdir: Path) -> dict:
     agent_port = free_udp_port()
     agents = Sipp("direct_agents", workdir, ["-sf", str(SCENARIOS / "agent.xml"), "-p", str(agent_port)]).start()
     time.sleep(0.5)
-    calls = int(args.rate * args.seconds)
+    rate = args.rates[0]
+    calls = int(rate * args.seconds)
     callers = Sipp("direct_callers", workdir, [f"127.0.0.1:{agent_port}", "-sf", str(SCENARIOS / "caller.xml"),
-                                               "-s", "2000", "-d", str(args.hold_ms), "-r", str(args.rate),
+                                               "-s", "2000", "-d", str(args.hold_ms), "-r", str(rate),
                                                "-m", str(calls), "-l", str(args.agents), "-p", str(free_udp_port()),
                                                "-timeout", str(args.seconds + args.hold_ms / 1000 + 60) + "s"]).start()
     try:
@@ -343,6 +433,9 @@ def run_direct(args, workdir: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=50.0, help="new calls per second")
+    parser.add_argument("--rates", metavar="R,R,...",
+                        help="several rates in turn on one switch and its seats (e.g. 50,100,150): "
+                             "prints the highest with no failure and routing p95 under 100 ms")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long calls keep arriving")
     parser.add_argument("--hold-ms", type=int, default=5000, help="how long each call stays bridged")
     parser.add_argument("--agents", type=int, default=300, help="registered seats (also SIPp's call limit)")
@@ -352,47 +445,56 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="sample the switch with py-spy while calls run: collapsed stacks into FILE, "
                              "and a summary of where the time went")
+    parser.add_argument("--media-node", action="store_true",
+                        help="anchor the calls on a `hotline media-node` process instead of the switch's own engine")
+    parser.add_argument("--memray", type=Path, metavar="FILE",
+                        help="run the switch under memray (its allocations into FILE; memray stats FILE reads them)")
     args = parser.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",")] if args.rates else [args.rate]
     if SIPP is None:
         print("bench/switch.py needs sipp (Debian: apt-get install sip-tester)", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-switch-"))
     try:
-        print(f"switch benchmark: {args.rate:g} calls/s for {args.seconds:g} s, each held {args.hold_ms} ms, "
+        print(f"switch benchmark: {', '.join(f'{r:g}' for r in args.rates)} calls/s for {args.seconds:g} s, "
+              f"each held {args.hold_ms} ms, "
               f"{args.agents} registered SIPp seats (no wrap-up), media "
-              f"{'passed through' if args.no_media else 'anchored and recorded'}", flush=True)
-        switch = run_switch(args, workdir)
+              f"{'passed through' if args.no_media else 'anchored and recorded'}"
+              f"{' on a media node' if args.media_node else ''}", flush=True)
+        results = run_switch(args, workdir)
         direct = run_direct(args, workdir)
     finally:
         if args.keep:
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    offered_rate = switch["calls"] / args.seconds
-    routing, setup, peer = switch["routing_ms"], switch["setup_ms"], direct["setup_ms"]
-    print(f"through the switch: {switch['ok']}/{switch['calls']} calls completed, {switch['failed']} failed, "
-          f"offered at {offered_rate:.1f} calls/s; at most {switch['most_bridged']} calls bridged at once")
-    print(f"  records: {switch['records']}")
-    print(f"  switch CPU: {switch['cpu_s']:.2f} s for {switch['calls']} calls = "
-          f"{1000 * switch['cpu_s'] / max(1, switch['calls']):.2f} ms per call, "
-          f"{100 * switch['cpu_s'] / switch['wall_s']:.0f}% of one core over {switch['wall_s']:.1f} s")
-    print(f"  routing delay (INVITE in -> INVITE to a free agent), {len(routing)} calls: "
-          f"p50 {percentile(routing, .5):.2f} ms, p95 {percentile(routing, .95):.2f} ms, "
-          f"max {max(routing, default=float('nan')):.2f} ms")
-    print(f"  call set-up (INVITE -> 200 at the caller): p50 {percentile(setup, .5):.1f} ms, "
-          f"p95 {percentile(setup, .95):.1f} ms")
-    print(f"SIPp -> SIPp direct (peer): {direct['ok']}/{direct['calls']} completed, {direct['failed']} failed; "
-          f"set-up p50 {percentile(peer, .5):.1f} ms, p95 {percentile(peer, .95):.1f} ms")
-    if peer and setup:
-        # SIPp answers its own calls in microseconds, so a ratio says little: the
-        # difference is what a caller waits for the switch.
-        print(f"the switch adds {percentile(setup, .5) - percentile(peer, .5):.1f} ms to call set-up at p50, "
-              f"{percentile(setup, .95) - percentile(peer, .95):.1f} ms at p95 "
-              f"(ratio {percentile(setup, .5) / max(percentile(peer, .5), 0.001):.0f}x)")
-    if args.profile and args.profile.exists():
-        print("profile of the switch (py-spy):")
-        print("\n".join("  " + line for line in profile_summary(args.profile)))
-    good = switch["failed"] == 0 and switch["ok"] == switch["calls"]
+    peer = direct["setup_ms"]
+    print(f"SIPp -> SIPp direct (peer), {args.rates[0]:g} calls/s: {direct['ok']}/{direct['calls']} completed, "
+          f"{direct['failed']} failed; set-up p50 {percentile(peer, .5):.1f} ms, p95 {percentile(peer, .95):.1f} ms")
+    for switch in results:
+        routing, setup = switch["routing_ms"], switch["setup_ms"]
+        print(f"through the switch at {switch['rate']:g} calls/s: {switch['ok']}/{switch['calls']} calls completed, "
+              f"{switch['failed']} failed; at most {switch['most_bridged']} calls bridged and "
+              f"{switch['most_queued']} queued at once")
+        print(f"  switch CPU: {switch['cpu_s']:.2f} s for {switch['calls']} calls = "
+              f"{1000 * switch['cpu_s'] / max(1, switch['calls']):.2f} ms per call, "
+              f"{100 * switch['cpu_s'] / switch['wall_s']:.0f}% of one core over {switch['wall_s']:.1f} s; "
+              f"memory {switch['rss_mb'][0]:.1f} -> {switch['rss_mb'][1]:.1f} MB"
+              + (f"; the media node {1000 * switch['node_cpu_s'] / max(1, switch['calls']):.2f} ms per call, "
+                 f"{100 * switch['node_cpu_s'] / switch['wall_s']:.0f}% of a core"
+                 if switch["node_cpu_s"] is not None else ""))
+        print(f"  routing delay (INVITE in -> INVITE to a free agent), {len(routing)} calls: "
+              f"p50 {percentile(routing, .5):.2f} ms, p95 {percentile(routing, .95):.2f} ms, "
+              f"max {max(routing, default=float('nan')):.2f} ms")
+        print(f"  call set-up (INVITE -> 200 at the caller): p50 {percentile(setup, .5):.1f} ms, "
+              f"p95 {percentile(setup, .95):.1f} ms; the switch adds "
+              f"{percentile(setup, .5) - percentile(peer, .5):.1f} ms at p50 to the direct peer's")
+    print(f"  records: {results[-1]['records']}")
+    within = [r["rate"] for r in results if r["failed"] == 0 and r["ok"] == r["calls"]
+              and percentile(r["routing_ms"], .95) < 100]
+    print(f"highest rate with no failure and routing p95 under 100 ms: "
+          f"{max(within):g} calls/s" if within else "no rate tried kept routing p95 under 100 ms with no failure")
+    good = all(r["failed"] == 0 and r["ok"] == r["calls"] for r in results)
     return 0 if good else 1
 
 

@@ -105,7 +105,10 @@ def test_a_bot_that_stops_answering_is_put_on_a_break(tmp_path):
             wait_for(lambda: [e for e in events(db_path) if e[0] == "AgentStatusChanged" and e[2] == "1002"
                               and '"on_break"' in e[3]])
         except AssertionError:
-            raise AssertionError([e[:3] for e in events(db_path)])
+            # (a CI run once saw two ring-outs and no break: the ring-outs' bodies say whether
+            # each counted, and the status changes what reset the count)
+            raise AssertionError([e[:3] if e[0] not in ("RingNoAnswer", "AgentStatusChanged") else e
+                                  for e in events(db_path)])
         rang_out = [e for e in events(db_path) if e[0] == "RingNoAnswer" and e[2] == "1002"]
         assert len(rang_out) == 2
         assert {a["ext"]: a for a in line.snapshot()["agents"]}["1002"]["status"] == "on_break"
