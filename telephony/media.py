@@ -163,19 +163,27 @@ class MediaEngine:
                     self.client.version_check()   # sippy's own client back online
                 on_back()
 
+        last_tick = [time.monotonic()]
+        behind = [0.0]   # seconds this thread was late since the question went out
+
         def probe() -> None:
             if self.client is None or (self.stalled and on_back is None):
                 return
             now = time.monotonic()
+            # An overloaded switch runs this late, and handles the proxy's answer as late:
+            # the time it was behind is not the proxy's silence (a burst of 150 calls/s
+            # made a node that answered in time look dead after 10 s, and ended its calls).
+            behind[0] += max(0.0, now - last_tick[0] - every_s)
+            last_tick[0] = now
             if self._probe_sent is None:
-                self._probe_sent = now
+                self._probe_sent, behind[0] = now, 0.0
                 self.client.send_command("V", answered)
-            elif now - self._probe_sent >= stall_s:
+            elif now - self._probe_sent - behind[0] >= stall_s:
                 if not self.stalled:
                     self.stalled = True
                     on_stall(now - self._probe_sent)
                 else:   # still down: ask again (a node's UDP question may have been lost)
-                    self._probe_sent = now
+                    self._probe_sent, behind[0] = now, 0.0
                     self.client.send_command("V", answered)
         self.unwatch()
         self._watch = Timeout(probe, every_s, -1)

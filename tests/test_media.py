@@ -211,3 +211,31 @@ def test_a_proxy_that_stops_answering_is_noticed_within_the_stall_time(media):
     finally:
         sippy.run(lambda done: done(engine.unwatch()))
         engine.stalled = False
+
+
+def test_a_switch_too_busy_to_hear_the_proxy_in_time_does_not_take_it_for_dead(media):
+    # a burst of 150 calls/s kept the SIP thread seconds behind: the proxy's answer was
+    # handled as late as everything else, the node was taken for dead and its calls ended
+    from sippy.Time.Timeout import Timeout
+
+    sippy, engine = media
+    stalls: list[float] = []
+    real = engine.client.send_command
+
+    def behind(command, callback=None, *args, **kwargs):
+        def late(*answer, **more):
+            time.sleep(1.5)    # the thread busy with everything else for 3x the stall time,
+            Timeout(lambda: callback(*answer, **more), 0.25)   # the answer handled after the next tick
+        return real(command, late if command == "V" else callback, *args, **kwargs)
+    sippy.run(lambda done: done(engine.watch(0.5, stalls.append, every_s=0.1)))
+    try:
+        time.sleep(0.3)
+        engine.client.send_command = behind
+        time.sleep(6.0)
+        engine.client.send_command = real
+        time.sleep(0.5)
+        assert stalls == [] and engine.status()["answering"]
+    finally:
+        engine.client.send_command = real
+        sippy.run(lambda done: done(engine.unwatch()))
+        engine.stalled = False
