@@ -15,8 +15,8 @@ calls at once; per step:
 - CPU of the node, the switch and SIPp (share of one core), and whether the recordings
   were written.
 
-The peer: SIPp -> SIPp directly at the same step (no switch, no node), captured the same
-way, so what the machine itself adds to jitter under that load is seen beside ours.
+The peer, in the same capture: the callers' streams as SIPp sent them into the node, so
+the jitter SIPp itself makes on this loaded machine is seen beside what reaches the seats.
 
     python bench/audio.py [--steps 50,100,200,400] [--agents 400]
 Needs sipp and tcpdump (Debian: sip-tester, tcpdump) and root for the capture.
@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))   # bench/switch.py (after the packages: bench/records.py)
 
 from scenarios.live import free_udp_port  # noqa: E402
 from switch import SCENARIOS, SIPP, BenchSwitch, MediaNode, Sipp, cpu_seconds, percentile  # noqa: E402
@@ -47,9 +47,11 @@ PLAY_S = 7.0          # the pcap's length: each call lasts as long as its audio
 TCPDUMP = shutil.which("tcpdump")
 
 
-def streams(capture: Path) -> list[tuple[int, int, float]]:
-    """Per RTP stream in a pcap (by source address and SSRC): (received, lost by sequence
-    number, RFC 3550 interarrival jitter in ms)."""
+def streams(capture: Path, *, to_port: int | None = None, from_port: int | None = None) -> list[tuple[int, int, float]]:
+    """Per RTP stream in a pcap: (received, lost by sequence number, RFC 3550 interarrival
+    jitter in ms). `to_port`: the streams sent to that port, told apart by their source
+    port (the node's port of each call); `from_port`: those sent from it, told apart by
+    their destination port."""
     data = capture.read_bytes() if capture.exists() else b""
     if len(data) < 24:
         return []
@@ -71,7 +73,13 @@ def streams(capture: Path) -> list[tuple[int, int, float]]:
         if len(rtp) < 12 or rtp[0] >> 6 != 2 or rtp[1] & 0x7F in (101, 13):   # RTP; not key events or noise
             continue
         seq, ts, ssrc = struct.unpack("!HII", rtp[2:12])
-        source = (ip[12:16], udp[:2], ssrc)
+        sport, dport = struct.unpack("!HH", udp[:4])
+        if to_port is not None and dport == to_port:
+            source: tuple = ("to", sport, ssrc)
+        elif from_port is not None and sport == from_port:
+            source = ("from", dport, ssrc)
+        else:
+            continue
         per.setdefault(source, []).append((sec + frac / (1e9 if nano else 1e6), seq, ts))
     out = []
     for packets in per.values():
@@ -108,45 +116,51 @@ def scenario(workdir: Path, name: str, source: Path) -> Path:
     return path
 
 
-def step(workdir: Path, n: int, target: str, seat_port: int, callers_xml: Path, seats: Sipp | None,
-         processes: dict[str, int], node: MediaNode | None, tag: str) -> dict:
+def step(workdir: Path, n: int, target: str, seat_port: int, callers_xml: Path,
+         processes: dict[str, int], node: MediaNode, tag: str) -> dict:
     """N calls at once for a while: N / 7 new calls a second, each 7 s long."""
     rate = n / PLAY_S
     calls = int(rate * 20)   # 20 s of arrivals: the middle 13 s hold N calls up
     capture = workdir / f"{tag}-{n}.pcap"
-    dump = subprocess.Popen([TCPDUMP, "-i", "lo", "-s", "96", "-w", str(capture), "-U",
-                             f"udp and dst port {seat_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    caller_port = free_udp_port() & ~1
+    dump = subprocess.Popen([TCPDUMP, "-i", "lo", "-s", "96", "-B", "16384", "-w", str(capture), "-U",
+                             f"udp and (dst port {seat_port} or src port {caller_port})"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     before_cpu = {name: cpu_seconds(pid) for name, pid in processes.items()}
-    before = node.counters() if node else {}
+    before = node.counters()
     started = time.monotonic()
     callers = Sipp(f"{tag}-callers-{n}", workdir, [
         target, "-sf", str(callers_xml), "-s", "2000", "-d", str(int(PLAY_S * 1000)), "-r", f"{rate:.2f}",
-        "-m", str(calls), "-l", str(n * 2), "-p", str(free_udp_port()), "-mp", str(free_udp_port() & ~1),
+        "-m", str(calls), "-l", str(n * 2), "-p", str(free_udp_port()), "-mp", str(caller_port),
         "-timeout", "120s"], trace=False).start()
     callers.wait(150)
     wall = time.monotonic() - started
     cpu = {name: 100 * (cpu_seconds(pid) - before_cpu[name]) / wall for name, pid in processes.items()
            if Path(f"/proc/{pid}").exists()}
-    after = node.counters() if node else {}
+    after = node.counters()
     time.sleep(1.0)
     dump.send_signal(signal.SIGINT)
     dump.wait(10)
     ok, failed = callers.counts()
-    received = streams(capture)
     delta = {k: after[k] - before.get(k, 0.0) for k in after}
-    return {"n": n, "calls": calls, "ok": ok, "failed": failed, "cpu": cpu, "node": delta, "streams": received}
+    return {"n": n, "calls": calls, "ok": ok, "failed": failed, "cpu": cpu, "node": delta,
+            "streams": streams(capture, to_port=seat_port), "sent": streams(capture, from_port=caller_port)}
 
 
-def report(result: dict, label: str) -> None:
-    received = result["streams"]
+def report(result: dict) -> None:
+    received, sent = result["streams"], result["sent"]
     jitters = [j for _, _, j in received]
     lost = sum(l for _, l, _ in received)
     packets = sum(r for r, _, _ in received)
-    print(f"  {label} {result['n']:4d} at once: {result['ok']}/{result['calls']} calls, {result['failed']} failed; "
+    print(f"  {result['n']:4d} at once: {result['ok']}/{result['calls']} calls, {result['failed']} failed; "
           f"{len(received)} streams received at the seats, {packets} packets, {lost} lost "
           f"({100 * lost / max(1, packets + lost):.3f}%); jitter p95 {percentile(jitters, .95):.2f} ms, "
           f"worst {max(jitters, default=float('nan')):.2f} ms")
+    sent_jitter = [j for _, _, j in sent]
+    print(f"       the peer, as SIPp sent them (callers -> node, {len(sent)} streams): "
+          f"{sum(l for _, l, _ in sent)} lost, jitter p95 {percentile(sent_jitter, .95):.2f} ms, "
+          f"worst {max(sent_jitter, default=float('nan')):.2f} ms")
     node = result["node"]
     if node:
         print(f"       node: {node['npkts_rcvd']:.0f} packets in, {node['npkts_relayed']:.0f} relayed, "
@@ -175,25 +189,17 @@ def main() -> int:
           f"media anchored and recorded on a media node; work directory {workdir}", flush=True)
     node = MediaNode(workdir)
     bench = BenchSwitch(workdir, args.agents, node_config=node)
-    results, peer = [], []
+    results = []
     try:
-        seats = bench.bring_up_seats(trace=False, scenario_file=seats_xml, media_port=(seat_port := free_udp_port() & ~1))
+        seat_port = free_udp_port() & ~1
+        seats = bench.bring_up_seats(trace=False, scenario_file=seats_xml, media_port=seat_port)
         processes = {"switch": bench.process.pid, "node": node.process.pid, "seats' SIPp": seats.process.pid}
         for n in steps:
-            results.append(step(workdir, n, f"127.0.0.1:{bench.sip_port}", seat_port, callers_xml, seats,
-                                processes, node, "switch"))
-            report(results[-1], "through the switch,")
+            results.append(step(workdir, n, f"127.0.0.1:{bench.sip_port}", seat_port, callers_xml, processes,
+                                node, "switch"))
+            report(results[-1])
             time.sleep(2)
         seats.stop()
-        direct_port = free_udp_port()
-        direct_media = free_udp_port() & ~1
-        direct = Sipp("direct-seats", workdir, ["-sf", str(seats_xml), "-p", str(direct_port), "-mp",
-                                                str(direct_media)], trace=False).start()
-        for n in steps:
-            peer.append(step(workdir, n, f"127.0.0.1:{direct_port}", direct_media, callers_xml, direct,
-                             {"seats' SIPp": direct.process.pid}, None, "direct"))
-            report(peer[-1], "SIPp -> SIPp direct,")
-        direct.stop()
     finally:
         bench.stop()
         node.stop()
