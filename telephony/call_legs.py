@@ -166,7 +166,13 @@ class InboundCall:
             pool = self.side.media
             if pool is None:
                 raise RuntimeError("no media engine")
-            self.media = media = MediaSession(pool.choose(), self.id)
+            try:
+                engine = pool.choose()
+            except RuntimeError:   # every media node is down: said once per node, not per call
+                log.info("media: no media node answers; the audio of %s passes between the phones", self.id)
+                self._unanchored()
+                return
+            self.media = media = MediaSession(engine, self.id)
             self.offer_asked_at = time.monotonic()
             media.caller_offer(narrowed, self._agent_offer_ready)
         except Exception:  # the proxy is unusable: connect the phones directly

@@ -159,12 +159,17 @@ class SipSide:
                     if not settled[node]:
                         node.stalled = True
                         log.error("media: node %s does not answer; calls go to the others until it does", node.name)
-            ok = bool(answering)
+            # with nodes, media is anchored as soon as one answers (a switch started before its
+            # nodes passes SDP through until then)
+            ok = bool(answering) or not pool.embedded
             if ok:
                 self.media = pool
                 Timeout(self._check_offers, 1.0, -1)
-                log.info("media: anchored in %s; recordings in %s", "RTPproxy (rtp.io)" if pool.embedded else
-                         ", ".join(f"{e.name} (weight {e.weight:g})" for e in answering), answering[0].recordings)
+                if answering:
+                    log.info("media: anchored in %s; recordings in %s", "RTPproxy (rtp.io)" if pool.embedded else
+                             ", ".join(f"{e.name} (weight {e.weight:g})" for e in answering), answering[0].recordings)
+                else:
+                    log.error("media: no media node answers yet; calls pass SDP through until one does")
             else:
                 log.warning("media: RTPproxy did not answer; SDP is passed through between phones")
             self.to_core.media_ready(ok)

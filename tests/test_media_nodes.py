@@ -134,3 +134,36 @@ def test_a_killed_media_node_ends_its_calls_as_interrupted_and_the_other_carries
     processes[doomed] = media_node(tmp_path, doomed, notify, "node-again")
     line.wait_until(lambda: "answers again; it takes new calls" in (tmp_path / "switch.log").read_text(), timeout=15)
     assert all(n["answering"] for n in media_of(line)["nodes"])
+
+
+def test_a_switch_started_before_its_node_connects_calls_and_anchors_them_once_the_node_answers(tmp_path):
+    notify = f"tcp:127.0.0.1:{free_tcp_port()}"
+    control = f"udp:127.0.0.1:{free_udp_port()}"
+    config = tmp_path / "switch.yaml"
+    config.write_text("queues:\n  general: {wrap_up_s: 0}\nsip: {media_stall_s: 2}\n"
+                      f"media:\n  notify: {notify}\n  nodes:\n    - {{control: '{control}'}}\n")
+    port, process, control_path = start_switch(tmp_path, "--config", str(config))
+    node = None
+    try:
+        line = Line(port, process, control_path, None)
+        assert "no media node answers yet" in (tmp_path / "switch.log").read_text()
+        line.agent_ready("1001", "1111")
+        phone = line.phone("1001", "1111", "agent_answer.xml")
+        caller = line.call("caller.xml", caller="+85291234571", pause_ms=500)   # audio between the phones
+        assert finished(caller)[0] == 0 and finished(phone)[0] == 0
+        node = media_node(tmp_path, control, notify, "late-node")
+        line.wait_until(lambda: "answers again; it takes new calls" in (tmp_path / "switch.log").read_text(),
+                        timeout=15)
+        phone = line.phone("1001", "1111", "agent_answer.xml")
+        caller = line.call("caller.xml", caller="+85291234572", pause_ms=3000)
+        line.wait_until(lambda: (line.snapshot()["media"]["nodes"][0]["active_sessions"] or 0) >= 1, timeout=10)
+        assert finished(caller)[0] == 0 and finished(phone)[0] == 0
+        rows = line.wait_until(lambda: [r for r in line.interactions() if r["ended_at"] is not None][1:])
+        assert [r["outcome"] for r in line.interactions()] == ["answered", "answered"]
+        assert rows
+    finally:
+        process.terminate()
+        process.wait(15)
+        if node is not None:
+            node.terminate()
+            node.wait(10)
