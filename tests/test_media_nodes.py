@@ -167,3 +167,20 @@ def test_a_switch_started_before_its_node_connects_calls_and_anchors_them_once_t
         if node is not None:
             node.terminate()
             node.wait(10)
+
+
+def test_a_media_node_that_cannot_start_says_why(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "console", "media-node", "--dir", str(tmp_path), *a],
+                                    capture_output=True, text=True, timeout=30)
+    wrong = run("--control", "127.0.0.1:7722")
+    assert wrong.returncode == 2 and "--control: expected udp:HOST:PORT, got '127.0.0.1:7722'" in wrong.stderr
+    assert "--notify: expected tcp:HOST:PORT" in run("--notify", "udp:127.0.0.1:1").stderr
+    control = f"udp:127.0.0.1:{free_udp_port()}"
+    first = media_node(tmp_path, control, f"tcp:127.0.0.1:{free_tcp_port()}", "first")
+    try:
+        taken = run("--control", control)
+        assert taken.returncode == 2 and f"RTPproxy would not start on {control}" in taken.stderr
+        assert "Address already in use" in taken.stderr
+    finally:
+        first.terminate()
+        first.wait(10)
