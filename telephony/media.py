@@ -159,16 +159,26 @@ class MediaEngine:
             self._probe_sent, self.last_answer = None, time.monotonic()
             if self.stalled and on_back is not None:
                 self.stalled = False
+                coming_back[0] = True
                 if self.client is not None and not self.client.online:
-                    self.client.version_check()   # sippy's own client back online
-                on_back()
+                    self.client.version_check()   # sippy's own client back online first
+                back_if_up()
 
         last_tick = [time.monotonic()]
         behind = [0.0]   # seconds this thread was late since the question went out
+        # answering again, and said so (on_back) only once sippy's client is online too: a
+        # call in between would find the node not up and pass its audio between the phones
+        coming_back = [False]
+
+        def back_if_up() -> None:
+            if coming_back[0] and self.up and on_back is not None:
+                coming_back[0] = False
+                on_back()
 
         def probe() -> None:
             if self.client is None or (self.stalled and on_back is None):
                 return
+            back_if_up()
             now = time.monotonic()
             # An overloaded switch runs this late, and handles the proxy's answer as late:
             # the time it was behind is not the proxy's silence (a burst of 150 calls/s
