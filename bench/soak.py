@@ -31,17 +31,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from switch import SCENARIOS, SIPP, BenchSwitch, Sipp, cpu_seconds  # noqa: E402
+from switch import SCENARIOS, SIPP, BenchSwitch, Sipp, cpu_seconds, rss_mb  # noqa: E402
 
 from records.db import connect  # noqa: E402
 from scenarios.live import free_udp_port  # noqa: E402
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def sipp_rows(stats: Path) -> list[dict]:

@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from records.agents import add_agent  # noqa: E402
 from records.db import connect  # noqa: E402
-from scenarios.live import free_udp_port  # noqa: E402
+from scenarios.live import free_tcp_port, free_udp_port  # noqa: E402
+from scenarios.live_run import stop_process  # noqa: E402
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 SIPP = shutil.which("sipp")
@@ -139,12 +140,8 @@ class Sipp:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        if self.process is not None:
+            stop_process(self.process, 5)
 
     def counts(self) -> tuple[int, int]:
         """(successful, failed) calls from SIPp's last statistics line."""
@@ -170,12 +167,6 @@ def control(path: Path):
                     raise RuntimeError(f"{op}: {reply}")
                 return reply
     return ask, sock
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MediaNode:
@@ -209,11 +200,7 @@ class MediaNode:
         return {name: float(value) for name, _, value in (item.partition("=") for item in reply.split())}
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process, 10)
         self.log.close()
 
 
@@ -276,11 +263,7 @@ class BenchSwitch:
     def stop(self) -> None:
         if getattr(self, "_seat_control", None) is not None:
             self._seat_control.close()
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process, 30)
         self.log.close()
 
 

@@ -59,6 +59,12 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 class Behaviour:
     """How the simulated people act: a scenario's callers (scenarios/plan.py: the
     simulator's own draws) and its agents' ring delay, no-answer share and wrap-up, with

@@ -28,17 +28,6 @@ log = logging.getLogger("hotline.sip")
 _REFUSALS = (486, 600, 603)
 
 
-def _lower_transport(ua) -> None:
-    """A phone that writes ";transport=UDP" in capitals in its Contact would make sippy
-    refuse to send it the BYE later ("unsupported transport"): normalise it."""
-    target = ua.rTarget
-    if target is not None and isinstance(target.transport, str):
-        target.transport = target.transport.lower()
-    address, transport = ua.rAddr
-    if isinstance(transport, str):
-        ua.rAddr = (address, transport.lower())
-
-
 def _contact(side: SipSide):
     """Our Contact: sippy's default carries a display name ("Anonymous") some phones
     (SIPp among them) copy into the request line of their ACK and BYE."""
@@ -487,7 +476,6 @@ class InboundCall:
         elif ext in self._relayed and isinstance(event, (CCEventConnect, CCEventFail)):
             self._relay_answer(ext, event)   # the leg's answer to a re-INVITE we relayed
         elif isinstance(event, CCEventConnect):
-            _lower_transport(ua)
             _code, _reason, body = event.getData()
             self.answers[ext] = body
             self._answer_caller_now()

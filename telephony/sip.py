@@ -124,6 +124,8 @@ class SipSide:
         """RTPproxy in this process, or the media nodes of the config; until one answers (or
         if none can start) calls pass SDP through. SIP is ready only once this is settled,
         so the first call is anchored."""
+        from sippy.Time.Timeout import Timeout
+
         from telephony.media import MediaEngine, MediaPool
 
         nodes = self.media_settings.nodes
@@ -174,7 +176,6 @@ class SipSide:
                 log.warning("media: RTPproxy did not answer; SDP is passed through between phones")
             self.to_core.media_ready(ok)
             self._started.set()
-        from sippy.Time.Timeout import Timeout
         for engine in pool.engines:
             try:
                 engine.start(functools.partial(ready, engine))

@@ -6,7 +6,6 @@ started again, takes calls again.
 """
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ import pytest
 
 from records.agents import add_agent
 from records.db import connect
+from scenarios.live import free_tcp_port
 from test_sip_calls import Line, finished
 from test_sip_register import SIPP, free_udp_port, start_switch
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="needs sipp (Debian: sip-tester)")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def media_node(tmp_path, control, notify, name):
