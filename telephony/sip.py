@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from telephony import sippy_speedups
 from telephony.call_legs import InboundCall
 from telephony.qualify import QualifyPacer
 from telephony.registrar import Binding, Registrar
@@ -468,7 +469,9 @@ def _transactions_class():
     - one sender and one receiver thread, so messages keep their order on the wire;
     - a message sippy cannot parse costs one log line (and a 400 where one can be
       addressed), never a traceback on the terminal.
-    Made once, on the SIP thread (sippy is imported there only)."""
+    Made once, on the SIP thread (sippy is imported there only), with sippy's two
+    costliest idioms made cheap first (telephony/sippy_speedups.py)."""
+    sippy_speedups.install()
     import sippy.SipTransactionManager as sippy_tm
     from sippy.Exceptions.SipParseError import SipParseError
     from sippy.SipTransactionManager import SipTransactionManager
