@@ -333,10 +333,12 @@ def run_switch(args, workdir: Path) -> list[dict]:
 
 
 def start_profile(pid: int, out: Path) -> subprocess.Popen:
-    """py-spy sampling the switch (every thread, native frames off) into collapsed stacks."""
+    """py-spy sampling the switch into collapsed stacks: only the thread holding the
+    interpreter lock at each sample (`--gil`), so the samples are where the one core
+    the switch's Python threads share goes, not threads waiting on a socket or a queue."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--threads",
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--threads", "--gil",
                              "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import struct
 import time
 import wave
@@ -421,9 +422,6 @@ class MediaSession:
         named, not searched for, since the directory holds every recording in progress."""
         return [f"{self.session}={tag}.pcap" for tag in (self.rtpps.from_tag, self.rtpps.to_tag)]
 
-    def recording_files(self) -> list[Path]:
-        return [path for name in self.recording_names() if (path := self.engine.recordings / name).exists()]
-
     def close(self) -> None:
         if self._closed:
             return
@@ -435,6 +433,20 @@ class MediaSession:
 
     def _delete(self) -> None:
         self.rtpps.delete()
+
+
+def convert_recording(pcaps: list[str], wav: str, caller_port: int | None = None) -> float:
+    """In the switch's converter process: a finished call's pcaps (paths; those RTPproxy
+    never wrote, a call whose audio never started, are skipped) into `wav`, then removed.
+    Returns the seconds written (0: no audio, and no WAV). A pcap that cannot be read or
+    converted raises, and stays for the next start. Every file touched here rather than on
+    the event loop: each stat and unlink there let the SIP thread take the interpreter
+    lock back for a switch interval."""
+    present = [Path(pcap) for pcap in pcaps if os.path.exists(pcap)]
+    seconds = pcap_to_wav(present, Path(wav), caller_port)
+    for pcap in present:
+        pcap.unlink(missing_ok=True)
+    return seconds
 
 
 def pcap_to_wav(pcaps: list[Path], wav: Path, caller_port: int | None = None) -> float:

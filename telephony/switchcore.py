@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -704,16 +705,15 @@ class SwitchCore:
         loop.call_later(0.5, lambda: loop.create_task(self._convert_recording(call_id, pcaps, caller_port)))
 
     async def _convert_recording(self, call_id: str, names: list[str], caller_port: int | None) -> None:
-        from telephony.media import pcap_to_wav
+        from telephony.media import convert_recording
 
         if self.recordings is None:
             return   # (only a recording switch converts)
-        raw = self.recordings / "raw"
-        pcaps = [path for name in names if (path := raw / name).exists()]
-        wav = self.recordings / f"{call_id}.wav"
+        raw = str(self.recordings / "raw")
+        wav = str(self.recordings / f"{call_id}.wav")
         try:
-            seconds = await asyncio.get_running_loop().run_in_executor(self._conversions(), pcap_to_wav, pcaps, wav,
-                                                                       caller_port)
+            seconds = await asyncio.get_running_loop().run_in_executor(
+                self._conversions(), convert_recording, [os.path.join(raw, name) for name in names], wav, caller_port)
         except (OSError, ValueError):
             log.exception("recording of %s could not be converted; the pcap stays in %s", call_id, raw)
             return
@@ -723,7 +723,7 @@ class SwitchCore:
             self._converter = None if isinstance(exc, BrokenProcessPool) else self._converter
             return
         if seconds > 0:
-            self._happened(RecordingSaved(self.clock(), call_id, str(wav)))
+            self._happened(RecordingSaved(self.clock(), call_id, wav))
         else:   # nothing was said (a phone that sent no audio): nothing to keep, and no file left behind
             self._empty_recordings += 1
             # said once (a site of phones that send no audio, like the demo's, would fill the log)
@@ -731,8 +731,6 @@ class SwitchCore:
                     "recording of %s holds no audio%s", call_id,
                     " (phones that send none?); later ones are logged at debug level"
                     if self._empty_recordings == 1 else "")
-        for pcap in pcaps:
-            pcap.unlink(missing_ok=True)
 
     def _conversions(self) -> ProcessPoolExecutor:
         if self._converter is None:
