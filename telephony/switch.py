@@ -21,6 +21,7 @@ from pathlib import Path
 
 from records.agents import sip_secret
 from records.db import connect
+from telephony.collector import FullCollections
 from telephony.control import ControlServer, control_address
 from telephony.registrar import Binding
 from telephony.sip import SipSide, SipStartError, describe_os_error
@@ -216,6 +217,15 @@ async def _say_alive(core: SwitchCore) -> None:
         await asyncio.sleep(ALIVE_EVERY_S)
 
 
+async def _collect_garbage(collections: FullCollections) -> None:
+    while True:
+        try:
+            collections.tick()
+        except Exception:
+            log.exception("a full garbage collection failed")
+        await asyncio.sleep(1.0)
+
+
 async def _prune_events(core: SwitchCore) -> None:
     """The event log's old lines go in small batches with pauses between them, so a
     call's write never waits behind a long delete."""
@@ -236,6 +246,7 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
     keep_private([Path(db_path), Path(f"{db_path}-wal"), Path(f"{db_path}-shm"), queue_log_path,
                   *([media_dir, *media_dir.rglob("*")] if media_dir is not None and media_dir.exists() else [])])
     core = SwitchCore(db, config=config, queue_log_path=queue_log_path, recordings=media_dir)
+    collections = FullCollections(config.memory, lambda: len(core.calls))
     interrupted = core.recover()
     if interrupted:
         log.warning("closed %d contact(s) left open by the previous run as interrupted", interrupted)
@@ -284,10 +295,14 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
             ready.set()
         pruning = loop.create_task(_prune_events(core))
         alive = loop.create_task(_say_alive(core))
+        collections.start()
+        collecting = loop.create_task(_collect_garbage(collections))
         await stop.wait()
         pruning.cancel()
         alive.cancel()
+        collecting.cancel()
     finally:
+        collections.stop()
         await server.close()
         core.shut_down()
         if sip_side.failure is None:

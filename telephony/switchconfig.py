@@ -16,6 +16,7 @@ from siteconfig.yamlsource import Document, load_file
 from siteconfig.yamlsource import number as _number
 from telephony.acd import QueueConfig
 from telephony.acd.config import CALL_TYPES
+from telephony.collector import CollectorSettings
 from telephony.queue_settings import queue_from_yaml
 
 DEFAULT_PATH = Path(__file__).with_name("switch_default.yaml")
@@ -107,6 +108,7 @@ class SwitchConfig:
     events_retention_days: float = 90.0   # the event log keeps this long; older events are pruned
     alerts: AlertSettings = AlertSettings()   # when the supervisors' console raises repeat and mass-complaint alerts
     media: MediaSettings = MediaSettings()   # the embedded media engine, or media nodes
+    memory: CollectorSettings = CollectorSettings()   # when full garbage collections run (telephony/collector.py)
 
     def break_limit_s(self, reason: str) -> float | None:
         minutes = self.breaks.get(reason)
@@ -137,7 +139,7 @@ def load_switch_config(path: str | Path | None = None) -> SwitchConfig:
 def config_from_document(doc: Document) -> SwitchConfig:
     if doc.data is None or doc.data == {}:
         return SwitchConfig(default_queues(), source=doc.source)
-    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk", "sip", "breaks",
+    top = doc.mapping((), allowed=("numbers", "unlisted", "menu", "queues", "trunk", "sip", "breaks", "memory",
                                    "events_retention_days", "alerts", "media"))
     queue_specs = doc.mapping(("queues",), allowed=CALL_TYPES) if "queues" in top else {}
     queues = tuple(queue_from_yaml(doc, ("queues", name), name, **QUEUE_DEFAULTS) if name in queue_specs
@@ -185,7 +187,21 @@ def config_from_document(doc: Document) -> SwitchConfig:
     retention = float(_number(doc, ("events_retention_days",), minimum=1)) if "events_retention_days" in top else 90.0
     alerts = _alerts(doc) if "alerts" in top else AlertSettings()
     media = _media_settings(doc) if "media" in top else MediaSettings()
-    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks, retention, alerts, media)
+    memory = _collector_settings(doc) if "memory" in top else CollectorSettings()
+    return SwitchConfig(queues, numbers, unlisted, menu, doc.source, trunk, sip, breaks, retention, alerts, media,
+                        memory)
+
+
+def _collector_settings(doc: Document) -> CollectorSettings:
+    names = tuple(CollectorSettings.__dataclass_fields__)
+    spec = doc.mapping(("memory",), allowed=names)
+    values: dict = {}
+    for key in spec:
+        if key == "quiet_calls":
+            values[key] = int(_number(doc, ("memory", key), minimum=0, integer=True))
+        else:
+            values[key] = float(_number(doc, ("memory", key), minimum=0 if key == "slow_s" else 1))
+    return CollectorSettings(**values)
 
 
 def _alerts(doc: Document) -> AlertSettings:
