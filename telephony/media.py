@@ -17,12 +17,16 @@ Everything here runs on the sippy thread, except `pcap_to_wav` and `ensure_sound
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import multiprocessing
 import os
+import signal
 import struct
 import time
 import wave
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -433,6 +437,26 @@ class MediaSession:
 
     def _delete(self) -> None:
         self.rtpps.delete()
+
+
+def converter_pool() -> ProcessPoolExecutor:
+    """The switch's recording converter: one worker process, spawned (a fork would copy the
+    SIP and media threads' locks mid-use), that ends with the switch: a switch killed with
+    -9 left its worker, and multiprocessing's resource tracker with it, running for good."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child: be killed when `parent` dies (Linux's PR_SET_PDEATHSIG); if it already
+    has, go now."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass   # not Linux: the worker ends when it next reads from its dead parent
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def convert_recording(pcaps: list[str], wav: str, caller_port: int | None = None) -> float:

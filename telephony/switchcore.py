@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections import Counter
@@ -734,8 +733,9 @@ class SwitchCore:
 
     def _conversions(self) -> ProcessPoolExecutor:
         if self._converter is None:
-            # spawn: a fork of this process would copy the SIP and media threads' locks mid-use
-            self._converter = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            from telephony.media import converter_pool
+
+            self._converter = converter_pool()
         return self._converter
 
     def media_lost(self, call_id: str, why: str) -> None:

@@ -244,3 +244,37 @@ def test_a_switch_too_busy_to_hear_the_proxy_in_time_does_not_take_it_for_dead(m
         engine.client.send_command = real
         sippy.run(lambda done: done(engine.unwatch()))
         engine.stalled = False
+
+
+def test_the_recording_converter_ends_when_its_switch_is_killed(tmp_path):
+    """A switch killed with -9 left its converter process (and multiprocessing's resource
+    tracker) running for good; each restart added two."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import os, sys\n"
+              "from telephony.media import converter_pool\n"
+              "pool = converter_pool()\n"
+              "print(pool.submit(os.getpid).result(60), flush=True)\n"
+              "sys.stdin.read()\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(worker, 0)   # there
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the converter outlived its switch")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
