@@ -253,7 +253,9 @@ class SeatApp(App):
                 yield Static("Open work orders", classes="section")
                 yield DataTable(id="orders", cursor_type="row", zebra_stripes=True)
                 yield Static("Contact history", classes="section")
-                with VerticalScroll(id="contacts"):
+                # not a Tab stop of its own: the table in it is (focus on the container showed nothing,
+                # and the letters typed next were taken as keys; found by a demo trial)
+                with VerticalScroll(id="contacts", can_focus=False):
                     yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
         # compact, and no palette hint: every call key must fit on an 80-column terminal
         yield Footer(compact=True, show_command_palette=False)

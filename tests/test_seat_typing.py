@@ -186,3 +186,25 @@ async def test_a_select_opened_and_chosen_in_one_burst_takes_the_option_chosen(r
         burst(app, "enter", "down", "down", "enter")
         await pilot.pause(0.5)
         assert one_by_one != outcome.NULL and outcome.value == one_by_one and not outcome.expanded
+
+
+async def test_tab_through_the_form_stops_only_where_the_focus_shows(records):  # noqa: F811
+    """Tab from the work-order description goes to the orders table, then the contact
+    history's table, then round to the form: never to the history's scrolling container,
+    where the focus showed nothing and the letters typed next were taken as keys (a demo
+    trial lost most of a work-order description that way)."""
+    db, rid = records
+    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        ring_known_caller(app, rid)
+        await pilot.pause()
+        app.set_focus(app.query_one("#order_description"))
+        await pilot.pause()
+        stops = []
+        for _ in range(8):
+            await pilot.press("tab")
+            await pilot.pause()
+            stops.append(app.focused.id if app.focused is not None else None)
+        assert "contacts" not in stops and None not in stops
+        assert stops[:2] == ["orders", "history"] and "reason" in stops and "order_description" in stops
