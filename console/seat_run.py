@@ -82,6 +82,13 @@ async def run_seat(*, ext: str, pin: str, registrar: str, control: str | tuple[s
             if exc.code in ("bad_credentials", "locked_out"):
                 raise PermissionError(exc.message) from None
             raise RuntimeError(f"the switch refused the seat: {exc.message}") from None
+        except FileNotFoundError:
+            # No socket at that path: no switch was ever there (a wrong --db or --control),
+            # not one restarting. Said and stopped before the phone registers: it would
+            # take the extension's calls from the seat that is logged in (a demo trial's
+            # seat with a wrong --db did, until the real one's next refresh).
+            raise RuntimeError(f"no switch is running at {control} (start it with `hotline switch`, or give "
+                               "--db or --control)") from None
         except (OSError, asyncio.TimeoutError) as exc:
             # The phone still rings (the registrar may be elsewhere); who this is is
             # checked when the switch answers again.

@@ -221,3 +221,29 @@ def test_a_report_piped_into_head_ends_quietly(tmp_path):
     assert len(whole) > 200_000   # more than a pipe holds: head's early close breaks it
     result = subprocess.run(f"{report} | head -1", shell=True, capture_output=True, text=True)
     assert result.stdout == "[\n" and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_seat_pointed_at_no_switch_says_so_and_registers_no_phone(tmp_path):
+    """A seat started with a wrong --db found no control socket, registered its phone
+    anyway with the registrar it was given, and took the extension's calls from the
+    seat logged in with the right one (a demo trial)."""
+    import socket
+
+    registrar = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    registrar.bind(("127.0.0.1", 0))
+    registrar.settimeout(0.5)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "console", "--db", str(tmp_path / "nosuch.db"), "agent", "--ext", "1001",
+             "--audio", "null", "--registrar", f"sip:127.0.0.1:{registrar.getsockname()[1]}"],
+            capture_output=True, text=True, env={**os.environ, "HOTLINE_PIN": "1234"}, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("hotline: no switch is running at ") and "nosuch.sock" in result.stderr
+        assert result.stderr.count("\n") == 1
+        try:
+            heard = registrar.recv(4096)
+        except socket.timeout:
+            heard = b""
+        assert b"REGISTER" not in heard
+    finally:
+        registrar.close()
