@@ -839,7 +839,7 @@ class SeatApp(App):
         if delivered.agent_id != self.seat.ext:
             return   # a seat subscribes to its own events; a supervisor's login sees everyone's
         if isinstance(event, AgentStatusChanged):
-            self.seat.status_changed(event.status, event.reason, event.t)
+            self.seat.status_changed(event.status, event.reason, event.since)
             if event.status == "on_break" and event.reason == "no_answer":
                 self.notice("You missed calls in a row, so the switch put you on a break: v when you are back.")
         elif isinstance(event, CallOffered) and delivered.form is not None:

@@ -87,7 +87,7 @@ class SnapshotBuilder:
             self.waiting.pop(event.call_id, None)
         if isinstance(event, ev.AgentStatusChanged):
             agent = self._agent(event.agent_id)
-            agent.status, agent.reason, agent.status_since = event.status, event.reason, event.t
+            agent.status, agent.reason, agent.status_since = event.status, event.reason, event.since
             if agent.status == "available" and agent.state == "idle":
                 agent.since = event.t
         moved = ev.agent_state_after(event) if isinstance(event, ev.Event) else None

@@ -120,6 +120,7 @@ class SwitchCore:
         self._timer: asyncio.TimerHandle | None = None
         self._views: dict[str, dict] = {}    # ext -> status, reason, state, since, call
         self.before_restart: dict[str, dict] = {}   # ext -> status, reason when the last run ended
+        self._breaks_before_restart: dict[str, tuple[str, float]] = {}   # ext -> reason, when the break began
         self.agents: dict[str, dict] = {}    # ext -> records row (id, name, role)
         self.registrations: dict[str, tuple[str, int]] = {}   # ext -> SIP contact (host, port)
         self.registration_refreshes: Counter[str] = Counter()   # ext -> REGISTERs that renewed the same contact
@@ -211,6 +212,15 @@ class SwitchCore:
             if len(rows) == 2 and rows[0][0] == "logged_out" and rows[0][1] in SWITCH_LOG_OUT_REASONS \
                     and rows[0][2] == ended and rows[1][0] != "logged_out":
                 self.before_restart[ext] = {"status": rows[1][0], "reason": rows[1][1] or ""}
+                if rows[1][0] == "on_break":
+                    # taken up again, the break runs from when the agent went on it: its
+                    # first row of that status and reason since anything else
+                    began = self.db.execute(
+                        "SELECT min(at) FROM agent_states WHERE agent_id = ? AND at <= ? AND at > coalesce("
+                        "(SELECT max(at) FROM agent_states WHERE agent_id = ? AND at < ? AND (status != 'on_break' "
+                        "OR coalesce(reason, '') != ?)), -1)",
+                        [agent["id"], rows[1][2], agent["id"], rows[0][2], rows[1][1] or ""]).fetchone()[0]
+                    self._breaks_before_restart[ext] = (rows[1][1] or "", began if began is not None else rows[1][2])
 
     def _recover_recordings(self) -> None:
         """Recordings a previous run left as pcap (it stopped or died before converting
@@ -320,7 +330,12 @@ class SwitchCore:
         self._known(ext)
         if status == "on_break" and not reason:
             raise SwitchError("bad_request", "a break needs a reason code (lunch, training, ...)")
-        self._apply(lambda now: self.acd.set_status(ext, status, now, reason))
+        # The same break, taken up again by the agent's seat after a restart of the switch,
+        # goes on from when it began (a demo trial's 15-minute limit fired 18 minutes in)
+        resumed = self._breaks_before_restart.pop(ext, None)
+        began = resumed[1] if resumed is not None and status == "on_break" and resumed[0] == reason \
+            and self._views[ext]["status"] == "logged_out" else None
+        self._apply(lambda now: self.acd.set_status(ext, status, now, reason, began=began))
 
     def end_wrap_up(self, ext: str) -> None:
         self._known(ext)
@@ -1017,7 +1032,7 @@ class SwitchCore:
     def _track_agent(self, event) -> None:
         if type(event) is ev.AgentStatusChanged:
             view = self._views[event.agent_id]
-            view.update(status=event.status, reason=event.reason, status_since=event.t)
+            view.update(status=event.status, reason=event.reason, status_since=event.since)
         else:
             change = ev.agent_state_after(event)
             if change is None:

@@ -45,10 +45,11 @@ TYPES: dict[str, type] = {cls.__name__: cls for cls in SwitchEvent.__args__}   #
 # The JSON type of each field, by name (a name means the same in every event; a test checks
 # this against the classes' annotations). Anything not listed is text. Checked here, not
 # left to the classes: interpreted, they would take a number for a call id.
-NUMBERS = frozenset({"t", "until", "wait_s", "talk_s", "hold_s", "ring_s", "wrap_up_s", "limit_s"})
+NUMBERS = frozenset({"t", "since", "until", "wait_s", "talk_s", "hold_s", "ring_s", "wrap_up_s", "limit_s"})
 INTEGERS = frozenset({"position", "original_position", "order_id", "callback_id", "resident_id"})
 FLAGS = frozenset({"registered", "declined"})
-ADDED_WITH_DEFAULT: dict[tuple[str, str], Any] = {("RingNoAnswer", "declined"): False}
+ADDED_WITH_DEFAULT: dict[tuple[str, str], Any] = {("RingNoAnswer", "declined"): False,
+                                                  ("AgentStatusChanged", "since"): None}   # None: = t
 MAY_BE_NULL = frozenset({("WorkOrderOpened", "resident_id"), ("MenuEntered", "resident_id"),
                          ("OutboundDialled", "resident_id")})
 

@@ -389,3 +389,35 @@ async def test_after_a_restart_a_login_is_told_the_status_it_had_when_the_switch
     assert third.status_before_restart("1002") == {"status": "on_break", "reason": "training"}
     assert third.status_before_restart("1001") is None        # logged out before the stop: nothing to resume
     third.close()
+
+
+def test_a_break_taken_up_again_after_a_restart_keeps_its_start_and_limit(db, tmp_path):
+    """A demo trial: personal break (15 min) at 16:19, the switch killed at 16:22; the
+    seat put the agent back on the break and its clock and limit started again: the
+    overrun came 18 minutes into the break. Now both run from 16:19."""
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
+    crashed.set_status("1001", "available")
+    clock.now += 60
+    began = clock.now
+    crashed.set_status("1001", "on_break", "personal")
+    clock.now += 180   # killed 3 minutes into the break
+    crashed.still_alive()
+    crashed.db.conn.commit()
+    clock.now += 1
+    restarted = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
+    restarted.recover()
+    assert restarted.status_before_restart("1001") == {"status": "on_break", "reason": "personal"}
+    restarted.set_status("1001", "on_break", "personal")   # what the seat does on its login
+    view = restarted.view_of("1001")
+    assert view["status"] == "on_break" and view["status_since"] == began
+    limit = restarted.config.breaks["personal"] * 60
+    assert restarted.acd.next_timer() == began + limit     # the overrun at 15 minutes into the break
+    restarted.close()
+    # a different break after the restart is a new one
+    third = SwitchCore(db, clock=clock, queue_log_path=tmp_path / "queue_log")
+    third.recover()
+    third.set_status("1001", "on_break", "lunch")
+    assert third.view_of("1001")["status_since"] == clock.now
+    third.close()

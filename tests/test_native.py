@@ -154,7 +154,7 @@ def test_event_fields_match_the_constructor(name, declared):
     fields, params = declared
     assert fields == [p for p, _ in params]
     cls = getattr(ev, name)
-    sample = {"float": 1.5, "int": 2, "str": "x", "bool": True}
+    sample = {"float": 1.5, "int": 2, "str": "x", "bool": True, "float | None": 2.5}   # given: taken as it is
     values = [sample[annotation] for _, annotation in params]
     event = cls(*values)
     assert event.as_dict() == dict(zip(fields, values))

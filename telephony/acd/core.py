@@ -173,8 +173,11 @@ class Acd:
         return tuple(q for q in self._queues.values()
                      if any(s in skills for tier in q.config.tiers for s in tier.skills))
 
-    def set_status(self, agent_id: str, status: str, now: float, reason: str = "") -> None:
-        """logged_out, available or on_break (with a reason). A call in progress goes on."""
+    def set_status(self, agent_id: str, status: str, now: float, reason: str = "",
+                   began: float | None = None) -> None:
+        """logged_out, available or on_break (with a reason). A call in progress goes on.
+        `began`: a break taken up again after a restart began then, not now (its limit runs
+        from then)."""
         agent = self._agent(agent_id)
         if status not in ("logged_out", "available", "on_break"):
             raise AcdError(f"unknown status '{status}' (expected logged_out, available or on_break)")
@@ -184,12 +187,13 @@ class Acd:
         agent.status, agent.reason = status, reason if status == "on_break" else ""
         if status == "available":
             agent.missed = 0
-        self.events.append(AgentStatusChanged(now, agent.id, status, agent.reason, previous))
+        since = min(began, now) if began is not None and status == "on_break" else now
+        self.events.append(AgentStatusChanged(now, agent.id, status, agent.reason, previous, since))
         if status == "on_break":
             agent.breaks += 1
             limit = self.break_limits.get(agent.reason)
             if limit is not None:
-                self._timer(now + limit, "break", agent, (agent.breaks, limit))
+                self._timer(max(now, since + limit), "break", agent, (agent.breaks, limit))
         if status == "available" and agent.state == "idle":
             agent.idle_since = now
             if agent.reachable:

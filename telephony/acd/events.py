@@ -210,15 +210,19 @@ class PriorityChanged(Event):
 
 @final
 class AgentStatusChanged(Event):
-    """Set by people: logged_out, available, on_break (with a reason code)."""
-    fields = ("t", "agent_id", "status", "reason", "previous")
+    """Set by people: logged_out, available, on_break (with a reason code). `since`: when
+    the status began, `t` but for a break taken up again after the switch restarted
+    (its clock and its limit run from when the agent went on it)."""
+    fields = ("t", "agent_id", "status", "reason", "previous", "since")
 
-    def __init__(self, t: float, agent_id: str, status: str, reason: str, previous: str) -> None:
+    def __init__(self, t: float, agent_id: str, status: str, reason: str, previous: str,
+                 since: float | None = None) -> None:
         self.t = t
         self.agent_id = agent_id
         self.status = status
         self.reason = reason
         self.previous = previous
+        self.since = t if since is None else since
 
 
 @final
