@@ -113,6 +113,9 @@ def main() -> int:
     parser.add_argument("--hold-ms", type=int, default=5000)
     parser.add_argument("--agents", type=int, default=400)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--full-gc-every", type=float, metavar="S",
+                        help="the switch's full garbage collection at least every S seconds (memory.full_every_s; "
+                             "default 900), each logged in the work directory's switch.log: to see memory come back")
     args = parser.parse_args()
     if args.scenario:
         if "--minutes" not in sys.argv:
@@ -123,7 +126,8 @@ def main() -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="hotline-soak-"))
     seconds = args.minutes * 60
-    bench = BenchSwitch(workdir, args.agents, name="soak")
+    bench = BenchSwitch(workdir, args.agents, name="soak", extra_config=(
+        f"memory:\n  full_every_s: {args.full_gc_every}\n  slow_s: 0\n" if args.full_gc_every else ""))
     agents = callers = None
     samples: list[tuple[float, int, int, float, float]] = []   # (t, placed this second, in progress, rss, cpu%)
     try:

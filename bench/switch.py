@@ -210,7 +210,7 @@ class BenchSwitch:
     one SIPp agent and logs them in as available."""
 
     def __init__(self, workdir: Path, agents: int, *, name: str = "bench", no_media: bool = False, node_config=None,
-                 memray: Path | None = None):
+                 memray: Path | None = None, extra_config: str = ""):
         self.workdir, self.db_path = workdir, workdir / f"{name}.db"
         db = connect(self.db_path, create=True)
         salt = b"bench-salt-16byt"
@@ -222,7 +222,7 @@ class BenchSwitch:
         # node_config: a media node (bench/audio.py) the switch anchors calls on
         (workdir / "switch.yaml").write_text(CONFIG + (f"media:\n  notify: {node_config.notify}\n  nodes:\n"
                                                        f"    - {{control: '{node_config.control}'}}\n"
-                                                       if node_config is not None else ""))
+                                                       if node_config is not None else "") + extra_config)
         self.sip_port, self.agent_port = free_udp_port(), free_udp_port()
         self.control = workdir / "control.sock"
         self.log = open(workdir / "switch.log", "w")
