@@ -333,6 +333,8 @@ class InboundCall:
         leg = self.agents.pop(ext, None)
         self.answers.pop(ext, None)
         if leg is not None and not leg.isDead():
+            if ext != self.connected:
+                self.side.leaving(ext, leg)   # a CANCEL: the next ring there waits for its answer
             leg.recvEvent(CCEventDisconnect())
         early = self._early_reinvite
         if early is not None and early[0] == "caller" and self.connected is None and not self.answers:

@@ -41,6 +41,7 @@ EXPIRY_CHECK_S = 1.0   # a seat that stopped refreshing is offered no calls with
 # and its caller is queued again.
 QUALIFY_TICK_S = 0.1
 PRUNE_S = 60.0   # old nonces and failed-login counts are forgotten this often
+LEAVING_WAIT_S = 2.0   # a new ring waits at most this long for the seat's phone to let go of a cancelled one
 
 class SipSide:
     """sippy on a thread of its own: registrar and B2BUA. The `Legs` of telephony/switchcore."""
@@ -58,6 +59,7 @@ class SipSide:
         self.settings = settings or SipSettings()
         self.media_settings = media_settings or MediaSettings()
         self.calls: dict[str, InboundCall] = {}  # likewise
+        self._leaving: dict[str, list] = {}   # ext -> cancelled rings (sippy UAs) its phone has not let go of yet
         # seat in a call -> its call; when to ask each one OPTIONS: self.qualify
         self.watched: dict[str, InboundCall] = {}
         self.qualify = QualifyPacer(self.settings.qualify_s, self.settings.qualify_misses, self.settings.qualify_rate)
@@ -353,7 +355,27 @@ class SipSide:
     # The Legs of telephony/switchcore: called on the asyncio thread, run on the sippy thread.
     def ring(self, call_id: str, ext: str, contact: tuple[str, int], headers: dict[str, str],
              caller_name: str = "") -> None:
-        self.run_later(self._on_call, call_id, lambda call: call.ring(ext, contact, headers, caller_name))
+        self.run_later(self._ring_when_free, call_id, ext,
+                       lambda call: call.ring(ext, contact, headers, caller_name))
+
+    def leaving(self, ext: str, leg) -> None:
+        """A ring at `ext` is being cancelled: until its phone has answered the CANCEL, a
+        new ring there waits (the phone is still busy with the old one and answers 486,
+        which counts as the agent's refusal: found by test_bots' agent who stops answering,
+        whose second ring-out came back busy and never counted)."""
+        self._leaving.setdefault(ext, []).append((leg, time.monotonic()))
+
+    def _ring_when_free(self, call_id: str, ext: str, act: Callable[[InboundCall], None]) -> None:
+        from sippy.Time.Timeout import Timeout
+
+        legs = [(leg, since) for leg, since in self._leaving.get(ext, ())
+                if not leg.isDead() and time.monotonic() - since < LEAVING_WAIT_S]
+        if legs:
+            self._leaving[ext] = legs
+            Timeout(self._ring_when_free, 0.02, 1, call_id, ext, act)
+            return
+        self._leaving.pop(ext, None)
+        self._on_call(call_id, act)
 
     def bridge(self, call_id: str, ext: str) -> None:
         self.run_later(self._on_call, call_id, lambda call: call.bridge(ext))

@@ -278,3 +278,40 @@ def test_the_recording_converter_ends_when_its_switch_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_ring_waits_for_the_seats_phone_to_let_go_of_a_cancelled_one(media):
+    """A ring cancelled at a seat (it rang out) and a new call offered to the same seat at
+    once: the phone, still finishing the old INVITE, answered the new one 486 (busy), and
+    that counted as the agent refusing it (test_bots' agent who stops answering was then
+    never put on a break). The new ring now waits until the old leg is over (at most
+    LEAVING_WAIT_S)."""
+    import functools
+    import types
+
+    from telephony.sip import SipSide
+
+    sippy, _engine = media
+    rung: list[float] = []
+    side = types.SimpleNamespace(_leaving={}, calls={"c2": object()},
+                                 _on_call=lambda call_id, act: rung.append(time.monotonic()))
+    side._ring_when_free = functools.partial(SipSide._ring_when_free, side)
+
+    class Leg:   # a sippy UA whose CANCEL is answered after 0.3 s
+        def __init__(self):
+            self.until = time.monotonic() + 0.3
+
+        def isDead(self):
+            return time.monotonic() >= self.until
+
+    started = time.monotonic()
+    sippy.run(lambda done: done(SipSide.leaving(side, "1002", Leg())))
+    sippy.run(lambda done: done(side._ring_when_free("c2", "1002", None)))
+    deadline = time.monotonic() + 3
+    while not rung and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert rung and rung[0] - started >= 0.3          # not before the old leg was over
+    assert "1002" not in side._leaving
+    # a seat with nothing being cancelled rings at once
+    sippy.run(lambda done: done(side._ring_when_free("c3", "1003", None)))
+    assert len(rung) == 2
