@@ -363,7 +363,10 @@ class SipSide:
         new ring there waits (the phone is still busy with the old one and answers 486,
         which counts as the agent's refusal: found by test_bots' agent who stops answering,
         whose second ring-out came back busy and never counted)."""
-        self._leaving.setdefault(ext, []).append((leg, time.monotonic()))
+        now = time.monotonic()
+        still = [(old, since) for old, since in self._leaving.get(ext, ())
+                 if not old.isDead() and now - since < LEAVING_WAIT_S]   # (a seat never rung again keeps no more)
+        self._leaving[ext] = [*still, (leg, now)]
 
     def _ring_when_free(self, call_id: str, ext: str, act: Callable[[InboundCall], None]) -> None:
         from sippy.Time.Timeout import Timeout
