@@ -363,16 +363,19 @@ class SipSide:
         new ring there waits (the phone is still busy with the old one and answers 486,
         which counts as the agent's refusal: found by test_bots' agent who stops answering,
         whose second ring-out came back busy and never counted)."""
+        self._leaving[ext] = [*self._still_leaving(ext), (leg, time.monotonic())]
+
+    def _still_leaving(self, ext: str) -> list:
+        """The cancelled rings at `ext` its phone has not let go of, waited for at most
+        LEAVING_WAIT_S each (also pruned this way: a seat never rung again keeps no more)."""
         now = time.monotonic()
-        still = [(old, since) for old, since in self._leaving.get(ext, ())
-                 if not old.isDead() and now - since < LEAVING_WAIT_S]   # (a seat never rung again keeps no more)
-        self._leaving[ext] = [*still, (leg, now)]
+        return [(leg, since) for leg, since in self._leaving.get(ext, ())
+                if not leg.isDead() and now - since < LEAVING_WAIT_S]
 
     def _ring_when_free(self, call_id: str, ext: str, act: Callable[[InboundCall], None]) -> None:
         from sippy.Time.Timeout import Timeout
 
-        legs = [(leg, since) for leg, since in self._leaving.get(ext, ())
-                if not leg.isDead() and time.monotonic() - since < LEAVING_WAIT_S]
+        legs = self._still_leaving(ext)
         if legs:
             self._leaving[ext] = legs
             Timeout(self._ring_when_free, 0.02, 1, call_id, ext, act)

@@ -296,6 +296,7 @@ def test_a_ring_waits_for_the_seats_phone_to_let_go_of_a_cancelled_one(media):
     side = types.SimpleNamespace(_leaving={}, calls={"c2": object()},
                                  _on_call=lambda call_id, act: rung.append(time.monotonic()))
     side._ring_when_free = functools.partial(SipSide._ring_when_free, side)
+    side._still_leaving = functools.partial(SipSide._still_leaving, side)
 
     class Leg:   # a sippy UA whose CANCEL is answered after 0.3 s
         def __init__(self):
