@@ -18,6 +18,7 @@ import signal
 import socket
 import threading
 from pathlib import Path
+from typing import Callable
 
 from records.agents import sip_secret
 from records.db import connect
@@ -208,22 +209,14 @@ EVENT_PRUNE_EVERY_S = 3600.0
 ALIVE_EVERY_S = 5.0   # a crash's calls are closed with their talk up to at most this before it
 
 
-async def _say_alive(core: SwitchCore) -> None:
+async def _every(seconds: float, action: Callable[[], object], failed: str) -> None:
+    """`action` now and every `seconds`; a failure is logged (`failed`) and tried again."""
     while True:
         try:
-            core.still_alive()
+            action()
         except Exception:
-            log.exception("could not record that the switch is alive")
-        await asyncio.sleep(ALIVE_EVERY_S)
-
-
-async def _collect_garbage(collections: FullCollections) -> None:
-    while True:
-        try:
-            collections.tick()
-        except Exception:
-            log.exception("a full garbage collection failed")
-        await asyncio.sleep(1.0)
+            log.exception(failed)
+        await asyncio.sleep(seconds)
 
 
 async def _prune_events(core: SwitchCore) -> None:
@@ -294,9 +287,10 @@ async def _run(db_path: str, host: str, port: int, address, *, config: SwitchCon
         if ready is not None:
             ready.set()
         pruning = loop.create_task(_prune_events(core))
-        alive = loop.create_task(_say_alive(core))
+        alive = loop.create_task(_every(ALIVE_EVERY_S, core.still_alive,
+                                        "could not record that the switch is alive"))
         collections.start()
-        collecting = loop.create_task(_collect_garbage(collections))
+        collecting = loop.create_task(_every(1.0, collections.tick, "a full garbage collection failed"))
         await stop.wait()
         pruning.cancel()
         alive.cancel()
