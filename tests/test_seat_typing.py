@@ -151,11 +151,22 @@ def ring_known_caller(app, resident_id):
         "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c9", "X-Hotline-Resident": str(resident_id)})))
 
 
+def seat_for(db):
+    return SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+
+
+async def rung(app, pilot, resident_id):
+    """The known caller's pop drawn, caller and form."""
+    await pilot.pause()
+    ring_known_caller(app, resident_id)
+    await pilot.pause()
+
+
 async def test_notes_typed_in_the_pops_first_frame_are_kept(records):  # noqa: F811
     """The pop's first frame draws only the caller (its form follows a frame later): `n`
     and text in the same burst as the ring still land in the notes, whole."""
     db, rid = records
-    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    app = seat_for(db)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         ring_known_caller(app, rid)
@@ -168,11 +179,9 @@ async def test_a_select_opened_and_chosen_in_one_burst_takes_the_option_chosen(r
     """enter, down, down, enter sent at once to the form's outcome picks what the same keys
     pick one by one (before, the burst was lost and the outcome stayed empty)."""
     db, rid = records
-    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    app = seat_for(db)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        ring_known_caller(app, rid)
-        await pilot.pause()
+        await rung(app, pilot, rid)
         outcome = app.query_one("#outcome")
         app.set_focus(outcome)
         await pilot.pause()
@@ -194,11 +203,9 @@ async def test_tab_through_the_form_stops_only_where_the_focus_shows(records):  
     where the focus showed nothing and the letters typed next were taken as keys (a demo
     trial lost most of a work-order description that way)."""
     db, rid = records
-    app = SeatApp(seat=SeatState("1001", "Ann Lee"), phone=PhoneCommands(), db=db, clock=lambda: NOW)
+    app = seat_for(db)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
-        ring_known_caller(app, rid)
-        await pilot.pause()
+        await rung(app, pilot, rid)
         app.set_focus(app.query_one("#order_description"))
         await pilot.pause()
         stops = []
