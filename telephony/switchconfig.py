@@ -200,7 +200,7 @@ def _collector_settings(doc: Document) -> CollectorSettings:
         if key == "quiet_calls":
             values[key] = int(_number(doc, ("memory", key), minimum=0, integer=True))
         else:
-            values[key] = float(_number(doc, ("memory", key), minimum=0 if key == "slow_s" else 1))
+            values[key] = float(_number(doc, ("memory", key), minimum=0 if key in ("slow_s", "trim_every_s") else 1))
     return CollectorSettings(**values)
 
 

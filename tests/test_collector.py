@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from siteconfig.yamlsource import ConfigError, load_text
-from telephony.collector import NEVER, CollectorSettings, FullCollections, full_collection_due
+from telephony.collector import NEVER, CollectorSettings, FullCollections, c_allocator_trim, full_collection_due
 from telephony.switchconfig import config_from_document
 
 SETTINGS = CollectorSettings(full_every_s=900, quiet_after_s=60, quiet_calls=10)
@@ -84,9 +84,48 @@ def test_while_a_switch_runs_python_makes_no_full_collection_of_its_own_and_gets
     assert gc.get_freeze_count() == 0
 
 
+def test_the_allocator_is_trimmed_every_minute_and_after_each_full_collection():
+    clock, calls, trimmed = Clock(), [800], []
+    collections = FullCollections(CollectorSettings(full_every_s=150, quiet_after_s=60, quiet_calls=10,
+                                                    trim_every_s=60), lambda: calls[0], clock=clock,
+                                  collect=lambda: 0, trim=lambda: trimmed.append(clock.now - 1000))
+    for _ in range(300):
+        clock.now += 1
+        collections.tick()
+    # every 60 s from the last trim; the full collection at 150 brings one forward
+    assert trimmed == [60, 120, 150, 210, 270, 300]
+    assert collections.trims == 6 and collections.count == 2
+    never = FullCollections(CollectorSettings(trim_every_s=0), lambda: 0, clock=clock, collect=lambda: 0,
+                            trim=lambda: trimmed.append("never"))
+    for _ in range(120):
+        clock.now += 1
+        never.tick()
+    assert "never" not in trimmed and never.count == 2   # collections, quiet: at 60 and 120
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.skipif(c_allocator_trim() is None, reason="the C library has no malloc_trim (not glibc)")
+def test_the_trim_hands_freed_memory_back_to_the_system():
+    # 60 MB in 1 kB chunks (above pymalloc's 512 bytes: the C allocator's), every 64th
+    # kept so none of the freed memory is at the heap's top where free() alone returns it
+    chunks = [bytes(1000) + i.to_bytes(4, "little") for i in range(60_000)]
+    kept = chunks[::64]
+    del chunks
+    before = resident_mb()
+    c_allocator_trim()()
+    after = resident_mb()
+    assert len(kept) == 938
+    assert before - after > 30, (before, after)
+
+
 def test_the_memory_section_of_the_config():
-    config = config_from_document(load_text("memory:\n  full_every_s: 300\n  quiet_calls: 0\n", "switch.yaml"))
-    assert config.memory == CollectorSettings(full_every_s=300, quiet_calls=0)
+    config = config_from_document(load_text("memory:\n  full_every_s: 300\n  quiet_calls: 0\n  trim_every_s: 0\n",
+                                            "switch.yaml"))
+    assert config.memory == CollectorSettings(full_every_s=300, quiet_calls=0, trim_every_s=0)
     assert config_from_document(load_text("unlisted: general\n", "switch.yaml")).memory == CollectorSettings()
     for text, key in (("memory:\n  full_every_s: 0\n", "full_every_s"), ("memory:\n  quiet_calls: -1\n", "quiet_calls"),
                       ("memory:\n  every: 5\n", "every")):
