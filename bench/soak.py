@@ -5,8 +5,9 @@ registered SIPp seats, as bench/switch.py sets them up, but for minutes rather t
 seconds and without message traces (they would fill the disk). Every second: calls
 SIPp placed in that second, calls in progress, the switch's resident memory and CPU.
 Printed: a line a minute, then the rate's lowest second after the first minute, the
-seconds the rate fell below 90% of the target (stalls), memory at 5 minutes and at the
-end, SIPp's failures, and every call placed against the rows the switch wrote.
+seconds the rate fell below 90% of the target (stalls; SIPp's own seconds), the switch's
+memory (each minute's highest, and its trend over the second half and the last three
+minutes), SIPp's failures, and every call placed against the rows the switch wrote.
 
     python bench/soak.py [--rate 40] [--minutes 30] [--hold-ms 5000] [--agents 400]
 
@@ -43,6 +44,25 @@ def sipp_rows(stats: Path) -> list[dict]:
         return []
     header = lines[0]
     return [dict(zip(header, row)) for row in lines[1:] if len(row) >= len(header) - 1]
+
+
+def memory_summary(samples: list[tuple[float, float]]) -> str:
+    """The switch's memory over a soak, from (seconds, MB) samples a second apart: each
+    minute's highest (the switch gives memory back every minute, so one sample a minute
+    lands anywhere in that saw-tooth), and their trend over the second half and over the
+    last three minutes."""
+    minutes = [max(rss for t, rss in samples if m * 60 <= t < (m + 1) * 60) for m in range(int(samples[-1][0] // 60))
+               ] if samples else []
+    if len(minutes) < 4:
+        return "switch memory: too short a run to say"
+
+    def slope(part: list[float]) -> float:   # least squares, MB a minute
+        mean_i, mean_m = (len(part) - 1) / 2, sum(part) / len(part)
+        return sum((i - mean_i) * (m - mean_m) for i, m in enumerate(part)) / sum((i - mean_i) ** 2 for i in range(len(part)))
+
+    return (f"switch memory, each minute's highest: {', '.join(f'{m:.1f}' for m in minutes)} MB; "
+            f"trend {slope(minutes[len(minutes) // 2:]):+.2f} MB a minute over the second half, "
+            f"{slope(minutes[-3:]):+.2f} over the last three minutes")
 
 
 def scenario_soak(args) -> int:
@@ -130,6 +150,7 @@ def main() -> int:
         f"memory:\n  full_every_s: {args.full_gc_every}\n  slow_s: 0\n" if args.full_gc_every else ""))
     agents = callers = None
     samples: list[tuple[float, int, int, float, float]] = []   # (t, placed this second, in progress, rss, cpu%)
+    sipp_seconds: list[tuple[float, int]] = []   # (t read, calls placed): one for each of SIPp's seconds
     try:
         switch_pid = bench.process.pid
         print(f"switch pid {switch_pid} (py-spy record --pid {switch_pid} profiles it)", flush=True)
@@ -146,21 +167,28 @@ def main() -> int:
         cpu_last, wall_last = cpu_seconds(switch_pid), started
         seen = 0
         while callers.process.poll() is None:
-            time.sleep(1.0)
+            # on the second (not a second after the last sample): the switch's own minutely
+            # work (the allocator's trim) then keeps its place in each minute's samples
+            time.sleep(max(0.0, started + len(samples) + 1 - time.monotonic()))
             now = time.monotonic()
             rows = sipp_rows(callers.stats)
             new = rows[seen:]
             seen = len(rows)
-            placed = sum(int(row.get("OutgoingCall(P)", 0) or 0) for row in new)
+            # SIPp writes a row for each of its own seconds, on its own clock: the rate is
+            # judged per row (a sample taken just before SIPp's write would see none)
+            sipp_seconds.extend((now - started, int(row.get("OutgoingCall(P)", 0) or 0)) for row in new)
+            placed = sum(n for _, n in sipp_seconds[len(sipp_seconds) - len(new):])
             current = int(rows[-1].get("CurrentCall", 0) or 0) if rows else 0
             cpu = cpu_seconds(switch_pid)
             samples.append((now - started, placed, current, rss_mb(switch_pid), 100 * (cpu - cpu_last) / (now - wall_last)))
             cpu_last, wall_last = cpu, now
             if len(samples) % 60 == 0:
                 minute = samples[-60:]
-                print(f"  {len(samples) // 60:3d} min: placed {sum(s[1] for s in minute):5d} "
-                      f"(lowest second {min(s[1] for s in minute)}), in progress {minute[-1][2]:4d}, "
-                      f"switch {minute[-1][3]:6.1f} MB, CPU {sum(s[4] for s in minute) / 60:5.1f}%", flush=True)
+                rate = [n for t, n in sipp_seconds if t > minute[0][0] - 1] or [0]
+                print(f"  {len(samples) // 60:3d} min: placed {sum(rate):5d} "
+                      f"(lowest second {min(rate)}), in progress {minute[-1][2]:4d}, "
+                      f"switch {minute[-1][3]:6.1f} MB (this minute {min(s[3] for s in minute):.1f}-"
+                      f"{max(s[3] for s in minute):.1f}), CPU {sum(s[4] for s in minute) / 60:5.1f}%", flush=True)
         ok, failed = callers.counts()
     finally:
         for sipp in (callers, agents):
@@ -171,15 +199,14 @@ def main() -> int:
     outcomes = dict(db.execute("SELECT outcome, count(*) FROM interactions GROUP BY outcome").fetchall())
     rows_written = sum(outcomes.values())
     db.close()
-    steady = [s for s in samples if 60 <= s[0] <= seconds]   # SIPp's rate settles in the first seconds
-    stalls = [s for s in steady if s[1] < 0.9 * args.rate]
-    at_five = next((s[3] for s in samples if s[0] >= 300), samples[0][3] if samples else float("nan"))
+    steady = [n for t, n in sipp_seconds if 60 <= t <= seconds]   # SIPp's rate settles in the first seconds
+    stalls = [n for n in steady if n < 0.9 * args.rate]
     print(f"calls placed {ok + failed}, completed {ok}, failed {failed} (SIPp's count)")
     print(f"rows written {rows_written}: {outcomes}; calls without a row {ok + failed - rows_written}")
     if steady:
-        print(f"rate after the first minute: lowest second {min(s[1] for s in steady)} calls, "
+        print(f"rate after the first minute: lowest second {min(steady)} calls, "
               f"{len(stalls)} of {len(steady)} seconds below {0.9 * args.rate:g} calls/s")
-    print(f"switch memory: {at_five:.1f} MB at 5 min, {samples[-1][3] if samples else float('nan'):.1f} MB at the end")
+    print(memory_summary([(t, rss) for t, _, _, rss, _ in samples if t <= seconds]))
     errors = workdir / "callers.err"
     if failed and errors.exists():   # what SIPp said about its failed calls, before anything is deleted
         print("SIPp's callers' errors (last lines):\n" + "\n".join(errors.read_text(errors="replace").splitlines()[-12:]))
