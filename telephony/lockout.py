@@ -42,6 +42,10 @@ class Lockout:
             return True
         return False
 
+    def failures(self, key: str) -> int:
+        """Failures counted against the key now (since its last lock or success)."""
+        return len(self._failures.get(key, ()))
+
     def succeeded(self, key: str) -> None:
         """The right credentials: earlier mistakes no longer count."""
         self._failures.pop(key, None)

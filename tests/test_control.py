@@ -307,6 +307,9 @@ async def test_a_hundred_wrong_pins_lock_the_extension_out_and_the_right_pin_wor
     assert locked["error"]["code"] == "locked_out" and "extension 1001 may try again in 300 s" in \
         locked["error"]["message"]
     assert "extension 1001 locked out of logins for 300 s" in caplog.text
+    # each wrong PIN is in the switch's log, counted toward the lockout
+    assert "wrong extension or PIN for 1001 from this machine's control socket (1 of 5 before a lockout)" in caplog.text
+    assert "(5 of 5 before a lockout)" in caplog.text and "(6 of 5" not in caplog.text
     supervisor = await connect()
     await supervisor.call("login", ext="2001", pin="9999")
     snapshot = (await supervisor.call("snapshot"))["snapshot"]
