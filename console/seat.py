@@ -462,6 +462,17 @@ class SeatApp(App):
         if received is not None:
             self.call_after_refresh(lambda: self.pop_latencies.append(time.monotonic() - received))
 
+    async def _redraw_records(self, shown: Pop) -> None:
+        """The caller's records asked for again after this seat changed them (found in a
+        demo trial: a work order read "scheduled" after its follow-up was recorded as
+        reached); the form and anything typed into it are left as they are."""
+        headers = pop_headers(shown)
+        try:
+            fetched = await self.desk.pop(shown.call, shown.number, headers)
+        except DeskError:
+            return   # the table stays as it was; the notice has said what was recorded
+        self._pop_filled_in(on_this_call(fetched, shown.call, shown.number, headers))
+
     def _ring(self, pop: Pop, received: float, *, complete: bool, offered: asyncio.Future | None = None) -> None:
         """A ringing call on screen. Incomplete: what the call said of itself, with the
         switch's records asked for (an unknown caller has none: they are asked once)."""
@@ -1120,6 +1131,10 @@ class SeatApp(App):
                 self.notice(await self.desk.callback_outcome(callback.id, outcome, notes))
             except DeskError as exc:
                 self.notice(f"Not recorded: {exc}")
+                return
+            shown = self.pop
+            if shown is not None and callback.resident_id is not None and shown.resident_id == callback.resident_id:
+                await self._redraw_records(shown)   # the outcome may have moved one of their work orders on
 
         self.push_screen(CallbackOutcomeScreen(callback, talked, code, notes=typed, typing=typing), record)
 

@@ -595,12 +595,18 @@ async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_
         app.post_message(PhoneEvent(CallState(42, "ended", 200, "Normal call clearing")))
         await pilot.pause()
         outcomes = app.screen.query_one("#outcomes")
+        row_before = str(app.query_one("#orders").get_row_at(0))
+        assert [o.status for o in app.pop.orders] != ["called_back"]
         assert outcomes.highlighted == 0                     # talked: "reached" is offered first
         assert app.screen.query_one("#callback_notes").value == "fixed"   # found by a new user: it was lost
         await pilot.press("tab", "end", *", thanks", "enter")
         await pilot.pause()
         assert f"work order #{order_id} updated" in str(app.query_one("#notice").render())
         assert "wrap-up" in str(app.query_one("#header").render())
+        # the caller's work orders as they are now (found in a demo trial: as before the call)
+        await until(pilot, lambda: [o.status for o in app.pop.orders] == ["called_back"])
+        assert [(o.id, o.status) for o in app.pop.orders] == [(order_id, "called_back")]
+        assert str(app.query_one("#orders").get_row_at(0)) != row_before
     assert db.execute("SELECT status FROM work_orders WHERE id = ?", [order_id]).fetchone() == ("called_back",)
     assert db.execute("SELECT status, outcome FROM callbacks").fetchone() == ("done", "reached: done: fixed, thanks")
 
