@@ -79,7 +79,7 @@ class SeatApp(App):
         Binding("e", "extend_wrap_up", "More time"),
         Binding("i", "identify", "Identify"),
         Binding("slash", "answers", "Knowledge"),
-        Binding("c", "callbacks", "Callbacks"),
+        Binding("c", "callbacks", "Follow-ups"),
         Binding("u", "unfinished", "Unfinished"),
         Binding("v", "available", "Ready"),
         Binding("b", "on_break", "Break"),

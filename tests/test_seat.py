@@ -575,7 +575,7 @@ async def test_a_due_callback_is_dialled_with_one_key_and_its_outcome_moves_the_
     db, order_id, phone, app = callback_due(records)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert "Callbacks" in _footer(app)
+        assert "Follow-ups" in _footer(app)   # what the screen behind it calls them
         await pilot.press("c")
         await pilot.pause()
         table = app.screen.query_one("#due")
