@@ -42,9 +42,10 @@ class Lockout:
             return True
         return False
 
-    def failures(self, key: str) -> int:
-        """Failures counted against the key now (since its last lock or success)."""
-        return len(self._failures.get(key, ()))
+    def failures(self, key: str, now: float) -> int:
+        """Failures that count against the key now (within the window, since its last lock
+        or success)."""
+        return sum(1 for t in self._failures.get(key, ()) if t > now - self.window_s)
 
     def succeeded(self, key: str) -> None:
         """The right credentials: earlier mistakes no longer count."""

@@ -112,7 +112,10 @@ def test_old_failures_fall_out_of_the_window_and_memory_stays_bounded():
     lockout = Lockout(max_failures=3, window_s=10, lock_s=5)
     assert not lockout.failed("k", clock.now)
     assert not lockout.failed("k", clock.now + 1)
+    assert lockout.failures("k", clock.now + 1) == 2
+    assert lockout.failures("k", clock.now + 20) == 0   # what the log says counts toward a lockout
     assert not lockout.failed("k", clock.now + 20)     # the first two no longer count
+    assert lockout.failures("k", clock.now + 20) == 1
     lockout.prune(clock.now + 40)
     assert lockout.locked_keys(clock.now + 40) == {} and not lockout._failures
     g = guard(clock)
