@@ -360,9 +360,9 @@ class SeatApp(App):
         columns the orders' status joins their type and the history leaves out the queue."""
         width = max(60, self.size.width or 80) - 2
         narrow = width < self.NARROW
-        layouts = {
+        layouts = {   # an order's status: 11, the longest ("called back") whole
             "orders": [("#", 5), ("type, status" if narrow else "type", 20 if narrow else 13)]
-            + ([] if narrow else [("status", 10)]) + [("next deadline", 25), ("description", 0)],
+            + ([] if narrow else [("status", 11)]) + [("next deadline", 25), ("description", 0)],
             "history": [("when", 12)] + ([] if narrow else [("queue", 9)])
             + [("agent", 12 if narrow else 16), ("outcome", 17 if narrow else 22), ("notes", 0)],
         }
