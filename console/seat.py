@@ -464,8 +464,8 @@ class SeatApp(App):
 
     async def _redraw_records(self, shown: Pop) -> None:
         """The caller's records asked for again after this seat changed them (found in a
-        demo trial: a work order read "scheduled" after its follow-up was recorded as
-        reached); the form and anything typed into it are left as they are."""
+        demo trial: a work order read as before the call after its follow-up was recorded
+        as reached); the form and anything typed into it are left as they are."""
         headers = pop_headers(shown)
         try:
             fetched = await self.desk.pop(shown.call, shown.number, headers)

@@ -23,9 +23,10 @@ worst, under a constant load, once every `full_every_s`.
 The switch also hands the C allocator's free memory back to the system every
 `trim_every_s` (60 s; glibc's `malloc_trim`). Measured (bench/soak.py, 125 calls/s,
 626 calls up): Python's live objects and blocks stayed flat after the second minute, but
-the process grew about 1 MB a minute, all of it in glibc's free lists (freed, not
+the process grew about 0.7 MB a minute, most of it in glibc's free lists (freed, not
 returned: 22.6 MB free at 1 minute, 41 MB at 9, in-use flat at 89-90 MB), as many
-threads (SIP, RTPproxy's, the database's) allocate and free in their own arenas. One
+threads (SIP, RTPproxy's, the database's) allocate and free in their own arenas; the
+rest is Python's own arenas settling (155 -> 160 MiB), which levels off by itself. One
 trim with 626 calls up took 5-7 ms and gave back 16-26 MB.
 """
 
