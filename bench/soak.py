@@ -149,7 +149,7 @@ def main() -> int:
     bench = BenchSwitch(workdir, args.agents, name="soak", extra_config=(
         f"memory:\n  full_every_s: {args.full_gc_every}\n  slow_s: 0\n" if args.full_gc_every else ""))
     agents = callers = None
-    samples: list[tuple[float, int, int, float, float]] = []   # (t, placed this second, in progress, rss, cpu%)
+    samples: list[tuple[float, int, float, float]] = []   # (t, in progress, rss, cpu%)
     sipp_seconds: list[tuple[float, int]] = []   # (t read, calls placed): one for each of SIPp's seconds
     try:
         switch_pid = bench.process.pid
@@ -177,18 +177,17 @@ def main() -> int:
             # SIPp writes a row for each of its own seconds, on its own clock: the rate is
             # judged per row (a sample taken just before SIPp's write would see none)
             sipp_seconds.extend((now - started, int(row.get("OutgoingCall(P)", 0) or 0)) for row in new)
-            placed = sum(n for _, n in sipp_seconds[len(sipp_seconds) - len(new):])
             current = int(rows[-1].get("CurrentCall", 0) or 0) if rows else 0
             cpu = cpu_seconds(switch_pid)
-            samples.append((now - started, placed, current, rss_mb(switch_pid), 100 * (cpu - cpu_last) / (now - wall_last)))
+            samples.append((now - started, current, rss_mb(switch_pid), 100 * (cpu - cpu_last) / (now - wall_last)))
             cpu_last, wall_last = cpu, now
             if len(samples) % 60 == 0:
                 minute = samples[-60:]
                 rate = [n for t, n in sipp_seconds if t > minute[0][0] - 1] or [0]
                 print(f"  {len(samples) // 60:3d} min: placed {sum(rate):5d} "
-                      f"(lowest second {min(rate)}), in progress {minute[-1][2]:4d}, "
-                      f"switch {minute[-1][3]:6.1f} MB (this minute {min(s[3] for s in minute):.1f}-"
-                      f"{max(s[3] for s in minute):.1f}), CPU {sum(s[4] for s in minute) / 60:5.1f}%", flush=True)
+                      f"(lowest second {min(rate)}), in progress {minute[-1][1]:4d}, "
+                      f"switch {minute[-1][2]:6.1f} MB (this minute {min(s[2] for s in minute):.1f}-"
+                      f"{max(s[2] for s in minute):.1f}), CPU {sum(s[3] for s in minute) / 60:5.1f}%", flush=True)
         ok, failed = callers.counts()
     finally:
         for sipp in (callers, agents):
@@ -206,7 +205,7 @@ def main() -> int:
     if steady:
         print(f"rate after the first minute: lowest second {min(steady)} calls, "
               f"{len(stalls)} of {len(steady)} seconds below {0.9 * args.rate:g} calls/s")
-    print(memory_summary([(t, rss) for t, _, _, rss, _ in samples if t <= seconds]))
+    print(memory_summary([(t, rss) for t, _, rss, _ in samples if t <= seconds]))
     errors = workdir / "callers.err"
     if failed and errors.exists():   # what SIPp said about its failed calls, before anything is deleted
         print("SIPp's callers' errors (last lines):\n" + "\n".join(errors.read_text(errors="replace").splitlines()[-12:]))

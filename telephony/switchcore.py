@@ -311,9 +311,10 @@ class SwitchCore:
         agent = agent_records.check_login(self.db, str(ext), str(pin))
         if agent is None:
             # every wrong PIN leaves a line (a supervisor who mistyped, or someone guessing)
-            guard = self._login_guards["extension"]
+            by_ext = self._login_guards["extension"]
             log.warning("control: wrong extension or PIN for %s from %s (%d of %d before a lockout)", ext,
-                        address or "this machine's control socket", guard.failures(str(ext), now) + 1, guard.max_failures)
+                        address or "this machine's control socket", by_ext.failures(str(ext), now) + 1,
+                        by_ext.max_failures)
             for kind, key in keys.items():
                 guard = self._login_guards[kind]
                 guard.prune(now)   # memory stays flat under a guessing run over many extensions
