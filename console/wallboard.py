@@ -9,17 +9,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, cast
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
+from textual.screen import Screen
 from textual.widgets import Digits, Static
 
 from telephony.control_client import ControlClient, ControlError
 
 REFRESH_S = 2.0
 ANSWER_S = 3.0   # a switch that does not answer this soon is said to be not live
+# a tile's rows: its border (2), the name, the big count (3) and five lines of figures
+TILE_HEIGHT = 11
 
 
 def clock_text(seconds: float) -> str:
@@ -41,8 +46,8 @@ class Tile(Vertical):
 
     def show(self, q: dict) -> None:
         self.query_one(".waiting", Digits).update(str(q["waiting"]))
-        longest = f"longest {clock_text(q['longest_wait_s'])}" if q["waiting"] else "nobody waiting"
-        self.query_one(".line1", Static).update(f"waiting · {longest}")
+        self.query_one(".line1", Static).update(
+            f"waiting · longest {clock_text(q['longest_wait_s'])}" if q["waiting"] else "nobody waiting")
         level = q["service_level"]
         sl = "-" if level is None else f"{level:.0%}"
         self.query_one(".line2", Static).update(
@@ -50,8 +55,47 @@ class Tile(Vertical):
             f"answered {q['answered']} · abandoned {q['abandoned']}")
         self.query_one(".line3", Static).update(
             f"agents {q['logged_in']} · free {q['available']}\non calls {q['in_call']} · on break {q['on_break']}")
-        self.set_class(level is not None and q["offered"] >= 5 and level < q["sl_target"], "below")
-        self.set_class(q["waiting"] > 0 and q["longest_wait_s"] > q["threshold_s"], "late")
+        self.set_class(below_target(q), "below")
+        self.set_class(waiting_late(q), "late")
+
+
+def below_target(q: dict) -> bool:
+    # five offered before a queue is judged: one early abandon is not a red tile
+    level = q["service_level"]
+    return level is not None and q["offered"] >= 5 and level < q["sl_target"]
+
+
+def waiting_late(q: dict) -> bool:
+    return q["waiting"] > 0 and q["longest_wait_s"] > q["threshold_s"]
+
+
+def queue_table(queues: list[dict]) -> Table:
+    """Every queue on a line, for a screen too small for the tiles (80x24 over SSH held
+    two of six tiles; the rest, emergency among them, were below the fold)."""
+    table = Table(expand=True, box=None, padding=(0, 0, 0, 1), pad_edge=False, header_style="bold",
+                  caption="SL: answered within the target's seconds, today · Ans, Aband: answered, "
+                          "abandoned today", caption_justify="left")
+    table.add_column("Queue", no_wrap=True)
+    for title in ("Waiting", "Longest", "SL", "Target", "Ans", "Aband", "Agents", "Free", "On call", "Break"):
+        table.add_column(title, justify="right", no_wrap=True)
+    for q in queues:
+        level = q["service_level"]
+        late = waiting_late(q)
+        table.add_row(
+            Text(q["name"].upper(), style="bold"),
+            Text(str(q["waiting"]), style="bold yellow" if late else "bold"),
+            Text(clock_text(q["longest_wait_s"]) if q["waiting"] else "-", style="yellow" if late else ""),
+            Text("-" if level is None else f"{level:.0%}", style="bold red" if below_target(q) else ""),
+            f"{q['sl_target']:.0%}/{q['threshold_s']:.0f}s",
+            str(q["answered"]), str(q["abandoned"]),
+            str(q["logged_in"]), str(q["available"]), str(q["in_call"]), str(q["on_break"]))
+    return table
+
+
+class WallScreen(Screen):
+    def on_resize(self) -> None:
+        # the app's own Resize arrives once, at start; the screen's every time
+        cast(WallboardApp, self.app)._lay_out()
 
 
 class WallboardApp(App):
@@ -66,6 +110,10 @@ class WallboardApp(App):
     .tile.late .waiting { color: $warning; }
     .name { text-style: bold; }
     Grid.stale .tile { opacity: 50%; }
+    #lines { display: none; padding: 1 1; height: auto; }
+    #lines.stale { opacity: 50%; }
+    Screen.small #lines { display: block; }
+    Screen.small Grid { display: none; }
     """
     BINDINGS = [Binding("q", "quit", "Quit")]
 
@@ -80,11 +128,20 @@ class WallboardApp(App):
     def compose(self) -> ComposeResult:
         yield Static("", id="header")
         yield Grid(id="tiles")   # a tile per queue the switch has, from its first answer
+        yield Static("", id="lines")   # the same figures a line a queue, when the tiles do not fit
 
-    def on_resize(self, event) -> None:
-        # three tiles a row on a wall screen, fewer on a narrow terminal
-        columns = 3 if event.size.width >= 120 else 2 if event.size.width >= 60 else 1
+    def get_default_screen(self) -> Screen:
+        return WallScreen()
+
+    def _lay_out(self) -> None:
+        # three tiles a row on a wall screen, fewer on a narrow terminal; a line per queue
+        # when the tiles would not all be on the screen at once (nobody scrolls a wall)
+        width, height = self.size
+        columns = 3 if width >= 120 else 2 if width >= 60 else 1
         self.query_one("#tiles", Grid).styles.grid_size_columns = columns
+        rows = -(-len(self.query(Tile)) // columns)
+        needed = 1 + 2 + rows * TILE_HEIGHT + max(0, rows - 1)   # header, padding, tiles, gutters
+        self.screen.set_class(needed > height, "small")
 
     def on_mount(self) -> None:
         self.call_later(self.poll)
@@ -123,7 +180,9 @@ class WallboardApp(App):
             if tile is None:
                 tile = tiles[q["name"]] = Tile(q["name"])
                 await grid.mount(tile)
+                self._lay_out()
             tile.show(q)
+        self.query_one("#lines", Static).update(queue_table(figures["queues"]))
         waiting = sum(q["waiting"] for q in figures["queues"])
         self._header(f"{dt.datetime.fromtimestamp(figures['at'], self.tz):%a %d %b %H:%M:%S} · "
                      f"{waiting} caller{'s' if waiting != 1 else ''} waiting")
@@ -137,3 +196,4 @@ class WallboardApp(App):
         header.update(text)
         header.set_class(not self.live, "stale")
         self.query_one("#tiles").set_class(not self.live, "stale")
+        self.query_one("#lines").set_class(not self.live, "stale")
