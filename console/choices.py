@@ -122,16 +122,17 @@ class UnfinishedScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(id="unfinished-box"):
             count = len(self.drafts)
-            yield Static(("1 form is not saved yet: its notes are" if count == 1 else
-                          f"{count} forms are not saved yet: their notes are") + " on the contact as unfinished. "
-                         "Enter opens one to finish and save; esc back." if self.drafts else "Every form is saved.")
+            yield Static(("1 form is not saved yet: its contact is" if count == 1 else
+                          f"{count} forms are not saved yet: their contacts are") + " recorded as unfinished, "
+                         "with any notes typed. Enter opens one to finish and save; esc back."
+                         if self.drafts else "Every form is saved.")
             yield ChoiceList(*(self._line(draft) for draft in self.drafts), id="forms")
 
     def _line(self, draft: Draft) -> str:
         when = dt.datetime.fromtimestamp(draft.started, self.tz).strftime("%H:%M") if draft.started else "--:--"
         notes = draft.notes.strip().replace("\n", " ")
         return f"{when}  {draft.caller or draft.number or 'unknown caller'}  {draft.reason or '?'}  " \
-               f"{notes[:50] + ('…' if len(notes) > 50 else '')}"
+               f"{notes[:50] + ('…' if len(notes) > 50 else '') if notes else '(no notes)'}"
 
     def on_mount(self) -> None:
         forms = self.query_one("#forms", OptionList)

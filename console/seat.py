@@ -104,6 +104,7 @@ class SeatApp(App):
             "unmute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
+    BACK_WITH_V = "v when you are back."   # ends the notices that a break asks to end
     WRAP_WARNING_S = 10      # this long before wrap-up ends, an unsaved form is said (and wrap-up extended once)
     RECONNECT_S = (1, 2, 5, 10)   # waits between tries to reach the switch again (the last repeats)
     OFFER_WAIT_S = 0.3   # a ring whose offer has not arrived waits this long for it, then asks for the pop
@@ -678,7 +679,11 @@ class SeatApp(App):
             f"{draft.reason or 'general'}: {UNFINISHED}"
         asyncio.ensure_future(self._ask("disposition", call_id=interaction, disposition=disposition,
                                         notes=draft.notes))
-        self.notice(f"The form for {draft.caller or 'the last caller'} was not saved: its notes are on the contact "
+        whose = draft.caller or "the last caller"
+        # found in a demo trial: "its notes are on the contact" after a call where none were typed
+        self.notice(f"The form for {whose} was not saved: its notes are on the contact as unfinished; "
+                    "u finishes it." if draft.notes.strip() else
+                    f"The form for {whose} was not saved (no notes were typed): the contact is recorded "
                     "as unfinished; u finishes it.")
 
     def action_notes(self) -> None:
@@ -852,7 +857,9 @@ class SeatApp(App):
         if isinstance(event, AgentStatusChanged):
             self.seat.status_changed(event.status, event.reason, event.since)
             if event.status == "on_break" and event.reason == "no_answer":
-                self.notice("You missed calls in a row, so the switch put you on a break: v when you are back.")
+                self.notice("You missed calls in a row, so the switch put you on a break: " + self.BACK_WITH_V)
+            elif event.status != "on_break" and self.BACK_WITH_V in str(self.query_one("#notice", Static).render()):
+                self.notice("")   # found in a demo trial: "over its limit: v when ..." stayed after v
         elif isinstance(event, CallOffered) and delivered.form is not None:
             self._received_form(event.call_id, dict(delivered.form))
         elif isinstance(event, (CallCompleted, CallTransferred)):
@@ -860,8 +867,8 @@ class SeatApp(App):
         elif isinstance(event, AgentStateChanged) and event.state == "idle":
             self._wrap_up_ended()
         elif isinstance(event, BreakOverrun):
-            self.notice(f"Your {event.reason} break is over its {event.limit_s / 60:g}-minute limit: v when you "
-                        "are back.")
+            self.notice(f"Your {event.reason} break is over its {event.limit_s / 60:g}-minute limit: "
+                        + self.BACK_WITH_V)
         self._refresh_header()
 
     def on_switch_lost(self, message: SwitchLost) -> None:
