@@ -513,6 +513,16 @@ class SupervisorApp(App):
                         table.update_cell(key, column, value, update_width=wider)
             else:
                 table.add_row(*cells, key=key, height=None if table_id == "alerts" else 1)
+        order = [key for key, _ in rows]
+        if [row.key.value for row in table.ordered_rows] != order:
+            # found in a demo trial: a new row went to the bottom (the audit trail, newest
+            # first, read out of time order); drawn again in order, the cursor on its row
+            on_row = self._selected_key(table_id)
+            table.clear()
+            for key, cells in rows:
+                table.add_row(*cells, key=key, height=None if table_id == "alerts" else 1)
+            if on_row in wanted:
+                table.move_cursor(row=order.index(on_row), animate=False)
 
     # --- actions -------------------------------------------------------------------------------
     def _selected_key(self, table_id: str) -> str | None:

@@ -180,6 +180,8 @@ async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(cent
                          ("move_caller", "c7", "repair -> billing (+85291230007)")]   # who and from where
         await settle(pilot, app)
         assert cells(app, "audit", "2")[2:4] == ["move caller", "c7"]
+        # newest first, a row added while the console is open too (it went to the bottom)
+        assert [row.key.value for row in app.query_one("#audit").ordered_rows] == ["2", "1"]
 
 
 async def test_a_switch_that_stops_answering_but_keeps_the_connection_is_not_shown_as_live(centre):
