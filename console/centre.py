@@ -283,4 +283,15 @@ class Centre:
             out.append((f"mass:{mass['level']}:{mass['id']}", "critical",
                         f"mass complaint forming: {mass['contacts']} contacts from {mass['residents']} residents of "
                         f"{mass['name']} ({', '.join(mass['queues'])})"))
-        return [Alert(key, severity, text, key in self._acknowledged) for key, severity, text in out]
+        return [Alert(key, severity, text, self._seen(key)) for key, severity, text in out]
+
+    def _seen(self, key: str) -> bool:
+        if key in self._acknowledged:
+            return True
+        if key.startswith("orders:"):
+            # raised again only when more orders fall overdue than were seen: found in a
+            # trial, one of three resolved made "2 overdue" a new alert to acknowledge
+            department, count = key[len("orders:"):].rsplit(":", 1)
+            return any(seen.startswith(f"orders:{department}:") and int(seen.rsplit(":", 1)[1]) >= int(count)
+                       for seen in self._acknowledged)
+        return False

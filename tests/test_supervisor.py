@@ -103,6 +103,26 @@ def test_the_centre_rebuilds_todays_figures_from_events():
     assert (ann.handled, ann.aht_s, ann.wrap_s) == (1, 90.0, 30.0)   # 55 talk + 5 hold + 30 wrap-up
 
 
+def test_an_overdue_orders_alert_seen_comes_back_only_when_more_fall_overdue():
+    centre = Centre(QUEUES, T0 - 3600)
+
+    def overdue(count: int) -> None:
+        centre.take_records({"orders_due": [
+            {"id": n, "type": "water_leak", "department": "engineering", "deadline": "on site",
+             "seconds_left": -600.0 - n} for n in range(count)]})
+
+    def orders_alert():
+        [alert] = [a for a in centre.alerts(T0) if a.key.startswith("orders:engineering:")]
+        return alert
+    overdue(3)
+    assert "3 work orders overdue" in orders_alert().text and not orders_alert().acknowledged
+    centre.acknowledge(orders_alert().key)
+    overdue(2)                                   # one of them resolved: nothing new to see
+    assert "2 work orders overdue" in orders_alert().text and orders_alert().acknowledged
+    overdue(4)                                   # more than were seen: raised again
+    assert not orders_alert().acknowledged
+
+
 async def test_a_waiting_caller_shows_raises_an_alert_that_stays_until_acknowledged_and_is_audited(centre):
     core, clock = centre["core"], centre["clock"]
     app = await console(centre)
