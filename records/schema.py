@@ -24,6 +24,9 @@ DIRECTIONS = ("inbound", "outbound")
 _OUTCOMES_M003 = ("answered", "abandoned", "timeout", "voicemail", "interrupted")
 _OUTCOMES_M008 = (*_OUTCOMES_M003, "no_answer")
 OUTCOMES = (*_OUTCOMES_M008, "failed")
+# a transfer to an outside number: talked there, never answered (the caller back in the
+# queue), the caller hung up while it rang, or the switch stopped
+OUTSIDE_OUTCOMES = ("answered", "not_answered", "caller_hung_up", "interrupted")
 WORK_ORDER_STATUSES = ("open", "dispatched", "on_site", "resolved", "called_back", "closed", "cancelled")
 CALLBACK_KINDS = ("repair_callback", "complaint_feedback", "voicemail", "survey_care", "other")
 CALLBACK_STATUSES = ("pending", "done", "failed", "cancelled")
@@ -406,6 +409,26 @@ def m014_audit(db: Database) -> None:
             detail TEXT NOT NULL DEFAULT ''
         )""")
     db.execute("CREATE INDEX audit_at ON audit(at)")
+
+
+@migrations()
+def m015_outside_transfers(db: Database) -> None:
+    # A caller an agent sent to an outside number: each try, whether it answered and how
+    # long they talked there (the contact's row alone could not say; found in a demo trial).
+    db.execute(f"""
+        CREATE TABLE outside_transfers (
+            id INTEGER PRIMARY KEY,
+            interaction_id INTEGER NOT NULL REFERENCES interactions(id),
+            agent_id INTEGER REFERENCES agents(id),
+            agent_ext TEXT NOT NULL DEFAULT '',
+            number TEXT NOT NULL,
+            asked_at REAL NOT NULL,
+            answered_at REAL,
+            ended_at REAL,
+            talk_s REAL,
+            outcome TEXT NOT NULL DEFAULT '' {_check('outcome', ('',) + OUTSIDE_OUTCOMES)}
+        )""")
+    db.execute("CREATE INDEX outside_transfers_contact ON outside_transfers(interaction_id)")
 
 
 # Everything pending on an empty database is every migration this version knows.

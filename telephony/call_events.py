@@ -97,6 +97,16 @@ class OutsideAnswered(Event):
 
 
 @dataclass(frozen=True)
+class OutsideNotAnswered(Event):
+    """An outside number a caller was transferred to refused, was busy or rang out after
+    `ring_s`: the caller goes back to the queue they were in."""
+    t: float
+    call_id: str
+    number: str
+    ring_s: float
+
+
+@dataclass(frozen=True)
 class OutsideEnded(Event):
     """A caller transferred to an outside number is gone: `outcome` answered (they
     talked `talk_s` there) or interrupted (the switch stopped). Their contact ends here."""

@@ -100,6 +100,7 @@ class InteractionRecorder:
         self._connected_since: dict[str, float] = {}   # call id -> when its current agent answered
         # live mode: each agent's part of a contact (interaction_legs), so a transfer credits both
         self._legs: dict[str, int] = {}             # call id -> its current agent's open leg
+        self._outside: dict[str, int] = {}          # call id -> its open outside_transfers row
         self._interrupting: dict[str, str] = {}     # call id -> why: it ends as interrupted, whatever ends it
         self._wrapping_legs: dict[str, int] = {}    # agent -> the leg their running wrap-up belongs to
         self._ended_legs: dict[str, tuple[str, int]] = {}   # agent -> (call, leg) just ended: a wrap-up may follow
@@ -178,6 +179,8 @@ class InteractionRecorder:
                            event.talk_s, event.hold_s)
             if kind is ev.CallTransferred:
                 self._wrap_begins(event.agent_id, event.call_id, t, event.wrap_up_s)
+                if event.target.startswith("number:"):
+                    self._outside_asked(event.call_id, event.agent_id, event.target[len("number:"):], t)
         elif kind is ev.CallCompleted:
             row = self._open.get(event.call_id)
             before_talk, before_hold = (row["talk_s"] or 0.0, row["hold_s"] or 0.0) if row is not None else (0.0, 0.0)
@@ -254,10 +257,29 @@ class InteractionRecorder:
         else:
             self._end(event.call_id, event.t, event.outcome)
 
+    # A transfer out: the contact row stays the transferring agent's until the caller
+    # leaves (OutsideEnded); each try has its own outside_transfers row.
+    def _outside_asked(self, call_id: str, agent: str, number: str, t: float) -> None:
+        row_id = self._row_ids.get(call_id)
+        if self.live and row_id is not None:
+            self._outside[call_id] = insert_row(self.db, "outside_transfers", {
+                "interaction_id": row_id, "agent_id": self.agent_id_of(agent), "agent_ext": agent, "number": number,
+                "asked_at": t})
+
     def _outside_answered(self, event: ce.OutsideAnswered) -> None:
-        pass   # the row is the transferring agent's contact until the caller leaves (OutsideEnded)
+        if (attempt := self._outside.get(event.call_id)) is not None:
+            self.db.execute("UPDATE outside_transfers SET answered_at = ? WHERE id = ?", [event.t, attempt])
+
+    def _outside_not_answered(self, event: ce.OutsideNotAnswered) -> None:
+        if (attempt := self._outside.pop(event.call_id, None)) is not None:
+            self.db.execute("UPDATE outside_transfers SET ended_at = ?, talk_s = 0, outcome = 'not_answered' "
+                            "WHERE id = ?", [event.t, attempt])
 
     def _outside_ended(self, event: ce.OutsideEnded) -> None:
+        if (attempt := self._outside.pop(event.call_id, None)) is not None:
+            self.db.execute("UPDATE outside_transfers SET ended_at = ?, talk_s = ?, outcome = CASE "
+                            "WHEN ? = 'interrupted' THEN 'interrupted' WHEN answered_at IS NULL THEN 'caller_hung_up' "
+                            "ELSE 'answered' END WHERE id = ?", [event.t, event.talk_s, event.outcome, attempt])
         self.finish(event.call_id, event.t, event.outcome, talk_s=event.talk_s)
 
     def _call_failed(self, event: ce.CallFailed) -> None:
@@ -301,8 +323,11 @@ class InteractionRecorder:
             leg = self.db.execute("SELECT max(answered_at) FROM interaction_legs WHERE interaction_id = ? "
                                   "AND ended_at IS NULL", [row_id]).fetchone()[0]
             end = max(last, leg or answered or entered)
-            if answered is not None:   # no open leg: put back to wait (a transfer), not talking
-                talk = (talk or 0.0) + (end - leg if leg is not None else 0.0)
+            outside = self.db.execute("SELECT max(answered_at) FROM outside_transfers WHERE interaction_id = ? "
+                                      "AND ended_at IS NULL", [row_id]).fetchone()[0]
+            if answered is not None:   # no open leg: put back to wait (a transfer), or talking outside
+                talk = (talk or 0.0) + (end - leg if leg is not None else 0.0) + \
+                    (max(0.0, end - outside) if outside is not None else 0.0)
             else:
                 wait = end - entered
             self.db.execute("UPDATE interactions SET outcome = 'interrupted', ended_at = ?, wait_s = ?, talk_s = ?, "
@@ -313,6 +338,7 @@ class InteractionRecorder:
             self.db.execute("UPDATE interaction_legs SET ended = 'interrupted', ended_at = max(?, answered_at), "
                             "talk_s = max(?, answered_at) - answered_at, hold_s = 0, wrapup_s = 0 "
                             "WHERE interaction_id = ? AND ended_at IS NULL", [last, last, row_id])
+            self._interrupt_outside("interaction_id = ?", end, [row_id])
         return closed
 
     def close_wrap_ups_left_open(self, last: float) -> int:
@@ -338,9 +364,16 @@ class InteractionRecorder:
             closed += 1
         return closed
 
+    def _interrupt_outside(self, which: str, end: float, args: list) -> None:
+        self.db.execute("UPDATE outside_transfers SET outcome = 'interrupted', ended_at = max(?, asked_at), "
+                        "talk_s = CASE WHEN answered_at IS NULL THEN 0 ELSE max(?, answered_at) - answered_at END "
+                        f"WHERE ended_at IS NULL AND {which}", [end, end, *args])
+
     def interrupt_strays(self, t: float) -> int:
         """The switch stops: a row of this node that nothing followed any more (a bug, or
         a race with the stop) still ends. Returns how many there were."""
+        self._interrupt_outside("interaction_id IN (SELECT id FROM interactions WHERE ended_at IS NULL AND node = ?)",
+                                t + self.offset, [self.node])
         self.db.execute("UPDATE interaction_legs SET ended = 'interrupted', ended_at = ?, "
                         "talk_s = max(0, ? - answered_at), hold_s = 0, wrapup_s = 0 WHERE ended_at IS NULL AND "
                         "interaction_id IN (SELECT id FROM interactions WHERE ended_at IS NULL AND node = ?)",
@@ -494,6 +527,7 @@ _LEG_EVENTS: dict[type, Callable[[InteractionRecorder, Any], None]] = {
     ce.OutboundDialled: InteractionRecorder._outbound_dialled,
     ce.OutboundAnswered: InteractionRecorder._outbound_answered, ce.OutboundEnded: InteractionRecorder._outbound_ended,
     ce.OutsideAnswered: InteractionRecorder._outside_answered, ce.OutsideEnded: InteractionRecorder._outside_ended,
+    ce.OutsideNotAnswered: InteractionRecorder._outside_not_answered,
     ce.CallFailed: InteractionRecorder._call_failed, ce.RecordingSaved: InteractionRecorder._recording_saved,
     ce.CallerIdentified: InteractionRecorder._caller_identified,
     ce.DispositionSet: InteractionRecorder._disposition_set,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from telephony.acd.queue_log import interrupted_rows
 from telephony.call_events import (MenuAbandoned, MenuKeyPressed, OutboundAnswered, OutboundEnded, OutsideAnswered,
-                                   OutsideEnded)
+                                   OutsideEnded, OutsideNotAnswered)
 from telephony.errors import SwitchError
 
 if TYPE_CHECKING:
@@ -243,6 +243,8 @@ class TransferredOut(SwitchCall):
 
     def not_answered(self, core: SwitchCore, leg: str, *, counts: bool) -> None:
         log.info("transfer of %s to %s not answered; back to the %s queue", self.call_id, self.number, self.queue)
+        now = core.clock()
+        core._happened(OutsideNotAnswered(now, self.call_id, self.number, now - self.since))
         core.calls[self.call_id] = Routed(self.call_id, self.caller, self.form)
         core.call_arrived(self.call_id, self.queue, self.caller.number, priority=self.priority)
 

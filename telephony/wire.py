@@ -33,7 +33,8 @@ RoutingEvent = Union[ev.CallQueued, ev.CallOffered, ev.CallbackDue, ev.RingNoAns
                      ev.AgentStateChanged, ev.CallOfferWithdrawn, ev.CallRequeued, ev.CallTransferred,
                      ev.BreakOverrun, ev.WrapUpExtended]
 CallEvent = Union[ce.PhoneRegistration, ce.MenuEntered, ce.MenuKeyPressed, ce.MenuAbandoned, ce.OutboundDialled,
-                  ce.OutboundAnswered, ce.OutboundEnded, ce.OutsideAnswered, ce.OutsideEnded, ce.CallFailed,
+                  ce.OutboundAnswered, ce.OutboundEnded, ce.OutsideAnswered, ce.OutsideNotAnswered,
+                  ce.OutsideEnded, ce.CallFailed,
                   ce.RecordingSaved, ce.CallerIdentified, ce.DispositionSet]
 SwitchEvent = Union[RoutingEvent, CallEvent, desk.ResidentAdded, desk.PhoneLinked, desk.WorkOrderOpened,
                     desk.CallbackAttempted]

@@ -604,9 +604,20 @@ def test_a_transfer_to_an_outside_number_goes_out_the_trunk_and_back_to_the_queu
         finally:
             db.close()
         # the outside leg's story is in the event log, as every other leg's
-        assert [(e["event"], e["number"]) for e in said] == [("OutsideAnswered", "+85290000002"),
+        assert [(e["event"], e["number"]) for e in said] == [("OutsideNotAnswered", "+85290000001"),
+                                                             ("OutsideAnswered", "+85290000002"),
                                                              ("OutsideEnded", "+85290000002")]
-        assert said[1]["outcome"] == "answered" and said[1]["talk_s"] > 3
+        assert said[2]["outcome"] == "answered" and said[2]["talk_s"] > 3
+        # and each try in the records: the busy one sent the caller back, the second talked
+        db = connect(line.db_path, migrate=False)
+        try:
+            tries = db.execute("SELECT agent_ext, number, answered_at IS NOT NULL, outcome, talk_s, ended_at >= asked_at "
+                               "FROM outside_transfers ORDER BY id").fetchall()
+        finally:
+            db.close()
+        assert [t[:4] for t in tries] == [("1001", "+85290000001", 0, "not_answered"),
+                                          ("1001", "+85290000002", 1, "answered")]
+        assert tries[0][4] == 0 and tries[1][4] > 3 and all(t[5] for t in tries)
     finally:
         line.process.kill()
         line.process.wait(5)

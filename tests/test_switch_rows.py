@@ -297,6 +297,56 @@ def test_a_crash_after_a_transfer_keeps_each_agents_talk(db, tmp_path):
     assert legs_of(db, "c1") == [("1001", 40.0, 0.0, 0.0, "transferred"), ("1002", 15.0, 0.0, 0.0, "interrupted")]
 
 
+def outside_tries(db, uid):
+    return db.execute("SELECT o.agent_ext, o.number, o.answered_at, o.ended_at, o.talk_s, o.outcome FROM "
+                      "outside_transfers o JOIN interactions i ON i.id = o.interaction_id WHERE i.uid = ? "
+                      "ORDER BY o.id", [uid]).fetchall()
+
+
+def transferred_out(core, number="+85290000002"):
+    # the ACD's side of a transfer out (the trunk's legs are tests/test_sip_calls.py's)
+    core._apply(lambda now: core.acd.transfer("c1", now, outside=number))
+
+
+def test_a_caller_who_hangs_up_while_the_outside_number_rings_is_recorded_so(core, db):
+    from telephony.call_events import OutsideEnded
+    answered(core)
+    clock = core.clock_
+    clock.now += 40
+    transferred_out(core)
+    asked = clock.now
+    clock.now += 12
+    core._happened(OutsideEnded(clock.now, "c1", "+85290000002", "answered", 0.0))   # the caller hung up
+    assert outside_tries(db, "c1") == [("1001", "+85290000002", None, asked + 12, 0.0, "caller_hung_up")]
+    row = row_of(db, "c1")
+    assert (row["outcome"], row["talk_s"], row["ended_at"]) == ("answered", 40.0, asked + 12)
+
+
+def test_a_crash_while_the_caller_talks_outside_closes_that_try_with_its_talk(db, tmp_path):
+    from telephony.call_events import OutsideAnswered
+    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    crashed.clock_ = clock
+    answered(crashed)
+    clock.now += 40
+    transferred_out(crashed)
+    clock.now += 8
+    crashed._happened(OutsideAnswered(clock.now, "c1", "+85290000002", 8.0))
+    answered_there = clock.now
+    clock.now += 20
+    crashed.still_alive()                            # its last sign of life: 20 s talked outside
+    crashed.queue_log.close()                        # ... and then it died
+    clock.now += 3600
+    restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    assert restarted.recover() == 1
+    restarted.close()
+    assert outside_tries(db, "c1") == [("1001", "+85290000002", answered_there, answered_there + 20, 20.0,
+                                        "interrupted")]
+    row = row_of(db, "c1")
+    assert (row["outcome"], row["talk_s"]) == ("interrupted", 60.0)   # 40 with Ann + 20 outside
+
+
 def test_a_timer_that_fires_as_the_switch_stops_does_nothing(core):
     # the demo's switch log ended with SwitchError "the switch is stopping" from a queue timer
     # that was already due when shut_down ran
