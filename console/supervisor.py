@@ -118,6 +118,17 @@ class SkillsScreen(ModalScreen):
         self.dismiss(None)
 
 
+def status_text(agent) -> str:
+    """An agent's status as their seat says it: a phone registered but not taking calls
+    yet is "not ready" (found in a demo trial: the console said "logged out" of a seat
+    that was open and waiting for its agent's v)."""
+    if agent.status == "on_break":
+        return f"on break ({agent.reason})" if agent.reason else "on break"
+    if agent.status == "logged_out" and agent.registered:
+        return "not ready"
+    return agent.status.replace("_", " ")
+
+
 class ReportScreen(ModalScreen):
     """The interval report (`hotline report`) on screen: today by default, a table and a
     plot of offered, answered and abandoned per interval with the service level."""
@@ -469,7 +480,7 @@ class SupervisorApp(App):
             self._fill_table("waiting", [(w.call_id, (w.queue, str(w.position), w.number, w.priority, duration(w.wait_s)))
                                    for w in self.centre.waiting_lines(now)])
             self._fill_table("agents", [(a.ext, (
-                a.ext, a.name, a.status.replace("_", " ") + (f" ({a.reason})" if a.status == "on_break" else ""),
+                a.ext, a.name, status_text(a),
                 a.state.replace("_", " "), duration(a.in_state_s), a.caller or "-", a.queue or "-", duration(a.call_s),
                 str(a.handled), duration(a.aht_s), duration(a.wrap_s), duration(a.break_s)))
                 for a in self.centre.agent_lines(now)])

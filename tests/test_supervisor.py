@@ -185,6 +185,14 @@ async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(cent
         await pilot.pause(0.3)
         assert core.view_of("1001")["status"] == "on_break" and core.view_of("1001")["reason"] == "training"
         assert "on break (training)" in cells(app, "agents", "1001")[2]
+        core.set_status("1001", "logged_out")
+        core.seat_registered("1001", ("127.0.0.1", 5062))       # the seat is open, its agent not ready yet
+        await settle(pilot, app)
+        assert cells(app, "agents", "1001")[2] == "not ready"   # (it said "logged out", found in a demo trial)
+        core.seat_registered("1001", None)
+        await settle(pilot, app)
+        assert cells(app, "agents", "1001")[2] == "logged out"
+        core.set_status("1001", "on_break", reason="training")
         core.caller_arrived("c7", "+85291230007", "repair")      # Ann on a break, nobody else: it waits
         await settle(pilot, app)
         waiting = app.query_one("#waiting")
