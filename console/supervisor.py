@@ -141,13 +141,17 @@ class ReportScreen(ModalScreen):
     """
     BINDINGS = [Binding("g", "group", "By queue/agent/type"), Binding("i", "interval", "Interval"),
                 Binding("left_square_bracket", "day(-1)", "Day before"), Binding("right_square_bracket", "day(1)", "Day after"),
-                Binding("escape", "close", "Back")]
+                Binding("escape", "close", "Back"),
+                # rows, not columns (a DataTable's home/end scroll sideways, hiding the time:
+                # found in a demo trial looking for the latest interval)
+                Binding("home", "row(0)", "First row", show=False, priority=True),
+                Binding("end", "row(-1)", "Last row", show=False, priority=True)]
     COLUMNS = ("offered", "answered", "abandoned", "short_abandoned", "service_level", "asa_s", "aht_s", "occupancy",
                "transfers", "callbacks_made", "orders_opened", "orders_closed", "orders_overdue", "survey_score")
 
     def __init__(self, ask: Callable[..., Awaitable[dict]], today: dt.date, tz: dt.tzinfo):
         super().__init__()
-        self.ask, self.day, self.tz = ask, today, tz
+        self.ask, self.day, self.today, self.tz = ask, today, today, tz
         self.by, self.interval = "queue", "30m"
 
     def compose(self) -> ComposeResult:
@@ -179,7 +183,15 @@ class ReportScreen(ModalScreen):
         for row in rows:
             table.add_row(dt.datetime.fromtimestamp(row["interval_start"], self.tz).strftime("%H:%M"), row[self.by],
                           *(cell(c, row[c]) for c in self.COLUMNS))
+        if self.day == self.today:
+            self.action_row(-1)   # today: the latest interval in view, where the supervisor looks first
         self._plot(rows)
+
+    def action_row(self, index: int) -> None:
+        table = self.query_one("#report-table", DataTable)
+        if table.row_count:
+            table.move_cursor(row=index % table.row_count, column=0, animate=False)
+            table.scroll_to(x=0, animate=False)
 
     def _plot(self, rows: list[dict]) -> None:
         from textual_plotext import PlotextPlot

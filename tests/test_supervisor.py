@@ -350,6 +350,11 @@ async def test_the_interval_report_is_a_screen_of_the_console(centre):
         rows = {table.get_row_at(n)[1]: [str(v) for v in table.get_row_at(n)] for n in range(table.row_count)}
         assert rows["repair"][:7] == ["10:00", "repair", "1", "1", "0", "0", "100%"]
         assert rows["billing"][:7] == ["10:00", "billing", "1", "0", "1", "1", "0%"]   # a short abandon
+        assert table.cursor_row == table.row_count - 1             # today: the latest interval
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        await pilot.press("end")                                   # the last row, the time still in view
+        assert table.cursor_row == table.row_count - 1 and table.scroll_x == 0
         await pilot.press("g")                                   # by agent
         await pilot.pause(0.5)
         table = app.screen.query_one("#report-table")

@@ -25,7 +25,7 @@ def agent(ext, name, status, state, since, **extra):
     return {"ext": ext, "name": name, "status": status, "state": state, "since": since, "status_since": since,
             "reason": extra.pop("reason", ""), "call": extra.pop("call", None), "caller": extra.pop("caller", ""),
             "queue": extra.pop("queue", ""), "skills": extra.pop("skills", {"repair": 3, "complaint": 2}),
-            "registered": True, **extra}
+            "registered": extra.pop("registered", status != "logged_out"), **extra}   # logged out: gone home
 
 
 QUIET = {"at": NOW, "queues": {"repair": [], "complaint": [], "emergency": []}, "locked_out": [],
