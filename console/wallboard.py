@@ -51,7 +51,7 @@ class Tile(Vertical):
         level = q["service_level"]
         sl = "-" if level is None else f"{level:.0%}"
         self.query_one(".line2", Static).update(
-            f"SL today {sl} (target {q['sl_target']:.0%} in {q['threshold_s']:.0f} s)\n"
+            f"SL today {sl} · target {q['sl_target']:.0%}/{q['threshold_s']:.0f}s\n"
             f"answered {q['answered']} · abandoned {q['abandoned']}")
         self.query_one(".line3", Static).update(
             f"agents {q['logged_in']} · free {q['available']}\non calls {q['in_call']} · on break {q['on_break']}")
@@ -69,26 +69,30 @@ def waiting_late(q: dict) -> bool:
     return q["waiting"] > 0 and q["longest_wait_s"] > q["threshold_s"]
 
 
-def queue_table(queues: list[dict]) -> Table:
+def queue_table(queues: list[dict], width: int = 80) -> Table:
     """Every queue on a line, for a screen too small for the tiles (80x24 over SSH held
-    two of six tiles; the rest, emergency among them, were below the fold)."""
+    two of six tiles; the rest, emergency among them, were below the fold). Below 74
+    columns the target and the breaks go (the SL's colour still says below target)."""
+    narrow = width < 74
     table = Table(expand=True, box=None, padding=(0, 0, 0, 1), pad_edge=False, header_style="bold",
                   caption="SL: answered within the target's seconds, today · Ans, Aband: answered, "
                           "abandoned today", caption_justify="left")
-    table.add_column("Queue", no_wrap=True)
+    table.add_column("Queue", no_wrap=True, min_width=max((len(q["name"]) for q in queues), default=5))
     for title in ("Waiting", "Longest", "SL", "Target", "Ans", "Aband", "Agents", "Free", "On call", "Break"):
-        table.add_column(title, justify="right", no_wrap=True)
+        if not (narrow and title in ("Target", "Break")):
+            table.add_column(title, justify="right", no_wrap=True)
     for q in queues:
         level = q["service_level"]
         late = waiting_late(q)
-        table.add_row(
+        cells = [
             Text(q["name"].upper(), style="bold"),
             Text(str(q["waiting"]), style="bold yellow" if late else "bold"),
             Text(clock_text(q["longest_wait_s"]) if q["waiting"] else "-", style="yellow" if late else ""),
             Text("-" if level is None else f"{level:.0%}", style="bold red" if below_target(q) else ""),
             f"{q['sl_target']:.0%}/{q['threshold_s']:.0f}s",
             str(q["answered"]), str(q["abandoned"]),
-            str(q["logged_in"]), str(q["available"]), str(q["in_call"]), str(q["on_break"]))
+            str(q["logged_in"]), str(q["available"]), str(q["in_call"]), str(q["on_break"])]
+        table.add_row(*(cells[:4] + cells[5:-1] if narrow else cells))
     return table
 
 
@@ -124,6 +128,7 @@ class WallboardApp(App):
         self.client: ControlClient | None = None
         self.live = False
         self._busy = False
+        self._figures: list[dict] = []   # the queues' last figures, for a resize to draw again
 
     def compose(self) -> ComposeResult:
         yield Static("", id="header")
@@ -142,6 +147,15 @@ class WallboardApp(App):
         rows = -(-len(self.query(Tile)) // columns)
         needed = 1 + 2 + rows * TILE_HEIGHT + max(0, rows - 1)   # header, padding, tiles, gutters
         self.screen.set_class(needed > height, "small")
+        self.query_one("#lines", Static).update(queue_table(self._figures, width))
+        self.call_after_refresh(self._check_fit)
+
+    def _check_fit(self) -> None:
+        # a line that wraps on a narrow tile makes it taller than TILE_HEIGHT: the tiles
+        # as laid out are what counts
+        grid = self.query_one("#tiles", Grid)
+        if grid.display and grid.max_scroll_y > 0:
+            self.screen.add_class("small")
 
     def on_mount(self) -> None:
         self.call_later(self.poll)
@@ -182,7 +196,8 @@ class WallboardApp(App):
                 await grid.mount(tile)
                 self._lay_out()
             tile.show(q)
-        self.query_one("#lines", Static).update(queue_table(figures["queues"]))
+        self._figures = figures["queues"]
+        self.query_one("#lines", Static).update(queue_table(self._figures, self.size.width))
         waiting = sum(q["waiting"] for q in figures["queues"])
         self._header(f"{dt.datetime.fromtimestamp(figures['at'], self.tz):%a %d %b %H:%M:%S} · "
                      f"{waiting} caller{'s' if waiting != 1 else ''} waiting")

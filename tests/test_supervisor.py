@@ -328,6 +328,12 @@ async def test_the_wallboard_shows_every_queue_on_an_80_by_24_terminal(centre):
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert "EMERGENCY" in screen_text(app)
+        # tall enough for three rows of tiles as drawn at 80 columns, but at 62 their lines
+        # wrap and the tiles grow: the lines again, not a grid scrolled out of sight
+        await pilot.resize_terminal(62, 40)
+        await pilot.pause()
+        await pilot.pause()
+        assert "EMERGENCY" in screen_text(app) and not app.query_one("#tiles").display
 
 
 async def test_the_interval_report_is_a_screen_of_the_console(centre):
