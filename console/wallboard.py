@@ -84,7 +84,7 @@ def queue_table(queues: list[dict], width: int = 80) -> Table:
     for q in queues:
         level = q["service_level"]
         late = waiting_late(q)
-        cells = [
+        cells: list[Text | str] = [
             Text(q["name"].upper(), style="bold"),
             Text(str(q["waiting"]), style="bold yellow" if late else "bold"),
             Text(clock_text(q["longest_wait_s"]) if q["waiting"] else "-", style="yellow" if late else ""),
