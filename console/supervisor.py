@@ -583,6 +583,14 @@ class SupervisorApp(App):
             self.notice("Choose an agent first: tab to the agents table, ↑↓ to the agent.")
         return agent
 
+    def _at_a_seat(self, agent: wire.AgentView) -> bool:
+        # said before asking (the switch refuses it too): a supervisor cannot log someone in
+        if agent.status == "logged_out" and not agent.registered:
+            self.notice(f"{agent.ext} {agent.name} is not at a seat (logged out, no phone registered): "
+                        "only they can log in.")
+            return False
+        return True
+
     def _chosen_caller(self):
         call_id = self._selected_key("waiting")
         caller = next((w for w in self.centre.waiting_lines(self.clock()) if w.call_id == call_id), None)
@@ -611,7 +619,7 @@ class SupervisorApp(App):
         if agent is None:
             return
         if agent.status != "available":   # found in a trial: a break on a break was audited, to no effect
-            self.notice(f"{agent.ext} {agent.name} is {agent.status.replace('_', ' ')}: no break to start.")
+            self.notice(f"{agent.ext} {agent.name} is {status_text(agent)}: no break to start.")
             return
 
         def chosen(reason: str | None) -> None:
@@ -625,7 +633,7 @@ class SupervisorApp(App):
         agent = self._chosen_agent()
         if agent is not None and agent.status == "available":
             self.notice(f"{agent.ext} {agent.name} is available already.")
-        elif agent is not None:
+        elif agent is not None and self._at_a_seat(agent):
             self._confirm_then(f"Make {agent.ext} {agent.name} available for calls now?",
                           lambda: self._ask_switch("force_status", f"{agent.ext} is available.", ext=agent.ext,
                                             status="available"))

@@ -349,6 +349,11 @@ class ControlServer:
             raise RequestError("bad_request", "status must be available, on_break or logged_out")
         reason = str(request.get("reason", "supervisor" if status == "on_break" else ""))
         ext = _text(request, "ext")
+        if status != "logged_out" and not self.core.at_a_seat(ext):
+            # found in a demo trial: three agents who had gone home were made "available",
+            # counted free on the wallboard with no phone to ring
+            raise RequestError("conflict", f"{ext} is not at a seat (logged out, no phone registered): "
+                                           "only they can log in")
         self.core.set_status(ext, status, reason)
         self.core.audit(connection.agent["ext"], "force_status", ext, f"{status} {reason}".strip())
 

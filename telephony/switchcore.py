@@ -342,6 +342,12 @@ class SwitchCore:
             and self._views[ext]["status"] == "logged_out" else None
         self._apply(lambda now: self.acd.set_status(ext, status, now, reason, began=began))
 
+    def at_a_seat(self, ext: str) -> bool:
+        """Logged in, or with a phone registered (a seat open, its agent not ready yet).
+        Without a SIP side attached (the routing core alone, in tests) everyone is."""
+        self._known(ext)
+        return self.legs is None or ext in self.registrations or self._views[ext]["status"] != "logged_out"
+
     def end_wrap_up(self, ext: str) -> None:
         self._known(ext)
         self._apply(lambda now: self.acd.end_wrap_up(ext, now))

@@ -366,3 +366,26 @@ def test_a_media_engine_that_stops_answering_stops_the_switch_to_be_started_agai
     last = result.stderr.strip().splitlines()[-1]
     assert re.match(r"hotline: the media engine \(RTPproxy\) has not answered for [234] s \(0 calls up", last), last
     assert "Traceback" not in result.stderr
+
+
+def test_a_supervisor_cannot_make_an_agent_who_is_not_at_a_seat_available(switch):
+    # found in a demo trial: three agents gone home were made "available" from the console,
+    # counted free on the wallboard with no phone to ring
+    import json
+    port, _, control = switch
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(control))
+        stream = s.makefile("rw")
+
+        def ask(**request) -> dict:
+            stream.write(json.dumps({"id": 1, **request}) + "\n")
+            stream.flush()
+            return json.loads(stream.readline())
+        assert ask(op="login", ext="2001", pin="9999")["ok"]
+        for status in ("available", "on_break"):
+            refused = ask(op="force_status", ext="1001", status=status, reason="lunch")
+            assert refused["error"]["code"] == "conflict" and "not at a seat" in refused["error"]["message"]
+        assert sipp(port, "register.xml", "1001", "1111") == 0     # the seat opens: not ready yet
+        assert ask(op="force_status", ext="1001", status="available")["ok"]
+    agents = {a["ext"]: a for a in _snapshot(control)["agents"]}
+    assert agents["1001"]["status"] == "available" and agents["1002"]["status"] == "logged_out"

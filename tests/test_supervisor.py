@@ -192,6 +192,9 @@ async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(cent
         core.seat_registered("1001", None)
         await settle(pilot, app)
         assert cells(app, "agents", "1001")[2] == "logged out"
+        await pilot.press("v")                                   # gone home: said, nothing asked
+        await pilot.pause()
+        assert len(app.screen_stack) == 1 and "not at a seat" in str(app.query_one("#notice").render())
         core.set_status("1001", "on_break", reason="training")
         core.caller_arrived("c7", "+85291230007", "repair")      # Ann on a break, nobody else: it waits
         await settle(pilot, app)
