@@ -36,6 +36,24 @@ def row_of(db, uid):
     return dict(zip([c[0] for c in cursor.description], cursor.fetchone()))
 
 
+def switch_that_will_crash(db, tmp_path, queue=None, exts=("1001",)):
+    """A switch on the test's clock (as `crashed.clock_`); it 'dies' by closing its
+    queue_log without shut_down, and `restart_after_crash` starts the next one."""
+    for ext, name, pin in (("1001", "Ann", "1111"), ("1002", "Bob", "2222")):
+        if ext in exts:
+            add_agent(db, ext=ext, name=name, pin=pin, skills={"repair": 3})
+    clock = Clock()
+    crashed = SwitchCore(db, [queue or QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    crashed.clock_ = clock
+    return crashed
+
+
+def restart_after_crash(crashed, db, tmp_path, down_s, queue=None):
+    crashed.queue_log.close()                        # ... and then it died (no shut_down)
+    crashed.clock_.now += down_s
+    return SwitchCore(db, [queue or QueueConfig("repair")], clock=crashed.clock_, queue_log_path=tmp_path / "q.log")
+
+
 def answered(core, call_id="c1", ext="1001", wait=5.0):
     clock = core.clock_
     core.set_status(ext, "available")
@@ -167,16 +185,11 @@ def assert_the_event_log_ends(db, why):
 
 
 def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
-    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
-    clock = Clock()
-    crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
-    crashed.clock_ = clock
+    crashed = switch_that_will_crash(db, tmp_path)
     answered(crashed)
-    clock.now += 50
+    crashed.clock_.now += 50
     crashed.caller_arrived("c2", "+85290000001", "repair")   # the last thing it wrote, at +55
-    crashed.queue_log.close()                                 # ... and then it died (no shut_down)
-    clock.now += 3600
-    restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    restarted = restart_after_crash(crashed, db, tmp_path, 3600)
     assert restarted.recover() == 2
     talking, waiting = row_of(db, "c1"), row_of(db, "c2")
     assert (talking["outcome"], talking["talk_s"], talking["ended_at"]) == ("interrupted", 50.0, 1_800_000_055.0)
@@ -193,18 +206,15 @@ def test_after_a_crash_the_next_start_closes_what_was_left_open(db, tmp_path):
 def test_a_wrap_up_the_crash_cut_counts_until_the_switch_went_down(db, tmp_path):
     # from the demo trial: a contact whose agent was in wrap-up when the switch was killed
     # kept wrapup_s 0.0 for good
-    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
-    clock = Clock()
-    crashed = SwitchCore(db, [QueueConfig("repair", wrap_up_s=60)], clock=clock, queue_log_path=tmp_path / "q.log")
-    crashed.clock_ = clock
+    queue = QueueConfig("repair", wrap_up_s=60)
+    crashed = switch_that_will_crash(db, tmp_path, queue)
+    clock = crashed.clock_
     answered(crashed)
     clock.now += 20
     crashed.sip_hung_up("c1", by="caller")           # wrap-up from here
     clock.now += 25
     crashed.still_alive()                            # its last sign of life, 25 s into the wrap-up
-    crashed.queue_log.close()                        # ... and then it died
-    clock.now += 600
-    restarted = SwitchCore(db, [QueueConfig("repair", wrap_up_s=60)], clock=clock, queue_log_path=tmp_path / "q.log")
+    restarted = restart_after_crash(crashed, db, tmp_path, 600, queue)
     restarted.recover()
     assert row_of(db, "c1")["wrapup_s"] == 25.0
     assert db.execute("SELECT wrapup_s FROM interaction_legs").fetchall() == [(25.0,)]
@@ -274,11 +284,8 @@ def test_a_transferred_contact_credits_each_agent_with_their_own_talk_hold_and_w
 
 
 def test_a_crash_after_a_transfer_keeps_each_agents_talk(db, tmp_path):
-    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
-    add_agent(db, ext="1002", name="Bob", pin="2222", skills={"repair": 3})
-    clock = Clock()
-    crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
-    crashed.clock_ = clock
+    crashed = switch_that_will_crash(db, tmp_path, exts=("1001", "1002"))
+    clock = crashed.clock_
     answered(crashed)
     clock.now += 40
     crashed.set_status("1002", "available")
@@ -287,9 +294,7 @@ def test_a_crash_after_a_transfer_keeps_each_agents_talk(db, tmp_path):
     crashed.sip_answered("c1", "1002")
     clock.now += 15
     crashed.still_alive()                            # its last sign of life: Bob 15 s in
-    crashed.queue_log.close()                        # ... and then it died
-    clock.now += 3600
-    restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    restarted = restart_after_crash(crashed, db, tmp_path, 3600)
     assert restarted.recover() == 1
     restarted.close()
     row = row_of(db, "c1")
@@ -324,10 +329,8 @@ def test_a_caller_who_hangs_up_while_the_outside_number_rings_is_recorded_so(cor
 
 def test_a_crash_while_the_caller_talks_outside_closes_that_try_with_its_talk(db, tmp_path):
     from telephony.call_events import OutsideAnswered
-    add_agent(db, ext="1001", name="Ann", pin="1111", skills={"repair": 3})
-    clock = Clock()
-    crashed = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
-    crashed.clock_ = clock
+    crashed = switch_that_will_crash(db, tmp_path)
+    clock = crashed.clock_
     answered(crashed)
     clock.now += 40
     transferred_out(crashed)
@@ -336,9 +339,7 @@ def test_a_crash_while_the_caller_talks_outside_closes_that_try_with_its_talk(db
     answered_there = clock.now
     clock.now += 20
     crashed.still_alive()                            # its last sign of life: 20 s talked outside
-    crashed.queue_log.close()                        # ... and then it died
-    clock.now += 3600
-    restarted = SwitchCore(db, [QueueConfig("repair")], clock=clock, queue_log_path=tmp_path / "q.log")
+    restarted = restart_after_crash(crashed, db, tmp_path, 3600)
     assert restarted.recover() == 1
     restarted.close()
     assert outside_tries(db, "c1") == [("1001", "+85290000002", answered_there, answered_there + 20, 20.0,
