@@ -521,6 +521,8 @@ class SupervisorApp(App):
         table = self._main.query_one(f"#{table_id}", DataTable)
         keys = [column.key for column in table.columns.values()]
         wanted = dict(rows)
+        on_row = self._selected_key(table_id)
+        at_top = table.cursor_row == 0
         for row_key in list(table.rows):
             if row_key.value not in wanted:
                 table.remove_row(row_key)
@@ -539,12 +541,12 @@ class SupervisorApp(App):
         order = [key for key, _ in rows]
         if [row.key.value for row in table.ordered_rows] != order:
             # found in a demo trial: a new row went to the bottom (the audit trail, newest
-            # first, read out of time order); drawn again in order, the cursor on its row
-            on_row = self._selected_key(table_id)
+            # first, read out of time order); drawn again in order, the cursor on its row,
+            # or on the first if it was there (what is new in view, not scrolled past)
             table.clear()
             for key, cells in rows:
                 table.add_row(*cells, key=key, height=None if table_id == "alerts" else 1)
-            if on_row in wanted:
+            if on_row in wanted and not at_top:
                 table.move_cursor(row=order.index(on_row), animate=False)
 
     # --- actions -------------------------------------------------------------------------------

@@ -212,7 +212,9 @@ async def test_actions_on_agents_and_callers_are_confirmed_done_and_audited(cent
         await settle(pilot, app)
         assert cells(app, "audit", "2")[2:4] == ["move caller", "c7"]
         # newest first, a row added while the console is open too (it went to the bottom)
-        assert [row.key.value for row in app.query_one("#audit").ordered_rows] == ["2", "1"]
+        audit_table = app.query_one("#audit")
+        assert [row.key.value for row in audit_table.ordered_rows] == ["2", "1"]
+        assert audit_table.cursor_row == 0 and audit_table.scroll_y == 0   # the newest in view
 
 
 async def test_a_switch_that_stops_answering_but_keeps_the_connection_is_not_shown_as_live(centre):
