@@ -73,26 +73,27 @@ def queue_table(queues: list[dict], width: int = 80) -> Table:
     """Every queue on a line, for a screen too small for the tiles (80x24 over SSH held
     two of six tiles; the rest, emergency among them, were below the fold). Below 74
     columns the target and the breaks go (the SL's colour still says below target)."""
-    narrow = width < 74
+    left_out = ("Target", "Break") if width < 74 else ()
     table = Table(expand=True, box=None, padding=(0, 0, 0, 1), pad_edge=False, header_style="bold",
                   caption="SL: answered within the target's seconds, today · Ans, Aband: answered, "
                           "abandoned today", caption_justify="left")
     table.add_column("Queue", no_wrap=True, min_width=max((len(q["name"]) for q in queues), default=5))
-    for title in ("Waiting", "Longest", "SL", "Target", "Ans", "Aband", "Agents", "Free", "On call", "Break"):
-        if not (narrow and title in ("Target", "Break")):
-            table.add_column(title, justify="right", no_wrap=True)
+    shown = [title for title in ("Waiting", "Longest", "SL", "Target", "Ans", "Aband", "Agents", "Free", "On call",
+                                 "Break") if title not in left_out]
+    for title in shown:
+        table.add_column(title, justify="right", no_wrap=True)
     for q in queues:
         level = q["service_level"]
         late = waiting_late(q)
-        cells: list[Text | str] = [
-            Text(q["name"].upper(), style="bold"),
-            Text(str(q["waiting"]), style="bold yellow" if late else "bold"),
-            Text(clock_text(q["longest_wait_s"]) if q["waiting"] else "-", style="yellow" if late else ""),
-            Text("-" if level is None else f"{level:.0%}", style="bold red" if below_target(q) else ""),
-            f"{q['sl_target']:.0%}/{q['threshold_s']:.0f}s",
-            str(q["answered"]), str(q["abandoned"]),
-            str(q["logged_in"]), str(q["available"]), str(q["in_call"]), str(q["on_break"])]
-        table.add_row(*(cells[:4] + cells[5:-1] if narrow else cells))
+        cells: dict[str, Text | str] = {
+            "Queue": Text(q["name"].upper(), style="bold"),
+            "Waiting": Text(str(q["waiting"]), style="bold yellow" if late else "bold"),
+            "Longest": Text(clock_text(q["longest_wait_s"]) if q["waiting"] else "-", style="yellow" if late else ""),
+            "SL": Text("-" if level is None else f"{level:.0%}", style="bold red" if below_target(q) else ""),
+            "Target": f"{q['sl_target']:.0%}/{q['threshold_s']:.0f}s",
+            "Ans": str(q["answered"]), "Aband": str(q["abandoned"]), "Agents": str(q["logged_in"]),
+            "Free": str(q["available"]), "On call": str(q["in_call"]), "Break": str(q["on_break"])}
+        table.add_row(*(cells[title] for title in ("Queue", *shown)))
     return table
 
 
