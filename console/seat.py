@@ -705,6 +705,12 @@ class SeatApp(App):
         if draft is None:
             self.notice("No call to save.")
             return
+        if self.seat.state == "ringing" and self.pop is not None and self.pop.call == self.seat.call:
+            # found in a new user's trial: finishing a form from u, a call rang, took the
+            # screen, and ctrl+s put the disposition on a caller nobody had talked to
+            self.notice("A call is ringing: a answers it. Nothing is saved on a call not answered"
+                        + ("; the form you were finishing is under u." if self._unfinished() else "."))
+            return
         await typing_caught_up(self)
         self._take_form(draft)
         problems = draft.problems_by_field(self.policy.types)

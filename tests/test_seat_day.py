@@ -682,3 +682,35 @@ async def test_the_break_limit_notice_goes_when_the_agent_is_back(centre):
         await pilot.press("v")
         await pilot.pause(0.2)
         assert app.seat.status == "available" and str(app.query_one("#notice").render()) == ""
+
+
+async def test_a_call_ringing_over_a_form_being_finished_gets_nothing_saved_on_it(centre, tmp_path):
+    # found in a new user's trial: finishing a form from u, a call rang and took the screen,
+    # and ctrl+s put "billing: information given" on a caller nobody had talked to
+    c = centre
+    app = seat_app(c, drafts=Drafts(tmp_path / "drafts.json"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ring_and_answer(c, app, pilot)
+        await pilot.press("n", *"Lift stuck at 12F")
+        c["clock"].now += 20
+        await hang_up(c, app, pilot)
+        c["clock"].now += 100
+        c["core"]._on_timer()                               # wrap-up (and its extension) ran out
+        await pilot.pause(0.3)
+        await pilot.press("u")
+        await pilot.pause()
+        await pilot.press("enter")                          # the form reopened to finish
+        await pilot.pause()
+        c["core"].set_status("1001", "available")
+        c["core"].caller_arrived("c2", "+85290002222", "repair")
+        app.post_message(PhoneEvent(IncomingCall(2, "+85290002222", "", {
+            "X-Hotline-Queue": "repair", "X-Hotline-Interaction": "c2"})))
+        await pilot.pause(0.2)
+        assert app.seat.state == "ringing"
+        app.query_one("#outcome").value = "information given"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert "A call is ringing: a answers it. Nothing is saved on a call not answered" in str(
+            app.query_one("#notice").render())
+    rows = dict(c["db"].execute("SELECT uid, disposition FROM interactions").fetchall())
+    assert rows["c2"] == "" and rows["c1"] == "repair: unfinished"
