@@ -31,3 +31,19 @@ def test_a_broken_knowledge_file_is_named_with_what_is_wrong(tmp_path, text, mes
 def test_a_missing_knowledge_file_says_so(tmp_path):
     with pytest.raises(KnowledgeError, match="cannot read it"):
         load_knowledge(tmp_path / "none.yaml")
+
+
+def test_a_reply_time_an_answer_promises_is_the_service_standards_own():
+    # found in a new user's trial: the fee answer said finance replies within 4 working
+    # days, the seat's own billing deadline said 2
+    import re
+
+    from records.sla import load_policy
+
+    promised = {rule.department.replace("_", " "): str(rule.reply_within)
+                for rule in load_policy().types.values() if rule.reply_within is not None}
+    said = [(department, days) for answer in load_knowledge()
+            for department, days in re.findall(r"(\w[\w ]*?) replies within (\d+ working days?)", answer.text)]
+    assert said, "no answer promises a reply time any more: this test needs another example"
+    for department, days in said:
+        assert promised[department] == days, (department, days, promised)
