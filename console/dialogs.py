@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList, Select
 
 
@@ -117,3 +118,15 @@ class ChoiceList(KeysInOrder, OptionList):
 
 class ChoiceTable(KeysInOrder, DataTable):
     """A DataTable whose arrows move it in the order they were pressed."""
+
+
+class MainScreen(Screen):
+    """An app's own screen (its `get_default_screen`). Textual sends the app one Resize,
+    at start; the screen gets one every time the terminal changes size, and passes it on
+    to the app's `on_screen_resize` (found in trials: the wallboard and the seat kept the
+    layout they started with)."""
+
+    def on_resize(self) -> None:
+        handler = getattr(self.app, "on_screen_resize", None)
+        if handler is not None:
+            handler()

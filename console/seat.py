@@ -23,10 +23,11 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
 from console.desk import Desk, DeskError, LocalDesk, SwitchDesk, on_this_call
-from console.dialogs import ChoiceSelect, TextField, typing_caught_up
+from console.dialogs import ChoiceSelect, MainScreen, TextField, typing_caught_up
 from console.last_resort import LastResort, terminal_fd
 from records.desk import pop_from_wire, pop_headers
 from records.knowledge import Answer
@@ -104,6 +105,7 @@ class SeatApp(App):
             "unmute": ("in_call", "on_hold"), "keypad": ("in_call", "on_hold"),
             "transfer": ("in_call", "on_hold"),
             "available": ("idle", "wrap_up"), "on_break": ("idle", "wrap_up"), "end_wrap_up": ("wrap_up",)}
+    _took_the_screen: int | None = None   # a ringing call whose pop replaced a form being finished
     BACK_WITH_V = "v when you are back."   # ends the notices that a break asks to end
     WRAP_WARNING_S = 10      # this long before wrap-up ends, an unsaved form is said (and wrap-up extended once)
     RECONNECT_S = (1, 2, 5, 10)   # waits between tries to reach the switch again (the last repeats)
@@ -377,7 +379,10 @@ class SeatApp(App):
             self._widths[table_id] = {label: column_width or max(12, width - used) for label, column_width in columns}
         self._narrow = narrow
 
-    def on_resize(self, event) -> None:
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
+
+    def on_screen_resize(self) -> None:
         self._columns()
         if self.pop is not None:
             self._show_tables(self.pop)
@@ -482,6 +487,10 @@ class SeatApp(App):
                 self.run_worker(self._fill_pop(pop, pop_headers(pop), offered), exit_on_error=False)
             return   # it rings behind the current call; its pop shows when that call is over
         self._clear_dialogs_for_ringing()
+        earlier = self.drafts.get(self.pop.interaction) if self.pop is not None and self.pop.interaction else None
+        # a form being finished, replaced under the agent's hands: its keys must not save here
+        self._took_the_screen = pop.call if earlier is not None and earlier.interaction != pop.interaction \
+            and earlier.owed else None
         self.show_pop(pop)
         if complete:
             self.call_after_refresh(lambda: self.pop_latencies.append(time.monotonic() - received))
@@ -705,11 +714,11 @@ class SeatApp(App):
         if draft is None:
             self.notice("No call to save.")
             return
-        if self.seat.state == "ringing" and self.pop is not None and self.pop.call == self.seat.call:
+        if self.seat.state == "ringing" and self.pop is not None and self.pop.call == self._took_the_screen:
             # found in a new user's trial: finishing a form from u, a call rang, took the
             # screen, and ctrl+s put the disposition on a caller nobody had talked to
-            self.notice("A call is ringing: a answers it. Nothing is saved on a call not answered"
-                        + ("; the form you were finishing is under u." if self._unfinished() else "."))
+            self.notice("A call is ringing: a answers it. Nothing is saved on a call not answered while "
+                        "another form was open; the form you were finishing is under u.")
             return
         await typing_caught_up(self)
         self._take_form(draft)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import Awaitable, Callable, cast
+from typing import Awaitable, Callable
 
 from rich.table import Table
 from rich.text import Text
@@ -19,6 +19,7 @@ from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import Digits, Static
 
+from console.dialogs import MainScreen
 from telephony.control_client import ControlClient, ControlError
 
 REFRESH_S = 2.0
@@ -97,12 +98,6 @@ def queue_table(queues: list[dict], width: int = 80) -> Table:
     return table
 
 
-class WallScreen(Screen):
-    def on_resize(self) -> None:
-        # the app's own Resize arrives once, at start; the screen's every time
-        cast(WallboardApp, self.app)._lay_out()
-
-
 class WallboardApp(App):
     CSS = """
     #header { height: 1; background: $primary; padding: 0 1; }
@@ -137,7 +132,10 @@ class WallboardApp(App):
         yield Static("", id="lines")   # the same figures a line a queue, when the tiles do not fit
 
     def get_default_screen(self) -> Screen:
-        return WallScreen()
+        return MainScreen()
+
+    def on_screen_resize(self) -> None:
+        self._lay_out()
 
     def _lay_out(self) -> None:
         # three tiles a row on a wall screen, fewer on a narrow terminal; a line per queue

@@ -111,6 +111,20 @@ async def test_a_ringing_call_pops_the_profile_and_the_keys_drive_the_phone(reco
         orders = app.query_one("#orders")
         assert orders.row_count == 1 and any("overdue" in str(cell) for cell in orders.get_row_at(0))
         assert "registered │ not ready (v) │ ringing" in str(app.query_one("#header").render())
+        # the tables follow the terminal's size, not only the size the seat started at
+        # (found in a new user's trial: 120 -> 80 columns kept the wide layout, text cut)
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        await pilot.pause()
+        assert "status" in [str(c.label) for c in orders.columns.values()]
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        await pilot.pause()
+        assert [str(c.label) for c in orders.columns.values()][:2] == ["#", "type, status"] and orders.row_count == 1
+        assert "queue" not in [str(c.label) for c in app.query_one("#history").columns.values()]
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        await pilot.pause()
         await pilot.press("a")
         assert phone.sent == [("answer", 5)]
         app.post_message(PhoneEvent(CallState(5, "connected", 200, "OK")))
@@ -273,6 +287,9 @@ async def test_the_form_saves_disposition_and_work_order_in_one_keystroke_and_dr
             app.post_message(PhoneEvent(ring))
             await pilot.pause()
             assert app.query_one("#notes").value == "Tap fixed"         # the draft came back
+            await pilot.press("a")                                     # (nothing is saved on a ringing call)
+            app.post_message(PhoneEvent(CallState(5, "connected", 200, "OK")))
+            await pilot.pause()
             await pilot.press("ctrl+s")
             await pilot.pause()
             assert "choose the outcome" in str(app.query_one("#notice").render())

@@ -710,7 +710,7 @@ async def test_a_call_ringing_over_a_form_being_finished_gets_nothing_saved_on_i
         app.query_one("#outcome").value = "information given"
         await pilot.press("ctrl+s")
         await pilot.pause(0.2)
-        assert "A call is ringing: a answers it. Nothing is saved on a call not answered" in str(
+        assert "A call is ringing: a answers it. Nothing is saved on a call not answered while another form" in str(
             app.query_one("#notice").render())
     rows = dict(c["db"].execute("SELECT uid, disposition FROM interactions").fetchall())
     assert rows["c2"] == "" and rows["c1"] == "repair: unfinished"
