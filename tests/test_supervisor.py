@@ -407,3 +407,18 @@ async def test_at_midnight_the_console_starts_the_new_day_on_a_fresh_connection(
                 break
         assert app.live and app.client is not first and first.closed
         assert app.centre.day_start == dt.datetime(2027, 1, 16, tzinfo=HK).timestamp()
+
+
+async def test_the_alert_column_follows_the_terminal_as_it_is_resized(centre):
+    # the seat's and the wallboard's trial finding, in the console too: Textual sends the
+    # app one Resize, at start, so the column kept the width the console started with
+    from textual.widgets._data_table import ColumnKey
+    app = await console(centre)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        alerts = app.query_one("#alerts")
+        assert alerts.columns[ColumnKey("alert")].width == 120 - 16
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        await pilot.pause()
+        assert alerts.columns[ColumnKey("alert")].width == 160 - 16
