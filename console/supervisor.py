@@ -521,12 +521,24 @@ class SupervisorApp(App):
         table = self._main.query_one(f"#{table_id}", DataTable)
         keys = [column.key for column in table.columns.values()]
         wanted = dict(rows)
-        on_row = self._selected_key(table_id)
-        at_top = table.cursor_row == 0
+        height = None if table_id == "alerts" else 1
+        order = [key for key, _ in rows]
+        kept = [row.key.value for row in table.ordered_rows if row.key.value in wanted]
+        existing = set(kept)
+        if kept + [key for key in order if key not in existing] != order:
+            # found in a demo trial: a new row went to the bottom (the audit trail, newest
+            # first, read out of time order); drawn again in order, the cursor on its row,
+            # or on the first if it was there (what is new in view, not scrolled past)
+            on_row, at_top = self._selected_key(table_id), table.cursor_row == 0
+            table.clear()
+            for key, cells in rows:
+                table.add_row(*cells, key=key, height=height)
+            if on_row in wanted and not at_top:
+                table.move_cursor(row=order.index(on_row), animate=False)
+            return
         for row_key in list(table.rows):
             if row_key.value not in wanted:
                 table.remove_row(row_key)
-        existing = {row_key.value for row_key in table.rows}
         widths = {column.key: column.content_width for column in table.columns.values()}
         for key, cells in rows:
             if key in existing:
@@ -537,17 +549,7 @@ class SupervisorApp(App):
                         wider = cell_len(str(value)) > widths[column]
                         table.update_cell(key, column, value, update_width=wider)
             else:
-                table.add_row(*cells, key=key, height=None if table_id == "alerts" else 1)
-        order = [key for key, _ in rows]
-        if [row.key.value for row in table.ordered_rows] != order:
-            # found in a demo trial: a new row went to the bottom (the audit trail, newest
-            # first, read out of time order); drawn again in order, the cursor on its row,
-            # or on the first if it was there (what is new in view, not scrolled past)
-            table.clear()
-            for key, cells in rows:
-                table.add_row(*cells, key=key, height=None if table_id == "alerts" else 1)
-            if on_row in wanted and not at_top:
-                table.move_cursor(row=order.index(on_row), animate=False)
+                table.add_row(*cells, key=key, height=height)
 
     # --- actions -------------------------------------------------------------------------------
     def _selected_key(self, table_id: str) -> str | None:
